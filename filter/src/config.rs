@@ -1,0 +1,178 @@
+//! The rule file as operators write it: serde types that mirror an Istio
+//! VirtualService `http:` block, plus the filter's own settings.
+//!
+//! These types are only the *shape* of the input. They are strict
+//! (`deny_unknown_fields` everywhere, so a typo is an error, never a silent
+//! default) but hold raw values; [`crate::rules::compile`] checks the meaning
+//! (weights, regexes, hosts) and builds the structures the request path uses.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The plugin configuration: the WasmPlugin's `pluginConfig`, or the
+/// `configuration` of an Envoy wasm filter.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PluginConfig {
+    /// Request header the chosen cluster is written to (default `x-canary-upstream`).
+    pub route_header: Option<String>,
+    /// Response header naming `service/rule/destination` that served the
+    /// request; absent means off.
+    pub debug_header: Option<String>,
+    /// Namespace that short hosts expand against (default `default`).
+    pub namespace: Option<String>,
+    /// Kubernetes cluster domain (default `cluster.local`).
+    pub cluster_domain: Option<String>,
+    /// Optional version of the inline rules, shown in the `rules_version` gauge.
+    pub version: Option<u64>,
+    /// Inline rules.
+    pub services: Option<Vec<Service>>,
+    /// A rule file to poll over HTTP (a ConfigMap behind a tiny web server).
+    pub rule_source: Option<RuleSource>,
+}
+
+/// A rule file fetched from a [`RuleSource`]: the routing part of a
+/// [`PluginConfig`] only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleFile {
+    /// Namespace that short hosts expand against (default: the plugin's, then `default`).
+    pub namespace: Option<String>,
+    /// Version of this file, shown in the `rules_version` gauge.
+    pub version: Option<u64>,
+    /// The rules.
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+/// Where to poll a rule file from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleSource {
+    /// The Envoy cluster that serves the rule file.
+    pub cluster: String,
+    /// `:authority` of the request (default: the cluster name).
+    pub authority: Option<String>,
+    /// Path of the rule file, e.g. `/rules.json`.
+    pub path: String,
+    /// How often to poll, in milliseconds (default 5000).
+    pub poll_interval_ms: Option<u64>,
+    /// Timeout of one fetch, in milliseconds (default 2000).
+    pub timeout_ms: Option<u64>,
+}
+
+/// One service: the hosts it answers for and its ordered rules
+/// (an Istio VirtualService `spec`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Service {
+    /// Hosts the service answers for: FQDNs, short names or `*.suffix` wildcards.
+    pub hosts: Vec<String>,
+    /// Namespace short hosts of this service expand against.
+    pub namespace: Option<String>,
+    /// Rules, tried in order.
+    #[serde(default)]
+    pub http: Vec<HttpRoute>,
+}
+
+/// One rule: an Istio `HTTPRoute` (the fields canary-router supports).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpRoute {
+    /// Rule name, used in stats and the debug header.
+    pub name: Option<String>,
+    /// Match entries, ORed; none matches every request.
+    #[serde(default, rename = "match")]
+    pub matches: Vec<MatchRequest>,
+    /// Weighted destinations.
+    pub route: Vec<RouteDestination>,
+    /// Keep one user on one destination.
+    pub sticky: Option<Sticky>,
+}
+
+/// An Istio `HTTPMatchRequest`: every field given must match (AND).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatchRequest {
+    /// Name of the match entry (informational, as in Istio).
+    pub name: Option<String>,
+    /// The request path, without the query string.
+    pub uri: Option<StringMatch>,
+    /// `:scheme`.
+    pub scheme: Option<StringMatch>,
+    /// `:method`.
+    pub method: Option<StringMatch>,
+    /// `:authority` (as sent, port included).
+    pub authority: Option<StringMatch>,
+    /// Headers that must be present and match; `{}` means present.
+    pub headers: Option<BTreeMap<String, StringMatch>>,
+    /// Headers that must not match; `{}` means absent.
+    pub without_headers: Option<BTreeMap<String, StringMatch>>,
+    /// Port the host is addressed on (from `:authority`, else 80 or 443 by scheme).
+    pub port: Option<i64>,
+    /// Query parameters; `{}` means present.
+    pub query_params: Option<BTreeMap<String, StringMatch>>,
+    /// Match `uri` without regard to ASCII case.
+    pub ignore_uri_case: Option<bool>,
+    /// Labels of the workload this sidecar runs in.
+    pub source_labels: Option<BTreeMap<String, String>>,
+    /// Namespace of the workload this sidecar runs in.
+    pub source_namespace: Option<String>,
+}
+
+/// An Istio `StringMatch`: at most one of the three (none means "present").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StringMatch {
+    /// The whole value equals this.
+    pub exact: Option<String>,
+    /// The value starts with this.
+    pub prefix: Option<String>,
+    /// The whole value matches this regular expression (RE2-like syntax).
+    pub regex: Option<String>,
+}
+
+/// An Istio `HTTPRouteDestination`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDestination {
+    /// Where the traffic goes.
+    pub destination: Destination,
+    /// Relative weight; optional for a lone destination.
+    pub weight: Option<i64>,
+}
+
+/// An Istio `Destination`, or an explicit Envoy cluster.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    /// Service host (short names expand like the service's hosts).
+    pub host: Option<String>,
+    /// DestinationRule subset.
+    pub subset: Option<String>,
+    /// Service port.
+    pub port: Option<PortSelector>,
+    /// An explicit Envoy cluster name, for plain Envoy setups.
+    pub cluster: Option<String>,
+}
+
+/// An Istio `PortSelector`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSelector {
+    /// The port number.
+    pub number: i64,
+}
+
+/// What keeps a user on one destination: exactly one field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sticky {
+    /// Hash this request header.
+    pub header: Option<String>,
+    /// Hash this cookie.
+    pub cookie: Option<String>,
+    /// Hash the client's IP address (`source.address`).
+    pub source_ip: Option<bool>,
+}

@@ -1,0 +1,187 @@
+//! Errors of a rule set: each names the JSON path of the offending field and why.
+
+use std::fmt;
+
+/// Why a rule set was rejected. The whole set is rejected; whatever rules
+/// were serving before keep serving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The configuration is larger than [`crate::limits::MAX_CONFIG_BYTES`].
+    TooLarge {
+        /// Size received, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The configuration is empty.
+    Empty,
+    /// Not valid JSON, a wrong type, or an unknown field.
+    Syntax {
+        /// Path of the field, e.g. `services[0].http[2].route[1].weight`.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// Well-formed, but a value is not acceptable.
+    Invalid {
+        /// Path of the field, e.g. `services[0].http[2].route[1].weight`.
+        path: String,
+        /// Why.
+        reason: Reason,
+    },
+}
+
+/// Why a well-formed value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A list that must have at least one entry is empty.
+    EmptyList,
+    /// A string that must not be empty is empty.
+    EmptyString,
+    /// A host name is not a valid host.
+    BadHost(String),
+    /// The same host is claimed by two services.
+    DuplicateHost {
+        /// The host, as expanded.
+        host: String,
+        /// Path of the first claim.
+        first: String,
+    },
+    /// A weight is negative.
+    NegativeWeight(i64),
+    /// A weight exceeds [`crate::limits::MAX_WEIGHT`].
+    WeightTooLarge(i64),
+    /// Every destination of a route has weight 0.
+    AllZeroWeights,
+    /// A route with several destinations has one without a weight.
+    MissingWeight,
+    /// A port is outside 1..=65535.
+    BadPort(i64),
+    /// A destination names a host but no port, so no Istio cluster name can be built.
+    MissingPort,
+    /// A destination names neither a host nor a cluster.
+    MissingDestination,
+    /// A destination names both a host and an explicit cluster.
+    HostAndCluster,
+    /// A StringMatch gives more than one of exact/prefix/regex.
+    MoreThanOneMatchKind,
+    /// A StringMatch with no kind, where "present" means nothing (`uri`, `method`...).
+    NoMatchKind,
+    /// A regular expression does not compile.
+    BadRegex(String),
+    /// A sticky block gives no key, or more than one.
+    StickyNeedsOneKey,
+    /// `sourceIp: false` is meaningless.
+    StickySourceIpFalse,
+    /// A header name is not a valid (lower-case-able) HTTP header name.
+    BadHeaderName(String),
+    /// A value that must be a plain token contains forbidden characters.
+    BadCharacters(String),
+    /// A list or string is over one of the documented limits.
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// A duration is out of range.
+    BadDuration {
+        /// Smallest accepted, in milliseconds.
+        min: u64,
+        /// Largest accepted, in milliseconds.
+        max: u64,
+    },
+    /// Neither inline `services` nor a `ruleSource` was given.
+    NoRules,
+}
+
+impl ConfigError {
+    /// Shorthand for [`ConfigError::Invalid`].
+    pub fn invalid(path: impl Into<String>, reason: Reason) -> Self {
+        ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        }
+    }
+
+    /// The JSON path the error is about, if any.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ConfigError::Syntax { path, .. } | ConfigError::Invalid { path, .. } => Some(path),
+            ConfigError::TooLarge { .. } | ConfigError::Empty => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::TooLarge { size, limit } => {
+                write!(
+                    f,
+                    "configuration is {size} bytes, over the limit of {limit}"
+                )
+            }
+            ConfigError::Empty => f.write_str("configuration is empty"),
+            ConfigError::Syntax { path, message } if path.is_empty() || path == "." => {
+                f.write_str(message)
+            }
+            ConfigError::Syntax { path, message } => write!(f, "{path}: {message}"),
+            ConfigError::Invalid { path, reason } => write!(f, "{path}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::EmptyList => f.write_str("must not be empty"),
+            Reason::EmptyString => f.write_str("must not be an empty string"),
+            Reason::BadHost(h) => write!(f, "`{h}` is not a valid host (letters, digits, '-', '.', an optional leading '*.'; no port, no scheme)"),
+            Reason::DuplicateHost { host, first } => {
+                write!(f, "host `{host}` is already claimed by {first}")
+            }
+            Reason::NegativeWeight(w) => write!(f, "weight {w} is negative"),
+            Reason::WeightTooLarge(w) => write!(
+                f,
+                "weight {w} is over the limit of {}",
+                crate::limits::MAX_WEIGHT
+            ),
+            Reason::AllZeroWeights => {
+                f.write_str("every destination has weight 0, so no request could be routed")
+            }
+            Reason::MissingWeight => {
+                f.write_str("required when a route has more than one destination")
+            }
+            Reason::BadPort(p) => write!(f, "port {p} is outside 1..=65535"),
+            Reason::MissingPort => f.write_str(
+                "required with `host`, to build the Istio cluster name outbound|<port>|<subset>|<host> (or give `cluster` instead)",
+            ),
+            Reason::MissingDestination => f.write_str("give `host` (Istio) or `cluster` (plain Envoy)"),
+            Reason::HostAndCluster => f.write_str("give either `host` or `cluster`, not both"),
+            Reason::MoreThanOneMatchKind => {
+                f.write_str("give at most one of `exact`, `prefix`, `regex`")
+            }
+            Reason::NoMatchKind => f.write_str("give one of `exact`, `prefix`, `regex`"),
+            Reason::BadRegex(e) => write!(f, "invalid regex: {e}"),
+            Reason::StickyNeedsOneKey => {
+                f.write_str("give exactly one of `header`, `cookie`, `sourceIp`")
+            }
+            Reason::StickySourceIpFalse => {
+                f.write_str("`sourceIp: false` means nothing; remove `sticky` instead")
+            }
+            Reason::BadHeaderName(h) => write!(f, "`{h}` is not a valid HTTP header name"),
+            Reason::BadCharacters(s) => write!(
+                f,
+                "`{s}` contains characters not allowed here (control characters, spaces, ';', '=' or '|')"
+            ),
+            Reason::TooMany { what, limit } => write!(f, "more than {limit} {what}"),
+            Reason::BadDuration { min, max } => {
+                write!(f, "must be between {min} and {max} milliseconds")
+            }
+            Reason::NoRules => f.write_str("give inline `services`, a `ruleSource`, or both"),
+        }
+    }
+}

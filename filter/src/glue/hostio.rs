@@ -1,0 +1,309 @@
+//! Raw host calls that never panic.
+//!
+//! The proxy-wasm SDK's `hostcalls` functions `panic!` on any status they do
+//! not expect, and a panic aborts the VM — the sidecar's filter is then dead.
+//! Every host call of the request and configure paths goes through here
+//! instead and returns `Err(status)`; callers decide how to carry on.
+// The SDK declares the same imports with its own enum types; ours use plain
+// integers so an unexpected status from the host is a value, not UB.
+#![allow(clashing_extern_declarations)]
+
+use std::ptr::{null, null_mut};
+
+/// A non-Ok status returned by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u32);
+
+impl Status {
+    pub const NOT_FOUND: Status = Status(1);
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.0 {
+            1 => "NotFound",
+            2 => "BadArgument",
+            3 => "SerializationFailure",
+            4 => "ParseFailure",
+            7 => "Empty",
+            8 => "CasMismatch",
+            10 => "InternalFailure",
+            12 => "Unimplemented",
+            _ => "Unknown",
+        };
+        write!(f, "{name} ({})", self.0)
+    }
+}
+
+pub type HostResult<T> = Result<T, Status>;
+
+fn check(status: u32) -> HostResult<()> {
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(Status(status))
+    }
+}
+
+/// Header maps.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum Map {
+    RequestHeaders = 0,
+    ResponseHeaders = 2,
+    HttpCallResponseHeaders = 6,
+}
+
+/// Buffers.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum Buffer {
+    HttpCallResponseBody = 4,
+    PluginConfiguration = 7,
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+}
+
+/// Bytes the host wrote into memory it allocated through the SDK's
+/// `proxy_on_memory_allocate` (a `Vec<u8>` of exactly `len` capacity);
+/// freed on drop.
+pub struct HostBytes {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl HostBytes {
+    fn empty() -> Self {
+        HostBytes {
+            ptr: null_mut(),
+            len: 0,
+        }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        if self.ptr.is_null() || self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: the host wrote `len` bytes at `ptr`, in a block we own.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+impl Drop for HostBytes {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: allocated by proxy_on_memory_allocate as a Vec with capacity `len`.
+            unsafe { drop(Vec::from_raw_parts(self.ptr, self.len, self.len)) }
+        }
+    }
+}
+
+/// Calls a host function that returns a host-allocated buffer.
+fn returning_bytes(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> HostResult<HostBytes> {
+    let mut out = HostBytes::empty();
+    let status = call(&mut out.ptr, &mut out.len);
+    check(status)?;
+    Ok(out)
+}
+
+pub fn log(level: u32, message: &str) -> HostResult<()> {
+    // SAFETY: pointer and length of a live &str.
+    check(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
+}
+
+pub fn log_level() -> HostResult<u32> {
+    let mut level = 0;
+    // SAFETY: a valid out-pointer.
+    check(unsafe { proxy_get_log_level(&mut level) })?;
+    Ok(level)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> HostResult<u64> {
+    let mut ns = 0u64;
+    // SAFETY: a valid out-pointer.
+    check(unsafe { proxy_get_current_time_nanoseconds(&mut ns) })?;
+    Ok(ns / 1_000_000)
+}
+
+pub fn set_tick_period_ms(ms: u32) -> HostResult<()> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+pub fn header_pairs(map: Map) -> HostResult<HostBytes> {
+    // SAFETY: out-pointers into a live HostBytes.
+    returning_bytes(|d, s| unsafe { proxy_get_header_map_pairs(map as u32, d, s) })
+}
+
+pub fn header_value(map: Map, name: &str) -> HostResult<HostBytes> {
+    // SAFETY: pointer and length of a live &str; out-pointers into a live HostBytes.
+    returning_bytes(|d, s| unsafe {
+        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), d, s)
+    })
+}
+
+pub fn replace_header(map: Map, name: &str, value: &[u8]) -> HostResult<()> {
+    // SAFETY: pointers and lengths of live slices.
+    check(unsafe {
+        proxy_replace_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+pub fn remove_header(map: Map, name: &str) -> HostResult<()> {
+    // SAFETY: pointer and length of a live &str.
+    check(unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) })
+}
+
+pub fn buffer(buffer: Buffer, max: usize) -> HostResult<HostBytes> {
+    // SAFETY: out-pointers into a live HostBytes.
+    returning_bytes(|d, s| unsafe { proxy_get_buffer_bytes(buffer as u32, 0, max, d, s) })
+}
+
+/// A property, by path segments.
+pub fn property(path: &[&str]) -> HostResult<HostBytes> {
+    let mut serialized = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in path.iter().enumerate() {
+        if i > 0 {
+            serialized.push(0);
+        }
+        serialized.extend_from_slice(part.as_bytes());
+    }
+    // SAFETY: pointer and length of a live Vec; out-pointers into a live HostBytes.
+    returning_bytes(|d, s| unsafe {
+        proxy_get_property(serialized.as_ptr(), serialized.len(), d, s)
+    })
+}
+
+/// A shared-data value and its CAS token.
+pub fn shared_data(key: &str) -> HostResult<(HostBytes, u32)> {
+    let mut cas = 0;
+    // SAFETY: pointer and length of a live &str; out-pointers into live locals.
+    let bytes = returning_bytes(|d, s| unsafe {
+        proxy_get_shared_data(key.as_ptr(), key.len(), d, s, &mut cas)
+    })?;
+    Ok((bytes, cas))
+}
+
+/// Writes shared data if its CAS token is still `cas` (0: unconditionally).
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+    // SAFETY: pointers and lengths of live slices.
+    check(unsafe {
+        proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    })
+}
+
+/// Calls a foreign function registered by the host (e.g. `clear_route_cache`).
+pub fn call_foreign(name: &str, args: &[u8]) -> HostResult<HostBytes> {
+    let args_ptr = if args.is_empty() {
+        null()
+    } else {
+        args.as_ptr()
+    };
+    // SAFETY: pointers and lengths of live slices; out-pointers into a live HostBytes.
+    returning_bytes(|d, s| unsafe {
+        proxy_call_foreign_function(name.as_ptr(), name.len(), args_ptr, args.len(), d, s)
+    })
+}
+
+/// Metric kinds.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum MetricKind {
+    Counter = 0,
+    Gauge = 1,
+}
+
+pub fn define_metric(kind: MetricKind, name: &str) -> HostResult<u32> {
+    let mut id = 0;
+    // SAFETY: pointer and length of a live &str; a valid out-pointer.
+    check(unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn increment_metric(id: u32, offset: i64) -> HostResult<()> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_increment_metric(id, offset) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_record_metric(id, value) })
+}

@@ -1,0 +1,146 @@
+//! Per-request work: read the request headers once, decide, write the
+//! cluster header, re-select the route, count.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+use crate::pairs::Pairs;
+use crate::rules::{Outcome, RequestView};
+
+use super::hostio::{self, Map, Status};
+use super::metrics::bump;
+use super::root::{self, Active};
+
+/// One HTTP stream.
+pub struct Filter {
+    active: Option<Rc<Active>>,
+    /// `stat_index` of the destination that served the request, for the debug header.
+    served: Option<u32>,
+}
+
+impl Filter {
+    pub fn new(active: Option<Rc<Active>>) -> Self {
+        Filter {
+            active,
+            served: None,
+        }
+    }
+}
+
+/// The request as the rules see it: the header map, and the client address
+/// fetched only if a sticky-by-IP rule asks.
+struct Request<'b> {
+    pairs: Pairs<'b>,
+    source: OnceCell<Option<hostio::HostBytes>>,
+}
+
+impl RequestView for Request<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.pairs.get(name)
+    }
+
+    fn source_address(&self) -> Option<&[u8]> {
+        self.source
+            .get_or_init(|| hostio::property(&["source", "address"]).ok())
+            .as_ref()
+            .map(hostio::HostBytes::as_slice)
+            .filter(|a| !a.is_empty())
+    }
+}
+
+/// Counts a failed host call and logs it at debug level (it may repeat per request).
+fn host_error(active: &Active, call: &str, status: Status) {
+    bump(active.global.host_call_errors);
+    log::debug!("{call} failed: {status}; the request continues as Envoy routes it");
+}
+
+/// Routes one request; returns the `stat_index` of the destination chosen.
+fn route(active: &Active) -> Option<u32> {
+    let buf = match hostio::header_pairs(Map::RequestHeaders) {
+        Ok(buf) => buf,
+        Err(s) => {
+            host_error(active, "proxy_get_header_map_pairs", s);
+            return None;
+        }
+    };
+    let Some(pairs) = Pairs::parse(buf.as_slice()) else {
+        host_error(
+            active,
+            "proxy_get_header_map_pairs (malformed map)",
+            Status(3),
+        );
+        return None;
+    };
+    let header = &*active.settings.route_header;
+    let spoofed = pairs.contains_ignore_case(header);
+    let request = Request {
+        pairs,
+        source: OnceCell::new(),
+    };
+    let outcome = match &active.rules {
+        Some(rules) => rules.set.decide(&request, root::random),
+        None => Outcome::NoService,
+    };
+    let mut served = None;
+    let mut modified = false;
+    if let Outcome::Routed(d) = outcome {
+        match hostio::replace_header(Map::RequestHeaders, header, d.target.cluster.as_bytes()) {
+            Ok(()) => {
+                served = Some(d.target.stat_index);
+                modified = true;
+            }
+            Err(s) => host_error(active, "proxy_replace_header_map_value", s),
+        }
+    }
+    if spoofed {
+        bump(active.global.spoofed_header_removed);
+        if !modified {
+            match hostio::remove_header(Map::RequestHeaders, header) {
+                Ok(()) => modified = true,
+                Err(s) => host_error(active, "proxy_remove_header_map_value", s),
+            }
+        }
+    }
+    if modified {
+        // Envoy >= 1.33 no longer re-selects the route when a wasm filter
+        // changes headers; older Envoys do it themselves and lack the function.
+        match hostio::call_foreign("clear_route_cache", &[]) {
+            Ok(_) | Err(Status::NOT_FOUND) => {}
+            Err(s) => host_error(active, "clear_route_cache", s),
+        }
+    }
+    match served {
+        Some(i) => bump(active.dest_metrics.get(i as usize).copied().flatten()),
+        None => bump(active.global.passthrough),
+    }
+    served
+}
+
+impl Context for Filter {}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(active) = &self.active {
+            self.served = route(active);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let (Some(active), Some(served)) = (&self.active, self.served) else {
+            return Action::Continue;
+        };
+        if let (Some(name), Some(value)) = (
+            active.settings.debug_header.as_deref(),
+            active.debug_values.get(served as usize),
+        ) {
+            if let Err(s) = hostio::replace_header(Map::ResponseHeaders, name, value.as_bytes()) {
+                host_error(active, "proxy_replace_header_map_value (response)", s);
+            }
+        }
+        Action::Continue
+    }
+}

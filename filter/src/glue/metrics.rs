@@ -1,0 +1,90 @@
+//! The filter's stats. Envoy shows them under `wasmcustom.` in `/stats`, and
+//! without that prefix in `/stats/prometheus`. Per-destination counters carry
+//! their service, rule and destination as `.name=value;` segments that the
+//! `stats_tags` of the examples turn into Prometheus labels.
+
+use crate::RuleSet;
+
+use super::hostio::{self, MetricKind};
+
+/// Counters and gauges that do not depend on the rules.
+pub struct Global {
+    pub passthrough: Option<u32>,
+    pub spoofed_header_removed: Option<u32>,
+    pub host_call_errors: Option<u32>,
+    pub config_rejected: Option<u32>,
+    pub reload_success: Option<u32>,
+    pub reload_failure: Option<u32>,
+    pub fetch_not_modified: Option<u32>,
+    pub rules_version: Option<u32>,
+}
+
+fn define(kind: MetricKind, name: &str) -> Option<u32> {
+    match hostio::define_metric(kind, name) {
+        Ok(id) => Some(id),
+        Err(s) => {
+            log::warn!("cannot define metric {name}: {s}");
+            None
+        }
+    }
+}
+
+impl Global {
+    pub fn define() -> Self {
+        let c = |n: &str| define(MetricKind::Counter, n);
+        Global {
+            passthrough: c("canary_router.passthrough"),
+            spoofed_header_removed: c("canary_router.spoofed_header_removed"),
+            host_call_errors: c("canary_router.host_call_errors"),
+            config_rejected: c("canary_router.config_rejected"),
+            reload_success: c("canary_router.rules.reload_success"),
+            reload_failure: c("canary_router.rules.reload_failure"),
+            fetch_not_modified: c("canary_router.rules.fetch_not_modified"),
+            rules_version: define(MetricKind::Gauge, "canary_router.rules_version"),
+        }
+    }
+}
+
+/// Adds one to a counter; a failed host call is not worth more than that.
+#[inline]
+pub fn bump(id: Option<u32>) {
+    if let Some(id) = id {
+        let _ = hostio::increment_metric(id, 1);
+    }
+}
+
+/// Sets a gauge.
+pub fn record(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        let _ = hostio::record_metric(id, value);
+    }
+}
+
+/// Replaces what Envoy's stat names cannot carry inside a tag value.
+fn tag_value(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ';' | '=' | ' ' | '\t' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// One counter per destination, in `stat_index` order.
+pub fn define_destinations(rules: &RuleSet) -> Box<[Option<u32>]> {
+    rules
+        .all_destinations()
+        .map(|(service, rule, dest)| {
+            define(
+                MetricKind::Counter,
+                &format!(
+                    "canary_router.requests.service={};.rule={};.destination={};",
+                    tag_value(&service.name),
+                    tag_value(&rule.name),
+                    tag_value(&dest.label)
+                ),
+            )
+        })
+        .collect()
+}

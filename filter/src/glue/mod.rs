@@ -1,0 +1,16 @@
+//! The proxy-wasm glue: translates host callbacks into calls of the pure
+//! decision code and back. Thin on purpose; everything here is about the
+//! host, nothing about routing policy.
+
+mod hostio;
+mod http;
+mod logger;
+mod metrics;
+mod node;
+mod root;
+mod source;
+
+proxy_wasm::main! {{
+    logger::init();
+    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
+}}

@@ -1,0 +1,65 @@
+//! The sidecar's identity from Envoy's node metadata (`NAMESPACE`, `LABELS`,
+//! as Istio writes them). Envoy 1.40 answers under `xds.node.metadata`; older
+//! proxies under `node.metadata`. Both are tried, newest first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Workload;
+
+use super::hostio;
+
+const PREFIXES: [&[&str]; 2] = [&["xds", "node", "metadata"], &["node", "metadata"]];
+
+/// Reads node metadata keys lazily and remembers them (they never change in
+/// the life of a VM).
+#[derive(Default)]
+pub struct Node {
+    namespace: Option<Option<String>>,
+    labels: BTreeMap<String, Option<String>>,
+}
+
+fn read(path_tail: &[&str]) -> Option<String> {
+    for prefix in PREFIXES {
+        let path: Vec<&str> = prefix.iter().chain(path_tail).copied().collect();
+        match hostio::property(&path) {
+            Ok(bytes) if !bytes.as_slice().is_empty() => {
+                log::debug!(
+                    "node metadata {} read from {}",
+                    path_tail.join("."),
+                    prefix.join(".")
+                );
+                return String::from_utf8(bytes.as_slice().to_vec()).ok();
+            }
+            _ => continue,
+        }
+    }
+    None
+}
+
+impl Node {
+    /// The workload, with the labels the rules ask about.
+    pub fn workload(&mut self, label_keys: &BTreeSet<String>) -> Workload {
+        let namespace = self
+            .namespace
+            .get_or_insert_with(|| {
+                let ns = read(&["NAMESPACE"]);
+                match &ns {
+                    Some(ns) => log::info!("sidecar namespace from node metadata: {ns}"),
+                    None => log::info!("node metadata has no NAMESPACE: short hosts resolve against the configured namespace"),
+                }
+                ns
+            })
+            .clone();
+        let mut labels = BTreeMap::new();
+        for key in label_keys {
+            let value = self
+                .labels
+                .entry(key.clone())
+                .or_insert_with(|| read(&["LABELS", key]));
+            if let Some(v) = value {
+                labels.insert(key.clone(), v.clone());
+            }
+        }
+        Workload { namespace, labels }
+    }
+}

@@ -1,0 +1,253 @@
+//! The root context: configuration, the active rule set, ticks and the rule
+//! source's callouts.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+
+use crate::config::PluginConfig;
+use crate::pick::Rng;
+use crate::plugin::{self, Plugin, Rules, Settings};
+
+use super::hostio::{self, Buffer};
+use super::http::Filter;
+use super::metrics::{self, bump, record, Global};
+use super::node::Node;
+use super::source::Poller;
+
+thread_local! {
+    static RNG: RefCell<Rng> = RefCell::new(Rng::new(seed()));
+}
+
+/// A seed from the host's randomness (WASI `random_get`); the clock only if
+/// that fails.
+fn seed() -> u64 {
+    match getrandom::u64() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("no randomness from the host ({e}); seeding from the clock");
+            hostio::now_ms().unwrap_or(0) ^ 0x9e37_79b9_7f4a_7c15
+        }
+    }
+}
+
+/// 64 random bits for a weighted pick.
+pub fn random() -> u64 {
+    RNG.with(|r| r.borrow_mut().next_u64())
+}
+
+/// Everything a request needs, immutable once built; a reload builds a new one.
+pub struct Active {
+    pub settings: Rc<Settings>,
+    pub rules: Option<Rules>,
+    /// Counter per destination, by `stat_index`.
+    pub dest_metrics: Box<[Option<u32>]>,
+    /// `service/rule/destination` per destination, for the debug header.
+    pub debug_values: Box<[Box<str>]>,
+    pub global: Rc<Global>,
+}
+
+impl Active {
+    fn new(settings: Rc<Settings>, rules: Option<Rules>, global: Rc<Global>) -> Self {
+        let (dest_metrics, debug_values) = match &rules {
+            Some(r) => (
+                metrics::define_destinations(&r.set),
+                r.set
+                    .all_destinations()
+                    .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
+                    .collect(),
+            ),
+            None => (Box::default(), Box::default()),
+        };
+        if let Some(r) = &rules {
+            record(global.rules_version, r.version);
+        }
+        Active {
+            settings,
+            rules,
+            dest_metrics,
+            debug_values,
+            global,
+        }
+    }
+}
+
+pub struct Root {
+    context_id: u32,
+    global: Option<Rc<Global>>,
+    node: Node,
+    active: Option<Rc<Active>>,
+    poller: Option<Poller>,
+}
+
+impl Root {
+    pub fn new(context_id: u32) -> Self {
+        Root {
+            context_id,
+            global: None,
+            node: Node::default(),
+            active: None,
+            poller: None,
+        }
+    }
+
+    fn global(&mut self) -> Rc<Global> {
+        self.global
+            .get_or_insert_with(|| Rc::new(Global::define()))
+            .clone()
+    }
+
+    fn configure(&mut self, bytes: &[u8]) -> Result<(), crate::ConfigError> {
+        let cfg: PluginConfig = plugin::parse(bytes)?;
+        let keys = cfg
+            .services
+            .as_deref()
+            .map(plugin::source_label_keys)
+            .unwrap_or_default();
+        let workload = self.node.workload(&keys);
+        let Plugin { settings, rules } = Plugin::from_config(&cfg, bytes, &workload)?;
+        let settings = Rc::new(settings);
+        let global = self.global();
+        match &rules {
+            Some(r) => log::info!(
+                "#{} configured: {} services, {} destinations, rules version {}",
+                self.context_id,
+                r.set.services().len(),
+                r.set.destination_count(),
+                r.version
+            ),
+            None => log::info!(
+                "#{} configured: rules will come from the rule source",
+                self.context_id
+            ),
+        }
+        self.active = Some(Rc::new(Active::new(settings.clone(), rules, global)));
+        self.poller = settings.source.clone().map(|s| Poller::new(s, random()));
+        if let Some(p) = &self.poller {
+            if let Err(s) = hostio::set_tick_period_ms(p.tick_period_ms()) {
+                log::error!("cannot set the tick period ({s}): the rule source will not be polled");
+            }
+            log::info!(
+                "#{} polling rules from cluster {} path {}",
+                self.context_id,
+                p.cluster(),
+                p.path()
+            );
+        }
+        // Rules another worker (or an earlier configuration) already fetched
+        // take over at once, so a reload never falls back to stale inline rules.
+        self.on_tick();
+        Ok(())
+    }
+
+    /// Installs rules fetched from the rule source.
+    fn install(&mut self, rules: Rules) {
+        let Some(active) = &self.active else { return };
+        log::info!(
+            "#{} rules version {} from the rule source: {} services, {} destinations",
+            self.context_id,
+            rules.version,
+            rules.set.services().len(),
+            rules.set.destination_count()
+        );
+        let next = Active::new(active.settings.clone(), Some(rules), active.global.clone());
+        self.active = Some(Rc::new(next));
+    }
+}
+
+/// The workload, with the labels a rule file asks about.
+fn workload_for(node: &mut Node, bytes: &[u8]) -> crate::Workload {
+    let keys = plugin::parse::<crate::config::RuleFile>(bytes)
+        .map(|f| plugin::source_label_keys(&f.services))
+        .unwrap_or_default();
+    node.workload(&keys)
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let (Some(poller), Some(active)) = (self.poller.as_mut(), self.active.clone()) else {
+            return;
+        };
+        let node = &mut self.node;
+        let fetched = poller.on_response(token, num_headers, body_size, &active, &mut |bytes| {
+            workload_for(node, bytes)
+        });
+        if let Some(rules) = fetched {
+            self.install(rules);
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        super::logger::follow_host_level();
+        log::info!(
+            "#{} VM started: canary-router {} ({})",
+            self.context_id,
+            env!("CARGO_PKG_VERSION"),
+            option_env!("CANARY_ROUTER_GIT_HASH").unwrap_or("unknown commit")
+        );
+        true
+    }
+
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        let result = if plugin_configuration_size > crate::limits::MAX_CONFIG_BYTES {
+            Err(crate::ConfigError::TooLarge {
+                size: plugin_configuration_size,
+                limit: crate::limits::MAX_CONFIG_BYTES,
+            })
+        } else {
+            match hostio::buffer(Buffer::PluginConfiguration, plugin_configuration_size) {
+                Ok(bytes) => self.configure(bytes.as_slice()),
+                Err(s) => {
+                    log::error!(
+                        "#{} cannot read the plugin configuration: {s}",
+                        self.context_id
+                    );
+                    return false;
+                }
+            }
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                bump(self.global().config_rejected);
+                log::error!("#{} configuration rejected: {e}", self.context_id);
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(active) = self.active.clone() else {
+            return;
+        };
+        let Some(poller) = self.poller.as_mut() else {
+            return;
+        };
+        let node = &mut self.node;
+        let adopted = poller.adopt_shared(&active, &mut |bytes| workload_for(node, bytes));
+        if let Some(rules) = adopted {
+            self.install(rules);
+        }
+        if let Some(p) = self.poller.as_mut() {
+            p.maybe_fetch(&active);
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Filter::new(self.active.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

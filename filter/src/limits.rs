@@ -1,0 +1,36 @@
+//! Documented bounds of a rule set. A rule set over any of them is rejected
+//! whole with an error naming the field; at the bounds the per-request cost
+//! stays flat (see `docs/benchmarks.md`).
+
+/// Largest configuration or rule file, in bytes.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Most services in one rule set.
+pub const MAX_SERVICES: usize = 1000;
+/// Most hosts in one service.
+pub const MAX_HOSTS_PER_SERVICE: usize = 100;
+/// Most rules (`http` entries) in one rule set, across services.
+pub const MAX_RULES: usize = 5000;
+/// Most match entries in one rule.
+pub const MAX_MATCHES_PER_RULE: usize = 64;
+/// Most conditions (headers, query params, labels) in one match entry.
+pub const MAX_CONDITIONS_PER_MATCH: usize = 64;
+/// Most destinations in one route.
+pub const MAX_DESTINATIONS: usize = 64;
+/// Largest weight of one destination (1-in-a-million canaries are possible).
+pub const MAX_WEIGHT: i64 = 1_000_000;
+/// Longest regular expression, in bytes.
+pub const MAX_REGEX_LEN: usize = 1024;
+/// Largest compiled regex program, in bytes (bounds compile time and memory).
+pub const MAX_REGEX_PROGRAM_BYTES: usize = 256 * 1024;
+/// Deepest nesting of groups and repetitions in one regex.
+pub const MAX_REGEX_NESTING: u32 = 32;
+/// Longest name (rule, destination label, header name), in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Shortest poll interval of a rule source, in milliseconds.
+pub const MIN_POLL_INTERVAL_MS: u64 = 500;
+/// Longest poll interval of a rule source, in milliseconds.
+pub const MAX_POLL_INTERVAL_MS: u64 = 3_600_000;
+/// Shortest fetch timeout, in milliseconds.
+pub const MIN_FETCH_TIMEOUT_MS: u64 = 100;
+/// Longest fetch timeout, in milliseconds.
+pub const MAX_FETCH_TIMEOUT_MS: u64 = 60_000;

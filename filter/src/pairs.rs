@@ -1,0 +1,139 @@
+//! A zero-copy view of a header map in the proxy-wasm "pairs" serialization:
+//! `u32 count`, then `count` × (`u32 key_len`, `u32 value_len`), then each
+//! key and value followed by a NUL byte. Used by the glue to read all request
+//! headers with one host call and no allocation per header.
+
+use crate::rules::RequestView;
+
+/// A validated pairs buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Pairs<'b> {
+    count: usize,
+    sizes: &'b [u8],
+    data: &'b [u8],
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    let arr: [u8; 4] = b.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(arr)).ok()
+}
+
+impl<'b> Pairs<'b> {
+    /// Checks the buffer's framing; `None` if it is malformed. An empty
+    /// buffer is an empty map.
+    pub fn parse(buf: &'b [u8]) -> Option<Self> {
+        if buf.is_empty() {
+            return Some(Pairs {
+                count: 0,
+                sizes: &[],
+                data: &[],
+            });
+        }
+        let count = read_u32(buf, 0)?;
+        let sizes_end = count.checked_mul(8)?.checked_add(4)?;
+        let sizes = buf.get(4..sizes_end)?;
+        let data = buf.get(sizes_end..)?;
+        let mut need = 0usize;
+        for i in 0..count {
+            let k = read_u32(sizes, i * 8)?;
+            let v = read_u32(sizes, i * 8 + 4)?;
+            need = need.checked_add(k)?.checked_add(v)?.checked_add(2)?;
+        }
+        (need <= data.len()).then_some(Pairs { count, sizes, data })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every `(name, value)` in order (repeated names appear repeatedly).
+    pub fn iter(&self) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + '_ {
+        let data = self.data;
+        let mut offset = 0usize;
+        (0..self.count).map_while(move |i| {
+            let k = read_u32(self.sizes, i * 8)?;
+            let v = read_u32(self.sizes, i * 8 + 4)?;
+            let key = data.get(offset..offset + k)?;
+            let value = data.get(offset + k + 1..offset + k + 1 + v)?;
+            offset += k + v + 2;
+            Some((key, value))
+        })
+    }
+
+    /// The first value of a header.
+    pub fn get(&self, name: &str) -> Option<&'b [u8]> {
+        self.iter()
+            .find(|(k, _)| *k == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// Whether a header is present, its name compared ASCII case-insensitively.
+    pub fn contains_ignore_case(&self, name: &str) -> bool {
+        self.iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+    }
+}
+
+impl RequestView for Pairs<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.get(name)
+    }
+}
+
+/// Serializes pairs (for hosts and tests).
+pub fn serialize<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Vec<u8> {
+    let list: Vec<(&[u8], &[u8])> = pairs.into_iter().collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(&u32::try_from(list.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for (k, v) in &list {
+        out.extend_from_slice(&u32::try_from(k.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+    }
+    for (k, v) in &list {
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let list: Vec<(&[u8], &[u8])> = vec![
+            (b":authority", b"backend"),
+            (b"x-a", b""),
+            (b"x-a", &[0xff, 0x00, 0x01]),
+        ];
+        let buf = serialize(list.clone());
+        let p = Pairs::parse(&buf).unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.iter().collect::<Vec<_>>(), list);
+        assert_eq!(p.get("x-a"), Some(&b""[..]), "first value wins");
+        assert!(p.contains_ignore_case("X-A"));
+        assert_eq!(p.get("missing"), None);
+    }
+
+    #[test]
+    fn malformed_buffers_are_rejected_not_read_past() {
+        let buf = serialize(vec![(&b"k"[..], &b"v"[..])]);
+        for cut in 1..buf.len() - 2 {
+            assert!(Pairs::parse(&buf[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut huge = buf.clone();
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Pairs::parse(&huge).is_none());
+        assert!(Pairs::parse(&[]).unwrap().is_empty());
+    }
+}

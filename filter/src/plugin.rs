@@ -1,0 +1,278 @@
+//! From configuration bytes to a ready plugin: parsing with JSON paths in
+//! every error, the filter's settings, and the compiled rules.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::{self, PluginConfig, RuleFile};
+use crate::error::{ConfigError, Reason};
+use crate::limits;
+use crate::rules::{self, CompileOptions, RuleSet, Workload};
+
+/// Default request header carrying the chosen cluster.
+pub const DEFAULT_ROUTE_HEADER: &str = "x-canary-upstream";
+/// Default namespace short hosts expand against.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Default Kubernetes cluster domain.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// The filter's settings (everything in the plugin configuration but the rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Request header the chosen cluster is written to (lower-case).
+    pub route_header: Box<str>,
+    /// Response header naming what served the request, if enabled (lower-case).
+    pub debug_header: Option<Box<str>>,
+    /// Namespace short hosts expand against.
+    pub namespace: Box<str>,
+    /// Kubernetes cluster domain.
+    pub cluster_domain: Box<str>,
+    /// Where to poll rules from, if anywhere.
+    pub source: Option<SourceSettings>,
+}
+
+/// A validated rule source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSettings {
+    /// Envoy cluster serving the rule file.
+    pub cluster: Box<str>,
+    /// `:authority` of the fetch.
+    pub authority: Box<str>,
+    /// `:path` of the fetch.
+    pub path: Box<str>,
+    /// Poll period.
+    pub poll_interval: Duration,
+    /// Timeout of one fetch.
+    pub timeout: Duration,
+}
+
+/// A parsed and compiled plugin configuration.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    /// The settings.
+    pub settings: Settings,
+    /// The inline rules, if any.
+    pub rules: Option<Rules>,
+}
+
+/// A compiled rule set with its version.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// The rules.
+    pub set: RuleSet,
+    /// The version: the file's `version`, or a hash of its bytes (below 2^53,
+    /// so it survives a trip through a Prometheus float).
+    pub version: u64,
+}
+
+/// Parses JSON into `T`, naming the path of the first bad field.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    if bytes.len() > limits::MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            size: bytes.len(),
+            limit: limits::MAX_CONFIG_BYTES,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ConfigError::Empty);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| ConfigError::Syntax {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })?;
+    de.end().map_err(|e| ConfigError::Syntax {
+        path: String::new(),
+        message: e.to_string(),
+    })?;
+    Ok(value)
+}
+
+/// The label keys the rules ask about, so the glue reads only those from the
+/// node metadata.
+pub fn source_label_keys(services: &[config::Service]) -> BTreeSet<String> {
+    services
+        .iter()
+        .flat_map(|s| &s.http)
+        .flat_map(|r| &r.matches)
+        .filter_map(|m| m.source_labels.as_ref())
+        .flat_map(|l| l.keys().cloned())
+        .collect()
+}
+
+/// A stable version for bytes without an explicit `version`.
+pub fn content_version(bytes: &[u8]) -> u64 {
+    crate::pick::hash_key(bytes) >> 11
+}
+
+impl Settings {
+    /// Validates the settings part of a plugin configuration.
+    pub fn from_config(cfg: &PluginConfig) -> Result<Self, ConfigError> {
+        let route_header = header(cfg.route_header.as_deref(), "routeHeader")?
+            .unwrap_or_else(|| DEFAULT_ROUTE_HEADER.into());
+        let debug_header = header(cfg.debug_header.as_deref(), "debugHeader")?;
+        let namespace = cfg.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+        if namespace.is_empty() || namespace.contains('.') || !crate::hosts::valid_host(namespace) {
+            return Err(ConfigError::invalid(
+                "namespace",
+                Reason::BadHost(namespace.to_string()),
+            ));
+        }
+        let cluster_domain = cfg
+            .cluster_domain
+            .as_deref()
+            .unwrap_or(DEFAULT_CLUSTER_DOMAIN);
+        if cluster_domain.starts_with('*') || !crate::hosts::valid_host(cluster_domain) {
+            return Err(ConfigError::invalid(
+                "clusterDomain",
+                Reason::BadHost(cluster_domain.to_string()),
+            ));
+        }
+        let source = cfg.rule_source.as_ref().map(source).transpose()?;
+        if cfg.services.is_none() && source.is_none() {
+            return Err(ConfigError::invalid("services", Reason::NoRules));
+        }
+        Ok(Settings {
+            route_header,
+            debug_header,
+            namespace: namespace.into(),
+            cluster_domain: cluster_domain.to_ascii_lowercase().into(),
+            source,
+        })
+    }
+
+    /// Compile options for these settings and a workload.
+    pub fn compile_options<'a>(&'a self, workload: &'a Workload) -> CompileOptions<'a> {
+        CompileOptions {
+            namespace: &self.namespace,
+            cluster_domain: &self.cluster_domain,
+            workload,
+        }
+    }
+
+    /// Parses and compiles a rule file fetched from the rule source.
+    pub fn compile_rule_file(
+        &self,
+        file: &RuleFile,
+        bytes: &[u8],
+        workload: &Workload,
+    ) -> Result<Rules, ConfigError> {
+        let namespace = file.namespace.as_deref().unwrap_or(&self.namespace);
+        let opts = CompileOptions {
+            namespace,
+            cluster_domain: &self.cluster_domain,
+            workload,
+        };
+        let set = rules::compile(&file.services, "services", &opts)?;
+        Ok(Rules {
+            set,
+            version: file.version.unwrap_or_else(|| content_version(bytes)),
+        })
+    }
+}
+
+fn header(name: Option<&str>, field: &str) -> Result<Option<Box<str>>, ConfigError> {
+    let Some(name) = name else { return Ok(None) };
+    if name.starts_with(':') {
+        return Err(ConfigError::invalid(
+            field,
+            Reason::BadHeaderName(name.to_string()),
+        ));
+    }
+    rules::header_name(name)
+        .map(|n| Some(n.into()))
+        .map_err(|r| ConfigError::invalid(field, r))
+}
+
+fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
+    if s.cluster.is_empty() {
+        return Err(ConfigError::invalid(
+            "ruleSource.cluster",
+            Reason::EmptyString,
+        ));
+    }
+    if !s.path.starts_with('/') || s.path.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(ConfigError::invalid(
+            "ruleSource.path",
+            Reason::BadCharacters(s.path.clone()),
+        ));
+    }
+    let authority = s.authority.clone().unwrap_or_else(|| s.cluster.clone());
+    if authority.is_empty() || authority.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(ConfigError::invalid(
+            "ruleSource.authority",
+            Reason::BadCharacters(authority),
+        ));
+    }
+    let ms = |v: Option<u64>, default: u64, min: u64, max: u64, field: &str| {
+        let v = v.unwrap_or(default);
+        if (min..=max).contains(&v) {
+            Ok(Duration::from_millis(v))
+        } else {
+            Err(ConfigError::invalid(
+                format!("ruleSource.{field}"),
+                Reason::BadDuration { min, max },
+            ))
+        }
+    };
+    Ok(SourceSettings {
+        cluster: s.cluster.as_str().into(),
+        authority: authority.into(),
+        path: s.path.as_str().into(),
+        poll_interval: ms(
+            s.poll_interval_ms,
+            5000,
+            limits::MIN_POLL_INTERVAL_MS,
+            limits::MAX_POLL_INTERVAL_MS,
+            "pollIntervalMs",
+        )?,
+        timeout: ms(
+            s.timeout_ms,
+            2000,
+            limits::MIN_FETCH_TIMEOUT_MS,
+            limits::MAX_FETCH_TIMEOUT_MS,
+            "timeoutMs",
+        )?,
+    })
+}
+
+impl Plugin {
+    /// Parses, validates and compiles a plugin configuration.
+    pub fn from_bytes(bytes: &[u8], workload: &Workload) -> Result<Self, ConfigError> {
+        let cfg: PluginConfig = parse(bytes)?;
+        Self::from_config(&cfg, bytes, workload)
+    }
+
+    /// Validates and compiles a parsed plugin configuration.
+    pub fn from_config(
+        cfg: &PluginConfig,
+        bytes: &[u8],
+        workload: &Workload,
+    ) -> Result<Self, ConfigError> {
+        let settings = Settings::from_config(cfg)?;
+        let rules = match &cfg.services {
+            None => None,
+            Some(services) => {
+                let set =
+                    rules::compile(services, "services", &settings.compile_options(workload))?;
+                Some(Rules {
+                    set,
+                    version: cfg.version.unwrap_or_else(|| content_version(bytes)),
+                })
+            }
+        };
+        Ok(Plugin { settings, rules })
+    }
+}
+
+/// Parses and compiles a rule file (the polled ConfigMap) for given settings.
+pub fn rule_file_from_bytes(
+    bytes: &[u8],
+    settings: &Settings,
+    workload: &Workload,
+) -> Result<Rules, ConfigError> {
+    let file: RuleFile = parse(bytes)?;
+    settings.compile_rule_file(&file, bytes, workload)
+}

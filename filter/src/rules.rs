@@ -1,0 +1,857 @@
+//! Compiled rules: what the request path runs. Built once per configuration
+//! by [`compile`]; immutable afterwards and shared by every request.
+
+use std::collections::BTreeMap;
+
+use crate::config;
+use crate::error::{ConfigError, Reason};
+use crate::hosts::{self, Expansion, HostIndex};
+use crate::limits;
+use crate::matcher::{Presence, StringMatcher};
+use crate::pick::{hash_key, Weights};
+
+/// Who this sidecar is: the workload's namespace and labels, from Envoy's
+/// node metadata (`NAMESPACE`, `LABELS`). Source-label and source-namespace
+/// conditions are judged against it once, at compile time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// The workload's namespace, if the node metadata names one.
+    pub namespace: Option<String>,
+    /// The workload's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// How hosts expand while compiling.
+#[derive(Debug, Clone)]
+pub struct CompileOptions<'a> {
+    /// Namespace short hosts expand against when a service names none.
+    pub namespace: &'a str,
+    /// Kubernetes cluster domain.
+    pub cluster_domain: &'a str,
+    /// The sidecar's own workload.
+    pub workload: &'a Workload,
+}
+
+/// A compiled rule set.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    services: Vec<Service>,
+    hosts: HostIndex,
+    destinations: u32,
+}
+
+/// A compiled service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Canonical name (the first host, expanded), used in stats.
+    pub name: Box<str>,
+    /// Rules, in order.
+    pub rules: Vec<Rule>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's name, or `http-<index>`.
+    pub name: Box<str>,
+    /// Match entries (ORed). Empty with `always` means every request.
+    matches: Vec<MatchEntry>,
+    /// False when every match entry was ruled out at compile time (its source
+    /// labels or namespace are not this sidecar's).
+    reachable: bool,
+    /// Where matching requests go.
+    pub route: Route,
+}
+
+/// Where a rule sends requests.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The destinations.
+    pub destinations: Vec<Destination>,
+    weights: Weights,
+    sticky: Option<StickyKey>,
+}
+
+/// One destination of a route.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The Envoy cluster requests are sent to.
+    pub cluster: Box<str>,
+    /// A short label for stats and the debug header (the subset, or the cluster).
+    pub label: Box<str>,
+    /// The relative weight.
+    pub weight: u32,
+    /// Index of this destination across the whole rule set, for stats.
+    pub stat_index: u32,
+}
+
+/// What a sticky pick hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyKey {
+    /// A request header (lower-case name).
+    Header(Box<str>),
+    /// A cookie, by name.
+    Cookie(Box<[u8]>),
+    /// The client's IP address.
+    SourceIp,
+}
+
+#[derive(Debug, Clone, Default)]
+struct MatchEntry {
+    uri: Option<StringMatcher>,
+    scheme: Option<StringMatcher>,
+    method: Option<StringMatcher>,
+    authority: Option<StringMatcher>,
+    headers: Box<[(Box<str>, StringMatcher)]>,
+    without_headers: Box<[(Box<str>, StringMatcher)]>,
+    port: Option<u16>,
+    query: Box<[(Box<[u8]>, StringMatcher)]>,
+}
+
+/// What the filter needs to know of a request. Header names are lower-case;
+/// pseudo-headers (`:authority`, `:path`, `:method`, `:scheme`) included.
+pub trait RequestView {
+    /// The first value of a header.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The client's address (`ip:port` or `ip`), asked only by `sticky.sourceIp` rules.
+    fn source_address(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// The result of a decision.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// The request is for no configured service.
+    NoService,
+    /// The request is for a service, but no rule matched.
+    NoRule {
+        /// The service's index.
+        service: usize,
+    },
+    /// A rule matched and chose a destination.
+    Routed(Decision<'a>),
+}
+
+/// A routing decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// The service's index in the rule set.
+    pub service: usize,
+    /// The rule's index in the service.
+    pub rule: usize,
+    /// The destination's index in the rule's route.
+    pub destination: usize,
+    /// The chosen destination.
+    pub target: &'a Destination,
+    /// Whether the pick was by a sticky key (false: random).
+    pub sticky: bool,
+}
+
+impl<'a> Outcome<'a> {
+    /// The decision, if routed.
+    pub fn decision(&self) -> Option<&Decision<'a>> {
+        match self {
+            Outcome::Routed(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl RuleSet {
+    /// The services, in configuration order.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// Number of destinations across all rules (the range of `stat_index`).
+    pub fn destination_count(&self) -> u32 {
+        self.destinations
+    }
+
+    /// Every destination with its service and rule, in `stat_index` order.
+    pub fn all_destinations(&self) -> impl Iterator<Item = (&Service, &Rule, &Destination)> {
+        self.services.iter().flat_map(|s| {
+            s.rules
+                .iter()
+                .flat_map(move |r| r.route.destinations.iter().map(move |d| (s, r, d)))
+        })
+    }
+
+    /// Decides where a request goes. `random` is called at most once, for a
+    /// random pick.
+    #[inline]
+    pub fn decide<R: RequestView>(&self, req: &R, random: impl FnOnce() -> u64) -> Outcome<'_> {
+        let Some(authority) = req.header(":authority") else {
+            return Outcome::NoService;
+        };
+        let mut buf = [0u8; 256];
+        let Some(host) = hosts::normalize_authority(authority, &mut buf) else {
+            return Outcome::NoService;
+        };
+        let Some(index) = self.hosts.lookup(host) else {
+            return Outcome::NoService;
+        };
+        let index = index as usize;
+        let Some(service) = self.services.get(index) else {
+            return Outcome::NoService;
+        };
+        let parts = RequestParts::new(req, authority);
+        for (rule_index, rule) in service.rules.iter().enumerate() {
+            if !rule.matches(&parts) {
+                continue;
+            }
+            let (destination, sticky) = rule.route.pick(req, random);
+            return match rule.route.destinations.get(destination) {
+                Some(target) => Outcome::Routed(Decision {
+                    service: index,
+                    rule: rule_index,
+                    destination,
+                    target,
+                    sticky,
+                }),
+                None => Outcome::NoRule { service: index },
+            };
+        }
+        Outcome::NoRule { service: index }
+    }
+}
+
+/// A request's fields that rules look at, split once per request.
+struct RequestParts<'r, R: RequestView> {
+    req: &'r R,
+    authority: &'r [u8],
+    path: &'r [u8],
+    query: &'r [u8],
+}
+
+impl<'r, R: RequestView> RequestParts<'r, R> {
+    fn new(req: &'r R, authority: &'r [u8]) -> Self {
+        let full = req.header(":path").unwrap_or_default();
+        let full = match full.iter().position(|b| *b == b'#') {
+            Some(i) => full.get(..i).unwrap_or(full),
+            None => full,
+        };
+        let (path, query) = match full.iter().position(|b| *b == b'?') {
+            Some(i) => (
+                full.get(..i).unwrap_or(full),
+                full.get(i + 1..).unwrap_or_default(),
+            ),
+            None => (full, &[][..]),
+        };
+        RequestParts {
+            req,
+            authority,
+            path,
+            query,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        hosts::authority_port(self.authority).unwrap_or_else(|| {
+            if self.req.header(":scheme") == Some(b"https") {
+                443
+            } else {
+                80
+            }
+        })
+    }
+
+    /// The first value of a query parameter (not percent-decoded).
+    fn query_param(&self, name: &[u8]) -> Option<&'r [u8]> {
+        self.query.split(|b| *b == b'&').find_map(|pair| {
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (pair.get(..i)?, pair.get(i + 1..)?),
+                None => (pair, &[][..]),
+            };
+            (k == name).then_some(v)
+        })
+    }
+}
+
+impl Rule {
+    fn matches<R: RequestView>(&self, req: &RequestParts<'_, R>) -> bool {
+        self.reachable && (self.matches.is_empty() || self.matches.iter().any(|m| m.matches(req)))
+    }
+
+    /// Whether the rule can match at all on this sidecar.
+    pub fn reachable(&self) -> bool {
+        self.reachable
+    }
+}
+
+fn opt_matches(m: &Option<StringMatcher>, value: Option<&[u8]>) -> bool {
+    match m {
+        None => true,
+        Some(m) => value.is_some_and(|v| m.matches(v)),
+    }
+}
+
+impl MatchEntry {
+    fn matches<R: RequestView>(&self, r: &RequestParts<'_, R>) -> bool {
+        opt_matches(&self.uri, Some(r.path))
+            && opt_matches(&self.method, r.req.header(":method"))
+            && opt_matches(&self.scheme, r.req.header(":scheme"))
+            && opt_matches(&self.authority, Some(r.authority))
+            && self.port.is_none_or(|p| p == r.port())
+            && self
+                .headers
+                .iter()
+                .all(|(name, m)| r.req.header(name).is_some_and(|v| m.matches(v)))
+            && self
+                .without_headers
+                .iter()
+                .all(|(name, m)| !r.req.header(name).is_some_and(|v| m.matches(v)))
+            && self
+                .query
+                .iter()
+                .all(|(name, m)| r.query_param(name).is_some_and(|v| m.matches(v)))
+    }
+}
+
+impl Route {
+    fn pick<R: RequestView>(&self, req: &R, random: impl FnOnce() -> u64) -> (usize, bool) {
+        if self.destinations.len() == 1 {
+            return (0, self.sticky.is_some());
+        }
+        if let Some(key) = self.sticky.as_ref().and_then(|k| sticky_value(k, req)) {
+            return (self.weights.pick_sticky(hash_key(key)), true);
+        }
+        (self.weights.pick_random(random()), false)
+    }
+
+    /// How this route keeps users sticky, if it does.
+    pub fn sticky(&self) -> Option<&StickyKey> {
+        self.sticky.as_ref()
+    }
+}
+
+/// The bytes a sticky key hashes, if the request carries them.
+fn sticky_value<'r, R: RequestView>(key: &StickyKey, req: &'r R) -> Option<&'r [u8]> {
+    match key {
+        StickyKey::Header(name) => req.header(name),
+        StickyKey::Cookie(name) => cookie(req.header("cookie")?, name),
+        StickyKey::SourceIp => {
+            let addr = req.source_address()?;
+            Some(ip_of(addr))
+        }
+    }
+}
+
+/// A cookie's value from a `cookie` header.
+pub fn cookie<'v>(header: &'v [u8], name: &[u8]) -> Option<&'v [u8]> {
+    header.split(|b| *b == b';').find_map(|crumb| {
+        let crumb = crumb.trim_ascii();
+        let eq = crumb.iter().position(|b| *b == b'=')?;
+        (crumb.get(..eq)?.trim_ascii() == name)
+            .then(|| crumb.get(eq + 1..).unwrap_or_default().trim_ascii())
+    })
+}
+
+/// The IP of an `ip:port` address (`[v6]:port` gives `v6`).
+fn ip_of(addr: &[u8]) -> &[u8] {
+    if addr.first() == Some(&b'[') {
+        let end = addr.iter().position(|b| *b == b']').unwrap_or(addr.len());
+        return addr.get(1..end).unwrap_or(addr);
+    }
+    match addr.iter().filter(|b| **b == b':').count() {
+        1 => addr
+            .iter()
+            .position(|b| *b == b':')
+            .and_then(|i| addr.get(..i))
+            .unwrap_or(addr),
+        _ => addr,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Compilation.
+// ---------------------------------------------------------------------------
+
+/// Compiles services into a rule set, or names the first field that is wrong.
+/// `path` is the JSON path of the `services` list (usually `services`).
+pub fn compile(
+    services: &[config::Service],
+    path: &str,
+    opts: &CompileOptions<'_>,
+) -> Result<RuleSet, ConfigError> {
+    if services.len() > limits::MAX_SERVICES {
+        return Err(ConfigError::invalid(
+            path,
+            Reason::TooMany {
+                what: "services",
+                limit: limits::MAX_SERVICES,
+            },
+        ));
+    }
+    let rules: usize = services.iter().map(|s| s.http.len()).sum();
+    if rules > limits::MAX_RULES {
+        return Err(ConfigError::invalid(
+            path,
+            Reason::TooMany {
+                what: "rules across all services",
+                limit: limits::MAX_RULES,
+            },
+        ));
+    }
+    let mut set = RuleSet::default();
+    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+    let mut aliases: Vec<(String, u32)> = Vec::new();
+    for (si, svc) in services.iter().enumerate() {
+        let spath = format!("{path}[{si}]");
+        let namespace = svc.namespace.as_deref().unwrap_or(opts.namespace);
+        if namespace.is_empty() || !hosts::valid_host(namespace) || namespace.contains('.') {
+            return Err(ConfigError::invalid(
+                format!("{spath}.namespace"),
+                Reason::BadHost(namespace.to_string()),
+            ));
+        }
+        let exp = Expansion {
+            namespace,
+            cluster_domain: opts.cluster_domain,
+        };
+        if svc.hosts.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{spath}.hosts"),
+                Reason::EmptyList,
+            ));
+        }
+        if svc.hosts.len() > limits::MAX_HOSTS_PER_SERVICE {
+            return Err(ConfigError::invalid(
+                format!("{spath}.hosts"),
+                Reason::TooMany {
+                    what: "hosts",
+                    limit: limits::MAX_HOSTS_PER_SERVICE,
+                },
+            ));
+        }
+        let index = u32::try_from(si).unwrap_or(u32::MAX);
+        let mut name = String::new();
+        for (hi, host) in svc.hosts.iter().enumerate() {
+            let hpath = format!("{spath}.hosts[{hi}]");
+            if host.is_empty() {
+                return Err(ConfigError::invalid(hpath, Reason::EmptyString));
+            }
+            if !hosts::valid_host(host) {
+                return Err(ConfigError::invalid(hpath, Reason::BadHost(host.clone())));
+            }
+            let fqdn = hosts::expand(host, &exp);
+            if name.is_empty() {
+                name.clone_from(&fqdn);
+            }
+            if let Some(first) = claimed.get(&fqdn) {
+                return Err(ConfigError::invalid(
+                    hpath,
+                    Reason::DuplicateHost {
+                        host: fqdn,
+                        first: first.clone(),
+                    },
+                ));
+            }
+            claimed.insert(fqdn.clone(), hpath);
+            let client_ns = opts.workload.namespace.as_deref().or(Some(opts.namespace));
+            let mut names = hosts::aliases(&fqdn, opts.cluster_domain, client_ns).into_iter();
+            if let Some(primary) = names.next() {
+                set.hosts.insert(&primary, index);
+            }
+            aliases.extend(names.map(|a| (a, index)));
+        }
+        if svc.http.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{spath}.http"),
+                Reason::EmptyList,
+            ));
+        }
+        let mut rules = Vec::with_capacity(svc.http.len());
+        for (ri, rule) in svc.http.iter().enumerate() {
+            rules.push(compile_rule(
+                rule,
+                &format!("{spath}.http[{ri}]"),
+                ri,
+                &exp,
+                opts,
+                &mut set.destinations,
+            )?);
+        }
+        set.services.push(Service {
+            name: name.into(),
+            rules,
+        });
+    }
+    // Short aliases never override a name some service claimed in full.
+    for (alias, index) in aliases {
+        set.hosts.insert(&alias, index);
+    }
+    Ok(set)
+}
+
+fn compile_rule(
+    rule: &config::HttpRoute,
+    path: &str,
+    index: usize,
+    exp: &Expansion<'_>,
+    opts: &CompileOptions<'_>,
+    next_stat: &mut u32,
+) -> Result<Rule, ConfigError> {
+    let name = match &rule.name {
+        Some(n) if n.is_empty() => {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                Reason::EmptyString,
+            ))
+        }
+        Some(n) if n.len() > limits::MAX_NAME_LEN => {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                Reason::TooMany {
+                    what: "bytes in a name",
+                    limit: limits::MAX_NAME_LEN,
+                },
+            ))
+        }
+        Some(n) => n.clone(),
+        None => format!("http-{index}"),
+    };
+    if rule.matches.len() > limits::MAX_MATCHES_PER_RULE {
+        return Err(ConfigError::invalid(
+            format!("{path}.match"),
+            Reason::TooMany {
+                what: "match entries",
+                limit: limits::MAX_MATCHES_PER_RULE,
+            },
+        ));
+    }
+    let mut matches = Vec::with_capacity(rule.matches.len());
+    for (mi, m) in rule.matches.iter().enumerate() {
+        if let Some(entry) = compile_match(m, &format!("{path}.match[{mi}]"), opts)? {
+            matches.push(entry);
+        }
+    }
+    let reachable = rule.matches.is_empty() || !matches.is_empty();
+    let route = compile_route(rule, path, exp, next_stat)?;
+    Ok(Rule {
+        name: name.into(),
+        matches,
+        reachable,
+        route,
+    })
+}
+
+/// Compiles one match entry; `None` when its source conditions rule it out
+/// on this sidecar.
+fn compile_match(
+    m: &config::MatchRequest,
+    path: &str,
+    opts: &CompileOptions<'_>,
+) -> Result<Option<MatchEntry>, ConfigError> {
+    let conditions = [
+        m.headers.as_ref().map_or(0, BTreeMap::len),
+        m.without_headers.as_ref().map_or(0, BTreeMap::len),
+        m.query_params.as_ref().map_or(0, BTreeMap::len),
+        m.source_labels.as_ref().map_or(0, BTreeMap::len),
+    ];
+    if conditions.iter().sum::<usize>() > limits::MAX_CONDITIONS_PER_MATCH {
+        return Err(ConfigError::invalid(
+            path,
+            Reason::TooMany {
+                what: "conditions in one match entry",
+                limit: limits::MAX_CONDITIONS_PER_MATCH,
+            },
+        ));
+    }
+    let ignore_case = m.ignore_uri_case.unwrap_or(false);
+    let single = |field: &str, sm: &Option<config::StringMatch>, ic: bool| {
+        sm.as_ref()
+            .map(|sm| {
+                StringMatcher::compile(sm, Presence::Forbidden, ic)
+                    .map_err(|(sub, r)| ConfigError::invalid(join(path, field, sub), r))
+            })
+            .transpose()
+    };
+    let entry = MatchEntry {
+        uri: single("uri", &m.uri, ignore_case)?,
+        scheme: single("scheme", &m.scheme, false)?,
+        method: single("method", &m.method, false)?,
+        authority: single("authority", &m.authority, false)?,
+        headers: header_matchers(m.headers.as_ref(), &format!("{path}.headers"))?,
+        without_headers: header_matchers(
+            m.without_headers.as_ref(),
+            &format!("{path}.withoutHeaders"),
+        )?,
+        port: m
+            .port
+            .map(|p| port(p).map_err(|r| ConfigError::invalid(format!("{path}.port"), r)))
+            .transpose()?,
+        query: query_matchers(m.query_params.as_ref(), &format!("{path}.queryParams"))?,
+    };
+    if let Some(ns) = &m.source_namespace {
+        if ns.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{path}.sourceNamespace"),
+                Reason::EmptyString,
+            ));
+        }
+        if opts.workload.namespace.as_deref() != Some(ns.as_str()) {
+            return Ok(None);
+        }
+    }
+    if let Some(labels) = &m.source_labels {
+        for (k, v) in labels {
+            if k.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{path}.sourceLabels"),
+                    Reason::EmptyString,
+                ));
+            }
+            if opts.workload.labels.get(k) != Some(v) {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(entry))
+}
+
+fn join(path: &str, field: &str, sub: &str) -> String {
+    if sub.is_empty() {
+        format!("{path}.{field}")
+    } else {
+        format!("{path}.{field}.{sub}")
+    }
+}
+
+type Matchers<K> = Box<[(K, StringMatcher)]>;
+
+fn header_matchers(
+    map: Option<&BTreeMap<String, config::StringMatch>>,
+    path: &str,
+) -> Result<Matchers<Box<str>>, ConfigError> {
+    let Some(map) = map else {
+        return Ok(Box::default());
+    };
+    map.iter()
+        .map(|(name, sm)| {
+            let hpath = format!("{path}.{name}");
+            let lower = header_name(name).map_err(|r| ConfigError::invalid(&hpath, r))?;
+            let m = StringMatcher::compile(sm, Presence::Allowed, false)
+                .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
+            Ok((lower.into(), m))
+        })
+        .collect()
+}
+
+fn query_matchers(
+    map: Option<&BTreeMap<String, config::StringMatch>>,
+    path: &str,
+) -> Result<Matchers<Box<[u8]>>, ConfigError> {
+    let Some(map) = map else {
+        return Ok(Box::default());
+    };
+    map.iter()
+        .map(|(name, sm)| {
+            if name.is_empty() {
+                return Err(ConfigError::invalid(path, Reason::EmptyString));
+            }
+            let m = StringMatcher::compile(sm, Presence::Allowed, false)
+                .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
+            Ok((name.as_bytes().into(), m))
+        })
+        .collect()
+}
+
+/// Validates and lower-cases a header name (an RFC 9110 token, or a
+/// pseudo-header such as `:path`).
+pub fn header_name(name: &str) -> Result<String, Reason> {
+    let token = name.strip_prefix(':').unwrap_or(name);
+    let ok = !token.is_empty()
+        && name.len() <= limits::MAX_NAME_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(Reason::BadHeaderName(name.to_string()))
+    }
+}
+
+fn port(p: i64) -> Result<u16, Reason> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(Reason::BadPort(p))
+}
+
+fn compile_route(
+    rule: &config::HttpRoute,
+    path: &str,
+    exp: &Expansion<'_>,
+    next_stat: &mut u32,
+) -> Result<Route, ConfigError> {
+    let rpath = format!("{path}.route");
+    if rule.route.is_empty() {
+        return Err(ConfigError::invalid(rpath, Reason::EmptyList));
+    }
+    if rule.route.len() > limits::MAX_DESTINATIONS {
+        return Err(ConfigError::invalid(
+            rpath,
+            Reason::TooMany {
+                what: "destinations",
+                limit: limits::MAX_DESTINATIONS,
+            },
+        ));
+    }
+    let lone = rule.route.len() == 1;
+    let mut destinations = Vec::with_capacity(rule.route.len());
+    for (di, rd) in rule.route.iter().enumerate() {
+        let dpath = format!("{rpath}[{di}]");
+        let weight = match rd.weight {
+            None if lone => 1,
+            None => {
+                return Err(ConfigError::invalid(
+                    format!("{dpath}.weight"),
+                    Reason::MissingWeight,
+                ))
+            }
+            Some(w) if w < 0 => {
+                return Err(ConfigError::invalid(
+                    format!("{dpath}.weight"),
+                    Reason::NegativeWeight(w),
+                ))
+            }
+            Some(w) if w > limits::MAX_WEIGHT => {
+                return Err(ConfigError::invalid(
+                    format!("{dpath}.weight"),
+                    Reason::WeightTooLarge(w),
+                ))
+            }
+            Some(w) => u32::try_from(w).unwrap_or(0),
+        };
+        let (cluster, label) = cluster_name(&rd.destination, &format!("{dpath}.destination"), exp)?;
+        destinations.push(Destination {
+            cluster: cluster.into(),
+            label: label.into(),
+            weight,
+            stat_index: *next_stat,
+        });
+        *next_stat = next_stat.saturating_add(1);
+    }
+    if destinations.iter().all(|d| d.weight == 0) {
+        return Err(ConfigError::invalid(rpath, Reason::AllZeroWeights));
+    }
+    let weights: Vec<u32> = destinations.iter().map(|d| d.weight).collect();
+    let seeds: Vec<u64> = destinations
+        .iter()
+        .map(|d| hash_key(d.cluster.as_bytes()))
+        .collect();
+    let sticky = rule
+        .sticky
+        .as_ref()
+        .map(|s| sticky_key(s, &format!("{path}.sticky")))
+        .transpose()?;
+    Ok(Route {
+        weights: Weights::new(&weights, &seeds),
+        destinations,
+        sticky,
+    })
+}
+
+fn cluster_name(
+    d: &config::Destination,
+    path: &str,
+    exp: &Expansion<'_>,
+) -> Result<(String, String), ConfigError> {
+    match (&d.host, &d.cluster) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(path, Reason::HostAndCluster)),
+        (None, None) => Err(ConfigError::invalid(path, Reason::MissingDestination)),
+        (None, Some(cluster)) => {
+            let cpath = format!("{path}.cluster");
+            plain_value(cluster).map_err(|r| ConfigError::invalid(&cpath, r))?;
+            if d.subset.is_some() || d.port.is_some() {
+                return Err(ConfigError::invalid(path, Reason::HostAndCluster));
+            }
+            Ok((cluster.clone(), cluster.clone()))
+        }
+        (Some(host), None) => {
+            let hpath = format!("{path}.host");
+            if host.is_empty() {
+                return Err(ConfigError::invalid(hpath, Reason::EmptyString));
+            }
+            if !hosts::valid_host(host) || host.starts_with('*') {
+                return Err(ConfigError::invalid(hpath, Reason::BadHost(host.clone())));
+            }
+            let fqdn = hosts::expand(host, exp);
+            let subset = d.subset.as_deref().unwrap_or("");
+            if d.subset.is_some() {
+                plain_value(subset)
+                    .map_err(|r| ConfigError::invalid(format!("{path}.subset"), r))?;
+            }
+            let port = match &d.port {
+                None => {
+                    return Err(ConfigError::invalid(
+                        format!("{path}.port"),
+                        Reason::MissingPort,
+                    ))
+                }
+                Some(p) => port(p.number)
+                    .map_err(|r| ConfigError::invalid(format!("{path}.port.number"), r))?,
+            };
+            let label = if subset.is_empty() {
+                fqdn.clone()
+            } else {
+                subset.to_string()
+            };
+            Ok((format!("outbound|{port}|{subset}|{fqdn}"), label))
+        }
+    }
+}
+
+/// A value that goes into a header or a stat name: non-empty, printable, no spaces.
+fn plain_value(v: &str) -> Result<(), Reason> {
+    if v.is_empty() {
+        return Err(Reason::EmptyString);
+    }
+    if v.len() > limits::MAX_NAME_LEN {
+        return Err(Reason::TooMany {
+            what: "bytes in a name",
+            limit: limits::MAX_NAME_LEN,
+        });
+    }
+    if v.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(Reason::BadCharacters(v.to_string()));
+    }
+    Ok(())
+}
+
+fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> {
+    let given = [
+        s.header.is_some(),
+        s.cookie.is_some(),
+        s.source_ip.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ConfigError::invalid(path, Reason::StickyNeedsOneKey));
+    }
+    if let Some(h) = &s.header {
+        let name = header_name(h).map_err(|r| ConfigError::invalid(format!("{path}.header"), r))?;
+        return Ok(StickyKey::Header(name.into()));
+    }
+    if let Some(c) = &s.cookie {
+        if c.is_empty()
+            || c.bytes()
+                .any(|b| !b.is_ascii_graphic() || b == b';' || b == b'=')
+        {
+            return Err(ConfigError::invalid(
+                format!("{path}.cookie"),
+                Reason::BadCharacters(c.clone()),
+            ));
+        }
+        return Ok(StickyKey::Cookie(c.as_bytes().into()));
+    }
+    match s.source_ip {
+        Some(true) => Ok(StickyKey::SourceIp),
+        _ => Err(ConfigError::invalid(
+            format!("{path}.sourceIp"),
+            Reason::StickySourceIpFalse,
+        )),
+    }
+}
