@@ -102,8 +102,7 @@ pub fn compile_regex(pattern: &str, ignore_case: bool) -> Result<Regex, Reason> 
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()

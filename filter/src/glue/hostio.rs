@@ -49,9 +49,9 @@ fn check(status: u32) -> HostResult<()> {
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum Map {
-    RequestHeaders = 0,
-    ResponseHeaders = 2,
-    HttpCallResponseHeaders = 6,
+    Request = 0,
+    Response = 2,
+    HttpCallResponse = 6,
 }
 
 /// Buffers.

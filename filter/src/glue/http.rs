@@ -59,7 +59,7 @@ fn host_error(active: &Active, call: &str, status: Status) {
 
 /// Routes one request; returns the `stat_index` of the destination chosen.
 fn route(active: &Active) -> Option<u32> {
-    let buf = match hostio::header_pairs(Map::RequestHeaders) {
+    let buf = match hostio::header_pairs(Map::Request) {
         Ok(buf) => buf,
         Err(s) => {
             host_error(active, "proxy_get_header_map_pairs", s);
@@ -87,7 +87,7 @@ fn route(active: &Active) -> Option<u32> {
     let mut served = None;
     let mut modified = false;
     if let Outcome::Routed(d) = outcome {
-        match hostio::replace_header(Map::RequestHeaders, header, d.target.cluster.as_bytes()) {
+        match hostio::replace_header(Map::Request, header, d.target.cluster.as_bytes()) {
             Ok(()) => {
                 served = Some(d.target.stat_index);
                 modified = true;
@@ -98,7 +98,7 @@ fn route(active: &Active) -> Option<u32> {
     if spoofed {
         bump(active.global.spoofed_header_removed);
         if !modified {
-            match hostio::remove_header(Map::RequestHeaders, header) {
+            match hostio::remove_header(Map::Request, header) {
                 Ok(()) => modified = true,
                 Err(s) => host_error(active, "proxy_remove_header_map_value", s),
             }
@@ -137,7 +137,7 @@ impl HttpContext for Filter {
             active.settings.debug_header.as_deref(),
             active.debug_values.get(served as usize),
         ) {
-            if let Err(s) = hostio::replace_header(Map::ResponseHeaders, name, value.as_bytes()) {
+            if let Err(s) = hostio::replace_header(Map::Response, name, value.as_bytes()) {
                 host_error(active, "proxy_replace_header_map_value (response)", s);
             }
         }

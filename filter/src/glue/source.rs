@@ -224,7 +224,7 @@ impl Poller {
             );
             return None;
         }
-        let status = hostio::header_value(Map::HttpCallResponseHeaders, ":status")
+        let status = hostio::header_value(Map::HttpCallResponse, ":status")
             .ok()
             .and_then(|b| {
                 std::str::from_utf8(b.as_slice())
@@ -299,7 +299,7 @@ impl Poller {
                 return None;
             }
         };
-        let etag = hostio::header_value(Map::HttpCallResponseHeaders, "etag")
+        let etag = hostio::header_value(Map::HttpCallResponse, "etag")
             .map(|b| b.as_slice().to_vec())
             .unwrap_or_default();
         let etag: Vec<u8> = etag

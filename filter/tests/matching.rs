@@ -1,0 +1,297 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Every match kind, host resolution and rule order, on the pure decision.
+
+mod common;
+use common::*;
+
+const V1: &str = "outbound|80|v1|backend.default.svc.cluster.local";
+const V2: &str = "outbound|80|v2|backend.default.svc.cluster.local";
+
+/// A service whose first rule has the given match list and goes to v2;
+/// everything else goes to v1.
+fn with_match(matches: &str) -> String {
+    format!(
+        r#"{{"services":[{{"hosts":["backend"],"http":[
+            {{"name":"m","match":{matches},"route":[{{"destination":{{"host":"backend","subset":"v2","port":{{"number":80}}}}}}]}},
+            {{"name":"rest","route":[{{"destination":{{"host":"backend","subset":"v1","port":{{"number":80}}}}}}]}}]}}]}}"#
+    )
+}
+
+fn goes_to_v2(matches: &str, req: Req) -> bool {
+    let rules = compile(&with_match(matches));
+    match cluster(&rules, &req).as_deref() {
+        Some(V2) => true,
+        Some(V1) => false,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn headers_exact_prefix_regex_present() {
+    let m = r#"[{"headers":{"canary":{"exact":"canary-tester"}}}]"#;
+    assert!(goes_to_v2(
+        m,
+        Req::to("backend").with("canary", "canary-tester")
+    ));
+    assert!(!goes_to_v2(
+        m,
+        Req::to("backend").with("canary", "canary-tester2")
+    ));
+    assert!(!goes_to_v2(m, Req::to("backend")));
+    let m = r#"[{"headers":{"x-user":{"prefix":"beta-"}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with("x-user", "beta-42")));
+    assert!(!goes_to_v2(
+        m,
+        Req::to("backend").with("x-user", "alpha-42")
+    ));
+    let m = r#"[{"headers":{"x-user":{"regex":"user-[0-9]{2}"}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with("x-user", "user-42")));
+    assert!(!goes_to_v2(
+        m,
+        Req::to("backend").with("x-user", "user-421")
+    ));
+    let m = r#"[{"headers":{"x-debug":{}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with("x-debug", "")));
+    assert!(!goes_to_v2(m, Req::to("backend")));
+    let m = r#"[{"headers":{"X-Mixed-Case":{"exact":"1"}}}]"#;
+    assert!(
+        goes_to_v2(m, Req::to("backend").with("x-mixed-case", "1")),
+        "header names are case-insensitive"
+    );
+}
+
+#[test]
+fn without_headers() {
+    let m = r#"[{"withoutHeaders":{"x-legacy":{}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend")));
+    assert!(!goes_to_v2(m, Req::to("backend").with("x-legacy", "1")));
+    let m = r#"[{"withoutHeaders":{"x-env":{"exact":"prod"}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with("x-env", "staging")));
+    assert!(!goes_to_v2(m, Req::to("backend").with("x-env", "prod")));
+}
+
+#[test]
+fn uri_method_scheme_authority_port() {
+    let m = r#"[{"uri":{"prefix":"/api"}}]"#;
+    assert!(goes_to_v2(
+        m,
+        Req::to("backend").with(":path", "/api/users?x=1")
+    ));
+    assert!(!goes_to_v2(m, Req::to("backend").with(":path", "/web")));
+    let m = r#"[{"uri":{"exact":"/login"}}]"#;
+    assert!(
+        goes_to_v2(m, Req::to("backend").with(":path", "/login?next=/")),
+        "the query string is not part of uri"
+    );
+    assert!(!goes_to_v2(m, Req::to("backend").with(":path", "/LOGIN")));
+    let m = r#"[{"uri":{"exact":"/login"},"ignoreUriCase":true}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with(":path", "/LOGIN")));
+    let m = r#"[{"uri":{"regex":"/users/[0-9]+"}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with(":path", "/users/17")));
+    assert!(!goes_to_v2(
+        m,
+        Req::to("backend").with(":path", "/users/17/x")
+    ));
+    let m = r#"[{"method":{"exact":"POST"}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with(":method", "POST")));
+    assert!(!goes_to_v2(m, Req::to("backend")));
+    let m = r#"[{"scheme":{"exact":"https"}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with(":scheme", "https")));
+    assert!(!goes_to_v2(m, Req::to("backend")));
+    let m = r#"[{"authority":{"prefix":"backend.default"}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend.default:80")));
+    assert!(!goes_to_v2(m, Req::to("backend")));
+    let m = r#"[{"port":8080}]"#;
+    assert!(goes_to_v2(m, Req::to("backend:8080")));
+    assert!(!goes_to_v2(m, Req::to("backend")));
+    let m = r#"[{"port":443}]"#;
+    assert!(
+        goes_to_v2(m, Req::to("backend").with(":scheme", "https")),
+        "port defaults by scheme"
+    );
+}
+
+#[test]
+fn query_params() {
+    let m = r#"[{"queryParams":{"canary":{"exact":"true"}}}]"#;
+    assert!(goes_to_v2(
+        m,
+        Req::to("backend").with(":path", "/x?a=1&canary=true")
+    ));
+    assert!(!goes_to_v2(
+        m,
+        Req::to("backend").with(":path", "/x?canary=false")
+    ));
+    assert!(!goes_to_v2(
+        m,
+        Req::to("backend").with(":path", "/x?notcanary=true")
+    ));
+    let m = r#"[{"queryParams":{"debug":{}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with(":path", "/x?debug")));
+    assert!(!goes_to_v2(m, Req::to("backend").with(":path", "/x#debug")));
+    let m = r#"[{"queryParams":{"v":{"regex":"[0-9]+"}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").with(":path", "/x?v=12")));
+    assert!(!goes_to_v2(m, Req::to("backend").with(":path", "/x?v=1a")));
+}
+
+#[test]
+fn fields_are_anded_and_entries_ored() {
+    let and = r#"[{"headers":{"a":{"exact":"1"}},"method":{"exact":"GET"}}]"#;
+    assert!(goes_to_v2(and, Req::to("backend").with("a", "1")));
+    assert!(!goes_to_v2(
+        and,
+        Req::to("backend").with("a", "1").with(":method", "POST")
+    ));
+    let or = r#"[{"headers":{"a":{"exact":"1"}}},{"headers":{"b":{"exact":"2"}}}]"#;
+    assert!(goes_to_v2(or, Req::to("backend").with("a", "1")));
+    assert!(goes_to_v2(or, Req::to("backend").with("b", "2")));
+    assert!(!goes_to_v2(or, Req::to("backend").with("c", "3")));
+}
+
+#[test]
+fn source_labels_and_namespace_are_the_sidecars() {
+    let json = with_match(r#"[{"sourceLabels":{"app":"frontend","version":"v2"}}]"#);
+    let v2 = compile_for(
+        &json,
+        &workload("default", &[("app", "frontend"), ("version", "v2")]),
+    );
+    let v1 = compile_for(
+        &json,
+        &workload("default", &[("app", "frontend"), ("version", "v1")]),
+    );
+    let none = compile_for(&json, &workload("default", &[]));
+    assert_eq!(cluster(&v2, &Req::to("backend")).as_deref(), Some(V2));
+    assert_eq!(cluster(&v1, &Req::to("backend")).as_deref(), Some(V1));
+    assert_eq!(cluster(&none, &Req::to("backend")).as_deref(), Some(V1));
+    let json = with_match(r#"[{"sourceNamespace":"prod"}]"#);
+    let prod = compile_for(&json, &workload("prod", &[]));
+    let dev = compile_for(&json, &workload("dev", &[]));
+    assert_eq!(
+        cluster(&prod, &Req::to("backend.default")).as_deref(),
+        Some(V2)
+    );
+    assert_eq!(
+        cluster(&dev, &Req::to("backend.default")).as_deref(),
+        Some(V1)
+    );
+    // A label match combined with a header: both must hold.
+    let json = with_match(r#"[{"sourceLabels":{"version":"v2"},"headers":{"x":{"exact":"1"}}}]"#);
+    let v2 = compile_for(&json, &workload("default", &[("version", "v2")]));
+    assert_eq!(
+        cluster(&v2, &Req::to("backend").with("x", "1")).as_deref(),
+        Some(V2)
+    );
+    assert_eq!(cluster(&v2, &Req::to("backend")).as_deref(), Some(V1));
+}
+
+#[test]
+fn host_resolution_like_an_istio_sidecar() {
+    let json = with_match("[]");
+    let same_ns = compile_for(&json, &workload("default", &[]));
+    for authority in [
+        "backend",
+        "backend:80",
+        "backend.default",
+        "backend.default.svc",
+        "backend.default.svc.cluster.local",
+        "backend.default.svc.cluster.local:80",
+        "Backend.Default.SVC.cluster.local",
+        "backend.default.svc.cluster.local.",
+    ] {
+        assert!(
+            cluster(&same_ns, &Req::to(authority)).is_some(),
+            "{authority}"
+        );
+    }
+    for authority in [
+        "other",
+        "backend.prod",
+        "backend.default.svc.cluster",
+        "",
+        "backendx",
+    ] {
+        assert!(
+            cluster(&same_ns, &Req::to(authority)).is_none(),
+            "{authority}"
+        );
+    }
+    let other_ns = compile_for(&json, &workload("prod", &[]));
+    assert!(
+        cluster(&other_ns, &Req::to("backend")).is_none(),
+        "a bare name means the client's own namespace"
+    );
+    assert!(cluster(&other_ns, &Req::to("backend.default")).is_some());
+    // A short host expands against the service's namespace field.
+    let json = r#"{"services":[{"hosts":["reviews"],"namespace":"shop","http":[{"route":[{"destination":{"host":"reviews","subset":"v3","port":{"number":9080}}}]}]}]}"#;
+    let rules = compile_for(json, &workload("default", &[]));
+    assert_eq!(
+        cluster(&rules, &Req::to("reviews.shop")).as_deref(),
+        Some("outbound|9080|v3|reviews.shop.svc.cluster.local")
+    );
+    // Wildcards and external names.
+    let json = r#"{"services":[{"hosts":["*.example.com","api.internal"],"http":[{"route":[{"destination":{"cluster":"ext"}}]}]}]}"#;
+    let rules = compile(json);
+    assert_eq!(
+        cluster(&rules, &Req::to("www.example.com")).as_deref(),
+        Some("ext")
+    );
+    assert_eq!(
+        cluster(&rules, &Req::to("api.internal:8443")).as_deref(),
+        Some("ext")
+    );
+    assert!(cluster(&rules, &Req::to("example.com")).is_none());
+}
+
+#[test]
+fn first_matching_rule_wins_and_no_match_is_untouched() {
+    let json = r#"{"services":[{"hosts":["backend"],"http":[
+        {"name":"a","match":[{"headers":{"x":{"exact":"1"}}}],"route":[{"destination":{"cluster":"ca"}}]},
+        {"name":"b","match":[{"headers":{"x":{"prefix":""}}}],"route":[{"destination":{"cluster":"cb"}}]},
+        {"name":"c","match":[{"headers":{"y":{}}}],"route":[{"destination":{"cluster":"cc"}}]}]}]}"#;
+    let rules = compile(json);
+    assert_eq!(
+        rule_name(&rules, &Req::to("backend").with("x", "1")).as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        rule_name(&rules, &Req::to("backend").with("x", "2")).as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        rule_name(&rules, &Req::to("backend").with("y", "")).as_deref(),
+        Some("c")
+    );
+    assert_eq!(rule_name(&rules, &Req::to("backend")), None);
+    assert!(matches!(
+        rules.decide(&Req::to("backend"), || 0),
+        canary_router::Outcome::NoRule { service: 0 }
+    ));
+    assert!(matches!(
+        rules.decide(&Req::to("nope"), || 0),
+        canary_router::Outcome::NoService
+    ));
+    assert!(matches!(
+        rules.decide(&Req::default(), || 0),
+        canary_router::Outcome::NoService
+    ));
+}
+
+#[test]
+fn the_issue_example_routes_as_istio_would() {
+    let json = include_str!("../../examples/header-override/rules.json");
+    let plain = compile_for(
+        json,
+        &workload("default", &[("app", "frontend"), ("version", "v1")]),
+    );
+    for _ in 0..100 {
+        assert_eq!(
+            cluster(&plain, &Req::to("backend").with("canary", "canary-tester")).as_deref(),
+            Some(V2)
+        );
+    }
+}
