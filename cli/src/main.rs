@@ -1,0 +1,3 @@
+//! `canaryctl`: the command-line companion of canary-router.
+
+fn main() {}
