@@ -693,7 +693,23 @@ fn tail_file(path: &Path, lines: usize) -> String {
     }
     let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
-    all.get(all.len().saturating_sub(lines)..)
+    let mut out = String::new();
+    for line in all
+        .get(all.len().saturating_sub(lines)..)
         .unwrap_or_default()
-        .join("\n")
+    {
+        // Envoy's start-up lists every extension on a few huge lines.
+        match line.char_indices().nth(MAX_TAIL_LINE) {
+            Some((cut, _)) => {
+                out.push_str(line.get(..cut).unwrap_or(line));
+                out.push_str(" [...]");
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
+
+/// Longest line shown by [`tail_file`].
+const MAX_TAIL_LINE: usize = 400;
