@@ -1,0 +1,2 @@
+//! `canary-bench`: see bench/README.md.
+fn main() {}

@@ -1,0 +1,59 @@
+//! The wasm floor of `bench/`: per request, one host call reads every
+//! request header, one writes a fixed cluster header, and Envoy's
+//! `clear_route_cache` re-selects the route. No parsing, no rules, no stats:
+//! what every Rust proxy-wasm routing filter pays before it decides anything.
+//! Built with the workspace's release profile, like canary-router.
+#![cfg(target_arch = "wasm32")]
+// The SDK declares the same import with its own enum types.
+#![allow(clashing_extern_declarations)]
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, MapType};
+
+/// The cluster every request is sent to.
+const CLUSTER: &[u8] = b"outbound|80|v1|backend.default.svc.cluster.local";
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    #[link_name = "proxy_get_header_map_pairs"]
+    fn header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| Box::new(Root));
+}}
+
+struct Root;
+impl Context for Root {}
+impl RootContext for Root {
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Floor))
+    }
+}
+
+struct Floor;
+impl Context for Floor {}
+impl HttpContext for Floor {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+        // SAFETY: valid out-pointers; the host returns a buffer it allocated
+        // through this module's allocator (proxy_on_memory_allocate), which
+        // the Vec frees.
+        unsafe {
+            if header_map_pairs(0, &mut data, &mut size) == 0 && !data.is_null() {
+                drop(Vec::from_raw_parts(data, size, size));
+            }
+        }
+        let _ = hostcalls::set_map_value_bytes(
+            MapType::HttpRequestHeaders,
+            "x-canary-upstream",
+            Some(CLUSTER),
+        );
+        let _ = hostcalls::call_foreign_function("clear_route_cache", None);
+        Action::Continue
+    }
+}
