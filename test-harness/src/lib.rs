@@ -1,1 +1,2 @@
 pub mod envoy;
+pub mod fixtures;
