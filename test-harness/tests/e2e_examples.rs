@@ -228,6 +228,31 @@ fn every_example_inline_configuration_equals_its_rules_file() {
     }
 }
 
+/// examples/weighted/README.md steps to 50/50 and 0/100 with `sed` on the
+/// weights of the inline copy: the result must be the step files' rules.
+#[test]
+fn weighted_readme_sed_steps_give_the_step_files() {
+    let path = example_dir("weighted").join("envoy.yaml");
+    let yaml = or_panic(std::fs::read_to_string(&path));
+    for (v1, v2, file) in [
+        ("50", "50", "rules-50-50.json"),
+        ("0", "100", "rules-100-v2.json"),
+    ] {
+        // sed -e 's/"weight": 90/"weight": <v1>/' -e 's/"weight": 10/"weight": <v2>/'
+        let stepped = yaml
+            .lines()
+            .map(|l| {
+                l.replacen("\"weight\": 90", &format!("\"weight\": {v1}"), 1)
+                    .replacen("\"weight\": 10", &format!("\"weight\": {v2}"), 1)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = or_panic(EnvoyConfig::from_yaml_str(&stepped, &path));
+        let inline: Value = or_panic(serde_json::from_str(&or_panic(config.wasm_configuration())));
+        assert_eq!(inline, rules_json("weighted", file), "{file}");
+    }
+}
+
 #[test]
 fn every_example_runs_in_envoy_with_its_inline_rules() {
     for name in EXAMPLES {
@@ -513,7 +538,6 @@ fn sticky_users_keep_one_version() {
         .collect();
     // Raw bytes are user ids too.
     user_ids.push(b"\xff\xfe-not-utf8".to_vec());
-    user_ids.push(b"".to_vec());
     // Rounds interleave users, so stickiness cannot come from a connection.
     for _ in 0..ROUNDS {
         for id in &user_ids {

@@ -21,8 +21,9 @@ use super::{build_filter_wasm, find_envoy, repo_root, EnvoyConfig, Error, FILTER
 #[derive(Clone, Debug, Default)]
 pub enum WasmModule {
     /// Relative `filename`s are resolved against the repo root; the project's
-    /// filter (`target/wasm/.../canary_router.wasm`) is built first, once per
-    /// process, by [`build_filter_wasm`].
+    /// filter (`target/wasm/.../canary_router.wasm`) is replaced by
+    /// [`build_filter_wasm`]'s module: `$CANARY_ROUTER_WASM`, or the filter
+    /// built once per process.
     #[default]
     Auto,
     /// Every wasm filter loads this file.

@@ -11,14 +11,28 @@ use super::{repo_root, Error};
 /// examples' `envoy.yaml` name this path.
 pub const FILTER_WASM_RELATIVE: &str = "target/wasm/wasm32-wasip1/release/canary_router.wasm";
 
-/// Builds the filter (release, `wasm32-wasip1`, target dir `target/wasm`) the
-/// first time it is called in this process and returns the module's absolute
-/// path; later calls return the same result. Cargo decides whether anything
-/// needs rebuilding, so a stale module is never used.
+/// The filter module to test: `$CANARY_ROUTER_WASM` when set (another build;
+/// nothing is built), else the project's filter, built (release,
+/// `wasm32-wasip1`, target dir `target/wasm`) the first time this is called in
+/// the process. Returns the module's absolute path; later calls return the
+/// same result. Cargo decides whether anything needs rebuilding, so a stale
+/// module is never used.
 pub fn build_filter_wasm() -> Result<&'static Path, Error> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(given) = std::env::var_os("CANARY_ROUTER_WASM").filter(|v| !v.is_empty()) {
+                let given = PathBuf::from(given);
+                let given = std::path::absolute(&given).unwrap_or(given);
+                return if given.is_file() {
+                    Ok(given)
+                } else {
+                    Err(format!(
+                        "CANARY_ROUTER_WASM={} is not a file",
+                        given.display()
+                    ))
+                };
+            }
             let root = repo_root();
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let out = Command::new(cargo)
