@@ -689,6 +689,21 @@ fn runner_stops_envoy_on_drop_and_when_a_test_panics() {
     assert!(!alive(pid), "Envoy {pid} still running after drop");
     assert!(!dir.exists(), "{dir:?} left behind");
 
+    // An Envoy outlives the thread that started it (PDEATHSIG must not fire).
+    let envoy = or_panic(
+        std::thread::spawn(|| start("weighted", None))
+            .join()
+            .map_err(|_| "the starting thread panicked"),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        alive(envoy.pid()),
+        "Envoy died with the thread that started it"
+    );
+    let resp = or_panic(or_panic(envoy.client(10000)).send(&backend()));
+    or_panic(version_of(&resp, Some("split")));
+    drop(envoy);
+
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         let envoy = start("weighted", None);

@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -284,7 +285,9 @@ impl Envoy {
         cmd.process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of the
         // parent. It makes the kernel SIGKILL Envoy if the thread that spawned
-        // it dies without running Drop (e.g. the test binary is killed).
+        // it dies, which `spawn_on_long_lived_thread` makes the end of this
+        // process: Envoy dies with a test binary that is killed or aborts
+        // without running Drop.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -292,7 +295,8 @@ impl Envoy {
             });
         }
         drop(reservations);
-        let child = cmd.spawn().map_err(|e| {
+        let command_line = format!("{cmd:?}");
+        let child = spawn_on_long_lived_thread(cmd).map_err(|e| {
             plain(Error::new(format!(
                 "starting {}: {e}\n{}",
                 bin.display(),
@@ -320,7 +324,7 @@ impl Envoy {
                 let msg = format!(
                     "Envoy ({}) did not become ready: {e}\n--- command: {:?}\n--- config: {}\n--- tail of envoy.log:\n{log}\n--- stderr:\n{}",
                     envoy.bin.display(),
-                    cmd,
+                    command_line,
                     config_path.display(),
                     tail_file(&envoy.dir.join("stderr.log"), 20)
                 );
@@ -614,6 +618,38 @@ impl Drop for Envoy {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Spawns `cmd` from one thread that lives as long as the process.
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so spawning
+/// from a test's own thread would kill an Envoy that outlives that thread
+/// (one kept in a static and shared by several tests or benchmarks).
+fn spawn_on_long_lived_thread(cmd: Command) -> std::io::Result<Child> {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("envoy-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    let Some(spawner) = spawner else {
+        let mut cmd = cmd;
+        return cmd.spawn();
+    };
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("the envoy-spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the envoy-spawner thread is gone"))?
 }
 
 fn resolve_wasm(config: &mut EnvoyConfig, wasm: &WasmModule) -> Result<(), Error> {
