@@ -94,3 +94,28 @@ pub fn envoy_version(bin: &Path) -> Result<String, Error> {
         .trim()
         .to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn executable(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn venv_prefers_the_real_binary_over_the_wrapper() {
+        let venv = std::env::temp_dir().join(format!("canary-venv-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&venv);
+        assert_eq!(venv_envoy(&venv), None);
+        executable(&venv.join("bin/envoy"));
+        assert_eq!(venv_envoy(&venv), Some(venv.join("bin/envoy")));
+        let real = venv.join("lib/python3.11/site-packages/envoy/_bin/envoy");
+        executable(&real);
+        assert_eq!(venv_envoy(&venv), Some(real));
+        std::fs::remove_dir_all(&venv).unwrap();
+    }
+}
