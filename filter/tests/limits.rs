@@ -4,6 +4,13 @@
 //! at once (`canary_test_harness::fixtures::rules_at_limits`, included here by
 //! path so this crate does not depend on the harness) compiles and routes.
 
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 #[path = "../../test-harness/src/fixtures.rs"]
