@@ -52,7 +52,9 @@ pub struct RuleFile {
 pub struct RuleSource {
     /// The Envoy cluster that serves the rule file.
     pub cluster: String,
-    /// `:authority` of the request (default: the cluster name).
+    /// `:authority` of the request (default: the host of an Istio cluster
+    /// name `outbound|<port>|<subset>|<host>`, with `:<port>` unless 80; for
+    /// any other cluster, the cluster name).
     pub authority: Option<String>,
     /// Path of the rule file, e.g. `/rules.json`.
     pub path: String,

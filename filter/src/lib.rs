@@ -19,6 +19,7 @@ pub mod matcher;
 pub mod pairs;
 pub mod pick;
 pub mod plugin;
+pub mod poll;
 pub mod rules;
 
 #[cfg(target_arch = "wasm32")]

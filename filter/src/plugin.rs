@@ -186,6 +186,32 @@ fn header(name: Option<&str>, field: &str) -> Result<Option<Box<str>>, ConfigErr
         .map_err(|r| ConfigError::invalid(field, r))
 }
 
+/// The `:authority` of rule fetches when `ruleSource.authority` is not given:
+/// for an Istio cluster name `outbound|<port>|<subset>|<host>` the host (with
+/// `:<port>` unless it is 80), so the rule server sees the Service's name;
+/// for any other cluster, the cluster name.
+pub fn default_authority(cluster: &str) -> String {
+    let mut parts = cluster.split('|');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("outbound"), Some(port), Some(_subset), Some(host), None)
+            if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) =>
+        {
+            if port == "80" {
+                host.to_string()
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+        _ => cluster.to_string(),
+    }
+}
+
 fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
     if s.cluster.is_empty() {
         return Err(ConfigError::invalid(
@@ -199,7 +225,10 @@ fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
             Reason::BadCharacters(s.path.clone()),
         ));
     }
-    let authority = s.authority.clone().unwrap_or_else(|| s.cluster.clone());
+    let authority = s
+        .authority
+        .clone()
+        .unwrap_or_else(|| default_authority(&s.cluster));
     if authority.is_empty() || authority.bytes().any(|b| !b.is_ascii_graphic()) {
         return Err(ConfigError::invalid(
             "ruleSource.authority",

@@ -15,7 +15,8 @@ use super::hostio::{self, Buffer};
 use super::http::Filter;
 use super::metrics::{self, bump, record, Global};
 use super::node::Node;
-use super::source::Poller;
+use super::source::Host;
+use crate::poll::Poller;
 
 thread_local! {
     static RNG: RefCell<Rng> = RefCell::new(Rng::new(seed()));
@@ -129,11 +130,14 @@ impl Root {
             if let Err(s) = hostio::set_tick_period_ms(p.tick_period_ms()) {
                 log::error!("cannot set the tick period ({s}): the rule source will not be polled");
             }
+            let source = p.source();
             log::info!(
-                "#{} polling rules from cluster {} path {}",
+                "#{} polling rules every {:?} from cluster {} path {} (authority {})",
                 self.context_id,
-                p.cluster(),
-                p.path()
+                source.poll_interval,
+                source.cluster,
+                source.path,
+                source.authority
             );
         }
         // Rules another worker (or an earlier configuration) already fetched
@@ -142,13 +146,26 @@ impl Root {
         Ok(())
     }
 
-    /// Installs rules fetched from the rule source.
-    fn install(&mut self, rules: Rules) {
+    /// Installs rules from the rule source: fetched by this VM (logged), or
+    /// adopted from the copy another VM fetched (logged at debug level, so
+    /// one reload is one line, not one per worker).
+    fn install(&mut self, rules: Rules, fetched: bool) {
         let Some(active) = &self.active else { return };
-        log::info!(
-            "#{} rules version {} from the rule source: {} services, {} destinations",
+        let level = if fetched {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "#{} rules version {} {} the rule source: {} services, {} destinations",
             self.context_id,
             rules.version,
+            if fetched {
+                "fetched from"
+            } else {
+                "adopted from"
+            },
             rules.set.services().len(),
             rules.set.destination_count()
         );
@@ -177,11 +194,14 @@ impl Context for Root {
             return;
         };
         let node = &mut self.node;
-        let fetched = poller.on_response(token, num_headers, body_size, &active, &mut |bytes| {
-            workload_for(node, bytes)
+        let mut host = Host {
+            global: &active.global,
+        };
+        let fetched = poller.on_response(&mut host, token, num_headers, body_size, &mut |bytes| {
+            plugin::rule_file_from_bytes(bytes, &active.settings, &workload_for(node, bytes))
         });
         if let Some(rules) = fetched {
-            self.install(rules);
+            self.install(rules, true);
         }
     }
 }
@@ -234,12 +254,14 @@ impl RootContext for Root {
             return;
         };
         let node = &mut self.node;
-        let adopted = poller.adopt_shared(&active, &mut |bytes| workload_for(node, bytes));
+        let mut host = Host {
+            global: &active.global,
+        };
+        let adopted = poller.tick(&mut host, &mut |bytes| {
+            plugin::rule_file_from_bytes(bytes, &active.settings, &workload_for(node, bytes))
+        });
         if let Some(rules) = adopted {
-            self.install(rules);
-        }
-        if let Some(p) = self.poller.as_mut() {
-            p.maybe_fetch(&active);
+            self.install(rules, false);
         }
     }
 
