@@ -1,0 +1,784 @@
+//! `canaryctl simulate`: requests through the compiled filter (the release
+//! `.wasm`, run by the test harness's in-process proxy-wasm host), counted
+//! per destination.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use canary_router::rules::StickyKey;
+use canary_router::{Outcome, RequestView, RuleSet, Workload};
+use canary_test_harness::host::{LogLevel, Module, Vm, VmOptions};
+use serde::Serialize;
+
+use crate::bars;
+use crate::error::{CliError, Result};
+use crate::input::{self, Config};
+use crate::summary::{self, Identity, Judged};
+
+/// Send requests through the compiled filter and count where they go.
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = "Send requests through the compiled filter (the release .wasm, run in-process by the \
+test harness's proxy-wasm host, exactly as Envoy would run it) and print, per destination, the share \
+of requests as a bar chart with exact counts and the share the weights ask for. \
+With --sticky-keys N, N distinct values of the matched rule's sticky key (header, cookie or source \
+IP) are sent, each twice, and the keys per destination are counted; with --against OLD, the same keys \
+go through the old rules too and the keys that moved are counted, from where to where.\n\n\
+The module is --wasm, else $CANARY_ROUTER_WASM, else target/wasm/wasm32-wasip1/release/canary_router.wasm \
+under the current directory or the canary-router checkout canaryctl was built from; build it with\n  \
+CARGO_TARGET_DIR=target/wasm cargo build -p canary-router --release --target wasm32-wasip1",
+    after_help = "\
+Examples:
+  canaryctl simulate examples/weighted/rules.json -n 100000
+  canaryctl simulate examples/header-override/rules.json -H 'canary: canary-tester'
+  canaryctl simulate examples/source-labels/rules.json --labels app=frontend,version=v2 --namespace default
+  canaryctl simulate examples/sticky/rules.json --sticky-keys 1000
+  canaryctl simulate examples/weighted/rules-50-50.json --sticky-keys 1000 --against examples/weighted/rules.json
+
+Exit codes: 0 done, 1 the rules are rejected (by the parser or the compiled filter) or the request
+matches nothing, 2 a file or the .wasm cannot be read."
+)]
+pub struct Args {
+    /// The rules (anything `validate` reads; the first configuration in it).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Number of requests.
+    #[arg(
+        short = 'n',
+        long = "requests",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    pub requests: u64,
+    /// A request header, `name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_parser = parse_header, value_name = "NAME: VALUE")]
+    pub headers: Vec<(String, String)>,
+    #[command(flatten)]
+    pub identity: Identity,
+    /// `:authority` of the requests (default: the first service's first host).
+    #[arg(long, value_name = "HOST")]
+    pub authority: Option<String>,
+    /// `:path` of the requests (query string included).
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub path: String,
+    /// `:method` of the requests.
+    #[arg(long, default_value = "GET", value_name = "METHOD")]
+    pub method: String,
+    /// `:scheme` of the requests.
+    #[arg(long, default_value = "http", value_name = "SCHEME")]
+    pub scheme: String,
+    /// Send N distinct values of the matched rule's sticky key (each twice) and count keys per destination.
+    #[arg(long, value_name = "N")]
+    pub sticky_keys: Option<u64>,
+    /// Older rules: count the sticky keys that move between them and FILE (implies --sticky-keys 1000).
+    #[arg(long, value_name = "OLD")]
+    pub against: Option<PathBuf>,
+    /// Seed of the host's randomness (default: from the clock; printed so a run can be repeated).
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
+    /// The filter module to run.
+    #[arg(long, value_name = "WASM")]
+    pub wasm: Option<PathBuf>,
+    /// Output: text (bars), or json.
+    #[arg(short, long, value_enum, default_value_t = SimOutput::Text)]
+    pub output: SimOutput,
+}
+
+/// How `simulate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimOutput {
+    /// Bars for people.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Parses `name: value`.
+pub fn parse_header(s: &str) -> std::result::Result<(String, String), String> {
+    let (k, v) = s
+        .split_once(':')
+        .filter(|(k, _)| !k.trim().is_empty())
+        .ok_or_else(|| format!("`{s}` is not `name: value`"))?;
+    Ok((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+}
+
+/// The compiled module to run.
+pub fn wasm_path(given: Option<&Path>) -> Result<PathBuf> {
+    const RELATIVE: &str = "target/wasm/wasm32-wasip1/release/canary_router.wasm";
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("CANARY_ROUTER_WASM").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let here = PathBuf::from(RELATIVE);
+    if here.is_file() {
+        return Ok(here);
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(RELATIVE);
+    if built_from.is_file() {
+        return Ok(built_from);
+    }
+    Err(CliError::usage(format!(
+        "no compiled filter: give --wasm, set CANARY_ROUTER_WASM, or build it with\n  \
+         CARGO_TARGET_DIR=target/wasm cargo build -p canary-router --release --target wasm32-wasip1\n\
+         (looked for {RELATIVE} here and in {})",
+        built_from.display()
+    )))
+}
+
+/// The headers of one simulated request, as the native decision sees them.
+struct Req<'a> {
+    headers: &'a [(String, String)],
+    source: Option<&'a str>,
+}
+
+impl RequestView for Req<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_bytes())
+    }
+    fn source_address(&self) -> Option<&[u8]> {
+        self.source.map(str::as_bytes)
+    }
+}
+
+/// Replaces what Envoy stat names cannot carry, as the filter does.
+fn tag_value(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ';' | '=' | ' ' | '\t' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// Rules loaded twice: judged natively (for names, weights and the sticky
+/// key) and configured into a VM of the compiled filter.
+struct Loaded {
+    cfg: Config,
+    judged: Judged,
+    set: RuleSet,
+    workload: Workload,
+}
+
+fn load_rules(path: &Path, identity: &Identity) -> Result<Loaded> {
+    let src = input::read_source(path)?;
+    let loaded = input::load(&src)?;
+    for note in &loaded.notes {
+        eprintln!("note: {note}");
+    }
+    let Some(cfg) = loaded.configs.into_iter().next() else {
+        return Err(CliError::rejected(format!(
+            "{}: no canary-router configuration found",
+            src.name
+        )));
+    };
+    let workload = identity.workload(cfg.node.as_ref());
+    let judged = summary::judge(&cfg, &workload, None).map_err(CliError::rejected)?;
+    let Some((set, _)) = judged.rules.clone() else {
+        return Err(CliError::rejected(format!(
+            "{}: no inline rules (they are polled from a ruleSource): simulate the rule file itself",
+            cfg.origin
+        )));
+    };
+    Ok(Loaded {
+        cfg,
+        judged,
+        set,
+        workload,
+    })
+}
+
+fn node_metadata(w: &Workload) -> serde_json::Value {
+    let mut meta = serde_json::Map::new();
+    if let Some(ns) = &w.namespace {
+        meta.insert("NAMESPACE".into(), ns.clone().into());
+    }
+    if !w.labels.is_empty() {
+        let labels: serde_json::Map<String, serde_json::Value> = w
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        meta.insert("LABELS".into(), labels.into());
+    }
+    meta.into()
+}
+
+fn start_vm(module: &Module, rules: &Loaded, seed: u64) -> Result<Vm> {
+    let mut vm = Vm::new(
+        module,
+        VmOptions {
+            node_metadata: node_metadata(&rules.workload),
+            random_seed: seed,
+            log_level: LogLevel::Warn,
+            root_id: "canary-router".into(),
+            vm_id: "canary-router".into(),
+            plugin_name: "canary-router".into(),
+            ..VmOptions::default()
+        },
+    )
+    .map_err(|e| CliError::rejected(format!("the compiled filter failed to start: {e}")))?;
+    let ok = vm
+        .configure(&rules.cfg.bytes)
+        .map_err(|e| CliError::rejected(format!("the compiled filter failed: {e}")))?;
+    if !ok {
+        let logs: Vec<String> = vm
+            .logs()
+            .iter()
+            .map(|(l, m)| format!("  [{l}] {m}"))
+            .collect();
+        return Err(CliError::rejected(format!(
+            "{}: the compiled filter rejected the configuration:\n{}",
+            rules.cfg.origin,
+            logs.join("\n")
+        )));
+    }
+    Ok(vm)
+}
+
+/// Sends one request; returns the cluster the filter chose, if any.
+fn send(vm: &mut Vm, headers: &[(String, String)], route_header: &str) -> Result<Option<String>> {
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let fail = |e: canary_test_harness::host::HostError| {
+        CliError::rejected(format!("the compiled filter failed: {e}"))
+    };
+    let r = vm.request(&pairs).map_err(fail)?;
+    let cluster = r.header(route_header).map(str::to_string);
+    if r.forwarded() {
+        vm.respond(&r, &[(":status", "200")]).map_err(fail)?;
+    } else {
+        vm.close(&r).map_err(fail)?;
+    }
+    Ok(cluster)
+}
+
+/// One destination's result.
+#[derive(Debug, Serialize)]
+pub struct DestResult {
+    /// The destination label (subset, or cluster).
+    pub destination: String,
+    /// The Envoy cluster.
+    pub cluster: String,
+    /// Requests (or keys, in sticky mode) that went there.
+    pub count: u64,
+    /// `count` over all requests (keys) sent.
+    pub share: f64,
+    /// The share the weights ask for, within the rule.
+    pub expected: f64,
+}
+
+/// One rule's result.
+#[derive(Debug, Serialize)]
+pub struct RuleResult {
+    /// The service.
+    pub service: String,
+    /// The rule.
+    pub rule: String,
+    /// Requests (keys) the rule routed.
+    pub count: u64,
+    /// Its destinations.
+    pub destinations: Vec<DestResult>,
+}
+
+/// What `simulate` found.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Requests sent (keys, in sticky mode).
+    pub sent: u64,
+    /// What was counted: `requests` or `keys`.
+    pub unit: &'static str,
+    /// Requests (keys) that no rule routed (Envoy's default route takes them).
+    pub unrouted: u64,
+    /// Per rule that routed anything.
+    pub rules: Vec<RuleResult>,
+    /// Sticky mode: keys whose two requests went to different destinations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unstable_keys: Option<u64>,
+    /// `--against`: the comparison.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against: Option<Against>,
+    /// The seed of the host's randomness.
+    pub seed: u64,
+}
+
+/// Sticky keys that moved between two rule sets.
+#[derive(Debug, Serialize)]
+pub struct Against {
+    /// The old rules.
+    pub file: String,
+    /// Keys compared.
+    pub keys: u64,
+    /// Keys whose destination differs.
+    pub moved: u64,
+    /// The fewest keys any assignment could move (the change in shares).
+    pub fewest_possible: f64,
+    /// `(from, to) → keys`.
+    pub moves: Vec<Move>,
+}
+
+/// Keys that moved from one destination to another.
+#[derive(Debug, Serialize)]
+pub struct Move {
+    /// Destination in the old rules (`-` when no rule routed it).
+    pub from: String,
+    /// Destination in the new rules.
+    pub to: String,
+    /// How many keys.
+    pub keys: u64,
+}
+
+/// Counts per cluster into per-rule results, using the filter's stats for
+/// which rule routed what, and the route header for where it went.
+fn results(
+    set: &RuleSet,
+    by_rule: &BTreeMap<(String, String, String), u64>,
+    sent: u64,
+) -> Vec<RuleResult> {
+    let mut out: Vec<RuleResult> = Vec::new();
+    for svc in set.services() {
+        for rule in &svc.rules {
+            let total_w: u64 = rule
+                .route
+                .destinations
+                .iter()
+                .map(|d| u64::from(d.weight))
+                .sum();
+            let dests: Vec<DestResult> = rule
+                .route
+                .destinations
+                .iter()
+                .map(|d| {
+                    let key = (
+                        tag_value(&svc.name),
+                        tag_value(&rule.name),
+                        tag_value(&d.label),
+                    );
+                    let count = by_rule.get(&key).copied().unwrap_or(0);
+                    DestResult {
+                        destination: d.label.to_string(),
+                        cluster: d.cluster.to_string(),
+                        count,
+                        share: bars::share(count, sent),
+                        expected: bars::share(u64::from(d.weight), total_w),
+                    }
+                })
+                .collect();
+            let count = dests.iter().map(|d| d.count).sum();
+            if count > 0 {
+                out.push(RuleResult {
+                    service: svc.name.to_string(),
+                    rule: rule.name.to_string(),
+                    count,
+                    destinations: dests,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The filter's request counters, by (service, rule, destination).
+fn stats_by_rule(vm: &Vm) -> BTreeMap<(String, String, String), u64> {
+    let mut text = String::new();
+    for (name, value) in vm.metrics() {
+        let _ = writeln!(text, "{name}: {value}");
+    }
+    crate::watch::parse_stats_text(&text).requests
+}
+
+fn base_headers(args: &Args, set: &RuleSet) -> Result<Vec<(String, String)>> {
+    let authority = match &args.authority {
+        Some(a) => a.clone(),
+        None => set
+            .services()
+            .first()
+            .map(|s| s.name.to_string())
+            .ok_or_else(|| CliError::rejected("the rules have no service to send requests to"))?,
+    };
+    let mut h = vec![
+        (":authority".to_string(), authority),
+        (":path".to_string(), args.path.clone()),
+        (":method".to_string(), args.method.clone()),
+        (":scheme".to_string(), args.scheme.clone()),
+    ];
+    h.extend(args.headers.iter().cloned());
+    Ok(h)
+}
+
+/// The sticky key of the rule the request matches.
+fn sticky_key_of(set: &RuleSet, headers: &[(String, String)]) -> Result<(StickyKey, String)> {
+    let req = Req {
+        headers,
+        source: Some("10.0.0.1:40000"),
+    };
+    match set.decide(&req, || 0) {
+        Outcome::NoService => Err(CliError::rejected(format!(
+            "the requests (:authority {}) are for no service in the rules; give --authority",
+            headers.first().map(|(_, v)| v.as_str()).unwrap_or("")
+        ))),
+        Outcome::NoRule { service } => Err(CliError::rejected(format!(
+            "no rule of service {} matches the requests; change -H/--path/--labels",
+            set.services().get(service).map(|s| &*s.name).unwrap_or("?")
+        ))),
+        Outcome::Routed(d) => {
+            let rule = set
+                .services()
+                .get(d.service)
+                .and_then(|s| s.rules.get(d.rule))
+                .ok_or_else(|| CliError::rejected("the decision names no rule"))?;
+            match rule.route.sticky() {
+                Some(k) => Ok((k.clone(), rule.name.to_string())),
+                None => Err(CliError::rejected(format!(
+                    "rule {} (the one the requests match) has no sticky key: add `sticky` to it, or drop --sticky-keys/--against",
+                    rule.name
+                ))),
+            }
+        }
+    }
+}
+
+/// The headers and source address of sticky key number `i`.
+fn keyed(
+    base: &[(String, String)],
+    key: &StickyKey,
+    i: u64,
+) -> (Vec<(String, String)>, Option<String>) {
+    let mut h = base.to_vec();
+    let value = format!("user-{i}");
+    match key {
+        StickyKey::Header(name) => {
+            h.retain(|(k, _)| k != &**name);
+            h.push((name.to_string(), value));
+            (h, None)
+        }
+        StickyKey::Cookie(name) => {
+            let name = String::from_utf8_lossy(name);
+            h.retain(|(k, _)| k != "cookie");
+            h.push(("cookie".into(), format!("{name}={value}")));
+            (h, None)
+        }
+        StickyKey::SourceIp => {
+            let ip = format!(
+                "10.{}.{}.{}:40000",
+                (i >> 16) & 0xff,
+                (i >> 8) & 0xff,
+                i & 0xff
+            );
+            (h, Some(ip))
+        }
+    }
+}
+
+fn describe_key(key: &StickyKey) -> String {
+    match key {
+        StickyKey::Header(h) => format!("header {h} (user-0, user-1, ...)"),
+        StickyKey::Cookie(c) => format!(
+            "cookie {} (user-0, user-1, ...)",
+            String::from_utf8_lossy(c)
+        ),
+        StickyKey::SourceIp => "source IP (10.0.0.0, 10.0.0.1, ...)".into(),
+    }
+}
+
+/// `cluster → label` of a rule set.
+fn labels(set: &RuleSet) -> BTreeMap<String, String> {
+    set.all_destinations()
+        .map(|(_, _, d)| (d.cluster.to_string(), d.label.to_string()))
+        .collect()
+}
+
+/// Expected share per cluster of the rule the requests match.
+fn expected_by_cluster(set: &RuleSet, headers: &[(String, String)]) -> BTreeMap<String, f64> {
+    let req = Req {
+        headers,
+        source: Some("10.0.0.1:40000"),
+    };
+    let mut out = BTreeMap::new();
+    if let Outcome::Routed(d) = set.decide(&req, || 0) {
+        if let Some(rule) = set
+            .services()
+            .get(d.service)
+            .and_then(|s| s.rules.get(d.rule))
+        {
+            let total: u64 = rule
+                .route
+                .destinations
+                .iter()
+                .map(|d| u64::from(d.weight))
+                .sum();
+            for dest in &rule.route.destinations {
+                *out.entry(dest.cluster.to_string()).or_insert(0.0) +=
+                    bars::share(u64::from(dest.weight), total);
+            }
+        }
+    }
+    out
+}
+
+/// Runs `simulate`.
+pub fn run(args: &Args) -> Result<()> {
+    let new = load_rules(&args.file, &args.identity)?;
+    let old = args
+        .against
+        .as_deref()
+        .map(|p| load_rules(p, &args.identity))
+        .transpose()?;
+    let wasm = wasm_path(args.wasm.as_deref())?;
+    let module = Module::load(&wasm).map_err(|e| CliError::usage(e.to_string()))?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let route_header = new.judged.settings.route_header.to_string();
+    let base = base_headers(args, &new.set)?;
+    let mut vm = start_vm(&module, &new, seed)?;
+    let sticky = args.sticky_keys.or(args.against.as_ref().map(|_| 1000));
+
+    let mut header_counts: BTreeMap<Option<String>, u64> = BTreeMap::new();
+    let (sent, unit, unstable, against) = match sticky {
+        None => {
+            for _ in 0..args.requests {
+                let c = send(&mut vm, &base, &route_header)?;
+                *header_counts.entry(c).or_default() += 1;
+            }
+            (args.requests, "requests", None, None)
+        }
+        Some(keys) => {
+            let (key, _rule) = sticky_key_of(&new.set, &base)?;
+            let mut old_vm = match &old {
+                Some(o) => Some(start_vm(&module, o, seed ^ 0x5eed)?),
+                None => None,
+            };
+            let old_header = old
+                .as_ref()
+                .map(|o| o.judged.settings.route_header.to_string())
+                .unwrap_or_default();
+            let mut unstable = 0u64;
+            let mut moves: BTreeMap<(Option<String>, Option<String>), u64> = BTreeMap::new();
+            for i in 0..keys {
+                let (h, source) = keyed(&base, &key, i);
+                let mut chosen = Vec::with_capacity(2);
+                for _ in 0..2 {
+                    if let Some(ip) = &source {
+                        vm.set_property(&["source", "address"], ip.as_bytes());
+                    }
+                    chosen.push(send(&mut vm, &h, &route_header)?);
+                }
+                if chosen.first() != chosen.get(1) {
+                    unstable += 1;
+                }
+                let now = chosen.into_iter().next().flatten();
+                if let Some(ovm) = old_vm.as_mut() {
+                    if let Some(ip) = &source {
+                        ovm.set_property(&["source", "address"], ip.as_bytes());
+                    }
+                    let before = send(ovm, &h, &old_header)?;
+                    if before != now {
+                        *moves.entry((before, now.clone())).or_default() += 1;
+                    }
+                }
+                *header_counts.entry(now).or_default() += 1;
+            }
+            let against = old.as_ref().map(|o| {
+                let new_labels = labels(&new.set);
+                let old_labels = labels(&o.set);
+                let name = |c: &Option<String>, l: &BTreeMap<String, String>| match c {
+                    Some(c) => l.get(c).cloned().unwrap_or_else(|| c.clone()),
+                    None => "-".to_string(),
+                };
+                let e_new = expected_by_cluster(&new.set, &base);
+                let e_old = expected_by_cluster(&o.set, &base);
+                let clusters: std::collections::BTreeSet<&String> =
+                    e_new.keys().chain(e_old.keys()).collect();
+                let tvd: f64 = clusters
+                    .iter()
+                    .map(|c| (e_new.get(*c).unwrap_or(&0.0) - e_old.get(*c).unwrap_or(&0.0)).abs())
+                    .sum::<f64>()
+                    / 2.0;
+                Against {
+                    file: args
+                        .against
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    keys,
+                    moved: moves.values().sum(),
+                    fewest_possible: tvd,
+                    moves: moves
+                        .iter()
+                        .map(|((from, to), n)| Move {
+                            from: name(from, &old_labels),
+                            to: name(to, &new_labels),
+                            keys: *n,
+                        })
+                        .collect(),
+                }
+            });
+            // Each key was sent twice to the new rules: count keys, not requests.
+            (keys, "keys", Some(unstable), against)
+        }
+    };
+
+    // Which rule routed what comes from the filter's own stats; in sticky
+    // mode every key was sent twice, so halve them.
+    let mut by_rule = stats_by_rule(&vm);
+    if sticky.is_some() {
+        for v in by_rule.values_mut() {
+            *v /= 2;
+        }
+    }
+    let rules = results(&new.set, &by_rule, sent);
+    let unrouted = header_counts.get(&None).copied().unwrap_or(0);
+    // The stats and the route header must tell the same story.
+    let routed_by_header: u64 = header_counts
+        .iter()
+        .filter(|(k, _)| k.is_some())
+        .map(|(_, v)| v)
+        .sum();
+    let routed_by_stats: u64 = rules.iter().map(|r| r.count).sum();
+    if routed_by_header != routed_by_stats {
+        eprintln!(
+            "warning: the filter's stats count {routed_by_stats} routed {unit}, its route header {routed_by_header}"
+        );
+    }
+    let report = Report {
+        sent,
+        unit,
+        unrouted,
+        rules,
+        unstable_keys: unstable,
+        against,
+        seed,
+    };
+    match args.output {
+        SimOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::usage(e.to_string()))?
+        ),
+        SimOutput::Text => {
+            let key = match sticky {
+                Some(_) => sticky_key_of(&new.set, &base)
+                    .ok()
+                    .map(|(k, _)| describe_key(&k)),
+                None => None,
+            };
+            print!(
+                "{}",
+                render_text(&new, &wasm, &base, key.as_deref(), &report)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn render_text(
+    rules: &Loaded,
+    wasm: &Path,
+    base: &[(String, String)],
+    key: Option<&str>,
+    r: &Report,
+) -> String {
+    let mut s = String::new();
+    let headers: Vec<String> = base.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    match key {
+        Some(k) => {
+            let _ = writeln!(
+                s,
+                "{} keys of {k}, each sent twice, through {}",
+                r.sent,
+                wasm.display()
+            );
+        }
+        None => {
+            let _ = writeln!(s, "{} requests through {}", r.sent, wasm.display());
+        }
+    }
+    let _ = writeln!(s, "  rules:   {}", rules.cfg.origin);
+    let _ = writeln!(s, "  request: {}", headers.join(", "));
+    let _ = writeln!(s, "  sidecar: {}", Identity::describe(&rules.workload));
+    let _ = writeln!(s, "  seed:    {} (--seed to repeat)", r.seed);
+    for rule in &r.rules {
+        let _ = writeln!(
+            s,
+            "\nservice {}  rule {}  ({} {})",
+            rule.service, rule.rule, rule.count, r.unit
+        );
+        let width = rule
+            .destinations
+            .iter()
+            .map(|d| d.destination.chars().count())
+            .max()
+            .unwrap_or(0);
+        for d in &rule.destinations {
+            // A count further than 4.5 standard deviations from what the
+            // weights ask for is flagged (about 1 in 150,000 by chance).
+            let n = rule.count as f64;
+            let sd = (n * d.expected * (1.0 - d.expected)).sqrt();
+            let off = (d.count as f64 - n * d.expected).abs();
+            let flag = if (sd > 0.0 && off > 4.5 * sd) || (sd == 0.0 && off > 0.0) {
+                "   <- far from the weights"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "  {:<width$}  {} {:6.2}% {:>9} {}   weights ask {:6.2}%   {}{flag}",
+                d.destination,
+                bars::bar(d.share, bars::WIDTH),
+                100.0 * d.share,
+                d.count,
+                r.unit,
+                100.0 * d.expected,
+                d.cluster,
+            );
+        }
+    }
+    if r.unrouted > 0 || r.rules.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nno rule routed {} of {} {} (the route header was not set: Envoy's default route takes them)",
+            r.unrouted, r.sent, r.unit
+        );
+    }
+    if let Some(u) = r.unstable_keys {
+        if u == 0 {
+            let _ = writeln!(
+                s,
+                "\nsticky: every key went to the same destination both times"
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "\nsticky: {u} keys went to different destinations on their two requests"
+            );
+        }
+    }
+    if let Some(a) = &r.against {
+        let _ = writeln!(
+            s,
+            "\nagainst {}: {} of {} keys moved ({:.2}%); the change in weights moves at least {:.2}%",
+            a.file,
+            a.moved,
+            a.keys,
+            100.0 * bars::share(a.moved, a.keys),
+            100.0 * a.fewest_possible
+        );
+        for m in &a.moves {
+            let _ = writeln!(s, "  {} -> {}  {} keys", m.from, m.to, m.keys);
+        }
+    }
+    s
+}
