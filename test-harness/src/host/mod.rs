@@ -36,7 +36,8 @@
 //!   configuration, HTTP-call response body (only during `on_http_call_response`); other
 //!   buffers are empty.
 //! - Header maps: request headers of the current stream, response headers once the response
-//!   started, HTTP-call response headers/trailers while answering; Envoy's statuses
+//!   started, HTTP-call response headers/trailers while answering (no trailer map when the
+//!   answer has no trailers, as in Envoy); Envoy's statuses
 //!   (BadArgument for a map that does not exist now, NotFound for a missing key), keys
 //!   lowercased, replace = remove all + add.
 //! - `proxy_get_property`: [`Vm::set_property`] values, `plugin_name`/`plugin_root_id`/

@@ -135,7 +135,8 @@ impl Stream {
 pub(crate) struct CallResponse {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-    pub trailers: HeaderMap,
+    /// `None` when the response had no trailers (Envoy then has no trailer map).
+    pub trailers: Option<HeaderMap>,
 }
 
 /// A pending HTTP call and when it times out.
@@ -231,7 +232,10 @@ impl HostState {
             // No trailers and no gRPC in this host.
             1 | 3 | 4 | 5 => None,
             6 => self.call_response.as_ref().map(|r| &r.headers),
-            7 => self.call_response.as_ref().map(|r| &r.trailers),
+            7 => self
+                .call_response
+                .as_ref()
+                .and_then(|r| r.trailers.as_ref()),
             _ => return Err(Status::BadArgument),
         })
     }

@@ -33,13 +33,15 @@ fn engine() -> Result<&'static Engine, HostError> {
     Ok(ENGINE.get_or_init(|| engine))
 }
 
-/// A wasmtime error and its causes on one line.
+/// A wasmtime error: its root cause (the trap, or the host call's error) first, then the
+/// context wasmtime added (the wasm backtrace).
 fn describe(error: &wasmtime::Error) -> String {
-    error
-        .chain()
-        .map(|cause| cause.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    let causes: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
+    match causes.split_last() {
+        Some((root, [])) => root.clone(),
+        Some((root, context)) => format!("{root}\n{}", context.join("\n")),
+        None => String::new(),
+    }
 }
 
 /// A compiled proxy-wasm module, ready to be instantiated into many [`Vm`]s.
@@ -853,7 +855,7 @@ impl Vm {
                 state.call_response = Some(CallResponse {
                     headers: header_map,
                     body,
-                    trailers: trailer_map,
+                    trailers: (!trailer_map.is_empty()).then_some(trailer_map),
                 });
                 sizes
             }

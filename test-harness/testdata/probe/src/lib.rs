@@ -427,9 +427,14 @@ impl Context for Probe {
             .get_http_call_response_body(0, body)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let trailer = self
-            .get_http_call_response_trailer("x-trailer")
-            .unwrap_or_default();
+        // Envoy has no trailer map when the response had none (BadArgument, a panic in the
+        // SDK): only ask when there are some.
+        let trailer = if trailers > 0 {
+            self.get_http_call_response_trailer("x-trailer")
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         log(
             LogLevel::Info,
             &format!(
