@@ -15,11 +15,7 @@ const N: usize = 1000;
 
 fn bar(count: u64, total: u64) -> String {
     let width = 40;
-    let filled = if total == 0 {
-        0
-    } else {
-        (count * width + total / 2) / total
-    };
+    let filled = (count * width + total / 2).checked_div(total).unwrap_or(0);
     let filled = usize::try_from(filled).unwrap_or(0);
     format!(
         "{}{}",
