@@ -170,6 +170,9 @@ fn is_envoy_bootstrap(doc: &Value) -> bool {
     doc.get("static_resources").is_some() || doc.get("staticResources").is_some()
 }
 
+/// The keys of a rule file.
+const RULE_FILE_KEYS: [&str; 3] = ["services", "version", "namespace"];
+
 /// The plugin-only keys: a document without any of them reads as a bare rule file.
 const PLUGIN_ONLY_KEYS: [&str; 4] = ["routeHeader", "debugHeader", "clusterDomain", "ruleSource"];
 
@@ -261,6 +264,20 @@ fn classify(origin: &str, doc: Value, out: &mut Loaded) -> Result<()> {
                         ));
                         continue;
                     };
+                    // Other files (an Envoy bootstrap, say) may share the
+                    // ConfigMap: a rule file has one of its own keys, or does
+                    // not parse at all (then the filter's parser says why).
+                    let is_rules = match serde_json::from_slice::<Value>(&bytes) {
+                        Ok(Value::Object(m)) => RULE_FILE_KEYS.iter().any(|k| m.contains_key(*k)),
+                        Ok(_) => false,
+                        Err(_) => true,
+                    };
+                    if !is_rules {
+                        out.notes.push(format!(
+                            "{origin}: ConfigMap {name} {prefix} is not a rule file (no `services`, `version` or `namespace`); skipped"
+                        ));
+                        continue;
+                    }
                     found = true;
                     out.configs.push(Config {
                         origin: format!("{origin} (ConfigMap {name} {prefix})"),

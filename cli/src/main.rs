@@ -48,11 +48,17 @@ enum Command {
     Validate(validate::Args),
     Simulate(Box<simulate::Args>),
     Import(import::Args),
-    Render(render::Args),
+    Render(Box<render::Args>),
     Watch(watch::Args),
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`canaryctl ... | head`), like other CLI tools.
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),

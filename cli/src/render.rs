@@ -1,21 +1,418 @@
-//! `canaryctl render`: the Istio manifests that deploy a rule file.
+//! `canaryctl render`: the Istio manifests that deploy a rule file, in the
+//! shape of `wasmplugin/` (`wasmplugin.yaml`, `wasmplugin-file.yaml`, and
+//! with `--configmap` `rules-configmap.yaml` + `wasmplugin-configmap.yaml`).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::error::{CliError, Result};
+use canary_router::plugin::{rule_file_from_bytes, DEFAULT_CLUSTER_DOMAIN};
+use canary_router::{Plugin, Workload};
+use serde_yaml_ng::{Mapping, Value};
 
-/// Print the WasmPlugin (and ConfigMap) that deploy a rule file.
+use crate::error::{CliError, Result};
+use crate::input::{self, Kind};
+use crate::summary::{self, parse_label};
+
+/// Print the WasmPlugin (and with --configmap the ConfigMap) that deploy a rule file.
 #[derive(Debug, clap::Args)]
+#[command(
+    long_about = "Print the Istio manifests that deploy a rule file: the WasmPlugin with the rules inline \
+in pluginConfig (as wasmplugin/wasmplugin.yaml; wasmplugin-file.yaml for a file:// module), or with \
+--configmap the ConfigMap holding the rules (as wasmplugin/rules-configmap.yaml) and the WasmPlugin \
+that polls it (as wasmplugin/wasmplugin-configmap.yaml; serve the ConfigMap with \
+wasmplugin/config-server.yaml). The rules are checked with the filter's parser first, and so is \
+what is printed.\n\n\
+The filter runs in the client sidecars (match mode CLIENT) on the ports the rules' destinations \
+name, last before the router, FAIL_OPEN.",
+    after_help = "\
+Examples:
+  canaryctl render --namespace default --image oci://registry/canary-router:0.1.0 \\
+      --sha256 <digest> --selector app=frontend examples/weighted/rules.json | kubectl apply -f -
+  canaryctl render --namespace default --image file:///var/local/wasm/canary_router.wasm \\
+      --selector app=frontend examples/weighted/rules.json
+  canaryctl render --configmap --namespace default --image oci://registry/canary-router:0.1.0 \\
+      --selector app=frontend --debug-header x-canary-route examples/configmap-poll/rule-file-90-10.json
+
+Exit codes: 0 printed, 1 the rules are rejected, 2 bad options or an unreadable file."
+)]
 pub struct Args {
-    /// The rules.
+    /// The rules: a plugin configuration or a rule file (anything `validate` reads; the first configuration in it).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Namespace of the WasmPlugin (the workloads it selects live there).
+    #[arg(long, default_value = "default", value_name = "NAMESPACE")]
+    pub namespace: String,
+    /// Name of the WasmPlugin.
+    #[arg(long, default_value = "canary-router", value_name = "NAME")]
+    pub name: String,
+    /// Where the sidecars get the module: `oci://registry/canary-router:0.1.0`, `file:///...` or `https://...`.
+    #[arg(long, value_name = "URL")]
+    pub image: String,
+    /// The module's sha256 (for oci://, the image manifest's digest), with or without `sha256:`.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Labels of the client workloads to run the filter in, e.g. `app=frontend` (default: every workload of the namespace).
+    #[arg(long, value_name = "KEY=VALUE,...", value_delimiter = ',', value_parser = parse_label)]
+    pub selector: Vec<(String, String)>,
+    /// Outbound ports to run on (repeatable; default: the ports of the rules' destinations).
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// What Istio does when the module cannot be fetched or the VM fails.
+    #[arg(long, value_enum, default_value_t = FailStrategy::FailOpen)]
+    pub fail_strategy: FailStrategy,
+    /// Response header naming what served each request (overrides the file's `debugHeader`).
+    #[arg(long, value_name = "HEADER")]
+    pub debug_header: Option<String>,
+    /// Poll the rules from a ConfigMap: print the ConfigMap and the WasmPlugin with a `ruleSource`.
+    #[arg(long)]
+    pub configmap: bool,
+    /// Name of the ConfigMap (and of the config server's Service), with --configmap.
+    #[arg(long, default_value = "canary-rules", value_name = "NAME")]
+    pub configmap_name: String,
+    /// Namespace of the ConfigMap and its config server, with --configmap.
+    #[arg(long, default_value = "istio-system", value_name = "NAMESPACE")]
+    pub configmap_namespace: String,
+    /// Path the config server serves the rule file at, with --configmap.
+    #[arg(long, default_value = "/canary/rules.json", value_name = "PATH")]
+    pub rules_path: String,
+    /// Service port of the config server, with --configmap.
+    #[arg(long, default_value_t = 80, value_name = "PORT")]
+    pub rules_port: u16,
+    /// How often the sidecars poll, with --configmap.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub poll_interval_ms: u64,
+    /// Timeout of one poll, with --configmap.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub timeout_ms: u64,
+    /// `version` of the rule file in the ConfigMap (default: the file's own, if any).
+    #[arg(long, value_name = "N")]
+    pub rules_version: Option<u64>,
+}
+
+/// Istio's `failStrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailStrategy {
+    /// Skip the filter: requests take Istio's own routes.
+    FailOpen,
+    /// Fail the requests.
+    FailClose,
+}
+
+fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+/// A mapping from `(key, value)` pairs, in order.
+fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut m = Mapping::new();
+    for (k, v) in pairs {
+        m.insert(s(k), v);
+    }
+    Value::Mapping(m)
+}
+
+fn push(m: &mut Value, key: &str, value: Value) {
+    if let Value::Mapping(m) = m {
+        m.insert(s(key), value);
+    }
+}
+
+/// The input configuration as an ordered YAML value (keys keep the file's
+/// order; JSON is YAML).
+fn ordered(bytes: &[u8]) -> Result<Mapping> {
+    let value = match serde_yaml_ng::from_slice::<Value>(bytes) {
+        Ok(v) => v,
+        // JSON that YAML does not take (tabs as indentation...): through
+        // serde_json, in sorted key order.
+        Err(_) => serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| serde_yaml_ng::to_value(v).ok())
+            .unwrap_or(Value::Null),
+    };
+    match value {
+        Value::Mapping(m) => Ok(m),
+        _ => Err(CliError::rejected("the configuration is not an object")),
+    }
+}
+
+fn sha256(given: &str) -> Result<String> {
+    let hex = given
+        .strip_prefix("sha256:")
+        .unwrap_or(given)
+        .to_ascii_lowercase();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(CliError::usage(format!(
+            "--sha256 {given}: not 64 hex digits (a sha256, optionally prefixed with `sha256:`)"
+        )))
+    }
+}
+
+/// The ports of the Istio clusters the rules route to (`outbound|PORT|...`).
+fn destination_ports(set: &canary_router::RuleSet) -> BTreeSet<u16> {
+    set.all_destinations()
+        .filter_map(|(_, _, d)| {
+            let mut parts = d.cluster.split('|');
+            match (parts.next(), parts.next()) {
+                (Some("outbound"), Some(p)) => p.parse::<u16>().ok(),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn yaml(v: &Value) -> Result<String> {
+    serde_yaml_ng::to_string(v).map_err(|e| CliError::rejected(format!("cannot write YAML: {e}")))
 }
 
 /// Runs `render`.
 pub fn run(args: &Args) -> Result<()> {
-    Err(CliError::usage(format!(
-        "render {}: not written yet",
-        args.file.display()
-    )))
+    let src = input::read_source(&args.file)?;
+    let loaded = input::load(&src)?;
+    for note in &loaded.notes {
+        eprintln!("note: {note}");
+    }
+    let Some(cfg) = loaded.configs.into_iter().next() else {
+        return Err(CliError::rejected(format!(
+            "{}: no canary-router configuration found",
+            src.name
+        )));
+    };
+    let judged = summary::judge(&cfg, &Workload::default(), None).map_err(CliError::rejected)?;
+    let Some((set, _)) = &judged.rules else {
+        return Err(CliError::rejected(format!(
+            "{}: no inline rules (it polls a ruleSource already): render the rule file itself",
+            cfg.origin
+        )));
+    };
+    let input = ordered(&cfg.bytes)?;
+    if cfg.kind == Kind::RuleFile || input.contains_key("ruleSource") {
+        return Err(CliError::rejected(format!(
+            "{}: give the rules as a plugin configuration or a bare rule file",
+            cfg.origin
+        )));
+    }
+    let st = &judged.settings;
+
+    // pluginConfig: the settings, written out, then the rules or the source.
+    let mut plugin = map([("routeHeader", s(&st.route_header))]);
+    let debug = args
+        .debug_header
+        .clone()
+        .or_else(|| st.debug_header.as_deref().map(str::to_string));
+    if let Some(d) = &debug {
+        push(&mut plugin, "debugHeader", s(d));
+    }
+    push(&mut plugin, "namespace", s(&st.namespace));
+    if &*st.cluster_domain != DEFAULT_CLUSTER_DOMAIN {
+        push(&mut plugin, "clusterDomain", s(&st.cluster_domain));
+    }
+    let services = input
+        .get("services")
+        .cloned()
+        .unwrap_or(Value::Sequence(Vec::new()));
+    let version = args
+        .rules_version
+        .map(Value::from)
+        .or_else(|| input.get("version").cloned());
+
+    let mut docs: Vec<(String, Value)> = Vec::new();
+    if args.configmap {
+        let mut file = Mapping::new();
+        if let Some(v) = &version {
+            file.insert(s("version"), v.clone());
+        }
+        file.insert(s("services"), services);
+        let text = serde_json::to_string_pretty(&Value::Mapping(file))
+            .map_err(|e| CliError::rejected(format!("cannot write the rule file: {e}")))?
+            + "\n";
+        let cluster = format!(
+            "outbound|{}||{}.{}.svc.{}",
+            args.rules_port, args.configmap_name, args.configmap_namespace, st.cluster_domain
+        );
+        push(
+            &mut plugin,
+            "ruleSource",
+            map([
+                ("cluster", s(&cluster)),
+                ("path", s(&args.rules_path)),
+                ("pollIntervalMs", Value::from(args.poll_interval_ms)),
+                ("timeoutMs", Value::from(args.timeout_ms)),
+            ]),
+        );
+        // What is printed must be what the filter accepts.
+        let plugin_json = serde_json::to_vec(&plugin).unwrap_or_default();
+        let p = Plugin::from_bytes(&plugin_json, &Workload::default()).map_err(|e| {
+            CliError::rejected(format!("the rendered pluginConfig is rejected: {e}"))
+        })?;
+        rule_file_from_bytes(text.as_bytes(), &p.settings, &Workload::default()).map_err(|e| {
+            CliError::rejected(format!(
+                "the rendered ConfigMap's rules.json is rejected: {e}"
+            ))
+        })?;
+        let configmap = map([
+            ("apiVersion", s("v1")),
+            ("kind", s("ConfigMap")),
+            (
+                "metadata",
+                map([
+                    ("name", s(&args.configmap_name)),
+                    ("namespace", s(&args.configmap_namespace)),
+                    ("labels", map([("app", s(&args.configmap_name))])),
+                ]),
+            ),
+            ("data", map([("rules.json", s(&text))])),
+        ]);
+        docs.push((
+            format!(
+                "# The canary rules, polled by the WasmPlugin below through the config server\n\
+                 # (wasmplugin/config-server.yaml: a Service `{}` in `{}` serving this\n\
+                 # ConfigMap at {}). Rendered by canaryctl from {}.\n",
+                args.configmap_name, args.configmap_namespace, args.rules_path, src.name
+            ),
+            configmap,
+        ));
+    } else {
+        if let Some(v) = &version {
+            push(&mut plugin, "version", v.clone());
+        }
+        push(&mut plugin, "services", services);
+        let plugin_json = serde_json::to_vec(&plugin).unwrap_or_default();
+        Plugin::from_bytes(&plugin_json, &Workload::default()).map_err(|e| {
+            CliError::rejected(format!("the rendered pluginConfig is rejected: {e}"))
+        })?;
+    }
+
+    // The WasmPlugin.
+    let mut spec = Value::Mapping(Mapping::new());
+    if args.selector.is_empty() {
+        eprintln!(
+            "note: no --selector: the WasmPlugin applies to every workload of namespace {}",
+            args.namespace
+        );
+    } else {
+        let mut labels = Mapping::new();
+        for (k, v) in &args.selector {
+            labels.insert(s(k), s(v));
+        }
+        push(
+            &mut spec,
+            "selector",
+            map([("matchLabels", Value::Mapping(labels))]),
+        );
+    }
+    if !["oci://", "file://", "https://", "http://"]
+        .iter()
+        .any(|p| args.image.starts_with(p))
+    {
+        return Err(CliError::usage(format!(
+            "--image {}: give oci://..., file://... or https://...",
+            args.image
+        )));
+    }
+    push(&mut spec, "url", s(&args.image));
+    if args.image.starts_with("oci://") {
+        push(&mut spec, "imagePullPolicy", s("IfNotPresent"));
+    }
+    match &args.sha256 {
+        Some(h) => push(&mut spec, "sha256", s(&sha256(h)?)),
+        None => eprintln!(
+            "note: no --sha256: Istio will not verify the module it downloads (see wasmplugin/README.md, pin-sha256.sh)"
+        ),
+    }
+    push(&mut spec, "pluginName", s("canary-router"));
+    push(&mut spec, "phase", s("UNSPECIFIED_PHASE"));
+    push(&mut spec, "type", s("HTTP"));
+    let ports: BTreeSet<u16> = if args.ports.is_empty() {
+        destination_ports(set)
+    } else {
+        args.ports.iter().copied().collect()
+    };
+    let mut selector = map([("mode", s("CLIENT"))]);
+    if !ports.is_empty() {
+        push(
+            &mut selector,
+            "ports",
+            Value::Sequence(
+                ports
+                    .iter()
+                    .map(|p| map([("number", Value::from(*p))]))
+                    .collect(),
+            ),
+        );
+    }
+    push(&mut spec, "match", Value::Sequence(vec![selector]));
+    push(
+        &mut spec,
+        "failStrategy",
+        s(match args.fail_strategy {
+            FailStrategy::FailOpen => "FAIL_OPEN",
+            FailStrategy::FailClose => "FAIL_CLOSE",
+        }),
+    );
+    push(&mut spec, "pluginConfig", plugin);
+    let wasmplugin = map([
+        ("apiVersion", s("extensions.istio.io/v1alpha1")),
+        ("kind", s("WasmPlugin")),
+        (
+            "metadata",
+            map([("name", s(&args.name)), ("namespace", s(&args.namespace))]),
+        ),
+        ("spec", spec),
+    ]);
+    docs.push((
+        format!(
+            "# canary-router in the client sidecars{}, rules {}.\n# Rendered by canaryctl from {}.\n",
+            if args.selector.is_empty() {
+                String::new()
+            } else {
+                let l: Vec<String> = args.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(" of {}", l.join(","))
+            },
+            if args.configmap {
+                format!(
+                    "polled from ConfigMap {}/{}",
+                    args.configmap_namespace, args.configmap_name
+                )
+            } else {
+                "inline".to_string()
+            },
+            src.name
+        ),
+        wasmplugin,
+    ));
+
+    let mut out = String::new();
+    for (i, (comment, doc)) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(comment);
+        out.push_str(&yaml(doc)?);
+    }
+    print!("{out}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_is_checked_and_normalized() {
+        let h = "AB".repeat(32);
+        assert_eq!(sha256(&format!("sha256:{h}")).unwrap(), "ab".repeat(32));
+        assert!(sha256("abc").is_err());
+        assert!(sha256(&"g".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn ordered_keeps_the_files_key_order() {
+        let m = ordered(br#"{"services": [], "routeHeader": "x", "debugHeader": "y"}"#).unwrap();
+        let keys: Vec<&str> = m.keys().filter_map(Value::as_str).collect();
+        assert_eq!(keys, ["services", "routeHeader", "debugHeader"]);
+        let tabs = ordered(b"{\n\t\"services\": [],\n\t\"routeHeader\": \"x\"\n}").unwrap();
+        assert_eq!(tabs.len(), 2);
+    }
 }

@@ -58,14 +58,25 @@ pub fn run(args: &Args) -> Result<()> {
             eprintln!("note: {note}");
         }
         if loaded.configs.is_empty() {
-            eprintln!("error: {}: no canary-router configuration found", src.name);
-            rejected += 1;
+            eprintln!(
+                "note: {}: no canary-router configuration in it; nothing to check",
+                src.name
+            );
             continue;
         }
         // A manifest file may hold a WasmPlugin with a ruleSource and the
-        // ConfigMap it polls: the ConfigMap's rules are judged with that
-        // plugin's settings (namespace, cluster domain).
-        let mut settings: Option<Settings> = None;
+        // ConfigMap it polls, in any order: the ConfigMap's rules are judged
+        // with that plugin's settings (namespace, cluster domain).
+        let settings: Option<Settings> = loaded
+            .configs
+            .iter()
+            .filter(|c| c.kind == Kind::Plugin)
+            .filter_map(|c| {
+                let workload = args.identity.workload(c.node.as_ref());
+                summary::judge(c, &workload, None).ok()
+            })
+            .map(|j| j.settings)
+            .max_by_key(|s| s.source.is_some());
         for cfg in &loaded.configs {
             let workload = args.identity.workload(cfg.node.as_ref());
             match summary::judge(cfg, &workload, settings.as_ref()) {
@@ -83,9 +94,6 @@ pub fn run(args: &Args) -> Result<()> {
                         }
                         print!("  {}", summary::describe_judged(what, &j));
                     }
-                    if cfg.kind == Kind::Plugin {
-                        settings = Some(j.settings);
-                    }
                 }
                 Err(msg) => {
                     rejected += 1;
@@ -93,6 +101,11 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             }
         }
+    }
+    if rejected == 0 && accepted == 0 {
+        return Err(CliError::rejected(
+            "no canary-router configuration found: nothing was checked",
+        ));
     }
     if rejected > 0 {
         return Err(CliError::rejected(format!(

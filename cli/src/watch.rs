@@ -40,7 +40,7 @@ pub struct Args {
     /// Print one snapshot (totals since Envoy started) and exit.
     #[arg(long)]
     pub once: bool,
-    /// Stop after this many refreshes.
+    /// Stop after this many frames (the first shows totals only, the next ones the last interval too).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Which admin page to read.
@@ -679,12 +679,9 @@ pub fn run(args: &Args) -> Result<()> {
                     prev.as_ref()
                         .map(|(p, at)| (p, started.duration_since(*at))),
                 );
-                // The first frame has no interval yet: show it only when
-                // nothing else will come soon enough to matter.
-                if prev.is_some() || args.count == Some(1) {
-                    print_view(&v, args.output, clear)?;
-                    shown += 1;
-                }
+                // The first frame has no interval yet: it shows the totals.
+                print_view(&v, args.output, clear)?;
+                shown += 1;
                 prev = Some((snap, started));
             }
             Err(e) => {

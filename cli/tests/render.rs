@@ -1,0 +1,260 @@
+//! `canaryctl render`, end to end: the output parses as YAML, is accepted by
+//! `validate`, and is the same object as the hand-written manifests in
+//! `wasmplugin/`.
+
+mod common;
+
+use common::{canaryctl, repo, TempFile};
+use serde_json::Value;
+
+const IMAGE: &str = "oci://ghcr.io/example/canary-router:0.1.0";
+
+fn zeros() -> String {
+    "0".repeat(64)
+}
+
+/// The non-empty documents of a YAML text.
+fn docs(text: &str) -> Vec<Value> {
+    all_docs(text)
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn all_docs(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).expect("valid YAML"))
+        .collect()
+}
+
+fn manifest(name: &str) -> Vec<Value> {
+    docs(&std::fs::read_to_string(repo(&format!("wasmplugin/{name}"))).expect("manifest"))
+}
+
+/// `spec.sha256` is compared as text: a digest of digits only (such as the
+/// placeholder of zeros) reads as a YAML number when left unquoted.
+fn take_sha256(doc: &mut Value) -> String {
+    match doc["spec"].as_object_mut().and_then(|s| s.remove("sha256")) {
+        Some(Value::String(s)) => s,
+        Some(Value::Number(n)) => format!("{:064}", n.as_u64().expect("a digest of digits")),
+        other => panic!("sha256 is {other:?}"),
+    }
+}
+
+#[track_caller]
+fn same_wasmplugin(mut rendered: Value, mut written: Value) {
+    assert_eq!(take_sha256(&mut rendered), take_sha256(&mut written));
+    assert_eq!(
+        rendered,
+        written,
+        "rendered:\n{}\nwritten:\n{}",
+        serde_json::to_string_pretty(&rendered).unwrap(),
+        serde_json::to_string_pretty(&written).unwrap()
+    );
+}
+
+#[test]
+fn inline_rules_render_as_wasmplugin_yaml() {
+    let run = canaryctl(
+        &[
+            "render",
+            "--namespace",
+            "default",
+            "--image",
+            IMAGE,
+            "--sha256",
+            &zeros(),
+            "--selector",
+            "app=frontend",
+            &repo("examples/weighted/rules.json"),
+        ],
+        None,
+    )
+    .expect_code(0);
+    let out = docs(&run.stdout);
+    assert_eq!(out.len(), 1, "{}", run.stdout);
+    let written = manifest("wasmplugin.yaml");
+    same_wasmplugin(out[0].clone(), written[0].clone());
+    // And validate accepts it.
+    let f = TempFile::new("wasmplugin.yaml", &run.stdout);
+    let v = canaryctl(&["validate", &f.path()], None).expect_code(0);
+    assert!(
+        v.stdout.contains("(WasmPlugin default/canary-router)"),
+        "{}",
+        v.stdout
+    );
+}
+
+#[test]
+fn a_file_module_renders_as_wasmplugin_file_yaml() {
+    let run = canaryctl(
+        &[
+            "render",
+            "--image",
+            "file:///var/local/wasm/canary_router.wasm",
+            "--sha256",
+            &format!("sha256:{}", zeros()),
+            "--selector",
+            "app=frontend",
+            &repo("examples/weighted/rules.json"),
+        ],
+        None,
+    )
+    .expect_code(0);
+    let out = docs(&run.stdout);
+    same_wasmplugin(out[0].clone(), manifest("wasmplugin-file.yaml")[0].clone());
+}
+
+#[test]
+fn configmap_renders_as_rules_configmap_and_wasmplugin_configmap() {
+    let run = canaryctl(
+        &[
+            "render",
+            "--configmap",
+            "--namespace",
+            "default",
+            "--image",
+            IMAGE,
+            "--sha256",
+            &zeros(),
+            "--selector",
+            "app=frontend",
+            "--debug-header",
+            "x-canary-route",
+            &repo("examples/configmap-poll/rule-file-90-10.json"),
+        ],
+        None,
+    )
+    .expect_code(0);
+    let out = docs(&run.stdout);
+    assert_eq!(out.len(), 2, "{}", run.stdout);
+    same_wasmplugin(
+        out[1].clone(),
+        manifest("wasmplugin-configmap.yaml")[0].clone(),
+    );
+
+    let written = &manifest("rules-configmap.yaml")[0];
+    let rendered = &out[0];
+    for key in ["apiVersion", "kind", "metadata"] {
+        assert_eq!(rendered[key], written[key], "{key}");
+    }
+    let rules = |cm: &Value| -> Value {
+        serde_json::from_str(cm["data"]["rules.json"].as_str().expect("rules.json")).expect("JSON")
+    };
+    assert_eq!(rules(rendered), rules(written));
+    let keys = |v: &Value| {
+        v["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(rendered), keys(written));
+
+    // Both documents pass validate, the ConfigMap's rules with the plugin's settings.
+    let f = TempFile::new("configmap.yaml", &run.stdout);
+    let v = canaryctl(&["validate", &f.path()], None).expect_code(0);
+    assert!(v
+        .stdout
+        .contains("ConfigMap istio-system/canary-rules data[\"rules.json\"]"));
+    assert!(v.stdout.contains(
+        "rules polled from cluster outbound|80||canary-rules.istio-system.svc.cluster.local"
+    ));
+    assert!(
+        v.stdout.contains("debug header x-canary-route"),
+        "{}",
+        v.stdout
+    );
+}
+
+#[test]
+fn options_shape_the_wasmplugin() {
+    let run = canaryctl(
+        &[
+            "render",
+            "--namespace",
+            "shop",
+            "--name",
+            "canary",
+            "--image",
+            "https://example.com/canary_router.wasm",
+            "--port",
+            "8080",
+            "--port",
+            "9080",
+            "--fail-strategy",
+            "fail-close",
+            &repo("examples/sticky/rules.json"),
+        ],
+        None,
+    )
+    .expect_code(0);
+    let wp = &docs(&run.stdout)[0];
+    assert_eq!(wp["metadata"]["namespace"], "shop");
+    assert_eq!(wp["metadata"]["name"], "canary");
+    assert_eq!(wp["spec"]["failStrategy"], "FAIL_CLOSE");
+    assert_eq!(
+        wp["spec"]["match"][0]["ports"],
+        serde_json::json!([{"number": 8080}, {"number": 9080}])
+    );
+    assert!(wp["spec"].get("selector").is_none());
+    assert!(wp["spec"].get("sha256").is_none());
+    assert!(wp["spec"].get("imagePullPolicy").is_none());
+    assert_eq!(
+        wp["spec"]["pluginConfig"]["services"][0]["http"][0]["sticky"]["header"],
+        "x-user-id"
+    );
+    // What was left out is said.
+    assert!(run.stderr.contains("no --selector"), "{}", run.stderr);
+    assert!(run.stderr.contains("no --sha256"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_rules_and_bad_options_are_refused() {
+    let bad = TempFile::new(
+        "bad.json",
+        r#"{"services": [{"hosts": ["backend"], "http": [{"route": [{"destination": {"host": "backend"}}]}]}]}"#,
+    );
+    let run = canaryctl(&["render", "--image", IMAGE, &bad.path()], None).expect_code(1);
+    assert!(
+        run.stderr
+            .contains("services[0].http[0].route[0].destination.port: required with `host`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    let good = repo("examples/weighted/rules.json");
+    let run = canaryctl(
+        &["render", "--image", IMAGE, "--sha256", "abc", &good],
+        None,
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains("not 64 hex digits"), "{}", run.stderr);
+    let run = canaryctl(&["render", "--image", "registry/canary:1", &good], None).expect_code(2);
+    assert!(run.stderr.contains("oci://"), "{}", run.stderr);
+    // A configuration that already polls has no rules to render.
+    let run = canaryctl(
+        &[
+            "render",
+            "--image",
+            IMAGE,
+            &repo("wasmplugin/wasmplugin-configmap.yaml"),
+        ],
+        None,
+    )
+    .expect_code(1);
+    assert!(
+        run.stderr.contains("render the rule file itself"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn help_shows_an_example() {
+    let run = canaryctl(&["render", "--help"], None).expect_code(0);
+    assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
+    assert!(run.stdout.contains("--configmap"));
+}

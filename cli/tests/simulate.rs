@@ -1,0 +1,348 @@
+//! `canaryctl simulate`, end to end: the examples' rules through the
+//! compiled filter (the release .wasm in the in-process host), shares within
+//! 5-sigma binomial bounds of the weights.
+
+mod common;
+
+use canary_test_harness::envoy::check_binomial;
+use common::{canaryctl_env, canaryctl_wasm, repo, TempFile};
+use serde_json::Value;
+
+/// `(rule, destination) → count` of a JSON report.
+fn counts(report: &Value) -> Vec<(String, String, u64)> {
+    let mut out = Vec::new();
+    for rule in report["rules"].as_array().expect("rules") {
+        for d in rule["destinations"].as_array().expect("destinations") {
+            out.push((
+                rule["rule"].as_str().unwrap().to_string(),
+                d["destination"].as_str().unwrap().to_string(),
+                d["count"].as_u64().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+fn count(report: &Value, rule: &str, dest: &str) -> u64 {
+    counts(report)
+        .into_iter()
+        .find(|(r, d, _)| r == rule && d == dest)
+        .map(|(_, _, c)| c)
+        .unwrap_or_else(|| panic!("no {rule}/{dest} in {report:#}"))
+}
+
+#[track_caller]
+fn within(n: u64, p: f64, k: u64) {
+    if let Err(e) = check_binomial(n, p, k) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn weighted_shares_are_within_binomial_bounds() {
+    let n = 20_000u64;
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/weighted/rules.json"),
+        "-n",
+        &n.to_string(),
+        "-o",
+        "json",
+    ])
+    .expect_code(0);
+    let r = run.json();
+    assert_eq!(r["sent"], n);
+    assert_eq!(r["unrouted"], 0);
+    let v1 = count(&r, "split", "v1");
+    let v2 = count(&r, "split", "v2");
+    assert_eq!(v1 + v2, n);
+    within(n, 0.1, v2);
+    let d = &r["rules"][0]["destinations"][1];
+    assert_eq!(
+        d["cluster"],
+        "outbound|80|v2|backend.default.svc.cluster.local"
+    );
+    assert!((d["expected"].as_f64().unwrap() - 0.1).abs() < 1e-12);
+
+    // 50/50 and 0/100 too.
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/weighted/rules-50-50.json"),
+        "-n",
+        "4000",
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    within(4000, 0.5, count(&r, "split", "v2"));
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/weighted/rules-100-v2.json"),
+        "-n",
+        "3000",
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(count(&r, "split", "v1"), 0);
+    assert_eq!(count(&r, "split", "v2"), 3000);
+}
+
+#[test]
+fn the_text_report_draws_bars_with_counts() {
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/weighted/rules.json"),
+        "-n",
+        "5000",
+        "--seed",
+        "42",
+    ])
+    .expect_code(0);
+    let out = &run.stdout;
+    assert!(out.contains("5000 requests through "), "{out}");
+    assert!(out.contains("seed:    42"), "{out}");
+    assert!(
+        out.contains("service backend.default.svc.cluster.local  rule split  (5000 requests)"),
+        "{out}"
+    );
+    let v1 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("v1 "))
+        .expect("a v1 line");
+    assert!(v1.contains('█'), "{v1}");
+    assert!(v1.contains("weights ask  90.00%"), "{v1}");
+    assert!(
+        v1.contains("outbound|80|v1|backend.default.svc.cluster.local"),
+        "{v1}"
+    );
+    // Same seed, same counts.
+    let again = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/weighted/rules.json"),
+        "-n",
+        "5000",
+        "--seed",
+        "42",
+    ])
+    .expect_code(0);
+    assert_eq!(run.stdout, again.stdout);
+}
+
+#[test]
+fn headers_and_labels_choose_the_rule() {
+    let file = repo("examples/header-override/rules.json");
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &file,
+        "-n",
+        "500",
+        "-H",
+        "canary: canary-tester",
+        "--authority",
+        "backend",
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(count(&r, "testers", "v2"), 500);
+    assert_eq!(r["rules"].as_array().unwrap().len(), 1);
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &file,
+        "-n",
+        "2000",
+        "-H",
+        "canary: someone-else",
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    within(2000, 0.1, count(&r, "split", "v2"));
+
+    let file = repo("examples/source-labels/rules.json");
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &file,
+        "-n",
+        "500",
+        "--labels",
+        "app=frontend,version=v2",
+        "--namespace",
+        "default",
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(count(&r, "frontend-v2", "v2"), 500);
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &file,
+        "-n",
+        "2000",
+        "--labels",
+        "app=frontend,version=v1",
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    within(2000, 0.1, count(&r, "split", "v2"));
+    assert!(counts(&r).iter().all(|(rule, _, _)| rule == "split"));
+
+    // A request for no configured service is not routed: Envoy's default route takes it.
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &file,
+        "-n",
+        "100",
+        "--authority",
+        "elsewhere",
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(r["unrouted"], 100);
+    assert_eq!(r["rules"].as_array().unwrap().len(), 0);
+}
+
+const STICKY_90_10: &str = r#"{
+  "services": [{
+    "hosts": ["backend.default.svc.cluster.local"],
+    "http": [{
+      "name": "split",
+      "route": [
+        { "destination": { "host": "backend.default.svc.cluster.local", "subset": "v1", "port": { "number": 80 } }, "weight": 90 },
+        { "destination": { "host": "backend.default.svc.cluster.local", "subset": "v2", "port": { "number": 80 } }, "weight": 10 }
+      ],
+      "sticky": { "header": "x-user-id" }
+    }]
+  }]
+}"#;
+
+#[test]
+fn sticky_keys_are_counted_per_destination_and_stay() {
+    let keys = 3000u64;
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules.json"),
+        "--sticky-keys",
+        &keys.to_string(),
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(r["unit"], "keys");
+    assert_eq!(r["sent"], keys);
+    assert_eq!(r["unstable_keys"], 0);
+    let v1 = count(&r, "split", "v1");
+    let v2 = count(&r, "split", "v2");
+    assert_eq!(v1 + v2, keys);
+    within(keys, 0.5, v2);
+}
+
+#[test]
+fn against_counts_the_keys_that_move() {
+    let old = TempFile::new("old.json", STICKY_90_10);
+    let keys = 3000u64;
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules.json"),
+        "--sticky-keys",
+        &keys.to_string(),
+        "--against",
+        &old.path(),
+        "-o",
+        "json",
+    ])
+    .expect_code(0);
+    let a = &run.json()["against"];
+    assert_eq!(a["keys"], keys);
+    assert!((a["fewest_possible"].as_f64().unwrap() - 0.4).abs() < 1e-9);
+    // Going from 90/10 to 50/50 only moves users onto v2 (the grown
+    // destination), and about 40% of them.
+    let moves = a["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 1, "{a:#}");
+    assert_eq!(
+        (moves[0]["from"].as_str(), moves[0]["to"].as_str()),
+        (Some("v1"), Some("v2"))
+    );
+    let moved = a["moved"].as_u64().unwrap();
+    within(keys, 0.4, moved);
+
+    // The same rules move nobody; the text report says so.
+    let same = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules.json"),
+        "--sticky-keys",
+        "500",
+        "--against",
+        &repo("examples/sticky/rules.json"),
+    ])
+    .expect_code(0);
+    assert!(
+        same.stdout
+            .contains("0 of 500 keys moved (0.00%); the change in weights moves at least 0.00%"),
+        "{}",
+        same.stdout
+    );
+    assert!(same
+        .stdout
+        .contains("sticky: every key went to the same destination both times"));
+}
+
+#[test]
+fn refusals_name_the_reason() {
+    // Not sticky.
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/weighted/rules.json"),
+        "--sticky-keys",
+        "10",
+    ])
+    .expect_code(1);
+    assert!(
+        run.stderr
+            .contains("rule split (the one the requests match) has no sticky key"),
+        "{}",
+        run.stderr
+    );
+    // Rejected rules: the parser's path.
+    let bad = TempFile::new(
+        "bad.json",
+        &STICKY_90_10.replace("\"weight\": 10", "\"weight\": -10"),
+    );
+    let run = canaryctl_wasm(&["simulate", &bad.path()]).expect_code(1);
+    assert!(
+        run.stderr
+            .contains("services[0].http[0].route[1].weight: weight -10 is negative"),
+        "{}",
+        run.stderr
+    );
+    // No module.
+    let run = canaryctl_env(
+        &["simulate", &repo("examples/weighted/rules.json")],
+        None,
+        &[("CANARY_ROUTER_WASM", "/no/such/filter.wasm")],
+    )
+    .expect_code(2);
+    assert!(
+        run.stderr.contains("/no/such/filter.wasm"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn help_shows_an_example() {
+    let run = common::canaryctl(&["simulate", "--help"], None).expect_code(0);
+    assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
+    assert!(run.stdout.contains("--sticky-keys 1000 --against"));
+}

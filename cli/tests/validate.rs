@@ -1,0 +1,290 @@
+//! `canaryctl validate`, end to end: the built binary on the examples, the
+//! manifests and bad files, judged by the filter's own parser.
+
+mod common;
+
+use canary_router::{Plugin, Workload};
+use common::{canaryctl, example_rule_files, repo, TempFile};
+
+const GOOD: &str = r#"{
+  "services": [
+    {
+      "hosts": ["backend"],
+      "http": [
+        {
+          "name": "split",
+          "route": [
+            { "destination": { "host": "backend", "subset": "v1", "port": { "number": 80 } }, "weight": 90 },
+            { "destination": { "host": "backend", "subset": "v2", "port": { "number": 80 } }, "weight": 10 }
+          ]
+        }
+      ]
+    }
+  ]
+}"#;
+
+#[test]
+fn every_example_is_accepted() {
+    for file in example_rule_files() {
+        let run = canaryctl(&["validate", &file], None).expect_code(0);
+        assert!(run.stdout.starts_with("ok: "), "{file}: {}", run.stdout);
+        assert!(run
+            .stdout
+            .contains("service backend.default.svc.cluster.local"));
+        assert!(run.stderr.is_empty(), "{file}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn the_examples_envoy_yaml_are_checked_with_their_node_identity() {
+    for example in ["header-override", "source-labels", "sticky", "weighted"] {
+        let file = repo(&format!("examples/{example}/envoy.yaml"));
+        let run = canaryctl(&["validate", &file], None).expect_code(0);
+        assert!(
+            run.stdout
+                .contains("wasm filter configuration at static_resources.listeners[0]"),
+            "{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("sidecar identity: namespace default"));
+    }
+    // source-labels' envoy.yaml plays a frontend v2 pod: its first rule applies.
+    let run = canaryctl(
+        &["validate", &repo("examples/source-labels/envoy.yaml")],
+        None,
+    )
+    .expect_code(0);
+    assert!(run.stdout.contains("labels app=frontend,version=v2"));
+    assert!(!run.stdout.contains("never matches"), "{}", run.stdout);
+}
+
+#[test]
+fn labels_and_namespace_decide_which_rules_can_match() {
+    let file = repo("examples/source-labels/rules.json");
+    let plain = canaryctl(&["validate", &file], None).expect_code(0);
+    assert!(
+        plain
+            .stdout
+            .contains("rule frontend-v2 (never matches on this sidecar"),
+        "{}",
+        plain.stdout
+    );
+    let v2 = canaryctl(
+        &[
+            "validate",
+            "--labels",
+            "app=frontend,version=v2",
+            "--namespace",
+            "default",
+            &file,
+        ],
+        None,
+    )
+    .expect_code(0);
+    assert!(!v2.stdout.contains("never matches"), "{}", v2.stdout);
+    assert!(v2
+        .stdout
+        .contains("sidecar identity: namespace default, labels app=frontend,version=v2"));
+}
+
+#[test]
+fn a_bad_rule_file_fails_with_the_json_path() {
+    let bad = TempFile::new(
+        "bad.json",
+        &GOOD.replace("\"weight\": 10", "\"weight\": -10"),
+    );
+    let run = canaryctl(&["validate", &bad.path()], None).expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: {}: services[0].http[0].route[1].weight: weight -10 is negative",
+            bad.path()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+/// The messages are the filter's own: each bad input gives exactly the
+/// error `Plugin::from_bytes` gives.
+#[test]
+fn errors_are_the_filters_own() {
+    let cases = [
+        GOOD.replace("\"weight\": 90", "\"weight\": 2000000"),
+        GOOD.replace("\"subset\": \"v1\", ", ""),
+        GOOD.replace(
+            "\"port\": { \"number\": 80 } }, \"weight\": 10",
+            "\"port\": { \"number\": 0 } }, \"weight\": 10",
+        ),
+        GOOD.replace("\"name\": \"split\"", "\"name\": \"split\", \"sticky\": {}"),
+        GOOD.replace(
+            "\"hosts\": [\"backend\"]",
+            "\"hosts\": [\"http://backend\"]",
+        ),
+        GOOD.replace("\"name\": \"split\"", "\"nmae\": \"split\""),
+        GOOD.replace(
+            "\"name\": \"split\"",
+            "\"match\": [{\"uri\": {\"regex\": \"(\"}}]",
+        ),
+        GOOD.replace("\"weight\": 90", "\"weight\": \"90\""),
+        "{\"services\": [".to_string(),
+        "   ".to_string(),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let expected = match Plugin::from_bytes(text.as_bytes(), &Workload::default()) {
+            Err(e) => e.to_string(),
+            Ok(_) => {
+                // Dropping the subset is still valid: check it is accepted.
+                let f = TempFile::new("case.json", text);
+                canaryctl(&["validate", &f.path()], None).expect_code(0);
+                continue;
+            }
+        };
+        let f = TempFile::new("case.json", text);
+        let run = canaryctl(&["validate", &f.path()], None).expect_code(1);
+        assert!(
+            run.stderr.contains(&format!("{}: {expected}", f.path())),
+            "case {i}: expected `{expected}` in\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn yaml_gives_the_same_paths_as_json() {
+    let yaml = "\
+services:
+- hosts: [backend]
+  http:
+  - name: split
+    route:
+    - destination: {host: backend, subset: v1, port: {number: 80}}
+      weight: 90
+    - destination: {host: backend, subset: v2, port: {number: 80}}
+      weight: -10
+";
+    let f = TempFile::new("bad.yaml", yaml);
+    let run = canaryctl(&["validate", &f.path()], None).expect_code(1);
+    assert!(
+        run.stderr
+            .contains("services[0].http[0].route[1].weight: weight -10 is negative"),
+        "{}",
+        run.stderr
+    );
+    let typo = yaml.replace("weight: 90", "wieght: 90");
+    let f = TempFile::new("typo.yml", &typo);
+    let run = canaryctl(&["validate", &f.path()], None).expect_code(1);
+    assert!(
+        run.stderr
+            .contains("services[0].http[0].route[0].wieght: unknown field `wieght`"),
+        "{}",
+        run.stderr
+    );
+    // Line numbers of the converted JSON would mislead: none are shown.
+    assert!(!run.stderr.contains(" at line "), "{}", run.stderr);
+    // And good YAML is accepted.
+    let good = yaml.replace("weight: -10", "weight: 10");
+    let f = TempFile::new("good.yaml", &good);
+    canaryctl(&["validate", &f.path()], None).expect_code(0);
+}
+
+#[test]
+fn standard_input_and_several_files() {
+    let run = canaryctl(&["validate", "-"], Some(GOOD)).expect_code(0);
+    assert!(run.stdout.starts_with("ok: <stdin>"), "{}", run.stdout);
+    let run = canaryctl(&["validate", "-"], Some("{\"services\": [")).expect_code(1);
+    assert!(run.stderr.contains("<stdin>"), "{}", run.stderr);
+    assert!(run.stderr.contains("EOF while parsing"), "{}", run.stderr);
+
+    let bad = TempFile::new(
+        "bad.json",
+        &GOOD.replace("\"hosts\": [\"backend\"]", "\"hosts\": []"),
+    );
+    let good = repo("examples/weighted/rules.json");
+    let run = canaryctl(&["validate", &good, &bad.path()], None).expect_code(1);
+    assert!(
+        run.stdout.contains(&format!("ok: {good}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("services[0].hosts: must not be empty"),
+        "{}",
+        run.stderr
+    );
+    assert!(run
+        .stderr
+        .contains("1 configuration(s) rejected, 1 accepted"));
+}
+
+#[test]
+fn an_unreadable_file_is_a_usage_error() {
+    let run = canaryctl(&["validate", "no/such/rules.json"], None).expect_code(2);
+    assert!(
+        run.stderr.contains("cannot read no/such/rules.json"),
+        "{}",
+        run.stderr
+    );
+    canaryctl(&["validate"], None).expect_code(2);
+}
+
+#[test]
+fn manifests_are_checked_with_the_path_inside_them() {
+    let manifests = "\
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: canary-router, namespace: default}
+spec:
+  url: oci://registry/canary-router:0.1.0
+  pluginConfig:
+    debugHeader: x-canary-route
+    services:
+    - hosts: [backend]
+      http:
+      - route:
+        - destination: {host: backend, subset: v1}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: canary-rules, namespace: default}
+data:
+  rules.json: |
+    {\"services\": [{\"hosts\": [\"backend\"], \"http\": [{\"route\": [{\"destination\": {\"host\": \"backend\", \"port\": {\"number\": 80}}, \"weight\": -1}]}]}]}
+  README: not rules
+---
+apiVersion: v1
+kind: Service
+metadata: {name: backend}
+";
+    let f = TempFile::new("manifests.yaml", manifests);
+    let run = canaryctl(&["validate", &f.path()], None).expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "document 1 (WasmPlugin default/canary-router): spec.pluginConfig.services[0].http[0].route[0].destination.port: required with `host`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "data[\"rules.json\"]): data[\"rules.json\"].services[0].http[0].route[0].weight: weight -1 is negative"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("note: "), "{}", run.stderr);
+    assert!(run
+        .stderr
+        .contains("Service backend is not a WasmPlugin or ConfigMap; skipped"));
+    assert!(run.stderr.contains("data[\"README\"] is not named *.json"));
+}
+
+#[test]
+fn help_shows_an_example() {
+    let run = canaryctl(&["validate", "--help"], None).expect_code(0);
+    assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
+    assert!(run
+        .stdout
+        .contains("canaryctl validate examples/weighted/rules.json"));
+    assert!(run.stdout.contains("--labels"));
+}
