@@ -134,7 +134,9 @@ pub fn example_rule_files() -> Vec<String> {
         let dir = dir.expect("entry").path();
         for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = f.file_name().to_string_lossy().into_owned();
-            if name.starts_with("rules") && name.ends_with(".json") {
+            if (name.starts_with("rules") || name.starts_with("rule-file"))
+                && name.ends_with(".json")
+            {
                 out.push(f.path().display().to_string());
             }
         }
