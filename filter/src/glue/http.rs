@@ -35,6 +35,7 @@ impl Filter {
 struct Request<'b> {
     pairs: Pairs<'b>,
     source: OnceCell<Option<hostio::HostBytes>>,
+    active: &'b Active,
 }
 
 impl RequestView for Request<'_> {
@@ -44,7 +45,14 @@ impl RequestView for Request<'_> {
 
     fn source_address(&self) -> Option<&[u8]> {
         self.source
-            .get_or_init(|| hostio::property(&["source", "address"]).ok())
+            .get_or_init(|| match hostio::property(&["source", "address"]) {
+                Ok(bytes) => Some(bytes),
+                Err(Status::NOT_FOUND) => None,
+                Err(s) => {
+                    host_error(self.active, "proxy_get_property(source.address)", s);
+                    None
+                }
+            })
             .as_ref()
             .map(hostio::HostBytes::as_slice)
             .filter(|a| !a.is_empty())
@@ -57,12 +65,34 @@ fn host_error(active: &Active, call: &str, status: Status) {
     log::debug!("{call} failed: {status}; the request continues as Envoy routes it");
 }
 
+/// When the request cannot be read, a client's copy of the route header
+/// cannot be seen either: remove it blindly, so that an unreadable request
+/// is never steered by the client (it goes where Envoy's default route says).
+fn scrub(active: &Active) {
+    let header = &*active.settings.route_header;
+    match hostio::remove_header(Map::Request, header) {
+        Ok(()) => clear_route_cache(active),
+        Err(s) => host_error(active, "proxy_remove_header_map_value", s),
+    }
+    bump(active.global.passthrough);
+}
+
+fn clear_route_cache(active: &Active) {
+    // Envoy >= 1.33 no longer re-selects the route when a wasm filter
+    // changes headers; older Envoys do it themselves and lack the function.
+    match hostio::call_foreign("clear_route_cache", &[]) {
+        Ok(_) | Err(Status::NOT_FOUND) => {}
+        Err(s) => host_error(active, "clear_route_cache", s),
+    }
+}
+
 /// Routes one request; returns the `stat_index` of the destination chosen.
 fn route(active: &Active) -> Option<u32> {
     let buf = match hostio::header_pairs(Map::Request) {
         Ok(buf) => buf,
         Err(s) => {
             host_error(active, "proxy_get_header_map_pairs", s);
+            scrub(active);
             return None;
         }
     };
@@ -72,6 +102,7 @@ fn route(active: &Active) -> Option<u32> {
             "proxy_get_header_map_pairs (malformed map)",
             Status(3),
         );
+        scrub(active);
         return None;
     };
     let header = &*active.settings.route_header;
@@ -79,6 +110,7 @@ fn route(active: &Active) -> Option<u32> {
     let request = Request {
         pairs,
         source: OnceCell::new(),
+        active,
     };
     let outcome = match &active.rules {
         Some(rules) => rules.set.decide(&request, root::random),
@@ -105,12 +137,7 @@ fn route(active: &Active) -> Option<u32> {
         }
     }
     if modified {
-        // Envoy >= 1.33 no longer re-selects the route when a wasm filter
-        // changes headers; older Envoys do it themselves and lack the function.
-        match hostio::call_foreign("clear_route_cache", &[]) {
-            Ok(_) | Err(Status::NOT_FOUND) => {}
-            Err(s) => host_error(active, "clear_route_cache", s),
-        }
+        clear_route_cache(active);
     }
     match served {
         Some(i) => bump(active.dest_metrics.get(i as usize).copied().flatten()),
