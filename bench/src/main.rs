@@ -1,2 +1,694 @@
-//! `canary-bench`: see bench/README.md.
-fn main() {}
+//! `canary-bench`: what canary-router costs next to Envoy's native weighted
+//! routing, a Lua filter, and a minimal wasm filter, on one machine in one
+//! run. See `bench/README.md`; `bench/run.sh` runs it and writes
+//! `docs/benchmarks.md`.
+
+mod configs;
+mod decide;
+mod load;
+mod report;
+mod wasmcost;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use canary_test_harness::envoy::{
+    build_filter_wasm, check_binomial, envoy_version, find_envoy, repo_root, Envoy, EnvoyConfig,
+    EnvoyOptions, HttpClient, Request, WasmModule,
+};
+
+use configs::{Filler, Kind, CANARY_HEADER, HOST, LISTENER_PORT, UPSTREAM_PORTS, V1, V2, V2_SHARE};
+use load::{Load, Proto};
+use report::{ConfigResult, DecideRow, OptRow, Report};
+
+const USAGE: &str = "\
+usage: canary-bench [--smoke] [--rounds N] [--duration SECS] [--warmup SECS]
+                    [--connections N] [--h2-connections N] [--no-pin]
+                    [--out PATH | --no-out] [--no-opt-levels] [--no-callgrind] [--no-envoy]
+
+  --smoke           one short round of each configuration; checks routing and
+                    renders the table (numbers mean nothing); writes no file
+                    unless --out is given
+  --rounds N        measured rounds, configurations interleaved (default 5)
+  --duration SECS   length of one measured run (default 5)
+  --warmup SECS     warm-up run per configuration and protocol (default 3)
+  --connections N   requests in flight (wrk connections; default 16)
+  --h2-connections N  HTTP/2 connections sharing them (default 4)
+  --no-pin          do not pin Envoy and the load generator to cores
+  --out PATH        where to write the report (default docs/benchmarks.md)
+  --no-out          print only
+  --no-opt-levels   skip building the module at opt-level 3, s and z
+  --no-callgrind    skip instruction counts
+  --no-envoy        skip everything that runs Envoy (rule-set costs and sizes only)";
+
+#[derive(Clone, Debug)]
+struct Opts {
+    smoke: bool,
+    rounds: usize,
+    duration: Duration,
+    warmup: Duration,
+    in_flight: u32,
+    h2_connections: u32,
+    pin: bool,
+    out: Option<PathBuf>,
+    opt_levels: bool,
+    callgrind: bool,
+    envoy: bool,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Opts, String> {
+        let mut o = Opts {
+            smoke: false,
+            rounds: 5,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(3),
+            in_flight: 16,
+            h2_connections: 4,
+            pin: true,
+            out: Some(repo_root().join("docs/benchmarks.md")),
+            opt_levels: true,
+            callgrind: true,
+            envoy: true,
+        };
+        let mut out_given = false;
+        let mut it = args.iter();
+        let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
+            v.and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{flag} needs a number\n{USAGE}"))
+        };
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--smoke" => o.smoke = true,
+                "--rounds" => o.rounds = num(it.next(), a)?.max(1) as usize,
+                "--duration" => o.duration = Duration::from_secs(num(it.next(), a)?.max(1)),
+                "--warmup" => o.warmup = Duration::from_secs(num(it.next(), a)?),
+                "--connections" => o.in_flight = num(it.next(), a)?.max(1) as u32,
+                "--h2-connections" => o.h2_connections = num(it.next(), a)?.max(1) as u32,
+                "--no-pin" => o.pin = false,
+                "--out" => {
+                    o.out = Some(PathBuf::from(
+                        it.next()
+                            .ok_or_else(|| format!("--out needs a path\n{USAGE}"))?,
+                    ));
+                    out_given = true;
+                }
+                "--no-out" => {
+                    o.out = None;
+                    out_given = true;
+                }
+                "--no-opt-levels" => o.opt_levels = false,
+                "--no-callgrind" => o.callgrind = false,
+                "--no-envoy" => o.envoy = false,
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            }
+        }
+        if o.smoke {
+            o.rounds = 1;
+            o.duration = Duration::from_secs(1);
+            o.warmup = Duration::ZERO;
+            o.opt_levels = false;
+            o.callgrind = false;
+            if !out_given {
+                o.out = None;
+            }
+        }
+        Ok(o)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("decide-loop") {
+        if let Err(e) = decide::decide_loop(&args[1..]) {
+            eprintln!("canary-bench decide-loop: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let opts = match Opts::parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&opts) {
+        Ok(report) => {
+            let md = report.markdown();
+            println!("{md}");
+            if let Some(out) = &opts.out {
+                if let Err(e) = std::fs::write(out, &md) {
+                    eprintln!("canary-bench: writing {}: {e}", out.display());
+                    std::process::exit(1);
+                }
+                eprintln!("canary-bench: wrote {}", out.display());
+            }
+        }
+        Err(e) => {
+            eprintln!("canary-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Cores: Envoy under test on one, load generator and upstream on the other.
+const ENVOY_CORE: u32 = 1;
+const LOAD_CORE: u32 = 0;
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("[canary-bench] {}", msg.as_ref());
+}
+
+fn pin(pid: u32, core: u32) -> Result<(), String> {
+    let out = Command::new("taskset")
+        .args(["-a", "-cp", &core.to_string(), &pid.to_string()])
+        .output()
+        .map_err(|e| format!("running taskset: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset -a -cp {core} {pid}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn run(opts: &Opts) -> Result<Report, String> {
+    let started = Instant::now();
+    let pin_cores = opts.pin && cores() >= 2;
+    let scratch = std::env::temp_dir().join(format!("canary-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let result = run_in(opts, pin_cores, &scratch, started);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn run_in(
+    opts: &Opts,
+    pin_cores: bool,
+    scratch: &Path,
+    started: Instant,
+) -> Result<Report, String> {
+    let mut report = Report {
+        smoke: opts.smoke,
+        ..Report::default()
+    };
+    let load_before = load::loadavg();
+
+    progress("building the modules (release, wasm32-wasip1)");
+    let filter = build_filter_wasm()
+        .map_err(|e| e.to_string())?
+        .to_path_buf();
+    let floor = build_floor(&repo_root().join("target/wasm"), None)?;
+    for (name, path) in [
+        ("canary_router.wasm", &filter),
+        ("canary_wasm_floor.wasm", &floor),
+    ] {
+        report.sizes.push((name.to_string(), file_size(path)?));
+    }
+
+    let version = if opts.envoy {
+        envoy_runs(opts, pin_cores, scratch, &filter, &floor, &mut report)?
+    } else {
+        "not run (--no-envoy)".into()
+    };
+
+    progress("per-decision cost outside Envoy");
+    let (rows, note) = decide_costs(opts, &filter, &floor)?;
+    report.decide = rows;
+    report.decide_note = note;
+
+    if opts.opt_levels {
+        progress("building canary-router at opt-level 3, s and z");
+        report.opt = opt_levels(budget(opts))?;
+        report.opt_note =
+            "Sizes of the release module (lto, codegen-units = 1, panic = abort, strip) \
+                           with only `opt-level` changed."
+                .into();
+    } else {
+        report.opt_note = "opt-level comparison skipped (--no-opt-levels or --smoke).".into();
+    }
+
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--", "filter", "bench"]).is_empty();
+    report.meta = vec![
+        ("date (UTC)".into(), utc_now()),
+        (
+            "commit".into(),
+            format!("{commit}{}", if dirty { " (filter/ or bench/ modified)" } else { "" }),
+        ),
+        ("Envoy".into(), version),
+        ("CPU".into(), cpu_model()),
+        ("cores".into(), cores().to_string()),
+        (
+            "pinning".into(),
+            if pin_cores {
+                format!(
+                    "Envoy under test on core {ENVOY_CORE}; wrk/h2load and the upstream Envoy on core {LOAD_CORE}"
+                )
+            } else {
+                "none".into()
+            },
+        ),
+        (
+            "Envoy under test".into(),
+            "`--concurrency 1`, log level warn, no access log; upstream: a separate Envoy (`--concurrency 1`) answering with `direct_response`".into(),
+        ),
+        (
+            "load".into(),
+            format!(
+                "{} requests in flight: wrk `-t1 -c{}`; h2load `-t1 -c{} -m{}` (h2c, prior knowledge); `Host: {HOST}`",
+                opts.in_flight,
+                opts.in_flight,
+                opts.h2_connections.min(opts.in_flight),
+                (opts.in_flight / opts.h2_connections.clamp(1, opts.in_flight)).max(1)
+            ),
+        ),
+        (
+            "rounds".into(),
+            format!(
+                "{} × {} s per configuration and protocol, order rotated each round; {} s warm-up each",
+                opts.rounds,
+                opts.duration.as_secs(),
+                opts.warmup.as_secs()
+            ),
+        ),
+        (
+            "load average (1 min)".into(),
+            format!("{load_before:.2} at start, {:.2} at end", load::loadavg()),
+        ),
+        (
+            "run time".into(),
+            format!("{:.0} s", started.elapsed().as_secs_f64()),
+        ),
+    ];
+    Ok(report)
+}
+
+/// Starts the upstream and every Envoy under test, checks routing, runs the
+/// load rounds; returns Envoy's version.
+fn envoy_runs(
+    opts: &Opts,
+    pin_cores: bool,
+    scratch: &Path,
+    filter: &Path,
+    floor: &Path,
+    report: &mut Report,
+) -> Result<String, String> {
+    let bin = find_envoy().map_err(|e| e.to_string())?;
+    let version = envoy_version(&bin).map_err(|e| e.to_string())?;
+
+    progress("starting the upstream Envoy");
+    let envoy_opts = |wasm: Option<&Path>, extra: Vec<String>| {
+        let mut o = EnvoyOptions::default().concurrency(1).without_access_logs();
+        o.log_level = "warn".into();
+        o.extra_args = extra;
+        if let Some(w) = wasm {
+            o.wasm = WasmModule::Path(w.to_path_buf());
+        }
+        o
+    };
+    let upstream_cfg = EnvoyConfig::from_yaml_str(&configs::upstream_yaml(), "bench upstream")
+        .map_err(|e| e.to_string())?;
+    let upstream =
+        Envoy::start(upstream_cfg, &envoy_opts(None, Vec::new())).map_err(|e| e.to_string())?;
+    if pin_cores {
+        pin(upstream.pid(), LOAD_CORE)?;
+    }
+    let port = |p: u16| {
+        upstream
+            .addr(p)
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())
+    };
+    let clusters = configs::clusters_json(port(UPSTREAM_PORTS[0].0)?, port(UPSTREAM_PORTS[1].0)?);
+
+    let main_kinds = [
+        Kind::Native,
+        Kind::Lua,
+        Kind::WasmFloor,
+        Kind::CanaryRouter { rules: 2 },
+    ];
+    let scaling: Vec<Kind> = [1, 10, 100, 1000]
+        .into_iter()
+        .map(|rules| Kind::CanaryRouter { rules })
+        .collect();
+    let kinds: Vec<Kind> = main_kinds.iter().cloned().chain(scaling).collect();
+
+    let mut envoys = Vec::new();
+    for kind in &kinds {
+        progress(format!("starting the Envoy under test: {}", kind.name()));
+        let wasm = match kind {
+            Kind::WasmFloor => Some(floor),
+            Kind::CanaryRouter { .. } => Some(filter),
+            _ => None,
+        };
+        let yaml = configs::under_test_yaml(kind, wasm);
+        let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
+        let o = envoy_opts(wasm, vec!["--config-yaml".into(), clusters.clone()]);
+        let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
+        if pin_cores {
+            pin(envoy.pid(), ENVOY_CORE)?;
+        }
+        envoys.push(envoy);
+    }
+
+    progress("checking that every configuration routes as it should");
+    let (n_split, n_header) = if opts.smoke { (300, 30) } else { (2000, 100) };
+    let mut results = Vec::new();
+    for (kind, envoy) in kinds.iter().zip(&envoys) {
+        let verified = verify(kind, envoy, n_split, n_header)?;
+        envoy
+            .admin_post("/reset_counters")
+            .map_err(|e| e.to_string())?;
+        results.push(ConfigResult {
+            kind: kind.clone(),
+            h1: Vec::new(),
+            h2: Vec::new(),
+            rss_kib: None,
+            v2_share: None,
+            verified,
+        });
+    }
+
+    let load = Load {
+        in_flight: opts.in_flight,
+        h2_connections: opts.h2_connections,
+        core: pin_cores.then_some(LOAD_CORE),
+    };
+    let addrs: Vec<_> = envoys
+        .iter()
+        .map(|e| e.addr(LISTENER_PORT).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    // HTTP/1.1 for every configuration; HTTP/2 for the four compared ones.
+    let plan = |proto: Proto| -> Vec<usize> {
+        match proto {
+            Proto::H1 => (0..kinds.len()).collect(),
+            Proto::H2 => (0..main_kinds.len()).collect(),
+        }
+    };
+    if !opts.warmup.is_zero() {
+        progress(format!("warming up ({:?} per run)", opts.warmup));
+        for proto in [Proto::H1, Proto::H2] {
+            for i in plan(proto) {
+                load.run(proto, addrs[i], opts.warmup, scratch)
+                    .map_err(|e| format!("{} warm-up: {e}", kinds[i].name()))?;
+            }
+        }
+    }
+    let mut cpu: Vec<Vec<f64>> = Vec::new();
+    for round in 0..opts.rounds {
+        for proto in [Proto::H1, Proto::H2] {
+            let mut order = plan(proto);
+            let len = order.len();
+            order.rotate_left(round % len);
+            for i in order {
+                let s = load
+                    .run(proto, addrs[i], opts.duration, scratch)
+                    .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))?;
+                progress(format!(
+                    "round {}/{} {:<24} {:<22} {:>8.0} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  cpu {}",
+                    round + 1,
+                    opts.rounds,
+                    kinds[i].name(),
+                    proto.label(),
+                    s.rps,
+                    s.p50_us,
+                    s.p99_us,
+                    s.cpu
+                        .iter()
+                        .map(|c| format!("{:.0}%", c * 100.0))
+                        .collect::<Vec<_>>()
+                        .join("/")
+                ));
+                cpu.push(s.cpu.clone());
+                match proto {
+                    Proto::H1 => results[i].h1.push(s),
+                    Proto::H2 => results[i].h2.push(s),
+                }
+            }
+        }
+    }
+
+    for (r, envoy) in results.iter_mut().zip(&envoys) {
+        r.rss_kib = load::rss_kib(envoy.pid());
+        let stats = envoy.stats().map_err(|e| e.to_string())?;
+        let rq = |c: &str| stats.get(&format!("cluster.{c}.upstream_rq_total"));
+        let (v1, v2) = (rq(V1), rq(V2));
+        if v1 + v2 > 0 {
+            r.v2_share = Some(v2 as f64 / (v1 + v2) as f64);
+        }
+    }
+    if let (true, Some(c0)) = (pin_cores, cpu.first()) {
+        let mean =
+            |core: usize| report::median(cpu.iter().filter_map(|c| c.get(core).copied())) * 100.0;
+        report.cpu_note = format!(
+            "CPU during the measured runs (median busy share): core {ENVOY_CORE} (Envoy under test) \
+             {:.0}%, core {LOAD_CORE} (load generator and upstream Envoy) {:.0}%; {} cores seen.",
+            mean(ENVOY_CORE as usize),
+            mean(LOAD_CORE as usize),
+            c0.len()
+        );
+    }
+    report.configs = results;
+    drop(envoys);
+    drop(upstream);
+    Ok(version)
+}
+
+/// Sends traffic through one Envoy under test and checks where it went.
+fn verify(kind: &Kind, envoy: &Envoy, n_split: u64, n_header: u64) -> Result<String, String> {
+    let mut client: HttpClient = envoy.client(LISTENER_PORT).map_err(|e| e.to_string())?;
+    let version = |client: &mut HttpClient, req: &Request| -> Result<String, String> {
+        let resp = client
+            .send(req)
+            .map_err(|e| format!("{}: {e}", kind.name()))?;
+        if resp.status != 200 {
+            return Err(format!(
+                "{}: status {} {}",
+                kind.name(),
+                resp.status,
+                resp.text()
+            ));
+        }
+        Ok(resp.header("x-version").unwrap_or_default())
+    };
+    let plain = Request::get("/").host(HOST);
+    let (name, value) = CANARY_HEADER;
+    let tagged = Request::get("/").host(HOST).header(name, value);
+    let mut v2 = 0;
+    for _ in 0..n_split {
+        match version(&mut client, &plain)?.as_str() {
+            "v1" => {}
+            "v2" => v2 += 1,
+            other => return Err(format!("{}: answered by {other:?}", kind.name())),
+        }
+    }
+    let mut header_v2 = 0;
+    for _ in 0..n_header {
+        if version(&mut client, &tagged)? == "v2" {
+            header_v2 += 1;
+        }
+    }
+    let fail = |what: String| Err(format!("{} routes wrongly: {what}", kind.name()));
+    if kind.splits() {
+        if let Err(e) = check_binomial(n_split, V2_SHARE, v2) {
+            return fail(format!("split {v2}/{n_split} to v2: {e}"));
+        }
+    } else if v2 != 0 {
+        return fail(format!("{v2}/{n_split} to v2, expected all to v1"));
+    }
+    let expect_header = if kind.has_header_rule() {
+        n_header
+    } else if kind.splits() {
+        header_v2
+    } else {
+        0
+    };
+    if header_v2 != expect_header {
+        return fail(format!(
+            "{header_v2}/{n_header} `{name}: {value}` requests to v2"
+        ));
+    }
+    Ok(if kind.splits() {
+        format!(
+            "{v2}/{n_split} plain requests to v2 (within binomial bounds of 10%); {}",
+            if kind.has_header_rule() {
+                format!("{header_v2}/{n_header} `{name}: {value}` requests to v2")
+            } else {
+                "no header rule".into()
+            }
+        )
+    } else {
+        format!("all {} requests to v1", n_split + n_header)
+    })
+}
+
+fn file_size(path: &Path) -> Result<u64, String> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Builds a package for wasm32-wasip1 in `target_dir`, optionally at another opt-level.
+fn cargo_wasm(package: &str, target_dir: &Path, opt_level: Option<&str>) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", target_dir)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            package,
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+        ]);
+    if let Some(level) = opt_level {
+        cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", level);
+    }
+    let out = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "building {package} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn build_floor(target_dir: &Path, opt_level: Option<&str>) -> Result<PathBuf, String> {
+    cargo_wasm("canary-wasm-floor", target_dir, opt_level)?;
+    Ok(target_dir.join("wasm32-wasip1/release/canary_wasm_floor.wasm"))
+}
+
+fn budget(opts: &Opts) -> Duration {
+    if opts.smoke {
+        Duration::from_millis(20)
+    } else {
+        Duration::from_millis(700)
+    }
+}
+
+fn opt_levels(budget: Duration) -> Result<Vec<OptRow>, String> {
+    let mut rows = Vec::new();
+    for level in ["3", "s", "z"] {
+        let dir = repo_root().join(format!("target/bench-opt-{level}"));
+        cargo_wasm("canary-router", &dir, Some(level))?;
+        let wasm = dir.join("wasm32-wasip1/release/canary_router.wasm");
+        rows.push(OptRow {
+            level: format!("\"{level}\"").replace("\"3\"", "3"),
+            bytes: file_size(&wasm)?,
+            us_2: Some(wasmcost::per_request_us(
+                &wasm,
+                configs::rules_json(2).as_bytes(),
+                budget,
+            )?),
+            us_1000: Some(wasmcost::per_request_us(
+                &wasm,
+                configs::rules_json(1000).as_bytes(),
+                budget,
+            )?),
+        });
+    }
+    Ok(rows)
+}
+
+fn decide_costs(
+    opts: &Opts,
+    filter: &Path,
+    floor: &Path,
+) -> Result<(Vec<DecideRow>, String), String> {
+    let budget = budget(opts);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let valgrind = opts.callgrind
+        && Command::new("valgrind")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let mut rows = Vec::new();
+    for rules in [1, 10, 100, 1000] {
+        let header = decide::rule_set(rules, Filler::Header)?;
+        let prefix = decide::rule_set(rules, Filler::Prefix)?;
+        let mut row = DecideRow {
+            rules,
+            ns_header: decide::time_per_decision(&header, budget)?,
+            ns_prefix: decide::time_per_decision(&prefix, budget)?,
+            wasm_us: Some(wasmcost::per_request_us(
+                filter,
+                configs::rules_json(rules).as_bytes(),
+                budget,
+            )?),
+            ..DecideRow::default()
+        };
+        if valgrind {
+            row.ir_header = Some(decide::instructions_per_decision(
+                &exe,
+                rules,
+                Filler::Header,
+            )?);
+            row.ir_prefix = Some(decide::instructions_per_decision(
+                &exe,
+                rules,
+                Filler::Prefix,
+            )?);
+        }
+        progress(format!(
+            "{rules:>4} rules: {:.1} ns/decision (header rules), {:.1} ns (uri-prefix rules); instructions {:?} / {:?}",
+            row.ns_header, row.ns_prefix, row.ir_header, row.ir_prefix
+        ));
+        rows.push(row);
+    }
+    let floor_us = wasmcost::per_request_us(floor, b"{}", budget)?;
+    let note = format!(
+        "*decide ns*: `RuleSet::decide` natively (release), median of 7 timed batches. \
+         *instructions*: per decision under callgrind (– when valgrind is missing or skipped). \
+         *.wasm in-process µs*: one request (`on_request_headers` + `on_response_headers`) \
+         through `canary_router.wasm` in the test harness's wasmtime host; the wasm floor \
+         takes {floor_us:.2} µs there, so the difference is canary-router's own work. \
+         *Envoy*: HTTP/1.1 medians from the tables above."
+    );
+    Ok((rows, note))
+}
+
+fn git(args: &[&str]) -> String {
+    Command::new("git")
+        .current_dir(repo_root())
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

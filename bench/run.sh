@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The benchmark of bench/README.md, by one command. Prints the report and
+# writes it to docs/benchmarks.md (generated: never edit that file by hand).
+#   bench/run.sh             full run (about 8 minutes on 2 cores)
+#   bench/run.sh --smoke     one short round of each configuration; prints only
+#   bench/run.sh --help      every option
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+# The wasm32 target, Envoy, wrk and h2load (to stderr: stdout is the report).
+scripts/setup.sh >&2
+if ! command -v valgrind >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "run.sh: installing valgrind (instruction counts per decision)" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+  else
+    echo "run.sh: no valgrind: instruction counts are skipped" >&2
+  fi
+fi
+cargo build --quiet --release -p canary-bench
+exec "$ROOT/target/release/canary-bench" "$@"

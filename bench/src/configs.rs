@@ -1,0 +1,368 @@
+//! The Envoy configurations compared, the upstream Envoy, and the rule sets.
+//!
+//! Every Envoy under test has the same bootstrap (node, admin, one listener,
+//! the two version clusters); only the route table and the HTTP filter in
+//! front of the router differ. The clusters are passed with `--config-yaml`
+//! so that they point at the upstream Envoy's real ports (the runner remaps
+//! every port written in the main config).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The cluster of the stable version (Istio's name for subset v1).
+pub const V1: &str = "outbound|80|v1|backend.default.svc.cluster.local";
+/// The cluster of the canary.
+pub const V2: &str = "outbound|80|v2|backend.default.svc.cluster.local";
+/// The `Host`/`:authority` every request carries.
+pub const HOST: &str = "backend.default.svc.cluster.local";
+/// The header rule: requests with `x-canary: always` go to v2.
+pub const CANARY_HEADER: (&str, &str) = ("x-canary", "always");
+/// The header the filters write the chosen cluster into.
+pub const ROUTE_HEADER: &str = "x-canary-upstream";
+/// The canary's share of the split.
+pub const V2_SHARE: f64 = 0.10;
+/// Listener port of the Envoy under test, as written (the runner remaps it).
+pub const LISTENER_PORT: u16 = 10000;
+/// Listener ports of the upstream Envoy, as written.
+pub const UPSTREAM_PORTS: [(u16, &str); 2] = [(10101, "v1"), (10102, "v2")];
+
+/// What runs in front of the router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// No filter: the route table decides (`weighted_clusters` + header route).
+    Native,
+    /// Envoy's Lua filter makes the same decision.
+    Lua,
+    /// The minimal wasm module: reads the headers, writes a fixed cluster.
+    WasmFloor,
+    /// canary-router with this many rules, the matching one last.
+    CanaryRouter { rules: usize },
+}
+
+impl Kind {
+    /// Short name for tables.
+    pub fn name(&self) -> String {
+        match self {
+            Kind::Native => "native".into(),
+            Kind::Lua => "lua".into(),
+            Kind::WasmFloor => "wasm floor".into(),
+            Kind::CanaryRouter { rules: 2 } => "canary-router".into(),
+            Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
+        }
+    }
+
+    /// Whether the configuration splits 90/10 and honours the header rule
+    /// (the floor sends everything to v1).
+    pub fn splits(&self) -> bool {
+        !matches!(self, Kind::WasmFloor)
+    }
+
+    /// Whether the configuration has the `x-canary: always` rule (canary-router
+    /// with one rule has only the split).
+    pub fn has_header_rule(&self) -> bool {
+        match self {
+            Kind::WasmFloor => false,
+            Kind::CanaryRouter { rules } => *rules >= 2,
+            _ => true,
+        }
+    }
+}
+
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+
+/// The upstream Envoy: one listener per version, each answering `v1`/`v2`
+/// with `direct_response`.
+pub fn upstream_yaml() -> String {
+    let mut listeners = String::new();
+    for (port, version) in UPSTREAM_PORTS {
+        let _ = write!(
+            listeners,
+            r#"
+  - name: backend_{version}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": {HCM}
+          stat_prefix: backend_{version}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: / }}
+                direct_response: {{ status: 200, body: {{ inline_string: "{version}\n" }} }}
+                response_headers_to_add: [{{ header: {{ key: x-version, value: {version} }} }}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": {ROUTER} }}"#
+        );
+    }
+    format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9901 }} }}\nstatic_resources:\n  listeners:{listeners}\n"
+    )
+}
+
+/// `--config-yaml` for an Envoy under test: the two version clusters, at the
+/// upstream Envoy's real ports.
+pub fn clusters_json(v1_port: u16, v2_port: u16) -> String {
+    let cluster = |name: &str, port: u16| {
+        serde_json::json!({
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": name,
+                "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+                    "socket_address": { "address": "127.0.0.1", "port_value": port }
+                }}}]}]
+            }
+        })
+    };
+    serde_json::json!({
+        "static_resources": { "clusters": [cluster(V1, v1_port), cluster(V2, v2_port)] }
+    })
+    .to_string()
+}
+
+/// The Lua script: the header rule, then a weighted random pick; write the
+/// cluster header and re-select the route.
+pub fn lua_script() -> String {
+    let (name, value) = CANARY_HEADER;
+    let percent = (V2_SHARE * 100.0).round() as u32;
+    format!(
+        r#"function envoy_on_request(handle)
+  local headers = handle:headers()
+  local cluster = "{V1}"
+  if headers:get("{name}") == "{value}" or math.random(100) <= {percent} then
+    cluster = "{V2}"
+  end
+  headers:replace("{ROUTE_HEADER}", cluster)
+  handle:clearRouteCache()
+end
+"#
+    )
+}
+
+/// What the rules before the matching one look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filler {
+    /// Exact matches on four headers the traffic does not carry.
+    Header,
+    /// `uri.prefix` matches the traffic's path does not start with.
+    Prefix,
+}
+
+impl Filler {
+    /// The command-line spelling.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Filler::Header => "header",
+            Filler::Prefix => "prefix",
+        }
+    }
+
+    /// Parses [`Filler::arg`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "header" => Some(Filler::Header),
+            "prefix" => Some(Filler::Prefix),
+            _ => None,
+        }
+    }
+}
+
+/// canary-router's plugin configuration with `n` rules (n >= 1): the header
+/// rule first (n >= 2), then `n - 2` rules that never match the benchmark's
+/// traffic (exact matches on four other headers), then the 90/10 split,
+/// which matches every request: a request without `x-canary` runs through
+/// every rule before it is routed.
+pub fn rules_json(n: usize) -> String {
+    rules_json_with(n, Filler::Header)
+}
+
+/// [`rules_json`] with another kind of non-matching rule.
+pub fn rules_json_with(n: usize, filler: Filler) -> String {
+    let dest = |subset: &str| serde_json::json!({ "host": HOST, "subset": subset, "port": { "number": 80 } });
+    let mut http = Vec::with_capacity(n);
+    if n >= 2 {
+        let (name, value) = CANARY_HEADER;
+        http.push(serde_json::json!({
+            "name": "canary-header",
+            "match": [{ "headers": { name: { "exact": value } } }],
+            "route": [{ "destination": dest("v2") }]
+        }));
+    }
+    let headers = ["x-user", "x-tenant", "x-region", "x-build"];
+    for i in 0..n.saturating_sub(2) {
+        let matches = match filler {
+            Filler::Header => {
+                let header = headers[i % headers.len()];
+                serde_json::json!([{ "headers": { header: { "exact": format!("value-{i}") } } }])
+            }
+            Filler::Prefix => serde_json::json!([{ "uri": { "prefix": format!("/filler-{i}/") } }]),
+        };
+        http.push(serde_json::json!({
+            "name": format!("filler-{i}"),
+            "match": matches,
+            "route": [{ "destination": dest("v2") }]
+        }));
+    }
+    let v1 = (100.0 * (1.0 - V2_SHARE)).round() as u32;
+    http.push(serde_json::json!({
+        "name": "split",
+        "route": [
+            { "destination": dest("v1"), "weight": v1 },
+            { "destination": dest("v2"), "weight": 100 - v1 }
+        ]
+    }));
+    serde_json::json!({
+        "routeHeader": ROUTE_HEADER,
+        "namespace": "default",
+        "services": [{ "hosts": [HOST], "http": http }]
+    })
+    .to_string()
+}
+
+/// The Envoy under test for one configuration. `wasm` is the module for the
+/// wasm kinds.
+pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
+    let (name, value) = CANARY_HEADER;
+    let routes = match kind {
+        // What an Istio VirtualService with a header match and a 90/10 split
+        // compiles to.
+        Kind::Native => format!(
+            r#"
+              - name: canary-header
+                match: {{ prefix: /, headers: [{{ name: {name}, string_match: {{ exact: {value} }} }}] }}
+                route: {{ cluster: "{V2}" }}
+              - name: split
+                match: {{ prefix: / }}
+                route:
+                  weighted_clusters:
+                    clusters:
+                    - {{ name: "{V1}", weight: {w1} }}
+                    - {{ name: "{V2}", weight: {w2} }}"#,
+            w1 = (100.0 * (1.0 - V2_SHARE)).round() as u32,
+            w2 = (100.0 * V2_SHARE).round() as u32,
+        ),
+        _ => format!(
+            r#"
+              - name: chosen
+                match: {{ prefix: /, headers: [{{ name: {ROUTE_HEADER}, present_match: true }}] }}
+                route: {{ cluster_header: {ROUTE_HEADER} }}
+              - name: default
+                match: {{ prefix: / }}
+                route: {{ cluster: "{V1}" }}"#
+        ),
+    };
+    let wasm_path = wasm.map(|p| p.display().to_string()).unwrap_or_default();
+    let filter = match kind {
+        Kind::Native => String::new(),
+        Kind::Lua => {
+            let script: String = lua_script()
+                .lines()
+                .map(|l| format!("                  {l}\n"))
+                .collect();
+            format!(
+                r#"
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+{script}"#
+            )
+        }
+        Kind::WasmFloor => wasm_filter("wasm-floor", &wasm_path, "{}"),
+        Kind::CanaryRouter { rules } => {
+            wasm_filter("canary-router", &wasm_path, &rules_json(*rules))
+        }
+    };
+    format!(
+        r#"node:
+  id: sidecar~127.0.0.1~frontend-v1-0.default~default.svc.cluster.local
+  cluster: frontend.default
+  metadata: {{ NAMESPACE: default, LABELS: {{ app: frontend, version: v1 }} }}
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9901 }} }}
+static_resources:
+  listeners:
+  - name: outbound_80
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {LISTENER_PORT} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": {HCM}
+          stat_prefix: outbound_80
+          route_config:
+            name: "80"
+            virtual_hosts:
+            - name: backend
+              domains: ["*"]
+              routes:{routes}
+          http_filters:{filter}
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": {ROUTER} }}
+"#
+    )
+}
+
+fn wasm_filter(name: &str, path: &str, configuration: &str) -> String {
+    let config = serde_json::to_string(configuration).unwrap_or_default();
+    format!(
+        r#"
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: {name}
+                vm_config:
+                  vm_id: {name}
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: "{path}" }} }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {config}"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_router::{Plugin, Workload};
+
+    #[test]
+    fn every_rule_set_compiles_with_the_split_last() {
+        for n in [1, 2, 10, 100, 1000] {
+            let json = rules_json(n);
+            let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default())
+                .unwrap_or_else(|e| panic!("{n} rules: {e}"));
+            let set = plugin.rules.unwrap().set;
+            let rules = &set.services()[0].rules;
+            assert_eq!(rules.len(), n);
+            assert_eq!(&*rules[n - 1].name, "split");
+        }
+    }
+
+    #[test]
+    fn configs_are_yaml() {
+        let wasm = Path::new("/tmp/x.wasm");
+        for kind in [
+            Kind::Native,
+            Kind::Lua,
+            Kind::WasmFloor,
+            Kind::CanaryRouter { rules: 1000 },
+        ] {
+            let yaml = under_test_yaml(&kind, Some(wasm));
+            canary_test_harness::envoy::EnvoyConfig::from_yaml_str(&yaml, "test")
+                .unwrap_or_else(|e| panic!("{kind:?}: {e}\n{yaml}"));
+        }
+        canary_test_harness::envoy::EnvoyConfig::from_yaml_str(&upstream_yaml(), "up").unwrap();
+    }
+}

@@ -1,0 +1,390 @@
+//! The results and their Markdown rendering (printed, and written to
+//! `docs/benchmarks.md`).
+
+use std::fmt::Write as _;
+
+use crate::configs::Kind;
+use crate::load::{Proto, Sample};
+
+/// One Envoy under test and what was measured on it.
+#[derive(Clone, Debug)]
+pub struct ConfigResult {
+    pub kind: Kind,
+    pub h1: Vec<Sample>,
+    pub h2: Vec<Sample>,
+    /// VmRSS after the load, KiB.
+    pub rss_kib: Option<u64>,
+    /// Share of requests the Envoy sent to v2 during the load.
+    pub v2_share: Option<f64>,
+    /// What the routing check saw.
+    pub verified: String,
+}
+
+impl ConfigResult {
+    pub fn samples(&self, proto: Proto) -> &[Sample] {
+        match proto {
+            Proto::H1 => &self.h1,
+            Proto::H2 => &self.h2,
+        }
+    }
+
+    /// Medians of (req/s, p50, p99), if measured.
+    pub fn medians(&self, proto: Proto) -> Option<(f64, f64, f64)> {
+        let s = self.samples(proto);
+        if s.is_empty() {
+            return None;
+        }
+        Some((
+            median(s.iter().map(|x| x.rps)),
+            median(s.iter().map(|x| x.p50_us)),
+            median(s.iter().map(|x| x.p99_us)),
+        ))
+    }
+
+    /// (max - min) / median of req/s.
+    pub fn spread(&self, proto: Proto) -> Option<f64> {
+        let s = self.samples(proto);
+        let (med, _, _) = self.medians(proto)?;
+        let max = s.iter().map(|x| x.rps).fold(f64::MIN, f64::max);
+        let min = s.iter().map(|x| x.rps).fold(f64::MAX, f64::min);
+        Some((max - min) / med)
+    }
+}
+
+/// The median of some values (NaN if none).
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Per-decision cost outside Envoy, for one rule count.
+#[derive(Clone, Debug, Default)]
+pub struct DecideRow {
+    pub rules: usize,
+    /// Native ns per decision, header fillers / uri-prefix fillers.
+    pub ns_header: f64,
+    pub ns_prefix: f64,
+    /// Instructions per decision under callgrind, if counted.
+    pub ir_header: Option<f64>,
+    pub ir_prefix: Option<f64>,
+    /// Per-request cost of the .wasm in the in-process host (µs), if measured.
+    pub wasm_us: Option<f64>,
+}
+
+/// One `opt-level` of the release profile.
+#[derive(Clone, Debug, Default)]
+pub struct OptRow {
+    pub level: String,
+    pub bytes: u64,
+    /// Per-request µs in the in-process host: 2 rules, 1000 rules.
+    pub us_2: Option<f64>,
+    pub us_1000: Option<f64>,
+}
+
+/// Everything a run found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub smoke: bool,
+    pub meta: Vec<(String, String)>,
+    pub configs: Vec<ConfigResult>,
+    pub decide: Vec<DecideRow>,
+    pub decide_note: String,
+    pub opt: Vec<OptRow>,
+    pub opt_note: String,
+    pub sizes: Vec<(String, u64)>,
+    pub cpu_note: String,
+}
+
+fn f0(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.0}")
+    } else {
+        "–".into()
+    }
+}
+
+fn ratio(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "–".into()
+    }
+}
+
+/// A target: what it asks, the value, whether it is met.
+pub struct Target {
+    pub what: String,
+    pub measured: String,
+    pub met: Option<bool>,
+}
+
+impl Report {
+    fn find(&self, kind: &Kind) -> Option<&ConfigResult> {
+        self.configs.iter().find(|c| &c.kind == kind)
+    }
+
+    /// The targets of issue 7 with their verdicts.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut out = Vec::new();
+        let cr = Kind::CanaryRouter { rules: 2 };
+        for proto in [Proto::H1, Proto::H2] {
+            let get = |k: &Kind| self.find(k).and_then(|c| c.medians(proto));
+            let (Some(c), Some(floor), Some(lua)) =
+                (get(&cr), get(&Kind::WasmFloor), get(&Kind::Lua))
+            else {
+                continue;
+            };
+            let p = proto.label();
+            let r = c.0 / floor.0;
+            out.push(Target {
+                what: format!("{p}: canary-router throughput ≥ 0.97 × wasm floor"),
+                measured: format!("{r:.3} ×"),
+                met: Some(r >= 0.97),
+            });
+            let r = c.0 / lua.0;
+            out.push(Target {
+                what: format!("{p}: canary-router throughput ≥ Lua"),
+                measured: format!("{r:.3} × Lua"),
+                met: Some(r >= 1.0),
+            });
+            let d = c.2 - floor.2;
+            out.push(Target {
+                what: format!("{p}: canary-router p99 ≤ wasm floor p99 + 50 µs"),
+                measured: format!("{d:+.0} µs"),
+                met: Some(d <= 50.0),
+            });
+        }
+        let one = self.decide.iter().find(|d| d.rules == 1);
+        let thousand = self.decide.iter().find(|d| d.rules == 1000);
+        if let (Some(a), Some(b)) = (one, thousand) {
+            let (r, basis) = match (a.ir_header, b.ir_header) {
+                (Some(x), Some(y)) => (y / x, "instructions"),
+                _ => (b.ns_header / a.ns_header, "native time"),
+            };
+            out.push(Target {
+                what: "per-decision cost at 1000 rules ≤ 1.25 × 1 rule (header rules)".into(),
+                measured: format!("{r:.2} × ({basis})"),
+                met: Some(r <= 1.25),
+            });
+        }
+        let e1 = self
+            .find(&Kind::CanaryRouter { rules: 1 })
+            .and_then(|c| c.medians(Proto::H1));
+        let e1000 = self
+            .find(&Kind::CanaryRouter { rules: 1000 })
+            .and_then(|c| c.medians(Proto::H1));
+        if let (Some(a), Some(b)) = (e1, e1000) {
+            let r = b.0 / a.0;
+            out.push(Target {
+                what: "Envoy throughput at 1000 rules ≥ 0.97 × 1 rule".into(),
+                measured: format!("{r:.3} ×"),
+                met: Some(r >= 0.97),
+            });
+        }
+        out
+    }
+
+    /// The whole report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# canary-router benchmarks\n");
+        let _ = writeln!(
+            md,
+            "<!-- Generated by `bench/run.sh` (crate `bench/`); do not edit: run it again. -->\n"
+        );
+        if self.smoke {
+            let _ = writeln!(
+                md,
+                "**Smoke run**: one short round per configuration; the numbers say nothing about speed.\n"
+            );
+        }
+        let _ = writeln!(
+            md,
+            "What a request costs with canary-router in front of Envoy's router, next to Envoy's own \
+             weighted routing, a Lua filter making the same decision, and the least any wasm \
+             routing filter does. How it is measured: [bench/README.md](../bench/README.md).\n"
+        );
+        let _ = writeln!(md, "## Run\n\n| | |\n|---|---|");
+        for (k, v) in &self.meta {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
+        let _ = writeln!(md);
+
+        let _ = writeln!(
+            md,
+            "## Targets\n\n| target | measured | met |\n|---|---|---|"
+        );
+        for t in self.targets() {
+            let met = match t.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "–",
+            };
+            let _ = writeln!(md, "| {} | {} | {met} |", t.what, t.measured);
+        }
+        let _ = writeln!(md);
+
+        let native = Kind::Native;
+        let floor = Kind::WasmFloor;
+        for proto in [Proto::H1, Proto::H2] {
+            let base = self.find(&native).and_then(|c| c.medians(proto));
+            let fl = self.find(&floor).and_then(|c| c.medians(proto));
+            let _ = writeln!(
+                md,
+                "## {} — medians of {} rounds\n",
+                proto.label(),
+                self.configs.first().map_or(0, |c| c.samples(proto).len())
+            );
+            let _ = writeln!(
+                md,
+                "| configuration | req/s | × native | × wasm floor | spread | p50 µs | p99 µs | p99 − floor µs | × native p99 | v2 share | RSS MiB |"
+            );
+            let _ = writeln!(
+                md,
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for c in &self.configs {
+                let Some((rps, p50, p99)) = c.medians(proto) else {
+                    continue;
+                };
+                let xn = base.map_or(f64::NAN, |b| rps / b.0);
+                let xf = fl.map_or(f64::NAN, |f| rps / f.0);
+                let dp = fl.map_or(f64::NAN, |f| p99 - f.2);
+                let xp = base.map_or(f64::NAN, |b| p99 / b.2);
+                let spread = c
+                    .spread(proto)
+                    .map_or("–".into(), |s| format!("{:.1}%", s * 100.0));
+                let share = c
+                    .v2_share
+                    .map_or("–".into(), |s| format!("{:.1}%", s * 100.0));
+                let rss = c
+                    .rss_kib
+                    .map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {spread} | {} | {} | {} | {} | {share} | {rss} |",
+                    c.kind.name(),
+                    f0(rps),
+                    ratio(xn),
+                    ratio(xf),
+                    f0(p50),
+                    f0(p99),
+                    if dp.is_finite() {
+                        format!("{dp:+.0}")
+                    } else {
+                        "–".into()
+                    },
+                    ratio(xp),
+                );
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(
+            md,
+            "*spread*: (max − min) / median of req/s over the rounds. *v2 share*: requests the \
+             Envoy sent to the v2 cluster during the load (expected 10%; the floor sends all to v1). \
+             *RSS*: the Envoy's resident memory after the load, with its filter loaded.\n"
+        );
+        if !self.cpu_note.is_empty() {
+            let _ = writeln!(md, "{}\n", self.cpu_note);
+        }
+
+        let _ = writeln!(md, "## Cost of the rule set\n");
+        let _ = writeln!(
+            md,
+            "N rules with the matching rule last: the header rule, N − 2 rules that do not match \
+             the traffic, then the 90/10 split (N = 1: the split alone).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| rules | decide ns (header rules) | × 1 rule | instructions | × 1 rule | decide ns (uri-prefix rules) | × 1 rule | instructions | × 1 rule | .wasm in-process µs | Envoy req/s | × 1 rule | Envoy p99 µs |"
+        );
+        let _ = writeln!(
+            md,
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let d1 = self.decide.iter().find(|d| d.rules == 1).cloned();
+        let e1 = self
+            .find(&Kind::CanaryRouter { rules: 1 })
+            .and_then(|c| c.medians(Proto::H1));
+        for d in &self.decide {
+            let rel = |v: f64, b: Option<f64>| b.map_or("–".into(), |b| ratio(v / b));
+            let ir = |v: Option<f64>| v.map_or("–".into(), f0);
+            let e = self
+                .find(&Kind::CanaryRouter { rules: d.rules })
+                .and_then(|c| c.medians(Proto::H1));
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+                d.rules,
+                d.ns_header,
+                rel(d.ns_header, d1.as_ref().map(|x| x.ns_header)),
+                ir(d.ir_header),
+                d.ir_header.map_or("–".into(), |v| rel(
+                    v,
+                    d1.as_ref().and_then(|x| x.ir_header)
+                )),
+                d.ns_prefix,
+                rel(d.ns_prefix, d1.as_ref().map(|x| x.ns_prefix)),
+                ir(d.ir_prefix),
+                d.ir_prefix.map_or("–".into(), |v| rel(
+                    v,
+                    d1.as_ref().and_then(|x| x.ir_prefix)
+                )),
+                d.wasm_us.map_or("–".into(), |v| format!("{v:.2}")),
+                e.map_or("–".into(), |e| f0(e.0)),
+                e.zip(e1).map_or("–".into(), |(e, b)| ratio(e.0 / b.0)),
+                e.map_or("–".into(), |e| f0(e.2)),
+            );
+        }
+        let _ = writeln!(md);
+        if !self.decide_note.is_empty() {
+            let _ = writeln!(md, "{}\n", self.decide_note);
+        }
+
+        let _ = writeln!(md, "## Size and opt-level\n");
+        let _ = writeln!(md, "| module | bytes | KiB |\n|---|---:|---:|");
+        for (name, bytes) in &self.sizes {
+            let _ = writeln!(md, "| {name} | {bytes} | {:.0} |", *bytes as f64 / 1024.0);
+        }
+        let _ = writeln!(md);
+        if !self.opt.is_empty() {
+            let _ = writeln!(
+                md,
+                "| opt-level | canary_router.wasm bytes | in-process µs/request, 2 rules | 1000 rules |\n|---|---:|---:|---:|"
+            );
+            for o in &self.opt {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    o.level,
+                    o.bytes,
+                    o.us_2.map_or("–".into(), |v| format!("{v:.2}")),
+                    o.us_1000.map_or("–".into(), |v| format!("{v:.2}")),
+                );
+            }
+            let _ = writeln!(md);
+        }
+        if !self.opt_note.is_empty() {
+            let _ = writeln!(md, "{}\n", self.opt_note);
+        }
+
+        let _ = writeln!(
+            md,
+            "## Routing checks\n\n| configuration | check |\n|---|---|"
+        );
+        for c in &self.configs {
+            let _ = writeln!(md, "| {} | {} |", c.kind.name(), c.verified);
+        }
+        md
+    }
+}

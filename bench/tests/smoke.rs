@@ -1,0 +1,70 @@
+//! Keeps the benchmark from rotting: `canary-bench --smoke` starts every
+//! configuration in a real Envoy, checks that each routes as it should
+//! (split within binomial bounds, header rule, the floor's fixed cluster),
+//! runs one short round of wrk and h2load against each, and renders the
+//! report. Nothing here judges speed.
+
+use std::process::Command;
+
+#[test]
+fn smoke_run_routes_every_configuration_and_renders_the_report() {
+    let out = std::env::temp_dir().join(format!("canary-bench-smoke-{}.md", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_canary-bench"))
+        .args(["--smoke", "--out"])
+        .arg(&out)
+        .output()
+        .expect("running canary-bench");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "canary-bench --smoke failed:\n{stderr}"
+    );
+    let md = std::fs::read_to_string(&out).expect("the report was written");
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(
+        md,
+        String::from_utf8_lossy(&run.stdout)
+            .trim_end_matches('\n')
+            .to_string()
+            + "\n",
+        "the file holds what was printed"
+    );
+    for heading in [
+        "## Targets",
+        "## HTTP/1.1 (wrk)",
+        "## HTTP/2 (h2load, h2c)",
+        "## Cost of the rule set",
+        "## Size and opt-level",
+        "## Routing checks",
+    ] {
+        assert!(md.contains(heading), "no {heading:?} in:\n{md}");
+    }
+    // Every configuration measured under both protocols, the rule-count
+    // variants under HTTP/1.1, each with a routing check that passed.
+    let rows = |name: &str| {
+        md.lines()
+            .filter(|l| l.starts_with(&format!("| {name} |")))
+            .count()
+    };
+    for name in ["native", "lua", "wasm floor", "canary-router"] {
+        assert_eq!(
+            rows(name),
+            3,
+            "{name}: two result rows and a routing check:\n{md}"
+        );
+    }
+    for n in [1, 10, 100, 1000] {
+        assert_eq!(
+            rows(&format!("canary-router, {n} rules")),
+            2,
+            "{n} rules:\n{md}"
+        );
+        assert_eq!(rows(&n.to_string()), 1, "rule-set row for {n}:\n{md}");
+    }
+    assert!(md.contains("within binomial bounds of 10%"), "{md}");
+    assert!(
+        md.contains("all 330 requests to v1"),
+        "the floor's check:\n{md}"
+    );
+    assert!(md.contains("| canary_router.wasm | "), "{md}");
+}
