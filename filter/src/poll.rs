@@ -165,7 +165,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// How much of an error answer's body is logged.
-const MAX_DETAIL_BYTES: usize = 160;
+const MAX_DETAIL_BYTES: usize = 256;
 
 /// Bytes as one log-safe line: control characters become spaces, runs of
 /// spaces one, invalid UTF-8 is replaced.

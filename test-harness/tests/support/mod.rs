@@ -1,0 +1,5 @@
+//! Helpers of the reload end-to-end tests: a rule server and background load.
+#![allow(dead_code)]
+
+pub mod load;
+pub mod rule_server;
