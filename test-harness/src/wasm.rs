@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 const TARGET: &str = "wasm32-wasip1";
 
 /// The workspace root (the parent of this crate).
-fn workspace_root() -> &'static Path {
+pub(crate) fn workspace_root() -> &'static Path {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest)
 }
@@ -61,9 +61,30 @@ pub fn probe_wasm() -> &'static Path {
         let root = workspace_root();
         let dir = root.join("test-harness/testdata/probe");
         let target_dir = root.join("target/probe");
-        build("the host's probe module", &dir, &[], &target_dir);
-        target_dir.join(TARGET).join("release/probe.wasm")
+        let wasm = target_dir.join(TARGET).join("release/probe.wasm");
+        // Each test process calls this (nextest runs one per test): skip even cargo's
+        // no-op build when the module is newer than every file of the probe.
+        let built = std::fs::metadata(&wasm).and_then(|m| m.modified()).ok();
+        if built.is_none() || built < newest_change(&dir) {
+            build("the host's probe module", &dir, &[], &target_dir);
+        }
+        wasm
     })
+}
+
+/// Latest modification time of the files under `dir`.
+fn newest_change(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let changed = if path.is_dir() {
+            newest_change(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(changed);
+    }
+    newest
 }
 
 /// Runs one release build for `wasm32-wasip1` in `dir`; panics with cargo's stderr on failure.

@@ -61,7 +61,10 @@
 //! the VM, like Envoy marks a failed VM. Any proxy-wasm host call can be made to fail with
 //! [`Vm::fail_host_call`].
 
+#![warn(missing_docs)]
+
 mod abi;
+mod cache;
 mod clock;
 mod error;
 mod maps;

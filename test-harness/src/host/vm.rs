@@ -2,6 +2,7 @@
 //! Envoy drives a worker's VM).
 
 use super::abi;
+use super::cache;
 use super::clock::Clock;
 use super::error::HostError;
 use super::maps::HeaderMap;
@@ -48,7 +49,9 @@ fn describe(error: &wasmtime::Error) -> String {
 ///
 /// Compiling is the slow part (seconds for a filter in a debug build): load a module once per
 /// test binary, e.g. in a `static MODULE: OnceLock<Module>`, and make a fresh [`Vm`] per test.
-/// `Module` is cheap to clone and can be shared between threads.
+/// `Module` is cheap to clone and can be shared between threads. Compiled code is also cached
+/// on disk (`target/host-cache`, or `$CANARY_HOST_CACHE_DIR`; `off` disables it), so the next
+/// process loading the same bytes skips compiling.
 #[derive(Clone)]
 pub struct Module {
     inner: Arc<ModuleInner>,
@@ -87,7 +90,7 @@ impl Module {
             message,
         };
         let engine = engine()?;
-        let module = wasmtime::Module::new(engine, bytes).map_err(|e| load_error(describe(&e)))?;
+        let module = cache::compile(engine, bytes).map_err(|e| load_error(describe(&e)))?;
         let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
         if !exports.contains(&"proxy_abi_version_0_2_1") {
             let found: Vec<&&str> = exports
