@@ -91,11 +91,12 @@ fn observe(policy: &str, wasm: &Path, rules: Option<&str>) -> Seen {
 /// The reason Envoy gives in its log, without the timestamp.
 fn why_refused(log: &str) -> String {
     log.lines()
+        .rev()
         .filter(|l| l.contains("Wasm") || l.contains("wasm"))
         .filter(|l| l.contains("critical") || l.contains("error"))
-        .filter_map(|l| l.split("] ").last())
+        .filter_map(|l| l.rsplit("] ").next())
         .map(|l| l.split(" initializing config").next().unwrap_or(l).trim())
-        .last()
+        .next()
         .unwrap_or("Envoy did not become ready")
         .to_string()
 }
