@@ -161,9 +161,15 @@ fn set_effective_context_accepts_only_live_contexts() {
 
 #[test]
 fn properties_set_by_the_guest_are_per_stream() {
-    // proxy_set_property is not exercised by the probe; the host keeps the map per stream,
-    // and an unknown property is NotFound (the SDK's None).
     let mut vm = probe_vm();
-    let r = vm.request(&probe_request("prop:no.such.thing")).unwrap();
+    let r = vm
+        .request(&probe_request(
+            "set-prop:canary.choice=v2;prop:canary.choice",
+        ))
+        .unwrap();
+    assert_eq!(r.header("x-probe-set-prop"), Some("ok"));
+    assert_eq!(r.header("x-probe-prop"), Some("s:v2"));
+    // Another stream does not see it; an unknown property is NotFound (the SDK's None).
+    let r = vm.request(&probe_request("prop:canary.choice")).unwrap();
     assert_eq!(r.header("x-probe-prop"), Some("none"));
 }

@@ -209,3 +209,9 @@ fn closing_a_stream_runs_on_log() {
         Err(HostError::Usage(_))
     ));
 }
+
+#[test]
+fn shutdown_runs_on_done_and_on_delete_of_the_root() {
+    let mut vm = probe_vm();
+    assert!(vm.shutdown().unwrap());
+}

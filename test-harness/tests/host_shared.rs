@@ -101,6 +101,15 @@ fn vm_ids_are_separate_namespaces() {
 }
 
 #[test]
+fn vms_and_modules_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_and_sync::<canary_test_harness::host::Module>();
+    send_and_sync::<SharedData>();
+    send::<canary_test_harness::host::Vm>();
+}
+
+#[test]
 fn vms_on_several_threads_share_a_store() {
     let store = SharedData::new();
     let threads: Vec<_> = (0..4)

@@ -55,6 +55,18 @@ fn ticks_fire_at_the_period_the_guest_set() {
 }
 
 #[test]
+fn a_tick_needs_a_root_context() {
+    let mut vm = canary_test_harness::host::Vm::new(common::probe(), VmOptions::default()).unwrap();
+    assert!(matches!(
+        vm.tick(),
+        Err(canary_test_harness::host::HostError::Usage(_))
+    ));
+    assert!(vm.start().unwrap());
+    vm.tick().unwrap();
+    assert_eq!(vm.logs_containing("tick 1").len(), 1);
+}
+
+#[test]
 fn randomness_is_seeded() {
     let random = |seed| {
         let mut vm = probe_vm_with(

@@ -764,6 +764,11 @@ impl Vm {
 
     /// Runs `proxy_on_tick` on the root context now.
     pub fn tick(&mut self) -> Result<(), HostError> {
+        if !self.started {
+            return Err(HostError::Usage(
+                "no root context yet: call Vm::start or Vm::configure first".into(),
+            ));
+        }
         let on_tick = self.exports.on_tick.clone();
         self.invoke("proxy_on_tick", on_tick.as_ref(), ROOT_ID, ROOT_ID)?;
         self.send_local_replies()

@@ -190,7 +190,7 @@ impl Probe {
     ///
     /// `log:<msg>`, `warn:<msg>`, `set:<name>=<value>`, `add:<name>=<value>`, `del:<name>`,
     /// `get:<name>`, `count`, `replace-all`, `route:<cluster>`, `foreign:<function>`,
-    /// `prop:<a.b.c>`, `shared-get:<key>`, `shared-set:<key>=<value>@<cas>`, `call:<cluster>`,
+    /// `prop:<a.b.c>`, `set-prop:<a.b>=<value>`, `shared-get:<key>`, `shared-set:<key>=<value>@<cas>`, `call:<cluster>`,
     /// `bad-call:<cluster>`, `reply:<status>`, `pause`, `panic`, `incr`, `incr-both`,
     /// `gauge:<n>`, `gauge-add:<n>`, `hist:<n>`, `metric-get`, `incr-raw:<offset>`, `time`,
     /// `random`, `stdout:<msg>`, `stderr:<msg>`, `queue`, `raw-replace:<name>=<value>`,
@@ -250,6 +250,14 @@ impl Probe {
                         Err(status) => format!("err:{status:?}"),
                     };
                     report(map, "x-probe-prop", &result);
+                }
+                "set-prop" => {
+                    let path: Vec<&str> = key.split('.').collect();
+                    let result = match hostcalls::set_property(path, Some(value.as_bytes())) {
+                        Ok(()) => "ok".to_string(),
+                        Err(status) => format!("{status:?}"),
+                    };
+                    report(map, "x-probe-set-prop", &result);
                 }
                 "shared-get" => {
                     let result = match hostcalls::get_shared_data(arg) {
