@@ -60,6 +60,12 @@
 //! [`HostError::Trap`] naming it ([`Module::unimplemented_imports`] lists them). A trap kills
 //! the VM, like Envoy marks a failed VM. Any proxy-wasm host call can be made to fail with
 //! [`Vm::fail_host_call`].
+//!
+//! Not modelled: request/response bodies and trailers (streams are headers-only,
+//! `end_of_stream` is true), gRPC calls, shared queues, TCP streams, the protobuf-serialized
+//! `node` message, the route-cache clearing some Envoy versions do on their own when request
+//! headers change ([`RequestOutcome::cleared_route_cache`] counts explicit `clear_route_cache`
+//! calls only), and a bound on guest run time (a guest that loops forever hangs the test).
 
 #![warn(missing_docs)]
 
