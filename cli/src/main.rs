@@ -32,7 +32,7 @@ Examples:
   canaryctl validate examples/weighted/rules.json
   canaryctl simulate examples/weighted/rules.json -n 100000
   canaryctl import reviews-virtualservice.yaml -o yaml
-  canaryctl render --namespace default --image oci://registry/canary-router:0.1.0 examples/weighted/rules.json
+  canaryctl render --image oci://registry/canary-router:0.1.0 examples/weighted/rules.json
   canaryctl watch --admin http://127.0.0.1:15000
 
 Exit codes: 0 success, 1 rules rejected (or an import that cannot be carried over),

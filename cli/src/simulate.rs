@@ -325,6 +325,9 @@ pub struct Against {
     pub fewest_possible: f64,
     /// `(from, to) → keys`.
     pub moves: Vec<Move>,
+    /// Why the comparison may say more than the change of weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Keys that moved from one destination to another.
@@ -608,7 +611,19 @@ pub fn run(args: &Args) -> Result<()> {
                     .map(|c| (e_new.get(*c).unwrap_or(&0.0) - e_old.get(*c).unwrap_or(&0.0)).abs())
                     .sum::<f64>()
                     / 2.0;
+                let note = match sticky_key_of(&o.set, &base) {
+                    Ok((k, _)) if k == key => None,
+                    Ok((k, rule)) => Some(format!(
+                        "in the old rules, rule {rule} is sticky by {} instead: keys move for that reason too",
+                        describe_key(&k)
+                    )),
+                    Err(e) => Some(format!(
+                        "the old rules do not keep these keys sticky ({}): their picks are random",
+                        e.message
+                    )),
+                };
                 Against {
+                    note,
                     file: args
                         .against
                         .as_ref()
@@ -778,6 +793,9 @@ fn render_text(
         );
         for m in &a.moves {
             let _ = writeln!(s, "  {} -> {}  {} keys", m.from, m.to, m.keys);
+        }
+        if let Some(n) = &a.note {
+            let _ = writeln!(s, "  note: {n}");
         }
     }
     s

@@ -566,7 +566,7 @@ pub fn render_text(v: &View) -> String {
     if let Some(secs) = v.interval_seconds {
         let _ = writeln!(
             s,
-            "bars: share of each rule's requests in the last {secs:.1}s (overall since Envoy started on the right)"
+            "bars: share of each rule's requests in the last {secs:.1}s (overall since Envoy started on the right; for an idle rule, overall)"
         );
     } else {
         let _ = writeln!(s, "bars: share of each rule's requests since Envoy started");
@@ -596,7 +596,12 @@ pub fn render_text(v: &View) -> String {
                 .max()
                 .unwrap_or(0);
             for dv in &rv.destinations {
-                let shown = dv.interval_share.unwrap_or(dv.share);
+                // A rule idle in the last interval shows its overall split.
+                let idle = rv.interval == Some(0);
+                let shown = match dv.interval_share {
+                    Some(share) if !idle => share,
+                    _ => dv.share,
+                };
                 let _ = write!(
                     s,
                     "    {:<width$}  {} ",
@@ -605,10 +610,10 @@ pub fn render_text(v: &View) -> String {
                 );
                 match (dv.interval, dv.interval_share) {
                     (Some(i), Some(is)) => {
+                        let interval = if idle { "      -".to_string() } else { pct(is) };
                         let _ = writeln!(
                             s,
-                            "{} {i:>8}   overall {} {:>10}",
-                            pct(is),
+                            "{interval} {i:>8}   overall {} {:>10}",
                             pct(dv.share),
                             dv.total
                         );

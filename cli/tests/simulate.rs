@@ -276,6 +276,23 @@ fn against_counts_the_keys_that_move() {
     );
     let moved = a["moved"].as_u64().unwrap();
     within(keys, 0.4, moved);
+    assert!(a.get("note").is_none(), "{a:#}");
+
+    // Old rules that do not keep the keys sticky: said so.
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules.json"),
+        "--sticky-keys",
+        "300",
+        "--against",
+        &repo("examples/weighted/rules.json"),
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    let note = r["against"]["note"].as_str().expect("a note");
+    assert!(note.contains("do not keep these keys sticky"), "{note}");
 
     // The same rules move nobody; the text report says so.
     let same = canaryctl_wasm(&[
