@@ -20,8 +20,15 @@ pub const MAX_DESTINATIONS: usize = 64;
 pub const MAX_WEIGHT: i64 = 1_000_000;
 /// Longest regular expression, in bytes.
 pub const MAX_REGEX_LEN: usize = 1024;
-/// Largest compiled regex program, in bytes (bounds compile time and memory).
-pub const MAX_REGEX_PROGRAM_BYTES: usize = 256 * 1024;
+/// Largest compiled regex program, in bytes. Bounds compile time and memory,
+/// and the cost of one match, which grows with program size × input length
+/// (a 1,024-byte literal compiles to about 33 KiB).
+pub const MAX_REGEX_PROGRAM_BYTES: usize = 64 * 1024;
+/// Longest value a regex is matched against, in bytes: a longer value never
+/// matches a regex, so that no client can make one match cost more than
+/// `MAX_REGEX_PROGRAM_BYTES` × this (`exact` and `prefix` have no such bound:
+/// their cost is linear and small).
+pub const MAX_REGEX_INPUT_BYTES: usize = 4096;
 /// Deepest nesting of groups and repetitions in one regex.
 pub const MAX_REGEX_NESTING: u32 = 32;
 /// Longest name (rule, destination label, header name), in bytes.

@@ -21,7 +21,7 @@ pub enum StringMatcher {
     ExactNoCase(Box<[u8]>),
     /// Like `Prefix`, ASCII case-insensitive; stored lower-case.
     PrefixNoCase(Box<[u8]>),
-    /// The whole value (as UTF-8) matches the regex.
+    /// The whole value (as UTF-8, at most `MAX_REGEX_INPUT_BYTES`) matches the regex.
     Regex(Regex),
 }
 
@@ -79,7 +79,10 @@ impl StringMatcher {
             StringMatcher::PrefixNoCase(p) => value
                 .get(..p.len())
                 .is_some_and(|head| head.eq_ignore_ascii_case(p)),
-            StringMatcher::Regex(re) => std::str::from_utf8(value).is_ok_and(|s| re.is_match(s)),
+            StringMatcher::Regex(re) => {
+                value.len() <= limits::MAX_REGEX_INPUT_BYTES
+                    && std::str::from_utf8(value).is_ok_and(|s| re.is_match(s))
+            }
         }
     }
 }

@@ -315,6 +315,12 @@ fn regex_length() {
 
 #[test]
 fn regex_compiled_size_bounds_compile_cost() {
+    // The longest pattern, a literal, fits the compiled-size bound.
+    let literal = rule(&format!(
+        r#"{{"match":[{{"uri":{{"regex":"/{}"}}}}],"route":[{D}]}}"#,
+        "a".repeat(MAX_REGEX_LEN - 1)
+    ));
+    assert!(check(&literal).is_ok());
     // A 20-byte pattern whose counted repetitions expand past
     // MAX_REGEX_PROGRAM_BYTES: refused at compile time, so neither compile
     // time nor memory grows with the expansion.
@@ -323,7 +329,7 @@ fn regex_compiled_size_bounds_compile_cost() {
             r#"{{"match":[{{"headers":{{"x-a":{{"regex":"(?:a{{0,{inner}}}){{1,{inner}}}"}}}}}}],"route":[{D}]}}"#
         ))
     };
-    assert!(check(&make(40)).is_ok());
+    assert!(check(&make(20)).is_ok());
     let e = check(&make(100)).unwrap_err();
     assert_eq!(
         e.path(),
@@ -433,4 +439,20 @@ fn rule_source_durations() {
             assert!(e.to_string().contains(&why), "{e}");
         }
     }
+}
+
+#[test]
+fn regex_input_length() {
+    // A value longer than MAX_REGEX_INPUT_BYTES never matches a regex (the
+    // cost of one match is bounded whatever the client sends); exact and
+    // prefix still see it whole.
+    let json = r#"{"services":[{"hosts":["backend"],"http":[
+        {"name":"re","match":[{"headers":{"x-a":{"regex":"a*"}}}],"route":[{"destination":{"cluster":"re"}}]},
+        {"name":"prefix","match":[{"headers":{"x-a":{"prefix":"aaa"}}}],"route":[{"destination":{"cluster":"prefix"}}]}
+    ]}]}"#;
+    let set = check(json).unwrap().rules.unwrap().set;
+    let at = Req::to("backend").with("x-a", "a".repeat(MAX_REGEX_INPUT_BYTES));
+    let over = Req::to("backend").with("x-a", "a".repeat(MAX_REGEX_INPUT_BYTES + 1));
+    assert_eq!(common::cluster(&set, &at).as_deref(), Some("re"));
+    assert_eq!(common::cluster(&set, &over).as_deref(), Some("prefix"));
 }
