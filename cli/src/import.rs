@@ -550,6 +550,20 @@ fn convert_match(
     out.ignore_uri_case = take("ignoreUriCase");
     out.source_labels = take("sourceLabels");
     out.source_namespace = take("sourceNamespace");
+    for field in ["headers", "withoutHeaders"] {
+        let names = obj.get(field).and_then(Value::as_object);
+        for name in names.into_iter().flat_map(|m| m.keys()) {
+            if name.eq_ignore_ascii_case(canary_router::plugin::DEFAULT_ROUTE_HEADER) {
+                vs.warn(
+                    report,
+                    &format!("{path}.{field}.{name}"),
+                    "matches on the header canary-router itself writes (and a client could send): \
+                     this VirtualService looks like the routing glue (wasmplugin/route-virtualservice.yaml), \
+                     not canary rules; kept as written",
+                );
+            }
+        }
+    }
     for k in obj.keys() {
         if MATCH_FIELDS.contains(&k.as_str()) || k == "gateways" {
             continue;

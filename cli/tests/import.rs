@@ -263,6 +263,18 @@ spec:
 }
 
 #[test]
+fn the_routing_glue_is_recognized() {
+    let glue = common::repo("wasmplugin/route-virtualservice.yaml");
+    let run = canaryctl(&["import", &glue], None).expect_code(0);
+    let w = warnings(&run.stderr);
+    assert!(
+        w.iter().any(|l| l.contains("spec.http[0].match[0].headers.x-canary-upstream: matches on the header canary-router itself writes")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn help_shows_an_example() {
     let run = canaryctl(&["import", "--help"], None).expect_code(0);
     assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
