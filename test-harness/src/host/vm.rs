@@ -527,7 +527,7 @@ impl Vm {
     /// Starts the VM if needed, then runs `proxy_on_configure` with `plugin_configuration`
     /// (readable by the guest only during that call, as in Envoy). Returns what it returned;
     /// requests are refused until a configuration is accepted. Can be called again with a new
-    /// configuration.
+    /// configuration; a refused one leaves the last accepted one serving, as Envoy does.
     pub fn configure(&mut self, plugin_configuration: &[u8]) -> Result<bool, HostError> {
         if !self.start()? {
             return Ok(false);
@@ -545,7 +545,8 @@ impl Vm {
         );
         self.store.data_mut().in_configure = false;
         let ok = result?.is_none_or(|ok| ok != 0);
-        self.configured = ok;
+        // As in Envoy, a refused new configuration leaves the last accepted one serving.
+        self.configured |= ok;
         Ok(ok)
     }
 
