@@ -112,7 +112,9 @@ fn record(name: &str, rows: &[(String, String, String)]) {
     for (m, p, o) in rows {
         tsv.push_str(&format!("{m}\t{p}\t{o}\n"));
     }
-    let path = repo_root().join(format!("target/reliability/fail_policy_{name}.tsv"));
+    let dir = repo_root().join("target/reliability");
+    std::fs::create_dir_all(&dir).expect("target/reliability");
+    let path = dir.join(format!("fail_policy_{name}.tsv"));
     std::fs::write(path, tsv).expect("fail_policy tsv");
 }
 
@@ -346,4 +348,133 @@ fn when_the_vm_dies_at_runtime_the_policy_decides() {
         ));
     }
     record("runtime", &rows);
+}
+
+/// Adds an early header mutation removing `header` to every HTTP connection
+/// manager that runs the wasm filter: it runs before the route is chosen and
+/// before any filter, so a client's copy never reaches the route table.
+fn guard_route_header(v: &mut Value, header: &str) {
+    match v {
+        Value::Object(map) => {
+            let runs_wasm = map
+                .get("http_filters")
+                .and_then(Value::as_array)
+                .is_some_and(|filters| {
+                    filters.iter().any(|f| {
+                        f.pointer("/typed_config/@type").and_then(Value::as_str)
+                            == Some(WASM_FILTER_TYPE)
+                    })
+                });
+            if runs_wasm {
+                map.insert(
+                    "early_header_mutation_extensions".into(),
+                    json!([{
+                        "name": "envoy.http.early_header_mutation.header_mutation",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+                            "mutations": [{"remove": header}]
+                        }
+                    }]),
+                );
+            }
+            map.values_mut().for_each(|c| guard_route_header(c, header));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| guard_route_header(i, header)),
+        _ => {}
+    }
+}
+
+/// With FAIL_OPEN and a dead VM nothing removes a client's copy of the route
+/// header, and the route that trusts it follows it; an early header mutation
+/// of the HTTP connection manager (before routing and filters) closes that
+/// hole.
+#[test]
+fn fail_open_needs_the_route_header_removed_in_front_of_the_filter() {
+    const V2: &str = "outbound|80|v2|backend.default.svc.cluster.local";
+    let probe = canary_test_harness::probe_wasm();
+    let mut rows = Vec::new();
+    for guarded in [false, true] {
+        let mut config = EnvoyConfig::from_example("weighted").expect("the example");
+        config.set_wasm_configuration("").expect("config");
+        set_policy(config.value_mut(), "FAIL_OPEN");
+        if guarded {
+            guard_route_header(config.value_mut(), "x-canary-upstream");
+        }
+        let envoy = Envoy::start(config, &EnvoyOptions::default().concurrency(1).wasm(probe))
+            .expect("Envoy starts");
+        let mut client = envoy.client(10000).expect("client");
+        let dying = client
+            .send(&Request::get("/").host("backend").header("x-probe", "panic"))
+            .expect("a response");
+        assert_eq!(dying.status, 503);
+        let mut versions: BTreeMap<String, u64> = BTreeMap::new();
+        for _ in 0..50 {
+            let r = client
+                .send(
+                    &Request::get("/")
+                        .host("backend")
+                        .header("x-canary-upstream", V2),
+                )
+                .expect("a response");
+            assert_eq!(r.status, 200);
+            *versions
+                .entry(r.header("x-version").unwrap_or_default())
+                .or_default() += 1;
+        }
+        let what = if guarded {
+            "FAIL_OPEN, VM dead, an early header mutation removes x-canary-upstream"
+        } else {
+            "FAIL_OPEN, VM dead, no guard"
+        };
+        eprintln!("{what}: spoofed requests reached {versions:?}");
+        if guarded {
+            assert_eq!(
+                versions.get("v1"),
+                Some(&50),
+                "the default route: {versions:?}"
+            );
+        } else {
+            assert_eq!(
+                versions.get("v2"),
+                Some(&50),
+                "the spoof is followed: {versions:?}"
+            );
+        }
+        rows.push((
+            what.to_string(),
+            "FAIL_OPEN".to_string(),
+            format!("50 requests with a spoofed x-canary-upstream reached {versions:?}"),
+        ));
+    }
+    // The guard does not get in the filter's way while it runs: the split
+    // is the rules' (90/10), spoofed header or not.
+    let mut config = EnvoyConfig::from_example("weighted").expect("the example");
+    set_policy(config.value_mut(), "FAIL_OPEN");
+    guard_route_header(config.value_mut(), "x-canary-upstream");
+    let envoy = Envoy::start(config, &EnvoyOptions::default()).expect("Envoy starts");
+    let mut client = envoy.client(10000).expect("client");
+    let mut versions: BTreeMap<String, u64> = BTreeMap::new();
+    for _ in 0..400 {
+        let r = client
+            .send(
+                &Request::get("/")
+                    .host("backend")
+                    .header("x-canary-upstream", V2),
+            )
+            .expect("a response");
+        *versions
+            .entry(r.header("x-version").unwrap_or_default())
+            .or_default() += 1;
+    }
+    let v2 = versions.get("v2").copied().unwrap_or(0);
+    canary_test_harness::envoy::check_binomial(400, 0.1, v2)
+        .unwrap_or_else(|e| panic!("the rules' 90/10 split with the guard: {e}"));
+    rows.push((
+        "FAIL_OPEN, filter running, early header mutation in front".into(),
+        "FAIL_OPEN".into(),
+        format!(
+            "400 requests with a spoofed x-canary-upstream reached {versions:?} (the rules' 90/10)"
+        ),
+    ));
+    record("guard", &rows);
 }
