@@ -28,7 +28,8 @@ case "$1" in
 esac
 [[ "$sum" =~ ^[a-f0-9]{64}$ ]] || { echo "not a sha256 (64 lower-case hex digits): $sum" >&2; exit 1; }
 for f in "${files[@]}"; do
-  grep -Eq '^  sha256: [a-f0-9]{64}$' "$f" || { echo "$f: no 'sha256:' line to set" >&2; exit 1; }
-  sed -E -i "s/^  sha256: [a-f0-9]{64}$/  sha256: $sum/" "$f"
+  # Quoted: an all-digit checksum would otherwise be a YAML integer.
+  grep -Eq '^  sha256: "?[a-f0-9]{64}"?$' "$f" || { echo "$f: no 'sha256:' line to set" >&2; exit 1; }
+  sed -E -i "s/^  sha256: \"?[a-f0-9]{64}\"?$/  sha256: \"$sum\"/" "$f"
   echo "$f: sha256 $sum"
 done

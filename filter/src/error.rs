@@ -93,6 +93,9 @@ pub enum Reason {
     },
     /// Neither inline `services` nor a `ruleSource` was given.
     NoRules,
+    /// A rule reads the route header, which only the filter writes (a client
+    /// copy is removed, so matching on it would let clients steer).
+    RouteHeaderInRule(String),
 }
 
 impl ConfigError {
@@ -182,6 +185,10 @@ impl fmt::Display for Reason {
                 write!(f, "must be between {min} and {max} milliseconds")
             }
             Reason::NoRules => f.write_str("give inline `services`, a `ruleSource`, or both"),
+            Reason::RouteHeaderInRule(h) => write!(
+                f,
+                "`{h}` is the route header: the filter writes it and removes any client copy, so rules cannot read it"
+            ),
         }
     }
 }

@@ -102,6 +102,45 @@ pub fn source_label_keys(services: &[config::Service]) -> BTreeSet<String> {
         .collect()
 }
 
+/// Refuses rules that read the route header: clients must never steer with it.
+fn check_route_header(
+    services: &[config::Service],
+    path: &str,
+    route_header: &str,
+) -> Result<(), ConfigError> {
+    let is_route = |name: &str| name.eq_ignore_ascii_case(route_header);
+    let refuse = |p: String| {
+        Err(ConfigError::invalid(
+            p,
+            Reason::RouteHeaderInRule(route_header.to_string()),
+        ))
+    };
+    for (si, svc) in services.iter().enumerate() {
+        for (ri, rule) in svc.http.iter().enumerate() {
+            let rpath = format!("{path}[{si}].http[{ri}]");
+            for (mi, m) in rule.matches.iter().enumerate() {
+                for (field, map) in [
+                    ("headers", &m.headers),
+                    ("withoutHeaders", &m.without_headers),
+                ] {
+                    if let Some(name) = map.iter().flat_map(|h| h.keys()).find(|n| is_route(n)) {
+                        return refuse(format!("{rpath}.match[{mi}].{field}.{name}"));
+                    }
+                }
+            }
+            if rule
+                .sticky
+                .as_ref()
+                .and_then(|s| s.header.as_deref())
+                .is_some_and(is_route)
+            {
+                return refuse(format!("{rpath}.sticky.header"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A stable version for bytes without an explicit `version`.
 pub fn content_version(bytes: &[u8]) -> u64 {
     crate::pick::hash_key(bytes) >> 11
@@ -159,6 +198,7 @@ impl Settings {
         bytes: &[u8],
         workload: &Workload,
     ) -> Result<Rules, ConfigError> {
+        check_route_header(&file.services, "services", &self.route_header)?;
         let namespace = file.namespace.as_deref().unwrap_or(&self.namespace);
         let opts = CompileOptions {
             namespace,
@@ -284,6 +324,7 @@ impl Plugin {
         let rules = match &cfg.services {
             None => None,
             Some(services) => {
+                check_route_header(services, "services", &settings.route_header)?;
                 let set =
                     rules::compile(services, "services", &settings.compile_options(workload))?;
                 Some(Rules {

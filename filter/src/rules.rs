@@ -1,11 +1,12 @@
 //! Compiled rules: what the request path runs. Built once per configuration
 //! by [`compile`]; immutable afterwards and shared by every request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 
 use crate::config;
 use crate::error::{ConfigError, Reason};
-use crate::hosts::{self, Expansion, HostIndex};
+use crate::hosts::{self, Expansion, Fnv, HostIndex};
 use crate::limits;
 use crate::matcher::{Presence, StringMatcher};
 use crate::pick::{hash_key, Weights};
@@ -47,6 +48,109 @@ pub struct Service {
     pub name: Box<str>,
     /// Rules, in order.
     pub rules: Vec<Rule>,
+    /// Finds the candidate rules of a request without testing every rule
+    /// (services with at least [`INDEX_MIN_RULES`] rules it can file).
+    index: Option<RuleIndex>,
+}
+
+/// Services where at least this many rules can be filed get a [`RuleIndex`];
+/// with fewer, a plain scan is as fast.
+pub const INDEX_MIN_RULES: usize = 8;
+
+type ValueMap = HashMap<Box<[u8]>, Box<[u32]>, BuildHasherDefault<Fnv>>;
+
+/// Which rules can match a request. A rule whose every match entry requires
+/// an exact header value (`headers: {x-user: {exact: ...}}`, the usual
+/// canary rule) can only match a request carrying one of those values, so it
+/// is filed under each `(header, value)`; every other rule is tested for
+/// every request. The first matching rule is then found by testing only the
+/// rules filed under the request's own header values and the others, in rule
+/// order: the cost of a decision depends on those, not on how many exact
+/// header rules there are.
+#[derive(Debug, Clone, Default)]
+struct RuleIndex {
+    /// Header name → (value → indices of the rules filed there, ascending).
+    by_header: Box<[(Box<str>, ValueMap)]>,
+    /// Indices of the rules that are not filed (ascending).
+    always: Box<[u32]>,
+    /// How many rules are filed.
+    filed: usize,
+}
+
+impl RuleIndex {
+    /// Builds the index of a service's rules.
+    fn build(rules: &[Rule]) -> RuleIndex {
+        let mut by_header: BTreeMap<&str, BTreeMap<&[u8], Vec<u32>>> = BTreeMap::new();
+        let mut always = Vec::new();
+        let mut filed = 0;
+        for (i, rule) in rules.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            if !rule.reachable {
+                continue;
+            }
+            let keys: Option<Vec<(&str, &[u8])>> = if rule.matches.is_empty() {
+                None
+            } else {
+                rule.matches.iter().map(MatchEntry::exact_header).collect()
+            };
+            match keys {
+                Some(keys) => {
+                    filed += 1;
+                    for (name, value) in keys {
+                        let list = by_header.entry(name).or_default().entry(value).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+                None => always.push(i),
+            }
+        }
+        RuleIndex {
+            by_header: by_header
+                .into_iter()
+                .map(|(name, values)| {
+                    let map = values
+                        .into_iter()
+                        .map(|(v, list)| (Box::from(v), list.into_boxed_slice()))
+                        .collect();
+                    (Box::from(name), map)
+                })
+                .collect(),
+            always: always.into_boxed_slice(),
+            filed,
+        }
+    }
+}
+
+impl Service {
+    /// The index of the first rule that matches, if any.
+    #[inline]
+    fn first_match<R: RequestView>(&self, parts: &RequestParts<'_, R>) -> Option<usize> {
+        let Some(index) = &self.index else {
+            return self.rules.iter().position(|r| r.matches(parts));
+        };
+        let mut best = usize::MAX;
+        let scan = |list: &[u32], best: &mut usize| {
+            for &i in list {
+                let i = i as usize;
+                if i >= *best {
+                    break;
+                }
+                if self.rules.get(i).is_some_and(|r| r.matches(parts)) {
+                    *best = i;
+                    break;
+                }
+            }
+        };
+        for (name, values) in index.by_header.iter() {
+            if let Some(list) = parts.req.header(name).and_then(|v| values.get(v)) {
+                scan(list, &mut best);
+            }
+        }
+        scan(&index.always, &mut best);
+        (best != usize::MAX).then_some(best)
+    }
 }
 
 /// A compiled rule.
@@ -197,23 +301,23 @@ impl RuleSet {
             return Outcome::NoService;
         };
         let parts = RequestParts::new(req, authority);
-        for (rule_index, rule) in service.rules.iter().enumerate() {
-            if !rule.matches(&parts) {
-                continue;
-            }
-            let (destination, sticky) = rule.route.pick(req, random);
-            return match rule.route.destinations.get(destination) {
-                Some(target) => Outcome::Routed(Decision {
-                    service: index,
-                    rule: rule_index,
-                    destination,
-                    target,
-                    sticky,
-                }),
-                None => Outcome::NoRule { service: index },
-            };
+        let Some((rule_index, rule)) = service
+            .first_match(&parts)
+            .and_then(|i| Some((i, service.rules.get(i)?)))
+        else {
+            return Outcome::NoRule { service: index };
+        };
+        let (destination, sticky) = rule.route.pick(req, random);
+        match rule.route.destinations.get(destination) {
+            Some(target) => Outcome::Routed(Decision {
+                service: index,
+                rule: rule_index,
+                destination,
+                target,
+                sticky,
+            }),
+            None => Outcome::NoRule { service: index },
         }
-        Outcome::NoRule { service: index }
     }
 }
 
@@ -270,6 +374,7 @@ impl<'r, R: RequestView> RequestParts<'r, R> {
 }
 
 impl Rule {
+    #[inline]
     fn matches<R: RequestView>(&self, req: &RequestParts<'_, R>) -> bool {
         self.reachable && (self.matches.is_empty() || self.matches.iter().any(|m| m.matches(req)))
     }
@@ -280,19 +385,31 @@ impl Rule {
     }
 }
 
-fn opt_matches(m: &Option<StringMatcher>, value: Option<&[u8]>) -> bool {
+/// Whether an optional matcher accepts a value, looked up only if there is a matcher.
+#[inline]
+fn opt_matches<'v>(m: &Option<StringMatcher>, value: impl FnOnce() -> Option<&'v [u8]>) -> bool {
     match m {
         None => true,
-        Some(m) => value.is_some_and(|v| m.matches(v)),
+        Some(m) => value().is_some_and(|v| m.matches(v)),
     }
 }
 
 impl MatchEntry {
+    /// The first exact header condition, `(name, value)`: a request without
+    /// that value cannot match this entry.
+    fn exact_header(&self) -> Option<(&str, &[u8])> {
+        self.headers.iter().find_map(|(name, m)| match m {
+            StringMatcher::Exact(v) => Some((&**name, &**v)),
+            _ => None,
+        })
+    }
+
+    #[inline]
     fn matches<R: RequestView>(&self, r: &RequestParts<'_, R>) -> bool {
-        opt_matches(&self.uri, Some(r.path))
-            && opt_matches(&self.method, r.req.header(":method"))
-            && opt_matches(&self.scheme, r.req.header(":scheme"))
-            && opt_matches(&self.authority, Some(r.authority))
+        opt_matches(&self.uri, || Some(r.path))
+            && opt_matches(&self.method, || r.req.header(":method"))
+            && opt_matches(&self.scheme, || r.req.header(":scheme"))
+            && opt_matches(&self.authority, || Some(r.authority))
             && self.port.is_none_or(|p| p == r.port())
             && self
                 .headers
@@ -473,9 +590,11 @@ pub fn compile(
                 &mut set.destinations,
             )?);
         }
+        let index = Some(RuleIndex::build(&rules)).filter(|i| i.filed >= INDEX_MIN_RULES);
         set.services.push(Service {
             name: name.into(),
             rules,
+            index,
         });
     }
     // Short aliases never override a name some service claimed in full.
@@ -853,5 +972,142 @@ fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> 
             format!("{path}.sourceIp"),
             Reason::StickySourceIpFalse,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairs::{serialize, Pairs};
+    use crate::plugin::Plugin;
+
+    /// Rules of every kind the index treats differently, in an order where
+    /// filed and unfiled rules interleave.
+    fn mixed_rules(catch_all: bool) -> serde_json::Value {
+        let to = serde_json::json!([{ "destination": { "cluster": "c" } }]);
+        let mut rules = vec![
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "alice" } } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "bob" }, "x-tenant": { "exact": "t1" } } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "carol" } } }, { "uri": { "prefix": "/carol" } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "prefix": "dav" } } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "dave" } }, "sourceLabels": { "app": "elsewhere" } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "alice" }, "x-region": { "exact": "eu" } } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-tenant": { "exact": "t1" } } }] }),
+            serde_json::json!({ "match": [{ "method": { "exact": "POST" } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "erin" } } }, { "headers": { "x-build": { "exact": "b1" } } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "regex": "e.*" }, "x-build": { "exact": "b2" } } }] }),
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "regex": "z.*" } } }] }),
+        ];
+        if catch_all {
+            rules.push(serde_json::json!({}));
+        }
+        rules.push(
+            serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "zed" } } }] }),
+        );
+        for r in &mut rules {
+            r["route"] = to.clone();
+        }
+        serde_json::Value::Array(rules)
+    }
+
+    #[test]
+    fn the_index_finds_the_same_first_rule_as_a_scan() {
+        let config = serde_json::json!({ "services": [
+            { "hosts": ["a"], "http": mixed_rules(true) },
+            { "hosts": ["b"], "http": mixed_rules(false) },
+        ]});
+        let plugin =
+            Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default()).unwrap();
+        let set = plugin.rules.unwrap().set;
+        let users = [
+            None,
+            Some("alice"),
+            Some("bob"),
+            Some("carol"),
+            Some("dave"),
+            Some("erin"),
+            Some("zed"),
+            Some("eve"),
+        ];
+        let mut compared = 0;
+        for service in set.services() {
+            assert!(
+                service.index.is_some(),
+                "{} rules get an index",
+                service.rules.len()
+            );
+            for user in users {
+                for tenant in [None, Some("t1")] {
+                    for region in [None, Some("eu")] {
+                        for build in [None, Some("b1"), Some("b2")] {
+                            for method in ["GET", "POST"] {
+                                for path in ["/", "/carol/x"] {
+                                    let mut h: Vec<(&[u8], &[u8])> = vec![
+                                        (b":authority", b"a"),
+                                        (b":path", path.as_bytes()),
+                                        (b":method", method.as_bytes()),
+                                    ];
+                                    for (name, v) in [
+                                        ("x-user", user),
+                                        ("x-tenant", tenant),
+                                        ("x-region", region),
+                                        ("x-build", build),
+                                    ] {
+                                        if let Some(v) = v {
+                                            h.push((name.as_bytes(), v.as_bytes()));
+                                        }
+                                    }
+                                    let buf = serialize(h);
+                                    let pairs = Pairs::parse(&buf).unwrap();
+                                    let parts = RequestParts::new(&pairs, b"a");
+                                    let scan = service.rules.iter().position(|r| r.matches(&parts));
+                                    assert_eq!(
+                                        service.first_match(&parts),
+                                        scan,
+                                        "{user:?} {tenant:?} {region:?} {build:?} {method} {path}"
+                                    );
+                                    compared += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 2 * 8 * 2 * 2 * 3 * 2 * 2);
+    }
+
+    #[test]
+    fn small_services_are_scanned_and_exact_header_rules_are_filed() {
+        let few = serde_json::json!({ "services": [{ "hosts": ["a"], "http": [
+            { "match": [{ "headers": { "x-user": { "exact": "alice" } } }], "route": [{ "destination": { "cluster": "c" } }] },
+            { "route": [{ "destination": { "cluster": "c" } }] },
+        ]}]});
+        let set = Plugin::from_bytes(few.to_string().as_bytes(), &Workload::default())
+            .unwrap()
+            .rules
+            .unwrap()
+            .set;
+        assert!(set.services()[0].index.is_none());
+        let rules = mixed_rules(true);
+        let index = {
+            let config = serde_json::json!({ "services": [{ "hosts": ["a"], "http": rules }] });
+            let set = Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default())
+                .unwrap()
+                .rules
+                .unwrap()
+                .set;
+            set.services()[0].index.clone().unwrap()
+        };
+        // Unreachable (4) is nowhere; one entry without an exact header
+        // condition makes a rule "always"; 9 is filed under its exact x-build.
+        assert_eq!(&*index.always, &[2, 3, 7, 10, 11]);
+        let names: Vec<&str> = index.by_header.iter().map(|(n, _)| &**n).collect();
+        assert_eq!(names, ["x-build", "x-region", "x-tenant", "x-user"]);
+        let user = &index.by_header[3].1;
+        assert_eq!(user.get(&b"alice"[..]).map(|l| &**l), Some(&[0u32][..]));
+        assert_eq!(user.get(&b"zed"[..]).map(|l| &**l), Some(&[12u32][..]));
+        let tenant = &index.by_header[2].1;
+        assert_eq!(tenant.get(&b"t1"[..]).map(|l| &**l), Some(&[1u32, 6][..]));
     }
 }

@@ -55,7 +55,7 @@ impl log::Log for HostLogger {
             log::Level::Warn => WARN,
             log::Level::Error => ERROR,
         };
-        let _ = hostio::log(level, &format!("canary-router: {}", record.args()));
+        let _ = hostio::log(level, &record.args().to_string());
     }
 
     fn flush(&self) {}
