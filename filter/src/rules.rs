@@ -1004,6 +1004,10 @@ mod tests {
         rules.push(
             serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "zed" } } }] }),
         );
+        // Eight filed rules: enough for an index (INDEX_MIN_RULES).
+        rules.push(
+            serde_json::json!({ "match": [{ "headers": { "x-region": { "exact": "us" } } }] }),
+        );
         for r in &mut rules {
             r["route"] = to.clone();
         }
@@ -1019,6 +1023,7 @@ mod tests {
         let plugin =
             Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default()).unwrap();
         let set = plugin.rules.unwrap().set;
+        let regions = [None, Some("eu"), Some("us")];
         let users = [
             None,
             Some("alice"),
@@ -1038,7 +1043,7 @@ mod tests {
             );
             for user in users {
                 for tenant in [None, Some("t1")] {
-                    for region in [None, Some("eu")] {
+                    for region in regions {
                         for build in [None, Some("b1"), Some("b2")] {
                             for method in ["GET", "POST"] {
                                 for path in ["/", "/carol/x"] {
@@ -1074,7 +1079,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 2 * 8 * 2 * 2 * 3 * 2 * 2);
+        assert_eq!(compared, 2 * 8 * 2 * 3 * 3 * 2 * 2);
     }
 
     #[test]
