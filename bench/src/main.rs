@@ -128,6 +128,19 @@ fn main() {
         }
         return;
     }
+    if args.first().map(String::as_str) == Some("rules") {
+        // `canary-bench rules N [header|prefix]`: the plugin configuration measured.
+        let n = args.get(1).and_then(|a| a.parse().ok());
+        let filler = Filler::parse(args.get(2).map_or("header", String::as_str));
+        match (n, filler) {
+            (Some(n), Some(f)) if n >= 1 => println!("{}", configs::rules_json_with(n, f)),
+            _ => {
+                eprintln!("usage: canary-bench rules <N >= 1> [header|prefix]");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
     let opts = match Opts::parse(&args) {
         Ok(o) => o,
         Err(e) => {
