@@ -33,6 +33,8 @@ pub struct Load {
     pub h2_connections: u32,
     /// Core the load generator is pinned to, if any.
     pub core: Option<u32>,
+    /// Niceness of the load generator, if changed.
+    pub nice: Option<i32>,
 }
 
 /// The protocol of a run.
@@ -53,15 +55,18 @@ impl Proto {
     }
 }
 
-fn pinned(core: Option<u32>, program: &str) -> Command {
-    match core {
-        Some(c) => {
-            let mut cmd = Command::new("taskset");
-            cmd.args(["-c", &c.to_string(), program]);
-            cmd
-        }
-        None => Command::new(program),
+fn pinned(core: Option<u32>, nice: Option<i32>, program: &str) -> Command {
+    let mut args: Vec<String> = Vec::new();
+    if let Some(n) = nice {
+        args.extend(["nice".into(), "-n".into(), n.to_string()]);
     }
+    if let Some(c) = core {
+        args.extend(["taskset".into(), "-c".into(), c.to_string()]);
+    }
+    args.push(program.into());
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..]);
+    cmd
 }
 
 impl Load {
@@ -85,7 +90,7 @@ impl Load {
 
     fn wrk(&self, addr: SocketAddr, duration: Duration) -> Result<Sample, String> {
         let secs = duration.as_secs().max(1);
-        let out = pinned(self.core, "wrk")
+        let out = pinned(self.core, self.nice, "wrk")
             .args(["-t1", &format!("-c{}", self.in_flight)])
             .arg(format!("-d{secs}s"))
             .arg("--latency")
@@ -115,7 +120,7 @@ impl Load {
         let streams = (self.in_flight / conns).max(1);
         let log = scratch.join("h2load.log");
         let _ = std::fs::remove_file(&log);
-        let out = pinned(self.core, "h2load")
+        let out = pinned(self.core, self.nice, "h2load")
             .args(["-t1", &format!("-c{conns}"), &format!("-m{streams}")])
             .args(["-D", &secs.to_string()])
             .args(["-H", &format!(":authority: {HOST}")])
