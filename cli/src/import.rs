@@ -559,7 +559,7 @@ fn convert_match(
                     &format!("{path}.{field}.{name}"),
                     "matches on the header canary-router itself writes (and a client could send): \
                      this VirtualService looks like the routing glue (wasmplugin/route-virtualservice.yaml), \
-                     not canary rules; kept as written",
+                     not canary rules; the filter refuses rules that read its route header",
                 );
             }
         }
