@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use canary_router::rules::StickyKey;
+use canary_router::stats;
 use canary_router::{Outcome, RequestView, RuleSet, Workload};
 use canary_test_harness::host::{LogLevel, Module, Vm, VmOptions};
 use serde::Serialize;
@@ -146,17 +147,6 @@ impl RequestView for Req<'_> {
     fn source_address(&self) -> Option<&[u8]> {
         self.source.map(str::as_bytes)
     }
-}
-
-/// Replaces what Envoy stat names cannot carry, as the filter does.
-fn tag_value(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ';' | '=' | ' ' | '\t' => '_',
-            c if c.is_control() => '_',
-            c => c,
-        })
-        .collect()
 }
 
 /// Rules loaded twice: judged natively (for names, weights and the sticky
@@ -363,9 +353,9 @@ fn results(
                 .iter()
                 .map(|d| {
                     let key = (
-                        tag_value(&svc.name),
-                        tag_value(&rule.name),
-                        tag_value(&d.label),
+                        stats::tag_value(&svc.name),
+                        stats::tag_value(&rule.name),
+                        stats::tag_value(&d.label),
                     );
                     let count = by_rule.get(&key).copied().unwrap_or(0);
                     DestResult {

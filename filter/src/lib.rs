@@ -21,6 +21,7 @@ pub mod pick;
 pub mod plugin;
 pub mod poll;
 pub mod rules;
+pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

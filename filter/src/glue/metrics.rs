@@ -60,17 +60,6 @@ pub fn record(id: Option<u32>, value: u64) {
     }
 }
 
-/// Replaces what Envoy's stat names cannot carry inside a tag value.
-fn tag_value(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ';' | '=' | ' ' | '\t' => '_',
-            c if c.is_control() => '_',
-            c => c,
-        })
-        .collect()
-}
-
 /// One counter per destination, in `stat_index` order.
 pub fn define_destinations(rules: &RuleSet) -> Box<[Option<u32>]> {
     rules
@@ -78,12 +67,7 @@ pub fn define_destinations(rules: &RuleSet) -> Box<[Option<u32>]> {
         .map(|(service, rule, dest)| {
             define(
                 MetricKind::Counter,
-                &format!(
-                    "canary_router.requests.service={};.rule={};.destination={};",
-                    tag_value(&service.name),
-                    tag_value(&rule.name),
-                    tag_value(&dest.label)
-                ),
+                &crate::stats::destination_counter(&service.name, &rule.name, &dest.label),
             )
         })
         .collect()
