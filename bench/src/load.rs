@@ -44,13 +44,17 @@ pub enum Proto {
     H1,
     /// HTTP/2 (h2c, prior knowledge) with `h2load`.
     H2,
+    /// HTTP/1.1 with `wrk -c1`: one request at a time, so latency is the
+    /// request's own path through the proxies, without queueing.
+    Serial,
 }
 
 impl Proto {
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            Proto::H1 => "HTTP/1.1 (wrk)",
-            Proto::H2 => "HTTP/2 (h2load, h2c)",
+            Proto::H1 => "HTTP/1.1 (wrk)".into(),
+            Proto::H2 => "HTTP/2 (h2load, h2c)".into(),
+            Proto::Serial => "HTTP/1.1, one request at a time (wrk -c1)".into(),
         }
     }
 }
@@ -80,7 +84,8 @@ impl Load {
     ) -> Result<Sample, String> {
         let before = cpu_times();
         let mut sample = match proto {
-            Proto::H1 => self.wrk(addr, duration)?,
+            Proto::H1 => self.wrk(addr, duration, self.in_flight)?,
+            Proto::Serial => self.wrk(addr, duration, 1)?,
             Proto::H2 => self.h2load(addr, duration, scratch)?,
         };
         let after = cpu_times();
@@ -88,10 +93,10 @@ impl Load {
         Ok(sample)
     }
 
-    fn wrk(&self, addr: SocketAddr, duration: Duration) -> Result<Sample, String> {
+    fn wrk(&self, addr: SocketAddr, duration: Duration, conns: u32) -> Result<Sample, String> {
         let secs = duration.as_secs().max(1);
         let out = pinned(self.core, self.nice, "wrk")
-            .args(["-t1", &format!("-c{}", self.in_flight)])
+            .args(["-t1", &format!("-c{conns}")])
             .arg(format!("-d{secs}s"))
             .arg("--latency")
             .args(["-H", &format!("Host: {HOST}")])

@@ -307,11 +307,11 @@ fn run_in(
         (
             "load".into(),
             format!(
-                "{} requests in flight: wrk `-t1 -c{}`; h2load `-t1 -c{} -m{}` (h2c, prior knowledge); `Host: {HOST}`",
+                "{} requests in flight: wrk `-t1 -c{}`; h2load `-t1 -c{} -m{}` (h2c, prior knowledge); and one request at a time, wrk `-t1 -c1`; `Host: {HOST}`",
                 opts.in_flight,
                 opts.in_flight,
                 opts.h2_connections.min(opts.in_flight),
-                (opts.in_flight / opts.h2_connections.clamp(1, opts.in_flight)).max(1)
+                (opts.in_flight / opts.h2_connections.clamp(1, opts.in_flight)).max(1),
             ),
         ),
         (
@@ -415,12 +415,15 @@ fn envoy_runs(
             kind: kind.clone(),
             h1: Vec::new(),
             h2: Vec::new(),
+            h2r: Vec::new(),
             rss_kib: None,
             v2_share: None,
             verified,
         });
     }
 
+    let protos = [Proto::H1, Proto::H2, Proto::Serial];
+    report.protos = protos.to_vec();
     let load = Load {
         in_flight: opts.in_flight,
         h2_connections: opts.h2_connections,
@@ -435,12 +438,12 @@ fn envoy_runs(
     let plan = |proto: Proto| -> Vec<usize> {
         match proto {
             Proto::H1 => (0..kinds.len()).collect(),
-            Proto::H2 => (0..main_kinds.len()).collect(),
+            Proto::H2 | Proto::Serial => (0..main_kinds.len()).collect(),
         }
     };
     if !opts.warmup.is_zero() {
         progress(format!("warming up ({:?} per run)", opts.warmup));
-        for proto in [Proto::H1, Proto::H2] {
+        for &proto in &protos {
             for i in plan(proto) {
                 load.run(proto, addrs[i], opts.warmup, scratch)
                     .map_err(|e| format!("{} warm-up: {e}", kinds[i].name()))?;
@@ -449,7 +452,7 @@ fn envoy_runs(
     }
     let mut cpu: Vec<Vec<f64>> = Vec::new();
     for round in 0..opts.rounds {
-        for proto in [Proto::H1, Proto::H2] {
+        for &proto in &protos {
             let mut order = plan(proto);
             let len = order.len();
             order.rotate_left(round % len);
@@ -476,6 +479,7 @@ fn envoy_runs(
                 match proto {
                     Proto::H1 => results[i].h1.push(s),
                     Proto::H2 => results[i].h2.push(s),
+                    Proto::Serial => results[i].h2r.push(s),
                 }
             }
         }

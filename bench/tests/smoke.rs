@@ -33,13 +33,15 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
         "## Targets",
         "## HTTP/1.1 (wrk)",
         "## HTTP/2 (h2load, h2c)",
+        "## HTTP/1.1, one request at a time",
         "## Cost of the rule set",
         "## Size and opt-level",
         "## Routing checks",
     ] {
         assert!(md.contains(heading), "no {heading:?} in:\n{md}");
     }
-    // Every configuration measured under both protocols, the rule-count
+    // Every configuration measured under HTTP/1.1, HTTP/2 and one request
+    // at a time, the rule-count
     // variants under HTTP/1.1, each with a routing check that passed.
     let rows = |name: &str| {
         md.lines()
@@ -49,8 +51,8 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
     for name in ["native", "lua", "wasm floor", "canary-router"] {
         assert_eq!(
             rows(name),
-            3,
-            "{name}: two result rows and a routing check:\n{md}"
+            4,
+            "{name}: three result rows and a routing check:\n{md}"
         );
     }
     for n in [1, 10, 100, 1000] {
