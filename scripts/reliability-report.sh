@@ -13,7 +13,7 @@
 #   4. test-harness faults (in-process)  -> host-call faults injected, requests, lost
 #   5. test-harness e2e_hostile (Envoy)  -> hostile requests, per protocol, 5xx
 #   6. test-harness e2e_fail_policy      -> what Envoy does per failure_policy
-#   7. test-harness e2e_reload*, if any  -> their own figures (rule changes under load)
+#   7. test-harness e2e_reload* and e2e_soak -> their own figures (rule changes under load)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -46,7 +46,7 @@ step "faults, hostile requests, failure policies"
 cargo test -p canary-test-harness --test faults --test e2e_hostile --test e2e_fail_policy 2>&1 |
     tee "$out/e2e.log"
 
-for t in test-harness/tests/e2e_reload*.rs; do
+for t in test-harness/tests/e2e_reload*.rs test-harness/tests/e2e_soak.rs; do
     [ -e "$t" ] || continue
     name="$(basename "$t" .rs)"
     step "$name"
@@ -155,7 +155,7 @@ w("")
 # Reload under load (other engineers' tests), if present
 reload_logs = sorted(glob.glob(os.path.join(out, "reload-*.log")))
 if reload_logs:
-    w("### Rule changes under load (`test-harness/tests/e2e_reload*.rs`)")
+    w("### Rule changes under load (`test-harness/tests/e2e_reload*.rs`, `e2e_soak.rs`: wrk, 64 connections, a minute, a change every second)")
     w("")
     for log in reload_logs:
         name = os.path.basename(log)[len("reload-"):-len(".log")]

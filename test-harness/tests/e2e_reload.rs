@@ -12,13 +12,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use canary_test_harness::envoy::{
     check_binomial, example_dir, Envoy, EnvoyConfig, EnvoyOptions, Request, Stats,
 };
-use serde_json::Value;
+use support::ecds::{ecds_config, install_ecds, temp_dir};
 use support::load::{count, failures, Load, Sample};
 use support::rule_server::{Mode, RuleServer};
 
@@ -95,71 +94,6 @@ fn assert_split(samples: &[Sample], p: f64, what: &str) {
 // ECDS
 
 const ECDS_STATS: &str = "extension_config_discovery.http_filter.canary-router";
-
-/// A fresh directory for the watched ECDS file.
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!("canary-{tag}-{}-{nanos:x}", std::process::id()));
-    or_panic(std::fs::create_dir_all(&dir));
-    dir
-}
-
-/// Installs an ECDS file the way the README says: a complete new file moved
-/// over the watched one.
-fn install_ecds(dir: &Path, example_file: &str) {
-    let next = dir.join(".next");
-    or_panic(std::fs::copy(
-        example_dir("ecds-reload").join(example_file),
-        &next,
-    ));
-    or_panic(std::fs::rename(&next, dir.join("canary-router.yaml")));
-}
-
-/// The ecds-reload example with its watched file moved to `dir`.
-fn ecds_config(dir: &Path) -> EnvoyConfig {
-    let mut config = or_panic(EnvoyConfig::from_example("ecds-reload"));
-    let mut found = 0;
-    visit_mut(config.value_mut(), &mut |obj| {
-        if let Some(src) = obj
-            .get_mut("path_config_source")
-            .and_then(Value::as_object_mut)
-        {
-            assert_eq!(
-                src["path"], "/tmp/canary-router-ecds/canary-router.yaml",
-                "the path the README uses"
-            );
-            src.insert(
-                "path".into(),
-                dir.join("canary-router.yaml").to_string_lossy().into(),
-            );
-            src.insert(
-                "watched_directory".into(),
-                serde_json::json!({ "path": dir.to_string_lossy() }),
-            );
-            found += 1;
-        }
-    });
-    assert_eq!(
-        found, 1,
-        "one path_config_source in examples/ecds-reload/envoy.yaml"
-    );
-    config
-}
-
-fn visit_mut(v: &mut Value, f: &mut impl FnMut(&mut serde_json::Map<String, Value>)) {
-    match v {
-        Value::Object(obj) => {
-            f(obj);
-            for child in obj.values_mut() {
-                visit_mut(child, f);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|c| visit_mut(c, f)),
-        _ => {}
-    }
-}
 
 #[test]
 fn ecds_update_changes_the_split_under_load_and_a_refused_update_keeps_the_old_rules() {
