@@ -63,6 +63,12 @@ impl EnvoyConfig {
         &self.doc
     }
 
+    /// Calls `f` on every object of the config tree, depth first (for edits
+    /// the typed helpers don't cover).
+    pub fn for_each_object_mut(&mut self, mut f: impl FnMut(&mut Map<String, Value>)) {
+        visit_mut(self.value_mut(), &mut f);
+    }
+
     /// The parsed tree, to edit.
     pub fn value_mut(&mut self) -> &mut Value {
         &mut self.doc

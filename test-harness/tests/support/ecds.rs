@@ -35,7 +35,7 @@ pub fn install_ecds(dir: &Path, example_file: &str) {
 pub fn ecds_config(dir: &Path) -> EnvoyConfig {
     let mut config = or_panic(EnvoyConfig::from_example("ecds-reload"));
     let mut found = 0;
-    visit_mut(config.value_mut(), &mut |obj| {
+    config.for_each_object_mut(|obj| {
         if let Some(src) = obj
             .get_mut("path_config_source")
             .and_then(Value::as_object_mut)
@@ -60,19 +60,6 @@ pub fn ecds_config(dir: &Path) -> EnvoyConfig {
         "one path_config_source in examples/ecds-reload/envoy.yaml"
     );
     config
-}
-
-fn visit_mut(v: &mut Value, f: &mut impl FnMut(&mut serde_json::Map<String, Value>)) {
-    match v {
-        Value::Object(obj) => {
-            f(obj);
-            for child in obj.values_mut() {
-                visit_mut(child, f);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|c| visit_mut(c, f)),
-        _ => {}
-    }
 }
 
 /// Installs ECDS file bytes (a complete new file moved over the watched one).
