@@ -61,9 +61,10 @@ type ValueMap = HashMap<Box<[u8]>, Box<[u32]>, BuildHasherDefault<Fnv>>;
 
 /// Which rules can match a request. A rule whose every match entry requires
 /// an exact header value (`headers: {x-user: {exact: ...}}`, the usual
-/// canary rule) can only match a request carrying one of those values, so it
-/// is filed under each `(header, value)`; every other rule is tested for
-/// every request. The first matching rule is then found by testing only the
+/// canary rule) or a path prefix (`uri: {prefix: ...}` or `{exact: ...}`,
+/// case-sensitive) can only match a request carrying one of those, so it is
+/// filed under each `(header, value)` or path prefix; every other rule is
+/// tested for every request. The first matching rule is then found by testing only the
 /// rules filed under the request's own header values and the others, in rule
 /// order: the cost of a decision depends on those, not on how many exact
 /// header rules there are.
@@ -71,6 +72,10 @@ type ValueMap = HashMap<Box<[u8]>, Box<[u32]>, BuildHasherDefault<Fnv>>;
 struct RuleIndex {
     /// Header name → (value → indices of the rules filed there, ascending).
     by_header: Box<[(Box<str>, ValueMap)]>,
+    /// Path prefix → indices of the rules filed there, ascending.
+    by_prefix: ValueMap,
+    /// The distinct lengths of the filed prefixes, ascending.
+    prefix_lens: Box<[usize]>,
     /// Indices of the rules that are not filed (ascending).
     always: Box<[u32]>,
     /// How many rules are filed.
@@ -81,6 +86,7 @@ impl RuleIndex {
     /// Builds the index of a service's rules.
     fn build(rules: &[Rule]) -> RuleIndex {
         let mut by_header: BTreeMap<&str, BTreeMap<&[u8], Vec<u32>>> = BTreeMap::new();
+        let mut by_prefix: BTreeMap<&[u8], Vec<u32>> = BTreeMap::new();
         let mut always = Vec::new();
         let mut filed = 0;
         for (i, rule) in rules.iter().enumerate() {
@@ -88,16 +94,21 @@ impl RuleIndex {
             if !rule.reachable {
                 continue;
             }
-            let keys: Option<Vec<(&str, &[u8])>> = if rule.matches.is_empty() {
+            let keys: Option<Vec<IndexKey<'_>>> = if rule.matches.is_empty() {
                 None
             } else {
-                rule.matches.iter().map(MatchEntry::exact_header).collect()
+                rule.matches.iter().map(MatchEntry::index_key).collect()
             };
             match keys {
                 Some(keys) => {
                     filed += 1;
-                    for (name, value) in keys {
-                        let list = by_header.entry(name).or_default().entry(value).or_default();
+                    for key in keys {
+                        let list = match key {
+                            IndexKey::Header(name, value) => {
+                                by_header.entry(name).or_default().entry(value).or_default()
+                            }
+                            IndexKey::PathPrefix(prefix) => by_prefix.entry(prefix).or_default(),
+                        };
                         if list.last() != Some(&i) {
                             list.push(i);
                         }
@@ -117,10 +128,28 @@ impl RuleIndex {
                     (Box::from(name), map)
                 })
                 .collect(),
+            prefix_lens: {
+                let mut lens: Vec<usize> = by_prefix.keys().map(|p| p.len()).collect();
+                lens.sort_unstable();
+                lens.dedup();
+                lens.into_boxed_slice()
+            },
+            by_prefix: by_prefix
+                .into_iter()
+                .map(|(p, list)| (Box::from(p), list.into_boxed_slice()))
+                .collect(),
             always: always.into_boxed_slice(),
             filed,
         }
     }
+}
+
+/// What a match entry is filed under in a [`RuleIndex`].
+enum IndexKey<'a> {
+    /// An exact header value: `(name, value)`.
+    Header(&'a str, &'a [u8]),
+    /// A path prefix (from `uri.prefix`, or `uri.exact`, which implies it).
+    PathPrefix(&'a [u8]),
 }
 
 impl Service {
@@ -145,6 +174,14 @@ impl Service {
         };
         for (name, values) in index.by_header.iter() {
             if let Some(list) = parts.req.header(name).and_then(|v| values.get(v)) {
+                scan(list, &mut best);
+            }
+        }
+        for &len in index.prefix_lens.iter() {
+            let Some(head) = parts.path.get(..len) else {
+                break;
+            };
+            if let Some(list) = index.by_prefix.get(head) {
                 scan(list, &mut best);
             }
         }
@@ -395,6 +432,20 @@ fn opt_matches<'v>(m: &Option<StringMatcher>, value: impl FnOnce() -> Option<&'v
 }
 
 impl MatchEntry {
+    /// What this entry is filed under: its first exact header condition, else
+    /// a case-sensitive path prefix. A request without it cannot match.
+    fn index_key(&self) -> Option<IndexKey<'_>> {
+        if let Some((name, value)) = self.exact_header() {
+            return Some(IndexKey::Header(name, value));
+        }
+        match &self.uri {
+            Some(StringMatcher::Prefix(p) | StringMatcher::Exact(p)) => {
+                Some(IndexKey::PathPrefix(p))
+            }
+            _ => None,
+        }
+    }
+
     /// The first exact header condition, `(name, value)`: a request without
     /// that value cannot match this entry.
     fn exact_header(&self) -> Option<(&str, &[u8])> {
@@ -1008,6 +1059,12 @@ mod tests {
         rules.push(
             serde_json::json!({ "match": [{ "headers": { "x-region": { "exact": "us" } } }] }),
         );
+        // Path rules: filed by prefix (an exact uri is a prefix too), except
+        // a case-insensitive one.
+        rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/api" } , "method": { "exact": "POST" } }] }));
+        rules.push(serde_json::json!({ "match": [{ "uri": { "exact": "/api/v2" } }, { "headers": { "x-user": { "exact": "bob" } } }] }));
+        rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/API" }, "ignoreUriCase": true }] }));
+        rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/" } }] }));
         for r in &mut rules {
             r["route"] = to.clone();
         }
@@ -1046,7 +1103,7 @@ mod tests {
                     for region in regions {
                         for build in [None, Some("b1"), Some("b2")] {
                             for method in ["GET", "POST"] {
-                                for path in ["/", "/carol/x"] {
+                                for path in ["/", "/carol/x", "/api/v2", "/API/x", "/apix", ""] {
                                     let mut h: Vec<(&[u8], &[u8])> = vec![
                                         (b":authority", b"a"),
                                         (b":path", path.as_bytes()),
@@ -1079,7 +1136,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 2 * 8 * 2 * 3 * 3 * 2 * 2);
+        assert_eq!(compared, 2 * 8 * 2 * 3 * 3 * 2 * 6);
     }
 
     #[test]
@@ -1106,7 +1163,14 @@ mod tests {
         };
         // Unreachable (4) is nowhere; one entry without an exact header
         // condition makes a rule "always"; 9 is filed under its exact x-build.
-        assert_eq!(&*index.always, &[2, 3, 7, 10, 11]);
+        assert_eq!(&*index.always, &[3, 7, 10, 11, 16]);
+        // 2 (carol: a header or /carol), 14, 15 (/api/v2 or bob) and 17 are filed by path.
+        let prefix = |p: &str| index.by_prefix.get(p.as_bytes()).map(|l| l.to_vec());
+        assert_eq!(prefix("/carol"), Some(vec![2]));
+        assert_eq!(prefix("/api"), Some(vec![14]));
+        assert_eq!(prefix("/api/v2"), Some(vec![15]));
+        assert_eq!(prefix("/"), Some(vec![17]));
+        assert_eq!(&*index.prefix_lens, &[1, 4, 6, 7]);
         let names: Vec<&str> = index.by_header.iter().map(|(n, _)| &**n).collect();
         assert_eq!(names, ["x-build", "x-region", "x-tenant", "x-user"]);
         let user = &index.by_header[3].1;
