@@ -341,12 +341,7 @@ fn results(
     let mut out: Vec<RuleResult> = Vec::new();
     for svc in set.services() {
         for rule in &svc.rules {
-            let total_w: u64 = rule
-                .route
-                .destinations
-                .iter()
-                .map(|d| u64::from(d.weight))
-                .sum();
+            let total_w: u64 = rule.route.total_weight();
             let dests: Vec<DestResult> = rule
                 .route
                 .destinations
@@ -504,12 +499,7 @@ fn expected_by_cluster(set: &RuleSet, headers: &[(String, String)]) -> BTreeMap<
             .get(d.service)
             .and_then(|s| s.rules.get(d.rule))
         {
-            let total: u64 = rule
-                .route
-                .destinations
-                .iter()
-                .map(|d| u64::from(d.weight))
-                .sum();
+            let total: u64 = rule.route.total_weight();
             for dest in &rule.route.destinations {
                 *out.entry(dest.cluster.to_string()).or_insert(0.0) +=
                     bars::share(u64::from(dest.weight), total);

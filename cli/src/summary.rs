@@ -197,12 +197,7 @@ pub fn describe_rules(set: &RuleSet) -> String {
                 " (never matches on this sidecar: its sourceLabels/sourceNamespace are not this workload's)"
             };
             let _ = writeln!(s, "    rule {}{sticky}{reach}", rule.name);
-            let total: u64 = rule
-                .route
-                .destinations
-                .iter()
-                .map(|d| u64::from(d.weight))
-                .sum();
+            let total: u64 = rule.route.total_weight();
             for d in &rule.route.destinations {
                 let share = if total == 0 {
                     0.0

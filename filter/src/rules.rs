@@ -488,6 +488,12 @@ impl Route {
         (self.weights.pick_random(random()), false)
     }
 
+    /// The sum of the destinations' weights (a destination's share is its
+    /// weight over this).
+    pub fn total_weight(&self) -> u64 {
+        self.weights.total()
+    }
+
     /// How this route keeps users sticky, if it does.
     pub fn sticky(&self) -> Option<&StickyKey> {
         self.sticky.as_ref()
