@@ -86,6 +86,35 @@ impl<'b> Pairs<'b> {
         None
     }
 
+    /// Calls `f` with every `(name, value)` whose name is `n` bytes long
+    /// with bit `min(n, 63)` of `lengths` set, in order. The per-request
+    /// walk of a rule index: a header of no wanted length costs a load and
+    /// a mask test, and no slice is taken of it.
+    #[inline]
+    pub fn for_each_of_len(&self, lengths: u64, mut f: impl FnMut(&'b [u8], &'b [u8])) {
+        let mut offset = 0usize;
+        // `parse` checked every size and that they fit `data`: the sums
+        // below cannot wrap, and a `get` only fails on a broken buffer.
+        for sizes in self.sizes.chunks_exact(8) {
+            let Ok([k0, k1, k2, k3, v0, v1, v2, v3]) = <[u8; 8]>::try_from(sizes) else {
+                return;
+            };
+            let k = u32::from_le_bytes([k0, k1, k2, k3]) as usize;
+            let v = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
+            if lengths & 1u64 << k.min(63) != 0 {
+                let value_at = offset.wrapping_add(k).wrapping_add(1);
+                match (
+                    self.data.get(offset..offset.wrapping_add(k)),
+                    self.data.get(value_at..value_at.wrapping_add(v)),
+                ) {
+                    (Some(key), Some(value)) => f(key, value),
+                    _ => return,
+                }
+            }
+            offset = offset.wrapping_add(k).wrapping_add(v).wrapping_add(2);
+        }
+    }
+
     /// Whether a header is present, its name compared ASCII case-insensitively.
     pub fn contains_ignore_case(&self, name: &str) -> bool {
         self.iter()
@@ -96,6 +125,11 @@ impl<'b> Pairs<'b> {
 impl RequestView for Pairs<'_> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.get(name)
+    }
+
+    fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
+        self.for_each_of_len(lengths, f);
+        true
     }
 }
 
@@ -135,6 +169,34 @@ mod tests {
         assert_eq!(p.get("x-a"), Some(&b""[..]), "first value wins");
         assert!(p.contains_ignore_case("X-A"));
         assert_eq!(p.get("missing"), None);
+    }
+
+    #[test]
+    fn the_length_filtered_walk_yields_exactly_the_wanted_lengths_in_order() {
+        let long = "x".repeat(70);
+        let list: Vec<(&[u8], &[u8])> = vec![
+            (b":path", b"/"),
+            (b"x-user", b"alice"),
+            (b"accept", b""),
+            (long.as_bytes(), b"long"),
+            (b"x-user", b"bob"),
+            (b"x-b", b"3"),
+        ];
+        let buf = serialize(list.clone());
+        let p = Pairs::parse(&buf).unwrap();
+        for lengths in [0u64, 1 << 6, 1 << 3 | 1 << 5, 1 << 63, u64::MAX] {
+            let mut seen = Vec::new();
+            p.for_each_of_len(lengths, |k, v| seen.push((k, v)));
+            let want: Vec<_> = list
+                .iter()
+                .copied()
+                .filter(|(k, _)| lengths & 1u64 << k.len().min(63) != 0)
+                .collect();
+            assert_eq!(seen, want, "lengths {lengths:#x}");
+        }
+        let mut all = Vec::new();
+        p.for_each_of_len(u64::MAX, |k, v| all.push((k, v)));
+        assert_eq!(all, p.iter().collect::<Vec<_>>());
     }
 
     #[test]

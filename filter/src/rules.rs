@@ -53,6 +53,10 @@ pub struct Service {
     index: Option<RuleIndex>,
 }
 
+/// At most this many distinct header names are indexed in a service; rules
+/// on further names are tested for every request, like unindexed rules.
+pub const MAX_INDEXED_HEADERS: usize = 64;
+
 /// Services where at least this many rules can be filed get a [`RuleIndex`];
 /// with fewer, a plain scan is as fast.
 pub const INDEX_MIN_RULES: usize = 8;
@@ -68,10 +72,19 @@ type ValueMap = HashMap<Box<[u8]>, Box<[u32]>, BuildHasherDefault<Fnv>>;
 /// rules filed under the request's own header values and the others, in rule
 /// order: the cost of a decision depends on those, not on how many exact
 /// header rules there are.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct RuleIndex {
     /// Header name → (value → indices of the rules filed there, ascending).
+    /// At most [`MAX_INDEXED_HEADERS`] names, so that one `u64` can mark the
+    /// names a request has already shown.
     by_header: Box<[(Box<str>, ValueMap)]>,
+    /// For each name length `n` (the last entry: 63 bytes or more), the
+    /// slots of `by_header` whose names are that long, as a bit set: most
+    /// request headers are passed over on their length alone, the others
+    /// are compared with one or two names.
+    slots_by_len: Box<[u64; 64]>,
+    /// Bit `n` set when `slots_by_len[n]` is not empty.
+    name_lens: u64,
     /// Path prefix → indices of the rules filed there, ascending.
     by_prefix: ValueMap,
     /// The distinct lengths of the filed prefixes, ascending.
@@ -85,6 +98,17 @@ struct RuleIndex {
 impl RuleIndex {
     /// Builds the index of a service's rules.
     fn build(rules: &[Rule]) -> RuleIndex {
+        // The header names to index: the first MAX_INDEXED_HEADERS met in rule order.
+        let mut names: Vec<&str> = Vec::new();
+        for rule in rules.iter().filter(|r| r.reachable) {
+            for m in &rule.matches {
+                if let Some(IndexKey::Header(name, _)) = m.index_key() {
+                    if !names.contains(&name) && names.len() < MAX_INDEXED_HEADERS {
+                        names.push(name);
+                    }
+                }
+            }
+        }
         let mut by_header: BTreeMap<&str, BTreeMap<&[u8], Vec<u32>>> = BTreeMap::new();
         let mut by_prefix: BTreeMap<&[u8], Vec<u32>> = BTreeMap::new();
         let mut always = Vec::new();
@@ -97,7 +121,13 @@ impl RuleIndex {
             let keys: Option<Vec<IndexKey<'_>>> = if rule.matches.is_empty() {
                 None
             } else {
-                rule.matches.iter().map(MatchEntry::index_key).collect()
+                rule.matches
+                    .iter()
+                    .map(|m| match m.index_key() {
+                        Some(IndexKey::Header(name, _)) if !names.contains(&name) => None,
+                        key => key,
+                    })
+                    .collect()
             };
             match keys {
                 Some(keys) => {
@@ -118,6 +148,18 @@ impl RuleIndex {
             }
         }
         RuleIndex {
+            name_lens: by_header
+                .keys()
+                .fold(0, |lens, name| lens | 1u64 << name.len().min(63)),
+            slots_by_len: {
+                let mut slots = Box::new([0u64; 64]);
+                for (slot, name) in by_header.keys().enumerate() {
+                    if let Some(set) = slots.get_mut(name.len().min(63)) {
+                        *set |= 1u64 << slot;
+                    }
+                }
+                slots
+            },
             by_header: by_header
                 .into_iter()
                 .map(|(name, values)| {
@@ -172,9 +214,44 @@ impl Service {
                 }
             }
         };
-        for (name, values) in index.by_header.iter() {
-            if let Some(list) = parts.req.header(name).and_then(|v| values.get(v)) {
-                scan(list, &mut best);
+        if !index.by_header.is_empty() {
+            // One walk of the request's headers, each name looked up among
+            // the indexed ones; only a name's first value counts, as in
+            // `RequestView::header`.
+            let mut seen = 0u64;
+            let walked = parts
+                .req
+                .for_each_header_of_len(index.name_lens, |name, value| {
+                    let mut candidates = index
+                        .slots_by_len
+                        .get(name.len().min(63))
+                        .copied()
+                        .unwrap_or(0)
+                        & !seen;
+                    while candidates != 0 {
+                        let slot = candidates.trailing_zeros() as usize;
+                        candidates &= candidates - 1;
+                        let Some((n, values)) = index.by_header.get(slot) else {
+                            return;
+                        };
+                        // Most same-length names already differ in their
+                        // first byte (`x-` headers against pseudo-headers and
+                        // standard ones): no call to compare them.
+                        if n.as_bytes().first() == name.first() && n.as_bytes() == name {
+                            seen |= 1u64 << slot;
+                            if let Some(list) = values.get(value) {
+                                scan(list, &mut best);
+                            }
+                            return;
+                        }
+                    }
+                });
+            if !walked {
+                for (name, values) in index.by_header.iter() {
+                    if let Some(list) = parts.req.header(name).and_then(|v| values.get(v)) {
+                        scan(list, &mut best);
+                    }
+                }
             }
         }
         for &len in index.prefix_lens.iter() {
@@ -254,6 +331,15 @@ struct MatchEntry {
 pub trait RequestView {
     /// The first value of a header.
     fn header(&self, name: &str) -> Option<&[u8]>;
+    /// Calls `f` with every header whose name is `n` bytes long with bit
+    /// `min(n, 63)` of `lengths` set, in order (repeated names repeatedly),
+    /// and returns true; or returns false without calling it if the view
+    /// cannot list its headers. Rule indexes use it to read many names in
+    /// one walk.
+    fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
+        let _ = (lengths, f);
+        false
+    }
     /// The client's address (`ip:port` or `ip`), asked only by `sticky.sourceIp` rules.
     fn source_address(&self) -> Option<&[u8]> {
         None
@@ -1077,6 +1163,52 @@ mod tests {
         serde_json::Value::Array(rules)
     }
 
+    /// A request view without `for_each_header`.
+    struct LookupOnly<'b>(Pairs<'b>);
+
+    impl RequestView for LookupOnly<'_> {
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            self.0.get(name)
+        }
+    }
+
+    #[test]
+    fn header_names_past_the_index_limit_are_scanned() {
+        let n = MAX_INDEXED_HEADERS + 6;
+        let http: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({
+                    "name": format!("r{i}"),
+                    "match": [{ "headers": { format!("x-h{i}"): { "exact": "on" } } }],
+                    "route": [{ "destination": { "cluster": format!("c{i}") } }],
+                })
+            })
+            .collect();
+        let config = serde_json::json!({ "services": [{ "hosts": ["a"], "http": http }] });
+        let set = Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default())
+            .unwrap()
+            .rules
+            .unwrap()
+            .set;
+        let index = set.services()[0].index.as_ref().unwrap();
+        assert_eq!(index.by_header.len(), MAX_INDEXED_HEADERS);
+        let first_unfiled = u32::try_from(MAX_INDEXED_HEADERS).unwrap();
+        assert_eq!(
+            &*index.always,
+            &(first_unfiled..u32::try_from(n).unwrap()).collect::<Vec<_>>()[..]
+        );
+        for i in [0, MAX_INDEXED_HEADERS - 1, MAX_INDEXED_HEADERS, n - 1] {
+            let name = format!("x-h{i}");
+            let buf = serialize(vec![
+                (&b":authority"[..], &b"a"[..]),
+                (name.as_bytes(), b"on"),
+            ]);
+            let pairs = Pairs::parse(&buf).unwrap();
+            let outcome = set.decide(&pairs, || 0);
+            assert_eq!(outcome.decision().map(|d| d.rule), Some(i), "{name}");
+        }
+    }
+
     #[test]
     fn the_index_finds_the_same_first_rule_as_a_scan() {
         let config = serde_json::json!({ "services": [
@@ -1125,6 +1257,9 @@ mod tests {
                                             h.push((name.as_bytes(), v.as_bytes()));
                                         }
                                     }
+                                    // A repeated header: only its first value counts.
+                                    h.push((b"x-user", b"zed"));
+                                    h.push((b"x-region", b"us"));
                                     let buf = serialize(h);
                                     let pairs = Pairs::parse(&buf).unwrap();
                                     let parts = RequestParts::new(&pairs, b"a");
@@ -1132,7 +1267,15 @@ mod tests {
                                     assert_eq!(
                                         service.first_match(&parts),
                                         scan,
-                                        "{user:?} {tenant:?} {region:?} {build:?} {method} {path}"
+                                        "one walk: {user:?} {tenant:?} {region:?} {build:?} {method} {path}"
+                                    );
+                                    // A view that cannot list its headers: a lookup per name.
+                                    let lookups = LookupOnly(pairs);
+                                    let parts = RequestParts::new(&lookups, b"a");
+                                    assert_eq!(
+                                        service.first_match(&parts),
+                                        scan,
+                                        "lookups: {user:?} {tenant:?} {region:?} {build:?} {method} {path}"
                                     );
                                     compared += 1;
                                 }

@@ -43,6 +43,11 @@ impl RequestView for Request<'_> {
         self.pairs.get(name)
     }
 
+    fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
+        self.pairs.for_each_of_len(lengths, f);
+        true
+    }
+
     fn source_address(&self) -> Option<&[u8]> {
         self.source
             .get_or_init(|| match hostio::property(&["source", "address"]) {
