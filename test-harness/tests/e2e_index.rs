@@ -25,7 +25,7 @@ fn dest(subset: &str) -> Value {
 }
 
 fn subset(i: usize) -> &'static str {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         "v2"
     } else {
         "v1"
