@@ -30,7 +30,7 @@ usage: canary-bench [--smoke] [--rounds N] [--duration SECS] [--warmup SECS]
   --smoke           one short round of each configuration; checks routing and
                     renders the table (numbers mean nothing); writes no file
                     unless --out is given
-  --rounds N        measured rounds, configurations interleaved (default 5)
+  --rounds N        measured rounds, configurations interleaved (default 7)
   --duration SECS   length of one measured run (default 5)
   --warmup SECS     warm-up run per configuration and protocol (default 3)
   --connections N   requests in flight (wrk connections; default 16)
@@ -61,7 +61,7 @@ impl Opts {
     fn parse(args: &[String]) -> Result<Opts, String> {
         let mut o = Opts {
             smoke: false,
-            rounds: 5,
+            rounds: 7,
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(3),
             in_flight: 16,
@@ -704,7 +704,7 @@ fn decide_costs(
          *.wasm in-process µs*: one request (`on_request_headers` + `on_response_headers`) \
          through `canary_router.wasm` in the test harness's wasmtime host; the wasm floor \
          takes {floor_us:.2} µs there, so the difference is canary-router's own work. \
-         *Envoy*: HTTP/1.1 medians from the tables above."
+         *Envoy*: HTTP/1.1 medians from the tables above (× 1 rule paired by round)."
     );
     Ok((rows, note))
 }

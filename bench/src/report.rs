@@ -44,6 +44,22 @@ impl ConfigResult {
         ))
     }
 
+    /// Per round, `f` of this configuration's sample and `other`'s (the
+    /// two ran in the same round, one after the other): paired values,
+    /// which drift between rounds (other work on the machine) cancels out of.
+    pub fn paired(
+        &self,
+        other: &ConfigResult,
+        proto: Proto,
+        f: impl Fn(&Sample, &Sample) -> f64,
+    ) -> Vec<f64> {
+        self.samples(proto)
+            .iter()
+            .zip(other.samples(proto))
+            .map(|(a, b)| f(a, b))
+            .collect()
+    }
+
     /// (max - min) / median of req/s.
     pub fn spread(&self, proto: Proto) -> Option<f64> {
         let s = self.samples(proto);
@@ -126,6 +142,16 @@ fn ratio(v: f64) -> String {
 }
 
 /// A target: what it asks, the value, whether it is met.
+/// `(rounds: min … max)` of paired per-round values.
+fn range(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.len() < 2 {
+        return String::new();
+    }
+    format!("(rounds: {} … {})", fmt(min), fmt(max))
+}
+
 pub struct Target {
     pub what: String,
     pub measured: String,
@@ -142,31 +168,38 @@ impl Report {
         let mut out = Vec::new();
         let cr = Kind::CanaryRouter { rules: 2 };
         for &proto in &self.protos {
-            let get = |k: &Kind| self.find(k).and_then(|c| c.medians(proto));
-            let (Some(c), Some(floor), Some(lua)) =
-                (get(&cr), get(&Kind::WasmFloor), get(&Kind::Lua))
-            else {
+            let (Some(c), Some(floor), Some(lua)) = (
+                self.find(&cr),
+                self.find(&Kind::WasmFloor),
+                self.find(&Kind::Lua),
+            ) else {
                 continue;
             };
+            if c.samples(proto).is_empty() {
+                continue;
+            }
             let p = proto.label();
             if proto != Proto::Serial {
-                let r = c.0 / floor.0;
+                let rounds = c.paired(floor, proto, |a, b| a.rps / b.rps);
+                let r = median(rounds.iter().copied());
                 out.push(Target {
                     what: format!("{p}: canary-router throughput ≥ 0.97 × wasm floor"),
-                    measured: format!("{r:.3} ×"),
+                    measured: format!("{r:.3} × {}", range(&rounds, |v| format!("{v:.3}"))),
                     met: Some(r >= 0.97),
                 });
-                let r = c.0 / lua.0;
+                let rounds = c.paired(lua, proto, |a, b| a.rps / b.rps);
+                let r = median(rounds.iter().copied());
                 out.push(Target {
                     what: format!("{p}: canary-router throughput ≥ Lua"),
-                    measured: format!("{r:.3} × Lua"),
+                    measured: format!("{r:.3} × Lua {}", range(&rounds, |v| format!("{v:.3}"))),
                     met: Some(r >= 1.0),
                 });
             }
-            let d = c.2 - floor.2;
+            let rounds = c.paired(floor, proto, |a, b| a.p99_us - b.p99_us);
+            let d = median(rounds.iter().copied());
             out.push(Target {
                 what: format!("{p}: canary-router p99 ≤ wasm floor p99 + 50 µs"),
-                measured: format!("{d:+.0} µs"),
+                measured: format!("{d:+.0} µs {}", range(&rounds, |v| format!("{v:+.0}"))),
                 met: Some(d <= 50.0),
             });
         }
@@ -183,19 +216,18 @@ impl Report {
                 met: Some(r <= 1.25),
             });
         }
-        let e1 = self
-            .find(&Kind::CanaryRouter { rules: 1 })
-            .and_then(|c| c.medians(Proto::H1));
-        let e1000 = self
-            .find(&Kind::CanaryRouter { rules: 1000 })
-            .and_then(|c| c.medians(Proto::H1));
+        let e1 = self.find(&Kind::CanaryRouter { rules: 1 });
+        let e1000 = self.find(&Kind::CanaryRouter { rules: 1000 });
         if let (Some(a), Some(b)) = (e1, e1000) {
-            let r = b.0 / a.0;
-            out.push(Target {
-                what: "Envoy throughput at 1000 rules ≥ 0.97 × 1 rule".into(),
-                measured: format!("{r:.3} ×"),
-                met: Some(r >= 0.97),
-            });
+            let rounds = b.paired(a, Proto::H1, |b, a| b.rps / a.rps);
+            if !rounds.is_empty() {
+                let r = median(rounds.iter().copied());
+                out.push(Target {
+                    what: "Envoy throughput at 1000 rules ≥ 0.97 × 1 rule".into(),
+                    measured: format!("{r:.3} × {}", range(&rounds, |v| format!("{v:.3}"))),
+                    met: Some(r >= 0.97),
+                });
+            }
         }
         out
     }
@@ -243,8 +275,8 @@ impl Report {
         let native = Kind::Native;
         let floor = Kind::WasmFloor;
         for &proto in &self.protos {
-            let base = self.find(&native).and_then(|c| c.medians(proto));
-            let fl = self.find(&floor).and_then(|c| c.medians(proto));
+            let native = self.find(&native);
+            let floor = self.find(&floor);
             let _ = writeln!(
                 md,
                 "## {} — medians of {} rounds\n",
@@ -263,10 +295,13 @@ impl Report {
                 let Some((rps, p50, p99)) = c.medians(proto) else {
                     continue;
                 };
-                let xn = base.map_or(f64::NAN, |b| rps / b.0);
-                let xf = fl.map_or(f64::NAN, |f| rps / f.0);
-                let dp = fl.map_or(f64::NAN, |f| p99 - f.2);
-                let xp = base.map_or(f64::NAN, |b| p99 / b.2);
+                let paired = |other: Option<&ConfigResult>, f: fn(&Sample, &Sample) -> f64| {
+                    other.map_or(f64::NAN, |o| median(c.paired(o, proto, f).into_iter()))
+                };
+                let xn = paired(native, |a, b| a.rps / b.rps);
+                let xf = paired(floor, |a, b| a.rps / b.rps);
+                let dp = paired(floor, |a, b| a.p99_us - b.p99_us);
+                let xp = paired(native, |a, b| a.p99_us / b.p99_us);
                 let spread = c
                     .spread(proto)
                     .map_or("–".into(), |s| format!("{:.1}%", s * 100.0));
@@ -297,7 +332,11 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "*spread*: (max − min) / median of req/s over the rounds. *v2 share*: requests the \
+            "*req/s*, *p50*, *p99*: medians over the rounds. *× native*, *× wasm floor*, \
+             *p99 − floor*, *× native p99*: paired by round, the median over the rounds of the \
+             ratio (or difference) between the two configurations in the same round, which ran \
+             back to back; drift between rounds cancels out of these. \
+             *spread*: (max − min) / median of req/s over the rounds. *v2 share*: requests the \
              Envoy sent to the v2 cluster during the load (expected 10%; the floor sends all to v1). \
              *RSS*: the Envoy's resident memory after the load, with its filter loaded.\n"
         );
@@ -320,15 +359,16 @@ impl Report {
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let d1 = self.decide.iter().find(|d| d.rules == 1).cloned();
-        let e1 = self
-            .find(&Kind::CanaryRouter { rules: 1 })
-            .and_then(|c| c.medians(Proto::H1));
+        let e1 = self.find(&Kind::CanaryRouter { rules: 1 });
         for d in &self.decide {
             let rel = |v: f64, b: Option<f64>| b.map_or("–".into(), |b| ratio(v / b));
             let ir = |v: Option<f64>| v.map_or("–".into(), f0);
-            let e = self
-                .find(&Kind::CanaryRouter { rules: d.rules })
-                .and_then(|c| c.medians(Proto::H1));
+            let er = self.find(&Kind::CanaryRouter { rules: d.rules });
+            let e = er.and_then(|c| c.medians(Proto::H1));
+            let paired_to_one = er.zip(e1).and_then(|(c, one)| {
+                let rounds = c.paired(one, Proto::H1, |a, b| a.rps / b.rps);
+                (!rounds.is_empty()).then(|| median(rounds.into_iter()))
+            });
             let _ = writeln!(
                 md,
                 "| {} | {:.1} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
@@ -349,7 +389,7 @@ impl Report {
                 )),
                 d.wasm_us.map_or("–".into(), |v| format!("{v:.2}")),
                 e.map_or("–".into(), |e| f0(e.0)),
-                e.zip(e1).map_or("–".into(), |(e, b)| ratio(e.0 / b.0)),
+                paired_to_one.map_or("–".into(), ratio),
                 e.map_or("–".into(), |e| f0(e.2)),
             );
         }
@@ -393,5 +433,70 @@ impl Report {
             let _ = writeln!(md, "| {} | {} |", c.kind.name(), c.verified);
         }
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(kind: Kind, h1: &[(f64, f64)]) -> ConfigResult {
+        ConfigResult {
+            kind,
+            h1: h1
+                .iter()
+                .map(|&(rps, p99_us)| Sample {
+                    rps,
+                    p99_us,
+                    ..Sample::default()
+                })
+                .collect(),
+            h2: Vec::new(),
+            h2r: Vec::new(),
+            rss_kib: None,
+            v2_share: None,
+            verified: String::new(),
+        }
+    }
+
+    #[test]
+    fn targets_compare_runs_of_the_same_round() {
+        // The machine drifts: round 2 is much faster for everyone. Paired by
+        // round, canary-router is 0.98 of the floor in every round, with
+        // 40 µs more p99; against Lua the rounds disagree.
+        let report = Report {
+            protos: vec![Proto::H1],
+            configs: vec![
+                config(
+                    Kind::Lua,
+                    &[(1000.0, 800.0), (2000.0, 400.0), (1050.0, 780.0)],
+                ),
+                config(
+                    Kind::WasmFloor,
+                    &[(1000.0, 900.0), (2000.0, 500.0), (1100.0, 700.0)],
+                ),
+                config(
+                    Kind::CanaryRouter { rules: 2 },
+                    &[(980.0, 940.0), (1960.0, 540.0), (1078.0, 740.0)],
+                ),
+            ],
+            ..Report::default()
+        };
+        let targets = report.targets();
+        let find = |what: &str| {
+            targets
+                .iter()
+                .find(|t| t.what.contains(what))
+                .unwrap_or_else(|| panic!("no target {what}"))
+        };
+        let t = find("0.97 × wasm floor");
+        assert_eq!(t.measured, "0.980 × (rounds: 0.980 … 0.980)");
+        assert_eq!(t.met, Some(true));
+        let t = find("p99 ≤ wasm floor");
+        assert_eq!(t.measured, "+40 µs (rounds: +40 … +40)");
+        assert_eq!(t.met, Some(true));
+        let t = find("≥ Lua");
+        assert_eq!(t.measured, "0.980 × Lua (rounds: 0.980 … 1.027)");
+        assert_eq!(t.met, Some(false));
     }
 }
