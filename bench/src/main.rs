@@ -445,7 +445,7 @@ fn envoy_runs(
         progress(format!("warming up ({:?} per run)", opts.warmup));
         for &proto in &protos {
             for i in plan(proto) {
-                load.run(proto, addrs[i], opts.warmup, scratch)
+                load.run(proto, addrs[i], envoys[i].pid(), opts.warmup, scratch)
                     .map_err(|e| format!("{} warm-up: {e}", kinds[i].name()))?;
             }
         }
@@ -458,10 +458,10 @@ fn envoy_runs(
             order.rotate_left(round % len);
             for i in order {
                 let s = load
-                    .run(proto, addrs[i], opts.duration, scratch)
+                    .run(proto, addrs[i], envoys[i].pid(), opts.duration, scratch)
                     .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))?;
                 progress(format!(
-                    "round {}/{} {:<24} {:<22} {:>8.0} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  cpu {}",
+                    "round {}/{} {:<24} {:<22} {:>8.0} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  envoy {:>5.1} µs cpu/req  cores {}",
                     round + 1,
                     opts.rounds,
                     kinds[i].name(),
@@ -469,6 +469,7 @@ fn envoy_runs(
                     s.rps,
                     s.p50_us,
                     s.p99_us,
+                    s.envoy_cpu_us.unwrap_or(f64::NAN),
                     s.cpu
                         .iter()
                         .map(|c| format!("{:.0}%", c * 100.0))

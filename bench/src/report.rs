@@ -142,6 +142,14 @@ fn ratio(v: f64) -> String {
 }
 
 /// A target: what it asks, the value, whether it is met.
+/// Envoy CPU time per request of `a` over `b` (NaN if either is unknown).
+fn cpu_ratio(a: &Sample, b: &Sample) -> f64 {
+    match (a.envoy_cpu_us, b.envoy_cpu_us) {
+        (Some(x), Some(y)) if y > 0.0 => x / y,
+        _ => f64::NAN,
+    }
+}
+
 /// `(rounds: min … max)` of paired per-round values.
 fn range(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -180,6 +188,17 @@ impl Report {
             }
             let p = proto.label();
             if proto != Proto::Serial {
+                let rounds = c.paired(floor, proto, cpu_ratio);
+                if rounds.iter().all(|r| r.is_finite()) {
+                    let r = median(rounds.iter().copied());
+                    out.push(Target {
+                        what: format!(
+                            "{p}: canary-router Envoy CPU per request ≤ wasm floor ÷ 0.97 (the throughput target, in CPU time)"
+                        ),
+                        measured: format!("{r:.3} × {}", range(&rounds, |v| format!("{v:.3}"))),
+                        met: Some(r <= 1.0 / 0.97),
+                    });
+                }
                 let rounds = c.paired(floor, proto, |a, b| a.rps / b.rps);
                 let r = median(rounds.iter().copied());
                 out.push(Target {
@@ -285,23 +304,27 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "| configuration | req/s | × native | × wasm floor | spread | p50 µs | p99 µs | p99 − floor µs | × native p99 | v2 share | RSS MiB |"
+                "| configuration | req/s | × native | × wasm floor | spread | Envoy CPU µs/req | CPU × wasm floor | p50 µs | p99 µs | p99 − floor µs | × native p99 | v2 share | RSS MiB |"
             );
             let _ = writeln!(
                 md,
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for c in &self.configs {
                 let Some((rps, p50, p99)) = c.medians(proto) else {
                     continue;
                 };
                 let paired = |other: Option<&ConfigResult>, f: fn(&Sample, &Sample) -> f64| {
-                    other.map_or(f64::NAN, |o| median(c.paired(o, proto, f).into_iter()))
+                    other.map_or(f64::NAN, |o| {
+                        median(c.paired(o, proto, f).into_iter().filter(|v| v.is_finite()))
+                    })
                 };
                 let xn = paired(native, |a, b| a.rps / b.rps);
                 let xf = paired(floor, |a, b| a.rps / b.rps);
                 let dp = paired(floor, |a, b| a.p99_us - b.p99_us);
                 let xp = paired(native, |a, b| a.p99_us / b.p99_us);
+                let cpu_us = median(c.samples(proto).iter().filter_map(|x| x.envoy_cpu_us));
+                let cpu_xf = paired(floor, cpu_ratio);
                 let spread = c
                     .spread(proto)
                     .map_or("–".into(), |s| format!("{:.1}%", s * 100.0));
@@ -313,11 +336,17 @@ impl Report {
                     .map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0));
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {spread} | {} | {} | {} | {} | {share} | {rss} |",
+                    "| {} | {} | {} | {} | {spread} | {} | {} | {} | {} | {} | {} | {share} | {rss} |",
                     c.kind.name(),
                     f0(rps),
                     ratio(xn),
                     ratio(xf),
+                    if cpu_us.is_finite() {
+                        format!("{cpu_us:.2}")
+                    } else {
+                        "–".into()
+                    },
+                    ratio(cpu_xf),
                     f0(p50),
                     f0(p99),
                     if dp.is_finite() {
@@ -336,7 +365,10 @@ impl Report {
              *p99 − floor*, *× native p99*: paired by round, the median over the rounds of the \
              ratio (or difference) between the two configurations in the same round, which ran \
              back to back; drift between rounds cancels out of these. \
-             *spread*: (max − min) / median of req/s over the rounds. *v2 share*: requests the \
+             *spread*: (max − min) / median of req/s over the rounds. *Envoy CPU µs/req*: CPU \
+             time of the Envoy under test (all threads, from `/proc/<pid>/task/*/schedstat`) over \
+             the requests it served: what a request costs the sidecar; other work on the machine \
+             disturbs it much less than throughput. *v2 share*: requests the \
              Envoy sent to the v2 cluster during the load (expected 10%; the floor sends all to v1). \
              *RSS*: the Envoy's resident memory after the load, with its filter loaded.\n"
         );
