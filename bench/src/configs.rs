@@ -37,6 +37,9 @@ pub enum Kind {
     WasmFloor,
     /// canary-router with this many rules, the matching one last.
     CanaryRouter { rules: usize },
+    /// canary-router (2 rules) built without trimming its exports: Envoy
+    /// calls every proxy-wasm callback the SDK exports (`canary_router::exports`).
+    CanaryRouterUntrimmed,
 }
 
 impl Kind {
@@ -48,6 +51,7 @@ impl Kind {
             Kind::WasmFloor => "wasm floor".into(),
             Kind::CanaryRouter { rules: 2 } => "canary-router".into(),
             Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
+            Kind::CanaryRouterUntrimmed => "canary-router, untrimmed exports".into(),
         }
     }
 
@@ -281,6 +285,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
         Kind::CanaryRouter { rules } => {
             wasm_filter("canary-router", &wasm_path, &rules_json(*rules))
         }
+        Kind::CanaryRouterUntrimmed => wasm_filter("canary-router", &wasm_path, &rules_json(2)),
     };
     format!(
         r#"node:

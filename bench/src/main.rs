@@ -249,6 +249,13 @@ fn run_in(
         .map_err(|e| e.to_string())?
         .to_path_buf();
     let floor = build_floor(&repo_root().join("target/wasm"), None)?;
+    // The floor gets the same trimmed exports as canary-router (build_filter_wasm
+    // trims it), so that the two differ only in what they do per request.
+    canary_router::exports::trim_file(&floor)?;
+    // And canary-router as cargo leaves it, to show what trimming saves.
+    let untrimmed_dir = repo_root().join("target/bench-untrimmed");
+    cargo_wasm("canary-router", &untrimmed_dir, None)?;
+    let untrimmed = untrimmed_dir.join("wasm32-wasip1/release/canary_router.wasm");
     for (name, path) in [
         ("canary_router.wasm", &filter),
         ("canary_wasm_floor.wasm", &floor),
@@ -257,7 +264,12 @@ fn run_in(
     }
 
     let version = if opts.envoy {
-        envoy_runs(opts, pin_cores, scratch, &filter, &floor, &mut report)?
+        let modules = Modules {
+            filter: &filter,
+            floor: &floor,
+            untrimmed: &untrimmed,
+        };
+        envoy_runs(opts, pin_cores, scratch, &modules, &mut report)?
     } else {
         "not run (--no-envoy)".into()
     };
@@ -335,14 +347,23 @@ fn run_in(
     Ok(report)
 }
 
+/// The `.wasm` modules the Envoys under test load.
+struct Modules<'a> {
+    /// canary-router, trimmed (what scripts/build-wasm.sh ships).
+    filter: &'a Path,
+    /// The wasm floor, trimmed the same way.
+    floor: &'a Path,
+    /// canary-router as cargo builds it.
+    untrimmed: &'a Path,
+}
+
 /// Starts the upstream and every Envoy under test, checks routing, runs the
 /// load rounds; returns Envoy's version.
 fn envoy_runs(
     opts: &Opts,
     pin_cores: bool,
     scratch: &Path,
-    filter: &Path,
-    floor: &Path,
+    modules: &Modules<'_>,
     report: &mut Report,
 ) -> Result<String, String> {
     let bin = find_envoy().map_err(|e| e.to_string())?;
@@ -378,6 +399,7 @@ fn envoy_runs(
         Kind::Lua,
         Kind::WasmFloor,
         Kind::CanaryRouter { rules: 2 },
+        Kind::CanaryRouterUntrimmed,
     ];
     let scaling: Vec<Kind> = [1, 10, 100, 1000]
         .into_iter()
@@ -389,8 +411,9 @@ fn envoy_runs(
     for kind in &kinds {
         progress(format!("starting the Envoy under test: {}", kind.name()));
         let wasm = match kind {
-            Kind::WasmFloor => Some(floor),
-            Kind::CanaryRouter { .. } => Some(filter),
+            Kind::WasmFloor => Some(modules.floor),
+            Kind::CanaryRouter { .. } => Some(modules.filter),
+            Kind::CanaryRouterUntrimmed => Some(modules.untrimmed),
             _ => None,
         };
         let yaml = configs::under_test_yaml(kind, wasm);

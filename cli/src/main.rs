@@ -12,6 +12,7 @@ mod render;
 mod simulate;
 mod summary;
 mod validate;
+mod wasm_trim;
 mod watch;
 
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 pub use error::CliError;
 
-/// canaryctl: validate, simulate, import, render and watch canary-router rules.
+/// canaryctl: validate, simulate, import, render and watch canary-router rules; trim the built module.
 #[derive(Debug, Parser)]
 #[command(
     name = "canaryctl",
@@ -50,6 +51,7 @@ enum Command {
     Import(import::Args),
     Render(Box<render::Args>),
     Watch(watch::Args),
+    WasmTrim(wasm_trim::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Watch(args) => watch::run(&args),
+        Command::WasmTrim(args) => wasm_trim::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,3 +54,31 @@ fn the_filter_writes_a_cluster_header() {
         vm.respond(&r, &[(":status", "200")]).unwrap();
     }
 }
+
+/// The module every test (and Envoy in the e2e tests) loads is the trimmed one
+/// `scripts/build-wasm.sh` ships: Envoy skips the callbacks it does not export.
+#[test]
+fn the_built_filter_exports_none_of_the_skipped_callbacks() {
+    use canary_router::exports::{trim_exports, SKIPPED_CALLBACKS};
+    let bytes = std::fs::read(canary_test_harness::filter_wasm()).expect("the filter");
+    assert_eq!(
+        trim_exports(&bytes, &SKIPPED_CALLBACKS),
+        Ok(None),
+        "the module still exports some of {SKIPPED_CALLBACKS:?}"
+    );
+    // What it must still export for Envoy to route with it.
+    for needed in [
+        "proxy_on_context_create",
+        "proxy_on_request_headers",
+        "proxy_on_response_headers",
+        "proxy_on_delete",
+        "proxy_on_configure",
+        "proxy_on_tick",
+        "proxy_on_http_call_response",
+    ] {
+        assert!(
+            trim_exports(&bytes, &[needed]).expect("a module").is_some(),
+            "{needed} is not exported"
+        );
+    }
+}
