@@ -40,7 +40,9 @@ usage: canary-bench [--smoke] [--rounds N] [--duration SECS] [--warmup SECS]
   --no-out          print only
   --no-opt-levels   skip building the module at opt-level 3, s and z
   --no-callgrind    skip instruction counts
-  --no-envoy        skip everything that runs Envoy (rule-set costs and sizes only)";
+  --no-envoy        skip everything that runs Envoy (rule-set costs and sizes only)
+  --ab-pairs N      alternating 2 s runs of the wasm floor and canary-router,
+                    per protocol (default 16; 0 skips them)";
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -55,6 +57,9 @@ struct Opts {
     opt_levels: bool,
     callgrind: bool,
     envoy: bool,
+    /// Pairs of alternating short runs of the floor and canary-router.
+    ab_pairs: usize,
+    ab_duration: Duration,
 }
 
 impl Opts {
@@ -71,6 +76,8 @@ impl Opts {
             opt_levels: true,
             callgrind: true,
             envoy: true,
+            ab_pairs: 16,
+            ab_duration: Duration::from_secs(2),
         };
         let mut out_given = false;
         let mut it = args.iter();
@@ -101,6 +108,7 @@ impl Opts {
                 "--no-opt-levels" => o.opt_levels = false,
                 "--no-callgrind" => o.callgrind = false,
                 "--no-envoy" => o.envoy = false,
+                "--ab-pairs" => o.ab_pairs = num(it.next(), a)? as usize,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
@@ -111,6 +119,8 @@ impl Opts {
             o.warmup = Duration::ZERO;
             o.opt_levels = false;
             o.callgrind = false;
+            o.ab_pairs = 1;
+            o.ab_duration = Duration::from_secs(1);
             if !out_given {
                 o.out = None;
             }
@@ -528,6 +538,39 @@ fn envoy_runs(
             mean(LOAD_CORE as usize),
             c0.len()
         );
+    }
+    // The close comparison: the floor and canary-router in short runs, one
+    // after the other, the order swapped every pair.
+    let floor_i = kinds.iter().position(|k| *k == Kind::WasmFloor);
+    let canary_i = kinds
+        .iter()
+        .position(|k| *k == Kind::CanaryRouter { rules: 2 });
+    if let (Some(fi), Some(ci), true) = (floor_i, canary_i, opts.ab_pairs > 0) {
+        for proto in [Proto::H1, Proto::H2] {
+            progress(format!(
+                "alternating the wasm floor and canary-router: {} pairs of {:?} runs, {}",
+                opts.ab_pairs,
+                opts.ab_duration,
+                proto.label()
+            ));
+            let mut pairs = Vec::new();
+            for k in 0..opts.ab_pairs {
+                let order = if k % 2 == 0 { [fi, ci] } else { [ci, fi] };
+                let mut got = [None, None];
+                for (slot, i) in order.into_iter().enumerate() {
+                    let s = load
+                        .run(proto, addrs[i], envoys[i].pid(), opts.ab_duration, scratch)
+                        .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))?;
+                    got[slot] = Some(s);
+                }
+                let [Some(a), Some(b)] = got else {
+                    continue;
+                };
+                let (floor, canary) = if k % 2 == 0 { (a, b) } else { (b, a) };
+                pairs.push((floor, canary));
+            }
+            report.ab.push(report::AbResult { proto, pairs });
+        }
     }
     report.configs = results;
     drop(envoys);
