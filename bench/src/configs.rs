@@ -33,7 +33,7 @@ pub enum Kind {
     Native,
     /// Envoy's Lua filter makes the same decision.
     Lua,
-    /// The minimal wasm module: reads the headers, writes a fixed cluster.
+    /// The minimal wasm module: reads the headers, writes v1 or (every tenth request) v2.
     WasmFloor,
     /// canary-router with this many rules, the matching one last.
     CanaryRouter { rules: usize },
@@ -53,12 +53,6 @@ impl Kind {
             Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
             Kind::CanaryRouterUntrimmed => "canary-router, untrimmed exports".into(),
         }
-    }
-
-    /// Whether the configuration splits 90/10 and honours the header rule
-    /// (the floor sends everything to v1).
-    pub fn splits(&self) -> bool {
-        !matches!(self, Kind::WasmFloor)
     }
 
     /// Whether the configuration has the `x-canary: always` rule (canary-router

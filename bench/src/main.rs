@@ -613,37 +613,28 @@ fn verify(kind: &Kind, envoy: &Envoy, n_split: u64, n_header: u64) -> Result<Str
         }
     }
     let fail = |what: String| Err(format!("{} routes wrongly: {what}", kind.name()));
-    if kind.splits() {
-        if let Err(e) = check_binomial(n_split, V2_SHARE, v2) {
-            return fail(format!("split {v2}/{n_split} to v2: {e}"));
-        }
-    } else if v2 != 0 {
-        return fail(format!("{v2}/{n_split} to v2, expected all to v1"));
+    // Every configuration splits 90/10 (the floor by count).
+    if let Err(e) = check_binomial(n_split, V2_SHARE, v2) {
+        return fail(format!("split {v2}/{n_split} to v2: {e}"));
     }
     let expect_header = if kind.has_header_rule() {
         n_header
-    } else if kind.splits() {
-        header_v2
     } else {
-        0
+        header_v2
     };
     if header_v2 != expect_header {
         return fail(format!(
             "{header_v2}/{n_header} `{name}: {value}` requests to v2"
         ));
     }
-    Ok(if kind.splits() {
-        format!(
-            "{v2}/{n_split} plain requests to v2 (within binomial bounds of 10%); {}",
-            if kind.has_header_rule() {
-                format!("{header_v2}/{n_header} `{name}: {value}` requests to v2")
-            } else {
-                "no header rule".into()
-            }
-        )
-    } else {
-        format!("all {} requests to v1", n_split + n_header)
-    })
+    Ok(format!(
+        "{v2}/{n_split} plain requests to v2 (within binomial bounds of 10%); {}",
+        if kind.has_header_rule() {
+            format!("{header_v2}/{n_header} `{name}: {value}` requests to v2")
+        } else {
+            "no header rule".into()
+        }
+    ))
 }
 
 fn file_size(path: &Path) -> Result<u64, String> {

@@ -439,7 +439,7 @@ impl Report {
              time of the Envoy under test (all threads, from `/proc/<pid>/task/*/schedstat`) over \
              the requests it served: what a request costs the sidecar; other work on the machine \
              disturbs it much less than throughput. *v2 share*: requests the \
-             Envoy sent to the v2 cluster during the load (expected 10%; the floor sends all to v1). \
+             Envoy sent to the v2 cluster during the load (expected 10%; the floor sends every tenth request there). \
              *RSS*: the Envoy's resident memory after the load, with its filter loaded.\n"
         );
         if !self.cpu_note.is_empty() {

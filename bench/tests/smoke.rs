@@ -65,8 +65,17 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
     }
     assert!(md.contains("within binomial bounds of 10%"), "{md}");
     assert!(
-        md.contains("all 330 requests to v1"),
-        "the floor's check:\n{md}"
+        md.contains("| wasm floor | 30/300 plain requests to v2"),
+        "the floor sends every tenth request to v2:\n{md}"
+    );
+    assert_eq!(
+        rows("canary-router, untrimmed exports"),
+        4,
+        "the untrimmed module:\n{md}"
+    );
+    assert!(
+        md.contains("| HTTP/2 (h2load, h2c) | 1 | "),
+        "the alternating runs:\n{md}"
     );
     assert!(md.contains("| canary_router.wasm | "), "{md}");
 }

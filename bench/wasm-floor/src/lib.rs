@@ -1,7 +1,10 @@
 //! The wasm floor of `bench/`: per request, one host call reads every
-//! request header, one writes a fixed cluster header, and Envoy's
+//! request header, one writes the cluster header, and Envoy's
 //! `clear_route_cache` re-selects the route. No parsing, no rules, no stats:
 //! what every Rust proxy-wasm routing filter pays before it decides anything.
+//! Every tenth request goes to v2, so that Envoy's upstream side does the
+//! same work as with a 90/10 split (two clusters, two connection pools) and
+//! the comparison isolates the filter's own cost.
 //! Built with the workspace's release profile, like canary-router.
 #![cfg(target_arch = "wasm32")]
 // The SDK declares the same import with its own enum types.
@@ -11,8 +14,14 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
 
-/// The cluster every request is sent to.
-const CLUSTER: &[u8] = b"outbound|80|v1|backend.default.svc.cluster.local";
+/// The clusters requests are sent to: v2 for every tenth.
+const V1: &[u8] = b"outbound|80|v1|backend.default.svc.cluster.local";
+const V2: &[u8] = b"outbound|80|v2|backend.default.svc.cluster.local";
+
+thread_local! {
+    /// Requests seen by this VM.
+    static SEEN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -51,7 +60,14 @@ impl HttpContext for Floor {
         let _ = hostcalls::set_map_value_bytes(
             MapType::HttpRequestHeaders,
             "x-canary-upstream",
-            Some(CLUSTER),
+            Some(SEEN.with(|n| {
+                n.set(n.get().wrapping_add(1));
+                if n.get() % 10 == 0 {
+                    V2
+                } else {
+                    V1
+                }
+            })),
         );
         let _ = hostcalls::call_foreign_function("clear_route_cache", None);
         Action::Continue
