@@ -147,19 +147,17 @@ impl RuleIndex {
                 None => always.push(i),
             }
         }
+        let mut slots_by_len = Box::new([0u64; 64]);
+        for (slot, name) in by_header.keys().enumerate() {
+            if let Some(set) = slots_by_len.get_mut(name.len().min(63)) {
+                *set |= 1u64 << slot;
+            }
+        }
         RuleIndex {
-            name_lens: by_header
-                .keys()
-                .fold(0, |lens, name| lens | 1u64 << name.len().min(63)),
-            slots_by_len: {
-                let mut slots = Box::new([0u64; 64]);
-                for (slot, name) in by_header.keys().enumerate() {
-                    if let Some(set) = slots.get_mut(name.len().min(63)) {
-                        *set |= 1u64 << slot;
-                    }
-                }
-                slots
-            },
+            name_lens: (0..64)
+                .filter(|&n| slots_by_len.get(n).is_some_and(|&s| s != 0))
+                .fold(0, |lens, n| lens | 1u64 << n),
+            slots_by_len,
             by_header: by_header
                 .into_iter()
                 .map(|(name, values)| {
