@@ -55,11 +55,11 @@ pub enum Proto {
 }
 
 impl Proto {
-    pub fn label(self) -> String {
+    pub fn label(self) -> &'static str {
         match self {
-            Proto::H1 => "HTTP/1.1 (wrk)".into(),
-            Proto::H2 => "HTTP/2 (h2load, h2c)".into(),
-            Proto::Serial => "HTTP/1.1, one request at a time (wrk -c1)".into(),
+            Proto::H1 => "HTTP/1.1 (wrk)",
+            Proto::H2 => "HTTP/2 (h2load, h2c)",
+            Proto::Serial => "HTTP/1.1, one request at a time (wrk -c1)",
         }
     }
 }

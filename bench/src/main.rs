@@ -262,10 +262,6 @@ fn run_in(
     // The floor gets the same trimmed exports as canary-router (build_filter_wasm
     // trims it), so that the two differ only in what they do per request.
     canary_router::exports::trim_file(&floor)?;
-    // And canary-router as cargo leaves it, to show what trimming saves.
-    let untrimmed_dir = repo_root().join("target/bench-untrimmed");
-    cargo_wasm("canary-router", &untrimmed_dir, None)?;
-    let untrimmed = untrimmed_dir.join("wasm32-wasip1/release/canary_router.wasm");
     for (name, path) in [
         ("canary_router.wasm", &filter),
         ("canary_wasm_floor.wasm", &floor),
@@ -274,6 +270,10 @@ fn run_in(
     }
 
     let version = if opts.envoy {
+        // And canary-router as cargo leaves it, to show what trimming saves.
+        let untrimmed_dir = repo_root().join("target/bench-untrimmed");
+        cargo_wasm("canary-router", &untrimmed_dir, None)?;
+        let untrimmed = untrimmed_dir.join("wasm32-wasip1/release/canary_router.wasm");
         let modules = Modules {
             filter: &filter,
             floor: &floor,
@@ -448,7 +448,7 @@ fn envoy_runs(
             kind: kind.clone(),
             h1: Vec::new(),
             h2: Vec::new(),
-            h2r: Vec::new(),
+            serial: Vec::new(),
             rss_kib: None,
             v2_share: None,
             verified,
@@ -513,7 +513,7 @@ fn envoy_runs(
                 match proto {
                     Proto::H1 => results[i].h1.push(s),
                     Proto::H2 => results[i].h2.push(s),
-                    Proto::Serial => results[i].h2r.push(s),
+                    Proto::Serial => results[i].serial.push(s),
                 }
             }
         }
@@ -553,23 +553,26 @@ fn envoy_runs(
                 opts.ab_duration,
                 proto.label()
             ));
+            let run = |i: usize| {
+                load.run(proto, addrs[i], envoys[i].pid(), opts.ab_duration, scratch)
+                    .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))
+            };
             let mut pairs = Vec::new();
             for k in 0..opts.ab_pairs {
-                let order = if k % 2 == 0 { [fi, ci] } else { [ci, fi] };
-                let mut got = [None, None];
-                for (slot, i) in order.into_iter().enumerate() {
-                    let s = load
-                        .run(proto, addrs[i], envoys[i].pid(), opts.ab_duration, scratch)
-                        .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))?;
-                    got[slot] = Some(s);
-                }
-                let [Some(a), Some(b)] = got else {
-                    continue;
+                let pair = if k % 2 == 0 {
+                    let floor = run(fi)?;
+                    (floor, run(ci)?)
+                } else {
+                    let canary = run(ci)?;
+                    (run(fi)?, canary)
                 };
-                let (floor, canary) = if k % 2 == 0 { (a, b) } else { (b, a) };
-                pairs.push((floor, canary));
+                pairs.push(pair);
             }
-            report.ab.push(report::AbResult { proto, pairs });
+            report.ab.push(report::AbResult {
+                proto,
+                run: opts.ab_duration,
+                pairs,
+            });
         }
     }
     report.configs = results;
@@ -617,12 +620,7 @@ fn verify(kind: &Kind, envoy: &Envoy, n_split: u64, n_header: u64) -> Result<Str
     if let Err(e) = check_binomial(n_split, V2_SHARE, v2) {
         return fail(format!("split {v2}/{n_split} to v2: {e}"));
     }
-    let expect_header = if kind.has_header_rule() {
-        n_header
-    } else {
-        header_v2
-    };
-    if header_v2 != expect_header {
+    if kind.has_header_rule() && header_v2 != n_header {
         return fail(format!(
             "{header_v2}/{n_header} `{name}: {value}` requests to v2"
         ));
