@@ -11,6 +11,7 @@
 //! must agree), and the response must come from that rule's version.
 
 use canary_router::pairs::{serialize, Pairs};
+use canary_router::pick::Rng;
 use canary_router::{Outcome, Plugin, Workload};
 use canary_test_harness::envoy::{Envoy, EnvoyConfig, EnvoyOptions, Request};
 use serde_json::{json, Value};
@@ -129,16 +130,12 @@ fn rules() -> (String, Vec<(String, Predicate)>) {
     (json.to_string(), oracle)
 }
 
-/// A small deterministic generator (splitmix64), so a failure repeats.
-struct Gen(u64);
+/// The filter's own seeded generator, so a failure repeats.
+struct Gen(Rng);
 
 impl Gen {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -203,7 +200,7 @@ fn a_large_indexed_rule_set_routes_in_envoy_as_the_rules_say() {
     let envoy = Envoy::start(config, &EnvoyOptions::default()).expect("Envoy starts");
     let mut client = envoy.client(10000).expect("client");
 
-    let mut g = Gen(0x1de5);
+    let mut g = Gen(Rng::new(0x1de5));
     let mut by_kind = BTreeMap::<String, usize>::new();
     for n in 0..800 {
         let (method, path, headers) = request(&mut g);
