@@ -19,7 +19,7 @@ use canary_test_harness::envoy::{
 };
 
 use configs::{Filler, Kind, CANARY_HEADER, HOST, LISTENER_PORT, UPSTREAM_PORTS, V1, V2, V2_SHARE};
-use load::{Load, Proto};
+use load::{Load, Proto, Sample};
 use report::{ConfigResult, DecideRow, OptRow, Report};
 
 const USAGE: &str = "\
@@ -32,7 +32,8 @@ usage: canary-bench [--smoke] [--rounds N] [--duration SECS] [--warmup SECS]
                     unless --out is given
   --rounds N        measured rounds, configurations interleaved (default 7)
   --duration SECS   length of one measured run (default 5)
-  --warmup SECS     warm-up run per configuration and protocol (default 3)
+  --warmup SECS     warm-up run per configuration and protocol, on every
+                    round's fresh Envoys (default 1)
   --connections N   requests in flight (wrk connections; default 16)
   --h2-connections N  HTTP/2 connections sharing them (default 4)
   --no-pin          do not pin Envoy and the load generator to cores
@@ -42,7 +43,8 @@ usage: canary-bench [--smoke] [--rounds N] [--duration SECS] [--warmup SECS]
   --no-callgrind    skip instruction counts
   --no-envoy        skip everything that runs Envoy (rule-set costs and sizes only)
   --ab-pairs N      alternating 2 s runs of the wasm floor and canary-router,
-                    per protocol (default 16; 0 skips them)";
+                    per protocol, each pair on fresh Envoys warmed up 1 s
+                    (default 16; 0 skips them)";
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -60,6 +62,8 @@ struct Opts {
     /// Pairs of alternating short runs of the floor and canary-router.
     ab_pairs: usize,
     ab_duration: Duration,
+    /// Warm-up of each fresh Envoy of a pair, per protocol.
+    ab_warmup: Duration,
 }
 
 impl Opts {
@@ -68,7 +72,7 @@ impl Opts {
             smoke: false,
             rounds: 7,
             duration: Duration::from_secs(5),
-            warmup: Duration::from_secs(3),
+            warmup: Duration::from_secs(1),
             in_flight: 16,
             h2_connections: 4,
             pin: true,
@@ -78,6 +82,7 @@ impl Opts {
             envoy: true,
             ab_pairs: 16,
             ab_duration: Duration::from_secs(2),
+            ab_warmup: Duration::from_secs(1),
         };
         let mut out_given = false;
         let mut it = args.iter();
@@ -121,6 +126,7 @@ impl Opts {
             o.callgrind = false;
             o.ab_pairs = 1;
             o.ab_duration = Duration::from_secs(1);
+            o.ab_warmup = Duration::ZERO;
             if !out_given {
                 o.out = None;
             }
@@ -339,7 +345,7 @@ fn run_in(
         (
             "rounds".into(),
             format!(
-                "{} × {} s per configuration and protocol, order rotated each round; {} s warm-up each",
+                "{} × {} s per configuration and protocol, order rotated each round; every round on freshly started Envoys, {} s warm-up each",
                 opts.rounds,
                 opts.duration.as_secs(),
                 opts.warmup.as_secs()
@@ -367,20 +373,16 @@ struct Modules<'a> {
     untrimmed: &'a Path,
 }
 
-/// Starts the upstream and every Envoy under test, checks routing, runs the
-/// load rounds; returns Envoy's version.
-fn envoy_runs(
-    opts: &Opts,
+/// Starts Envoys under test: every one a fresh process.
+struct Starter<'a> {
+    /// The `--config-yaml` overlay with the upstream clusters.
+    clusters: String,
+    modules: &'a Modules<'a>,
     pin_cores: bool,
-    scratch: &Path,
-    modules: &Modules<'_>,
-    report: &mut Report,
-) -> Result<String, String> {
-    let bin = find_envoy().map_err(|e| e.to_string())?;
-    let version = envoy_version(&bin).map_err(|e| e.to_string())?;
+}
 
-    progress("starting the upstream Envoy");
-    let envoy_opts = |wasm: Option<&Path>, extra: Vec<String>| {
+impl Starter<'_> {
+    fn options(&self, wasm: Option<&Path>, extra: Vec<String>) -> EnvoyOptions {
         let mut o = EnvoyOptions::default().concurrency(1).without_access_logs();
         o.log_level = "warn".into();
         o.extra_args = extra;
@@ -388,11 +390,67 @@ fn envoy_runs(
             o.wasm = WasmModule::Path(w.to_path_buf());
         }
         o
+    }
+
+    fn start(&self, kind: &Kind) -> Result<Envoy, String> {
+        let wasm = match kind {
+            Kind::WasmFloor => Some(self.modules.floor),
+            Kind::CanaryRouter { .. } => Some(self.modules.filter),
+            Kind::CanaryRouterUntrimmed => Some(self.modules.untrimmed),
+            _ => None,
+        };
+        let yaml = configs::under_test_yaml(kind, wasm);
+        let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
+        let o = self.options(wasm, vec!["--config-yaml".into(), self.clusters.clone()]);
+        let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
+        if self.pin_cores {
+            pin(envoy.pid(), ENVOY_CORE)?;
+        }
+        Ok(envoy)
+    }
+
+    /// Starts one fresh Envoy per kind.
+    fn start_all(&self, kinds: &[Kind]) -> Result<Vec<Envoy>, String> {
+        kinds.iter().map(|k| self.start(k)).collect()
+    }
+}
+
+/// Adds what an Envoy under test counted and weighed after its load.
+fn collect(result: &mut ConfigResult, envoy: &Envoy) -> Result<(), String> {
+    if let Some(kib) = load::rss_kib(envoy.pid()) {
+        result.rss_kib.push(kib);
+    }
+    let stats = envoy.stats().map_err(|e| e.to_string())?;
+    let rq = |c: &str| stats.get(&format!("cluster.{c}.upstream_rq_total"));
+    result.upstream_rq[0] += rq(V1);
+    result.upstream_rq[1] += rq(V2);
+    Ok(())
+}
+
+/// Starts the upstream, then for every round a fresh Envoy under test per
+/// configuration (so that no configuration keeps one process's memory
+/// layout, good or bad, for the whole run); checks routing, runs the load
+/// rounds and the alternating pairs; returns Envoy's version.
+fn envoy_runs(
+    opts: &Opts,
+    pin_cores: bool,
+    scratch: &Path,
+    modules: &Modules<'_>,
+    report: &mut Report,
+) -> Result<String, String> {
+    let version =
+        envoy_version(&find_envoy().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+
+    progress("starting the upstream Envoy");
+    let mut starter = Starter {
+        clusters: String::new(),
+        modules,
+        pin_cores,
     };
     let upstream_cfg = EnvoyConfig::from_yaml_str(&configs::upstream_yaml(), "bench upstream")
         .map_err(|e| e.to_string())?;
-    let upstream =
-        Envoy::start(upstream_cfg, &envoy_opts(None, Vec::new())).map_err(|e| e.to_string())?;
+    let upstream = Envoy::start(upstream_cfg, &starter.options(None, Vec::new()))
+        .map_err(|e| e.to_string())?;
     if pin_cores {
         pin(upstream.pid(), LOAD_CORE)?;
     }
@@ -402,7 +460,8 @@ fn envoy_runs(
             .map(|a| a.port())
             .map_err(|e| e.to_string())
     };
-    let clusters = configs::clusters_json(port(UPSTREAM_PORTS[0].0)?, port(UPSTREAM_PORTS[1].0)?);
+    starter.clusters =
+        configs::clusters_json(port(UPSTREAM_PORTS[0].0)?, port(UPSTREAM_PORTS[1].0)?);
 
     let main_kinds = [
         Kind::Native,
@@ -416,44 +475,7 @@ fn envoy_runs(
         .map(|rules| Kind::CanaryRouter { rules })
         .collect();
     let kinds: Vec<Kind> = main_kinds.iter().cloned().chain(scaling).collect();
-
-    let mut envoys = Vec::new();
-    for kind in &kinds {
-        progress(format!("starting the Envoy under test: {}", kind.name()));
-        let wasm = match kind {
-            Kind::WasmFloor => Some(modules.floor),
-            Kind::CanaryRouter { .. } => Some(modules.filter),
-            Kind::CanaryRouterUntrimmed => Some(modules.untrimmed),
-            _ => None,
-        };
-        let yaml = configs::under_test_yaml(kind, wasm);
-        let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
-        let o = envoy_opts(wasm, vec!["--config-yaml".into(), clusters.clone()]);
-        let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
-        if pin_cores {
-            pin(envoy.pid(), ENVOY_CORE)?;
-        }
-        envoys.push(envoy);
-    }
-
-    progress("checking that every configuration routes as it should");
-    let (n_split, n_header) = if opts.smoke { (300, 30) } else { (2000, 100) };
-    let mut results = Vec::new();
-    for (kind, envoy) in kinds.iter().zip(&envoys) {
-        let verified = verify(kind, envoy, n_split, n_header)?;
-        envoy
-            .admin_post("/reset_counters")
-            .map_err(|e| e.to_string())?;
-        results.push(ConfigResult {
-            kind: kind.clone(),
-            h1: Vec::new(),
-            h2: Vec::new(),
-            serial: Vec::new(),
-            rss_kib: None,
-            v2_share: None,
-            verified,
-        });
-    }
+    let mut results: Vec<ConfigResult> = kinds.iter().cloned().map(ConfigResult::new).collect();
 
     let protos = [Proto::H1, Proto::H2, Proto::Serial];
     report.protos = protos.to_vec();
@@ -463,35 +485,62 @@ fn envoy_runs(
         core: pin_cores.then_some(LOAD_CORE),
         nice: is_root().then_some(NICE),
     };
-    let addrs: Vec<_> = envoys
-        .iter()
-        .map(|e| e.addr(LISTENER_PORT).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
-    // HTTP/1.1 for every configuration; HTTP/2 for the four compared ones.
+    let addr = |e: &Envoy| e.addr(LISTENER_PORT).map_err(|e| e.to_string());
+    // HTTP/1.1 for every configuration; HTTP/2 and one at a time for the main ones.
     let plan = |proto: Proto| -> Vec<usize> {
         match proto {
             Proto::H1 => (0..kinds.len()).collect(),
             Proto::H2 | Proto::Serial => (0..main_kinds.len()).collect(),
         }
     };
-    if !opts.warmup.is_zero() {
-        progress(format!("warming up ({:?} per run)", opts.warmup));
-        for &proto in &protos {
-            for i in plan(proto) {
-                load.run(proto, addrs[i], envoys[i].pid(), opts.warmup, scratch)
-                    .map_err(|e| format!("{} warm-up: {e}", kinds[i].name()))?;
-            }
-        }
-    }
+    let (n_split, n_header) = if opts.smoke { (300, 30) } else { (2000, 100) };
     let mut cpu: Vec<Vec<f64>> = Vec::new();
     for round in 0..opts.rounds {
+        progress(format!(
+            "round {}/{}: starting {} fresh Envoys under test",
+            round + 1,
+            opts.rounds,
+            kinds.len()
+        ));
+        let envoys = starter.start_all(&kinds)?;
+        if round == 0 {
+            progress("checking that every configuration routes as it should");
+            for (r, envoy) in results.iter_mut().zip(&envoys) {
+                r.verified = verify(&r.kind, envoy, n_split, n_header)?;
+            }
+        }
+        if !opts.warmup.is_zero() {
+            for &proto in &protos {
+                for i in plan(proto) {
+                    load.run(
+                        proto,
+                        addr(&envoys[i])?,
+                        envoys[i].pid(),
+                        opts.warmup,
+                        scratch,
+                    )
+                    .map_err(|e| format!("{} warm-up: {e}", kinds[i].name()))?;
+                }
+            }
+        }
+        for envoy in &envoys {
+            envoy
+                .admin_post("/reset_counters")
+                .map_err(|e| e.to_string())?;
+        }
         for &proto in &protos {
             let mut order = plan(proto);
             let len = order.len();
             order.rotate_left(round % len);
             for i in order {
                 let s = load
-                    .run(proto, addrs[i], envoys[i].pid(), opts.duration, scratch)
+                    .run(
+                        proto,
+                        addr(&envoys[i])?,
+                        envoys[i].pid(),
+                        opts.duration,
+                        scratch,
+                    )
                     .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))?;
                 progress(format!(
                     "round {}/{} {:<24} {:<22} {:>8.0} req/s  p50 {:>6.0} µs  p99 {:>6.0} µs  envoy {:>5.1} µs cpu/req  cores {}",
@@ -510,22 +559,11 @@ fn envoy_runs(
                         .join("/")
                 ));
                 cpu.push(s.cpu.clone());
-                match proto {
-                    Proto::H1 => results[i].h1.push(s),
-                    Proto::H2 => results[i].h2.push(s),
-                    Proto::Serial => results[i].serial.push(s),
-                }
+                results[i].push(proto, s);
             }
         }
-    }
-
-    for (r, envoy) in results.iter_mut().zip(&envoys) {
-        r.rss_kib = load::rss_kib(envoy.pid());
-        let stats = envoy.stats().map_err(|e| e.to_string())?;
-        let rq = |c: &str| stats.get(&format!("cluster.{c}.upstream_rq_total"));
-        let (v1, v2) = (rq(V1), rq(V2));
-        if v1 + v2 > 0 {
-            r.v2_share = Some(v2 as f64 / (v1 + v2) as f64);
+        for (r, envoy) in results.iter_mut().zip(&envoys) {
+            collect(r, envoy)?;
         }
     }
     if let (true, Some(c0)) = (pin_cores, cpu.first()) {
@@ -539,35 +577,53 @@ fn envoy_runs(
             c0.len()
         );
     }
+    report.configs = results;
+
     // The close comparison: the floor and canary-router in short runs, one
-    // after the other, the order swapped every pair.
-    let floor_i = kinds.iter().position(|k| *k == Kind::WasmFloor);
-    let canary_i = kinds
-        .iter()
-        .position(|k| *k == Kind::CanaryRouter { rules: 2 });
-    if let (Some(fi), Some(ci), true) = (floor_i, canary_i, opts.ab_pairs > 0) {
-        for proto in [Proto::H1, Proto::H2] {
-            progress(format!(
-                "alternating the wasm floor and canary-router: {} pairs of {:?} runs, {}",
-                opts.ab_pairs,
-                opts.ab_duration,
-                proto.label()
-            ));
-            let run = |i: usize| {
-                load.run(proto, addrs[i], envoys[i].pid(), opts.ab_duration, scratch)
-                    .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))
+    // after the other, the order swapped every pair; each pair on two fresh
+    // processes, warmed up.
+    if opts.ab_pairs > 0 {
+        let pair_kinds = [Kind::WasmFloor, Kind::CanaryRouter { rules: 2 }];
+        let ab_protos = [Proto::H1, Proto::H2];
+        let mut pairs: Vec<Vec<(Sample, Sample)>> = vec![Vec::new(); ab_protos.len()];
+        progress(format!(
+            "alternating the wasm floor and canary-router: {} pairs of {:?} runs per protocol, fresh Envoys for each pair",
+            opts.ab_pairs, opts.ab_duration
+        ));
+        for k in 0..opts.ab_pairs {
+            let envoys = starter.start_all(&pair_kinds)?;
+            let run = |i: usize, proto: Proto, d: Duration| {
+                load.run(proto, addr(&envoys[i])?, envoys[i].pid(), d, scratch)
+                    .map_err(|e| format!("{} ({}): {e}", pair_kinds[i].name(), proto.label()))
             };
-            let mut pairs = Vec::new();
-            for k in 0..opts.ab_pairs {
+            for (p, &proto) in ab_protos.iter().enumerate() {
+                if !opts.ab_warmup.is_zero() {
+                    run(0, proto, opts.ab_warmup)?;
+                    run(1, proto, opts.ab_warmup)?;
+                }
                 let pair = if k % 2 == 0 {
-                    let floor = run(fi)?;
-                    (floor, run(ci)?)
+                    let floor = run(0, proto, opts.ab_duration)?;
+                    (floor, run(1, proto, opts.ab_duration)?)
                 } else {
-                    let canary = run(ci)?;
-                    (run(fi)?, canary)
+                    let canary = run(1, proto, opts.ab_duration)?;
+                    (run(0, proto, opts.ab_duration)?, canary)
                 };
-                pairs.push(pair);
+                progress(format!(
+                    "pair {}/{} {:<22} canary-router/floor: cpu {:.3}  req/s {:.3}  p99 {:+.0} µs",
+                    k + 1,
+                    opts.ab_pairs,
+                    proto.label(),
+                    pair.1.envoy_cpu_us.unwrap_or(f64::NAN)
+                        / pair.0.envoy_cpu_us.unwrap_or(f64::NAN),
+                    pair.1.rps / pair.0.rps,
+                    pair.1.p99_us - pair.0.p99_us,
+                ));
+                if let Some(v) = pairs.get_mut(p) {
+                    v.push(pair);
+                }
             }
+        }
+        for (proto, pairs) in ab_protos.into_iter().zip(pairs) {
             report.ab.push(report::AbResult {
                 proto,
                 run: opts.ab_duration,
@@ -575,8 +631,6 @@ fn envoy_runs(
             });
         }
     }
-    report.configs = results;
-    drop(envoys);
     drop(upstream);
     Ok(version)
 }

@@ -14,15 +14,48 @@ pub struct ConfigResult {
     pub h2: Vec<Sample>,
     /// HTTP/1.1, one request at a time.
     pub serial: Vec<Sample>,
-    /// VmRSS after the load, KiB.
-    pub rss_kib: Option<u64>,
-    /// Share of requests the Envoy sent to v2 during the load.
-    pub v2_share: Option<f64>,
+    /// VmRSS after the load, KiB: one value per process (round).
+    pub rss_kib: Vec<u64>,
+    /// Requests the Envoys sent to v1 and to v2 during the load, all rounds.
+    pub upstream_rq: [u64; 2],
     /// What the routing check saw.
     pub verified: String,
 }
 
 impl ConfigResult {
+    /// Nothing measured yet.
+    pub fn new(kind: Kind) -> Self {
+        ConfigResult {
+            kind,
+            h1: Vec::new(),
+            h2: Vec::new(),
+            serial: Vec::new(),
+            rss_kib: Vec::new(),
+            upstream_rq: [0, 0],
+            verified: String::new(),
+        }
+    }
+
+    /// Records one measured run.
+    pub fn push(&mut self, proto: Proto, sample: Sample) {
+        match proto {
+            Proto::H1 => self.h1.push(sample),
+            Proto::H2 => self.h2.push(sample),
+            Proto::Serial => self.serial.push(sample),
+        }
+    }
+
+    /// Share of requests sent to v2 during the load.
+    pub fn v2_share(&self) -> Option<f64> {
+        let [v1, v2] = self.upstream_rq;
+        (v1 + v2 > 0).then(|| v2 as f64 / (v1 + v2) as f64)
+    }
+
+    /// Median VmRSS over the processes, KiB.
+    pub fn rss_median_kib(&self) -> Option<f64> {
+        (!self.rss_kib.is_empty()).then(|| median(self.rss_kib.iter().map(|&k| k as f64)))
+    }
+
     pub fn samples(&self, proto: Proto) -> &[Sample] {
         match proto {
             Proto::H1 => &self.h1,
@@ -393,11 +426,11 @@ impl Report {
                     .spread(proto)
                     .map_or("–".into(), |s| format!("{:.1}%", s * 100.0));
                 let share = c
-                    .v2_share
+                    .v2_share()
                     .map_or("–".into(), |s| format!("{:.1}%", s * 100.0));
                 let rss = c
-                    .rss_kib
-                    .map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+                    .rss_median_kib()
+                    .map_or("–".into(), |k| format!("{:.1}", k / 1024.0));
                 let _ = writeln!(
                     md,
                     "| {} | {} | {} | {} | {spread} | {} | {} | {} | {} | {} | {} | {share} | {rss} |",
@@ -434,7 +467,7 @@ impl Report {
              the requests it served: what a request costs the sidecar; other work on the machine \
              disturbs it much less than throughput. *v2 share*: requests the \
              Envoy sent to the v2 cluster during the load (expected 10%; the floor sends every tenth request there). \
-             *RSS*: the Envoy's resident memory after the load, with its filter loaded.\n"
+             *RSS*: the Envoy's resident memory after the load, with its filter loaded (median over the rounds' processes).\n"
         );
         if !self.cpu_note.is_empty() {
             let _ = writeln!(md, "{}\n", self.cpu_note);
@@ -445,7 +478,9 @@ impl Report {
             let _ = writeln!(
                 md,
                 "Short runs of the two, one after the other, the order swapped every pair: \
-                 drift and disturbances longer than a run touch both sides of a pair. The \
+                 drift and disturbances longer than a run touch both sides of a pair. Every \
+                 pair runs on two freshly started Envoys, warmed up, so that no one process's \
+                 memory layout, lucky or not, decides the comparison. The \
                  targets above take their verdicts on the floor from here. Values are \
                  canary-router's over the floor's in each pair: the median, and the middle \
                  half of the pairs (25th to 75th percentile).\n"
@@ -574,7 +609,6 @@ mod tests {
 
     fn config(kind: Kind, h1: &[(f64, f64)]) -> ConfigResult {
         ConfigResult {
-            kind,
             h1: h1
                 .iter()
                 .map(|&(rps, p99_us)| Sample {
@@ -583,11 +617,7 @@ mod tests {
                     ..Sample::default()
                 })
                 .collect(),
-            h2: Vec::new(),
-            serial: Vec::new(),
-            rss_kib: None,
-            v2_share: None,
-            verified: String::new(),
+            ..ConfigResult::new(kind)
         }
     }
 
