@@ -33,6 +33,12 @@ pub enum Kind {
     Native,
     /// Envoy's Lua filter makes the same decision.
     Lua,
+    /// The wasm floor's module making no host call: only the VM contexts of
+    /// a stream (Envoy's default route takes every request to v1).
+    WasmEmpty,
+    /// The wasm floor without its header read: writes the cluster header
+    /// and clears the route cache.
+    WasmNoRead,
     /// The minimal wasm module: reads the headers, writes v1 or (every tenth request) v2.
     WasmFloor,
     /// canary-router with this many rules, the matching one last.
@@ -40,6 +46,13 @@ pub enum Kind {
     /// canary-router (2 rules) built without trimming its exports: Envoy
     /// calls every proxy-wasm callback the SDK exports (`canary_router::exports`).
     CanaryRouterUntrimmed,
+    /// Any module, with its plugin configuration (`canary-bench compare`);
+    /// routed by the cluster header like canary-router.
+    Module {
+        name: String,
+        path: std::path::PathBuf,
+        config: String,
+    },
 }
 
 impl Kind {
@@ -48,10 +61,13 @@ impl Kind {
         match self {
             Kind::Native => "native".into(),
             Kind::Lua => "lua".into(),
+            Kind::WasmEmpty => "wasm, empty filter".into(),
+            Kind::WasmNoRead => "wasm floor, no header read".into(),
             Kind::WasmFloor => "wasm floor".into(),
             Kind::CanaryRouter { rules: 2 } => "canary-router".into(),
             Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
             Kind::CanaryRouterUntrimmed => "canary-router, untrimmed exports".into(),
+            Kind::Module { name, .. } => name.clone(),
         }
     }
 
@@ -59,10 +75,16 @@ impl Kind {
     /// with one rule has only the split).
     pub fn has_header_rule(&self) -> bool {
         match self {
-            Kind::WasmFloor => false,
+            Kind::WasmEmpty | Kind::WasmNoRead | Kind::WasmFloor | Kind::Module { .. } => false,
             Kind::CanaryRouter { rules } => *rules >= 2,
             _ => true,
         }
+    }
+
+    /// Whether the configuration splits the traffic 90/10 (the empty
+    /// filter routes nothing).
+    pub fn splits(&self) -> bool {
+        *self != Kind::WasmEmpty
     }
 }
 
@@ -275,11 +297,14 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
 {script}"#
             )
         }
+        Kind::WasmEmpty => wasm_filter("wasm-floor", &wasm_path, "empty"),
+        Kind::WasmNoRead => wasm_filter("wasm-floor", &wasm_path, "no-read"),
         Kind::WasmFloor => wasm_filter("wasm-floor", &wasm_path, "{}"),
         Kind::CanaryRouter { rules } => {
             wasm_filter("canary-router", &wasm_path, &rules_json(*rules))
         }
         Kind::CanaryRouterUntrimmed => wasm_filter("canary-router", &wasm_path, &rules_json(2)),
+        Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),
     };
     format!(
         r#"node:

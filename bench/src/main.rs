@@ -3,8 +3,10 @@
 //! run. See `bench/README.md`; `bench/run.sh` runs it and writes
 //! `docs/benchmarks.md`.
 
+mod alternate;
 mod configs;
 mod decide;
+mod envoys;
 mod load;
 mod report;
 mod wasmcost;
@@ -14,12 +16,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use canary_test_harness::envoy::{
-    build_filter_wasm, check_binomial, envoy_version, find_envoy, repo_root, Envoy, EnvoyConfig,
-    EnvoyOptions, HttpClient, Request, WasmModule,
+    build_filter_wasm, check_binomial, envoy_version, find_envoy, repo_root, Envoy, HttpClient,
+    Request,
 };
 
-use configs::{Filler, Kind, CANARY_HEADER, HOST, LISTENER_PORT, UPSTREAM_PORTS, V1, V2, V2_SHARE};
-use load::{Load, Proto, Sample};
+use alternate::{alternate, Alternation};
+use configs::{Filler, Kind, CANARY_HEADER, HOST, LISTENER_PORT, V1, V2, V2_SHARE};
+use envoys::{Modules, Starter};
+use load::{Load, Proto};
 use report::{ConfigResult, DecideRow, OptRow, Report};
 
 const USAGE: &str = "\
@@ -140,6 +144,13 @@ fn main() {
     if args.first().map(String::as_str) == Some("decide-loop") {
         if let Err(e) = decide::decide_loop(&args[1..]) {
             eprintln!("canary-bench decide-loop: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("compare") {
+        if let Err(e) = alternate::compare(&args[1..]) {
+            eprintln!("canary-bench compare: {e}");
             std::process::exit(1);
         }
         return;
@@ -363,58 +374,6 @@ fn run_in(
     Ok(report)
 }
 
-/// The `.wasm` modules the Envoys under test load.
-struct Modules<'a> {
-    /// canary-router, trimmed (what scripts/build-wasm.sh ships).
-    filter: &'a Path,
-    /// The wasm floor, trimmed the same way.
-    floor: &'a Path,
-    /// canary-router as cargo builds it.
-    untrimmed: &'a Path,
-}
-
-/// Starts Envoys under test: every one a fresh process.
-struct Starter<'a> {
-    /// The `--config-yaml` overlay with the upstream clusters.
-    clusters: String,
-    modules: &'a Modules<'a>,
-    pin_cores: bool,
-}
-
-impl Starter<'_> {
-    fn options(&self, wasm: Option<&Path>, extra: Vec<String>) -> EnvoyOptions {
-        let mut o = EnvoyOptions::default().concurrency(1).without_access_logs();
-        o.log_level = "warn".into();
-        o.extra_args = extra;
-        if let Some(w) = wasm {
-            o.wasm = WasmModule::Path(w.to_path_buf());
-        }
-        o
-    }
-
-    fn start(&self, kind: &Kind) -> Result<Envoy, String> {
-        let wasm = match kind {
-            Kind::WasmFloor => Some(self.modules.floor),
-            Kind::CanaryRouter { .. } => Some(self.modules.filter),
-            Kind::CanaryRouterUntrimmed => Some(self.modules.untrimmed),
-            _ => None,
-        };
-        let yaml = configs::under_test_yaml(kind, wasm);
-        let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
-        let o = self.options(wasm, vec!["--config-yaml".into(), self.clusters.clone()]);
-        let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
-        if self.pin_cores {
-            pin(envoy.pid(), ENVOY_CORE)?;
-        }
-        Ok(envoy)
-    }
-
-    /// Starts one fresh Envoy per kind.
-    fn start_all(&self, kinds: &[Kind]) -> Result<Vec<Envoy>, String> {
-        kinds.iter().map(|k| self.start(k)).collect()
-    }
-}
-
 /// Adds what an Envoy under test counted and weighed after its load.
 fn collect(result: &mut ConfigResult, envoy: &Envoy) -> Result<(), String> {
     if let Some(kib) = load::rss_kib(envoy.pid()) {
@@ -442,39 +401,30 @@ fn envoy_runs(
         envoy_version(&find_envoy().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
 
     progress("starting the upstream Envoy");
-    let mut starter = Starter {
-        clusters: String::new(),
-        modules,
-        pin_cores,
-    };
-    let upstream_cfg = EnvoyConfig::from_yaml_str(&configs::upstream_yaml(), "bench upstream")
-        .map_err(|e| e.to_string())?;
-    let upstream = Envoy::start(upstream_cfg, &starter.options(None, Vec::new()))
-        .map_err(|e| e.to_string())?;
-    if pin_cores {
-        pin(upstream.pid(), LOAD_CORE)?;
-    }
-    let port = |p: u16| {
-        upstream
-            .addr(p)
-            .map(|a| a.port())
-            .map_err(|e| e.to_string())
-    };
-    starter.clusters =
-        configs::clusters_json(port(UPSTREAM_PORTS[0].0)?, port(UPSTREAM_PORTS[1].0)?);
+    let starter = Starter::new(Some(modules), pin_cores)?;
 
-    let main_kinds = [
-        Kind::Native,
-        Kind::Lua,
-        Kind::WasmFloor,
-        Kind::CanaryRouter { rules: 2 },
-        Kind::CanaryRouterUntrimmed,
+    // Every configuration and the protocols it runs: HTTP/1.1 for all; HTTP/2
+    // for all but the rule-count rows; one request at a time for the four
+    // compared configurations and the untrimmed module.
+    let (all, both, h1) = (
+        &[Proto::H1, Proto::H2, Proto::Serial][..],
+        &[Proto::H1, Proto::H2][..],
+        &[Proto::H1][..],
+    );
+    let planned: Vec<(Kind, &[Proto])> = vec![
+        (Kind::Native, all),
+        (Kind::Lua, all),
+        (Kind::WasmEmpty, both),
+        (Kind::WasmNoRead, both),
+        (Kind::WasmFloor, all),
+        (Kind::CanaryRouter { rules: 2 }, all),
+        (Kind::CanaryRouterUntrimmed, all),
+        (Kind::CanaryRouter { rules: 1 }, h1),
+        (Kind::CanaryRouter { rules: 10 }, h1),
+        (Kind::CanaryRouter { rules: 100 }, h1),
+        (Kind::CanaryRouter { rules: 1000 }, h1),
     ];
-    let scaling: Vec<Kind> = [1, 10, 100, 1000]
-        .into_iter()
-        .map(|rules| Kind::CanaryRouter { rules })
-        .collect();
-    let kinds: Vec<Kind> = main_kinds.iter().cloned().chain(scaling).collect();
+    let kinds: Vec<Kind> = planned.iter().map(|(k, _)| k.clone()).collect();
     let mut results: Vec<ConfigResult> = kinds.iter().cloned().map(ConfigResult::new).collect();
 
     let protos = [Proto::H1, Proto::H2, Proto::Serial];
@@ -486,12 +436,10 @@ fn envoy_runs(
         nice: is_root().then_some(NICE),
     };
     let addr = |e: &Envoy| e.addr(LISTENER_PORT).map_err(|e| e.to_string());
-    // HTTP/1.1 for every configuration; HTTP/2 and one at a time for the main ones.
     let plan = |proto: Proto| -> Vec<usize> {
-        match proto {
-            Proto::H1 => (0..kinds.len()).collect(),
-            Proto::H2 | Proto::Serial => (0..main_kinds.len()).collect(),
-        }
+        (0..planned.len())
+            .filter(|&i| planned[i].1.contains(&proto))
+            .collect()
     };
     let (n_split, n_header) = if opts.smoke { (300, 30) } else { (2000, 100) };
     let mut cpu: Vec<Vec<f64>> = Vec::new();
@@ -583,55 +531,19 @@ fn envoy_runs(
     // after the other, the order swapped every pair; each pair on two fresh
     // processes, warmed up.
     if opts.ab_pairs > 0 {
-        let pair_kinds = [Kind::WasmFloor, Kind::CanaryRouter { rules: 2 }];
-        let ab_protos = [Proto::H1, Proto::H2];
-        let mut pairs: Vec<Vec<(Sample, Sample)>> = vec![Vec::new(); ab_protos.len()];
         progress(format!(
             "alternating the wasm floor and canary-router: {} pairs of {:?} runs per protocol, fresh Envoys for each pair",
             opts.ab_pairs, opts.ab_duration
         ));
-        for k in 0..opts.ab_pairs {
-            let envoys = starter.start_all(&pair_kinds)?;
-            let run = |i: usize, proto: Proto, d: Duration| {
-                load.run(proto, addr(&envoys[i])?, envoys[i].pid(), d, scratch)
-                    .map_err(|e| format!("{} ({}): {e}", pair_kinds[i].name(), proto.label()))
-            };
-            for (p, &proto) in ab_protos.iter().enumerate() {
-                if !opts.ab_warmup.is_zero() {
-                    run(0, proto, opts.ab_warmup)?;
-                    run(1, proto, opts.ab_warmup)?;
-                }
-                let pair = if k % 2 == 0 {
-                    let floor = run(0, proto, opts.ab_duration)?;
-                    (floor, run(1, proto, opts.ab_duration)?)
-                } else {
-                    let canary = run(1, proto, opts.ab_duration)?;
-                    (run(0, proto, opts.ab_duration)?, canary)
-                };
-                progress(format!(
-                    "pair {}/{} {:<22} canary-router/floor: cpu {:.3}  req/s {:.3}  p99 {:+.0} µs",
-                    k + 1,
-                    opts.ab_pairs,
-                    proto.label(),
-                    pair.1.envoy_cpu_us.unwrap_or(f64::NAN)
-                        / pair.0.envoy_cpu_us.unwrap_or(f64::NAN),
-                    pair.1.rps / pair.0.rps,
-                    pair.1.p99_us - pair.0.p99_us,
-                ));
-                if let Some(v) = pairs.get_mut(p) {
-                    v.push(pair);
-                }
-            }
-        }
-        for (proto, pairs) in ab_protos.into_iter().zip(pairs) {
-            report.ab.push(report::AbResult {
-                proto,
-                run: opts.ab_duration,
-                pairs,
-            });
-        }
+        let alt = Alternation {
+            pairs: opts.ab_pairs,
+            run: opts.ab_duration,
+            warmup: opts.ab_warmup,
+            protos: vec![Proto::H1, Proto::H2],
+        };
+        let pair_kinds = [Kind::WasmFloor, Kind::CanaryRouter { rules: 2 }];
+        report.ab = alternate(&starter, &load, scratch, &pair_kinds, &alt)?;
     }
-    drop(upstream);
     Ok(version)
 }
 
@@ -670,7 +582,18 @@ fn verify(kind: &Kind, envoy: &Envoy, n_split: u64, n_header: u64) -> Result<Str
         }
     }
     let fail = |what: String| Err(format!("{} routes wrongly: {what}", kind.name()));
-    // Every configuration splits 90/10 (the floor by count).
+    if !kind.splits() {
+        if v2 != 0 || header_v2 != 0 {
+            return fail(format!(
+                "{v2}/{n_split} plain and {header_v2}/{n_header} tagged requests to v2"
+            ));
+        }
+        return Ok(format!(
+            "0/{n_split} plain and 0/{n_header} `{name}: {value}` requests to v2: it routes \
+             nothing, Envoy's default route sends all to v1"
+        ));
+    }
+    // Every other configuration splits 90/10 (the floor by count).
     if let Err(e) = check_binomial(n_split, V2_SHARE, v2) {
         return fail(format!("split {v2}/{n_split} to v2: {e}"));
     }

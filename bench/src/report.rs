@@ -181,6 +181,36 @@ impl AbResult {
     }
 }
 
+/// The alternating pairs as a Markdown table: the other's values over
+/// `base`'s (CPU per request, req/s) and minus them (p99), per protocol.
+pub fn ab_table(results: &[AbResult], base: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| protocol | pairs | run s | Envoy CPU per request × {base} | middle half | req/s × {base} | middle half | p99 − {base} µs | middle half |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---|---:|---|---:|---|");
+    for ab in results {
+        let secs = ab.run.as_secs_f64();
+        let (c, c_lo, c_hi) = quartiles(&ab.values(|f, c| cpu_ratio(c, f)));
+        let (r, r_lo, r_hi) = quartiles(&ab.values(|f, c| c.rps / f.rps));
+        let (d, d_lo, d_hi) = quartiles(&ab.values(|f, c| c.p99_us - f.p99_us));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {secs:.0} | {} | {} … {} | {} | {} … {} | {d:+.0} | {d_lo:+.0} … {d_hi:+.0} |",
+            ab.proto.label(),
+            ab.pairs.len(),
+            ratio(c),
+            ratio(c_lo),
+            ratio(c_hi),
+            ratio(r),
+            ratio(r_lo),
+            ratio(r_hi),
+        );
+    }
+    md
+}
+
 /// The median and the interquartile range (25th and 75th percentiles).
 fn quartiles(values: &[f64]) -> (f64, f64, f64) {
     let mut v = values.to_vec();
@@ -209,7 +239,7 @@ fn ratio(v: f64) -> String {
 }
 
 /// Envoy CPU time per request of `a` over `b` (NaN if either is unknown).
-fn cpu_ratio(a: &Sample, b: &Sample) -> f64 {
+pub fn cpu_ratio(a: &Sample, b: &Sample) -> f64 {
     match (a.envoy_cpu_us, b.envoy_cpu_us) {
         (Some(x), Some(y)) if y > 0.0 => x / y,
         _ => f64::NAN,
@@ -466,7 +496,7 @@ impl Report {
              time of the Envoy under test (all threads, from `/proc/<pid>/task/*/schedstat`) over \
              the requests it served: what a request costs the sidecar; other work on the machine \
              disturbs it much less than throughput. *v2 share*: requests the \
-             Envoy sent to the v2 cluster during the load (expected 10%; the floor sends every tenth request there). \
+             Envoy sent to the v2 cluster during the load (expected 10%; the floor sends every tenth request there; the empty filter routes nothing). \
              *RSS*: the Envoy's resident memory after the load, with its filter loaded (median over the rounds' processes).\n"
         );
         if !self.cpu_note.is_empty() {
@@ -485,29 +515,7 @@ impl Report {
                  canary-router's over the floor's in each pair: the median, and the middle \
                  half of the pairs (25th to 75th percentile).\n"
             );
-            let _ = writeln!(
-                md,
-                "| protocol | pairs | run s | Envoy CPU per request × floor | middle half | req/s × floor | middle half | p99 − floor µs | middle half |"
-            );
-            let _ = writeln!(md, "|---|---:|---:|---:|---|---:|---|---:|---|");
-            for ab in &self.ab {
-                let secs = ab.run.as_secs_f64();
-                let (c, c_lo, c_hi) = quartiles(&ab.values(|f, c| cpu_ratio(c, f)));
-                let (r, r_lo, r_hi) = quartiles(&ab.values(|f, c| c.rps / f.rps));
-                let (d, d_lo, d_hi) = quartiles(&ab.values(|f, c| c.p99_us - f.p99_us));
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {secs:.0} | {} | {} … {} | {} | {} … {} | {d:+.0} | {d_lo:+.0} … {d_hi:+.0} |",
-                    ab.proto.label(),
-                    ab.pairs.len(),
-                    ratio(c),
-                    ratio(c_lo),
-                    ratio(c_hi),
-                    ratio(r),
-                    ratio(r_lo),
-                    ratio(r_hi),
-                );
-            }
+            let _ = writeln!(md, "{}", ab_table(&self.ab, "floor"));
             let _ = writeln!(md);
         }
 

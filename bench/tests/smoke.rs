@@ -73,6 +73,20 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
         4,
         "the untrimmed module:\n{md}"
     );
+    // The floor taken apart: HTTP/1.1 and HTTP/2 rows and a routing check.
+    for name in ["wasm, empty filter", "wasm floor, no header read"] {
+        assert_eq!(rows(name), 3, "{name}:\n{md}");
+    }
+    assert!(
+        md.contains(
+            "| wasm, empty filter | 0/300 plain and 0/30 `x-canary: always` requests to v2"
+        ),
+        "the empty filter routes nothing:\n{md}"
+    );
+    assert!(
+        md.contains("| wasm floor, no header read | 30/300 plain requests to v2"),
+        "without its read, the floor still routes:\n{md}"
+    );
     assert!(
         md.contains("| HTTP/2 (h2load, h2c) | 1 | "),
         "the alternating runs:\n{md}"

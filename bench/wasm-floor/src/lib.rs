@@ -6,6 +6,12 @@
 //! same work as with a 90/10 split (two clusters, two connection pools) and
 //! the comparison isolates the filter's own cost.
 //! Built with the workspace's release profile, like canary-router.
+//!
+//! Its plugin configuration can take it apart, to show where the floor's
+//! cost goes: `"empty"` makes no host call at all (the VM contexts of a
+//! stream, nothing else); `"no-read"` writes the cluster header and clears
+//! the route cache without reading the request headers. Anything else is
+//! the whole floor.
 #![cfg(target_arch = "wasm32")]
 // The SDK declares the same import with its own enum types.
 #![allow(clashing_extern_declarations)]
@@ -30,32 +36,48 @@ extern "C" {
 }
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(Root));
+    proxy_wasm::set_root_context(|_| Box::new(Root(Mode::Floor)));
 }}
 
-struct Root;
+/// How much of the floor runs per request.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// No host call.
+    Empty,
+    /// Write the cluster header and clear the route cache.
+    NoRead,
+    /// Read every header, then as `NoRead`.
+    Floor,
+}
+
+struct Root(Mode);
 impl Context for Root {}
 impl RootContext for Root {
+    fn on_configure(&mut self, _: usize) -> bool {
+        self.0 = match self.get_plugin_configuration().as_deref() {
+            Some(b"empty") => Mode::Empty,
+            Some(b"no-read") => Mode::NoRead,
+            _ => Mode::Floor,
+        };
+        true
+    }
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Floor))
+        Some(Box::new(Floor(self.0)))
     }
 }
 
-struct Floor;
+struct Floor(Mode);
 impl Context for Floor {}
 impl HttpContext for Floor {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
-        // SAFETY: valid out-pointers; the host returns a buffer it allocated
-        // through this module's allocator (proxy_on_memory_allocate), which
-        // the Vec frees.
-        unsafe {
-            if header_map_pairs(0, &mut data, &mut size) == 0 && !data.is_null() {
-                drop(Vec::from_raw_parts(data, size, size));
-            }
+        if self.0 == Mode::Empty {
+            return Action::Continue;
+        }
+        if self.0 == Mode::Floor {
+            self.read_headers();
         }
         let _ = hostcalls::set_map_value_bytes(
             MapType::HttpRequestHeaders,
@@ -71,5 +93,20 @@ impl HttpContext for Floor {
         );
         let _ = hostcalls::call_foreign_function("clear_route_cache", None);
         Action::Continue
+    }
+}
+
+impl Floor {
+    /// One host call: every request header, in the host's serialized form.
+    fn read_headers(&self) {
+        let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+        // SAFETY: valid out-pointers; the host returns a buffer it allocated
+        // through this module's allocator (proxy_on_memory_allocate), which
+        // the Vec frees.
+        unsafe {
+            if header_map_pairs(0, &mut data, &mut size) == 0 && !data.is_null() {
+                drop(Vec::from_raw_parts(data, size, size));
+            }
+        }
     }
 }

@@ -1,0 +1,184 @@
+//! Alternating pairs: two Envoys under test in short runs one after the
+//! other, the order swapped every pair, each pair on two fresh processes.
+//! The close comparison of the report (the wasm floor against canary-router)
+//! and `canary-bench compare` (any two modules).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::configs::{Kind, LISTENER_PORT};
+use crate::envoys::Starter;
+use crate::load::{Load, Proto, Sample};
+use crate::report::{self, AbResult};
+use crate::{cores, is_root, progress, LOAD_CORE, NICE};
+
+/// How to alternate.
+#[derive(Clone, Debug)]
+pub struct Alternation {
+    /// Pairs per protocol.
+    pub pairs: usize,
+    /// Length of one measured run.
+    pub run: Duration,
+    /// Warm-up of each fresh Envoy, per protocol (zero: none).
+    pub warmup: Duration,
+    pub protos: Vec<Proto>,
+}
+
+/// Runs `alt.pairs` pairs of `kinds[0]` (the base) and `kinds[1]`; for each
+/// pair two fresh Envoys, warmed up, then one run of each per protocol, the
+/// base first in even pairs and second in odd ones. One result per protocol,
+/// pairs as (base, other).
+pub fn alternate<'a>(
+    starter: &Starter<'a>,
+    load: &Load,
+    scratch: &Path,
+    kinds: &'a [Kind; 2],
+    alt: &Alternation,
+) -> Result<Vec<AbResult>, String> {
+    let mut pairs: Vec<Vec<(Sample, Sample)>> = vec![Vec::new(); alt.protos.len()];
+    for k in 0..alt.pairs {
+        let envoys = starter.start_all(kinds)?;
+        let run = |i: usize, proto: Proto, d: Duration| {
+            let envoy = &envoys[i];
+            let addr = envoy.addr(LISTENER_PORT).map_err(|e| e.to_string())?;
+            load.run(proto, addr, envoy.pid(), d, scratch)
+                .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))
+        };
+        for (p, &proto) in alt.protos.iter().enumerate() {
+            if !alt.warmup.is_zero() {
+                run(0, proto, alt.warmup)?;
+                run(1, proto, alt.warmup)?;
+            }
+            let pair = if k % 2 == 0 {
+                let base = run(0, proto, alt.run)?;
+                (base, run(1, proto, alt.run)?)
+            } else {
+                let other = run(1, proto, alt.run)?;
+                (run(0, proto, alt.run)?, other)
+            };
+            progress(format!(
+                "pair {}/{} {:<22} {} / {}: Envoy CPU {:.3}  req/s {:.3}  p99 {:+.0} µs",
+                k + 1,
+                alt.pairs,
+                proto.label(),
+                kinds[1].name(),
+                kinds[0].name(),
+                report::cpu_ratio(&pair.1, &pair.0),
+                pair.1.rps / pair.0.rps,
+                pair.1.p99_us - pair.0.p99_us,
+            ));
+            if let Some(v) = pairs.get_mut(p) {
+                v.push(pair);
+            }
+        }
+    }
+    Ok(alt
+        .protos
+        .iter()
+        .zip(pairs)
+        .map(|(&proto, pairs)| AbResult {
+            proto,
+            run: alt.run,
+            pairs,
+        })
+        .collect())
+}
+
+pub const COMPARE_USAGE: &str = "\
+usage: canary-bench compare <base.wasm> <other.wasm> [--config JSON] [--pairs N]
+                            [--duration SECS] [--no-pin] [--h1-only]
+
+Runs two builds of a filter side by side in alternating pairs of fresh Envoys
+(the benchmark's Envoy, upstream and load) and prints <other> over <base>:
+Envoy CPU per request, req/s and the p99 difference, median and middle half.
+  --config JSON   the plugin configuration both load (default: the
+                  benchmark's canary-router rules, the header rule and 90/10)
+  --pairs N       pairs per protocol (default 16)
+  --duration SECS one measured run (default 2); each Envoy is warmed up 1 s
+  --h1-only       HTTP/1.1 only (default: HTTP/1.1 and HTTP/2)
+  --no-pin        do not pin Envoy and the load generator to cores";
+
+/// `canary-bench compare`: prints the comparison, or returns an error.
+pub fn compare(args: &[String]) -> Result<(), String> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut config = crate::configs::rules_json(2);
+    let mut alt = Alternation {
+        pairs: 16,
+        run: Duration::from_secs(2),
+        warmup: Duration::from_secs(1),
+        protos: vec![Proto::H1, Proto::H2],
+    };
+    let mut pin_cores = cores() >= 2;
+    let mut it = args.iter();
+    let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
+        v.and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{flag} needs a number\n{COMPARE_USAGE}"))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" => {
+                config = it
+                    .next()
+                    .ok_or_else(|| format!("--config needs JSON\n{COMPARE_USAGE}"))?
+                    .clone();
+            }
+            "--pairs" => alt.pairs = num(it.next(), a)?.max(1) as usize,
+            "--duration" => alt.run = Duration::from_secs(num(it.next(), a)?.max(1)),
+            "--h1-only" => alt.protos = vec![Proto::H1],
+            "--no-pin" => pin_cores = false,
+            "-h" | "--help" => return Err(COMPARE_USAGE.into()),
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown argument {flag:?}\n{COMPARE_USAGE}"))
+            }
+            path => paths.push(PathBuf::from(path)),
+        }
+    }
+    let [base, other] = <[PathBuf; 2]>::try_from(paths)
+        .map_err(|_| format!("two .wasm files are needed\n{COMPARE_USAGE}"))?;
+    for p in [&base, &other] {
+        if !p.is_file() {
+            return Err(format!("{}: no such file", p.display()));
+        }
+    }
+    let label = |p: &Path, other: &Path| {
+        // The file name, or the whole path when both have the same name.
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        match name {
+            Some(n) if other.file_name() != p.file_name() => n,
+            _ => p.display().to_string(),
+        }
+    };
+    let kinds = [
+        Kind::Module {
+            name: label(&base, &other),
+            path: base.clone(),
+            config: config.clone(),
+        },
+        Kind::Module {
+            name: label(&other, &base),
+            path: other.clone(),
+            config,
+        },
+    ];
+    let scratch = std::env::temp_dir().join(format!("canary-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let load = Load {
+        in_flight: 16,
+        h2_connections: 4,
+        core: pin_cores.then_some(LOAD_CORE),
+        nice: is_root().then_some(NICE),
+    };
+    let result = Starter::new(None, pin_cores)
+        .and_then(|starter| alternate(&starter, &load, &scratch, &kinds, &alt));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let results = result?;
+    println!(
+        "{} over {} ({} pairs of fresh Envoys per protocol, {} s runs):\n",
+        kinds[1].name(),
+        kinds[0].name(),
+        alt.pairs,
+        alt.run.as_secs()
+    );
+    println!("{}", report::ab_table(&results, "base"));
+    Ok(())
+}

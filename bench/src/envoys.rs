@@ -1,0 +1,100 @@
+//! Starting the Envoys of a run: the upstream, and the Envoys under test,
+//! each a fresh process, pinned to its core.
+
+use std::path::Path;
+
+use canary_test_harness::envoy::{Envoy, EnvoyConfig, EnvoyOptions, WasmModule};
+
+use crate::configs::{self, Kind, UPSTREAM_PORTS};
+use crate::{pin, ENVOY_CORE, LOAD_CORE};
+
+/// The `.wasm` modules the Envoys under test load.
+pub struct Modules<'a> {
+    /// canary-router, trimmed (what scripts/build-wasm.sh ships).
+    pub filter: &'a Path,
+    /// The wasm floor, trimmed the same way.
+    pub floor: &'a Path,
+    /// canary-router as cargo builds it.
+    pub untrimmed: &'a Path,
+}
+
+/// The upstream Envoy, and how to start Envoys under test that send to it.
+pub struct Starter<'a> {
+    /// Kept alive (and stopped on drop) with the Envoys under test.
+    _upstream: Envoy,
+    /// The `--config-yaml` overlay with the upstream clusters.
+    clusters: String,
+    modules: Option<&'a Modules<'a>>,
+    pin_cores: bool,
+}
+
+fn options(wasm: Option<&Path>, extra: Vec<String>) -> EnvoyOptions {
+    let mut o = EnvoyOptions::default().concurrency(1).without_access_logs();
+    o.log_level = "warn".into();
+    o.extra_args = extra;
+    if let Some(w) = wasm {
+        o.wasm = WasmModule::Path(w.to_path_buf());
+    }
+    o
+}
+
+impl<'a> Starter<'a> {
+    /// Starts the upstream Envoy (on the load generator's core when pinning).
+    /// `modules` serves the kinds that name no module of their own.
+    pub fn new(modules: Option<&'a Modules<'a>>, pin_cores: bool) -> Result<Self, String> {
+        let cfg = EnvoyConfig::from_yaml_str(&configs::upstream_yaml(), "bench upstream")
+            .map_err(|e| e.to_string())?;
+        let upstream = Envoy::start(cfg, &options(None, Vec::new())).map_err(|e| e.to_string())?;
+        if pin_cores {
+            pin(upstream.pid(), LOAD_CORE)?;
+        }
+        let port = |p: u16| {
+            upstream
+                .addr(p)
+                .map(|a| a.port())
+                .map_err(|e| e.to_string())
+        };
+        let clusters =
+            configs::clusters_json(port(UPSTREAM_PORTS[0].0)?, port(UPSTREAM_PORTS[1].0)?);
+        Ok(Starter {
+            _upstream: upstream,
+            clusters,
+            modules,
+            pin_cores,
+        })
+    }
+
+    /// The module an Envoy of this kind loads, if any.
+    fn module(&self, kind: &'a Kind) -> Result<Option<&'a Path>, String> {
+        let from = |pick: fn(&'a Modules<'a>) -> &'a Path| {
+            self.modules
+                .map(|m| Some(pick(m)))
+                .ok_or_else(|| format!("{}: no module given", kind.name()))
+        };
+        match kind {
+            Kind::Native | Kind::Lua => Ok(None),
+            Kind::WasmEmpty | Kind::WasmNoRead | Kind::WasmFloor => from(|m| m.floor),
+            Kind::CanaryRouter { .. } => from(|m| m.filter),
+            Kind::CanaryRouterUntrimmed => from(|m| m.untrimmed),
+            Kind::Module { path, .. } => Ok(Some(path.as_path())),
+        }
+    }
+
+    /// Starts a fresh Envoy under test of this kind, pinned to its core.
+    pub fn start(&self, kind: &'a Kind) -> Result<Envoy, String> {
+        let wasm = self.module(kind)?;
+        let yaml = configs::under_test_yaml(kind, wasm);
+        let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
+        let o = options(wasm, vec!["--config-yaml".into(), self.clusters.clone()]);
+        let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
+        if self.pin_cores {
+            pin(envoy.pid(), ENVOY_CORE)?;
+        }
+        Ok(envoy)
+    }
+
+    /// Starts one fresh Envoy per kind.
+    pub fn start_all(&self, kinds: &'a [Kind]) -> Result<Vec<Envoy>, String> {
+        kinds.iter().map(|k| self.start(k)).collect()
+    }
+}
