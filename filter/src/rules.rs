@@ -97,18 +97,9 @@ struct RuleIndex {
 
 impl RuleIndex {
     /// Builds the index of a service's rules.
+    #[inline(never)]
     fn build(rules: &[Rule]) -> RuleIndex {
-        // The header names to index: the first MAX_INDEXED_HEADERS met in rule order.
-        let mut names: Vec<&str> = Vec::new();
-        for rule in rules.iter().filter(|r| r.reachable) {
-            for m in &rule.matches {
-                if let Some(IndexKey::Header(name, _)) = m.index_key() {
-                    if !names.contains(&name) && names.len() < MAX_INDEXED_HEADERS {
-                        names.push(name);
-                    }
-                }
-            }
-        }
+        let names = indexed_names(rules);
         let mut by_header: BTreeMap<&str, BTreeMap<&[u8], Vec<u32>>> = BTreeMap::new();
         let mut by_prefix: BTreeMap<&[u8], Vec<u32>> = BTreeMap::new();
         let mut always = Vec::new();
@@ -160,13 +151,7 @@ impl RuleIndex {
             slots_by_len,
             by_header: by_header
                 .into_iter()
-                .map(|(name, values)| {
-                    let map = values
-                        .into_iter()
-                        .map(|(v, list)| (Box::from(v), list.into_boxed_slice()))
-                        .collect();
-                    (Box::from(name), map)
-                })
+                .map(|(name, values)| (Box::from(name), value_map(values)))
                 .collect(),
             prefix_lens: {
                 let mut lens: Vec<usize> = by_prefix.keys().map(|p| p.len()).collect();
@@ -174,14 +159,36 @@ impl RuleIndex {
                 lens.dedup();
                 lens.into_boxed_slice()
             },
-            by_prefix: by_prefix
-                .into_iter()
-                .map(|(p, list)| (Box::from(p), list.into_boxed_slice()))
-                .collect(),
+            by_prefix: value_map(by_prefix),
             always: always.into_boxed_slice(),
             filed,
         }
     }
+}
+
+/// The header names to index: the first [`MAX_INDEXED_HEADERS`] met in rule order.
+#[inline(never)]
+fn indexed_names(rules: &[Rule]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for rule in rules.iter().filter(|r| r.reachable) {
+        for m in &rule.matches {
+            if let Some(IndexKey::Header(name, _)) = m.index_key() {
+                if !names.contains(&name) && names.len() < MAX_INDEXED_HEADERS {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The lookup table of one index key kind, from the map it was filed in.
+#[inline(never)]
+fn value_map(filed: BTreeMap<&[u8], Vec<u32>>) -> ValueMap {
+    filed
+        .into_iter()
+        .map(|(v, list)| (Box::from(v), list.into_boxed_slice()))
+        .collect()
 }
 
 /// What a match entry is filed under in a [`RuleIndex`].
@@ -624,6 +631,13 @@ fn ip_of(addr: &[u8]) -> &[u8] {
 
 // ---------------------------------------------------------------------------
 // Compilation.
+//
+// The `#[inline(never)]` on the compile steps (here and on `RuleIndex::build`)
+// is for memory, not speed. Envoy's V8 compiles every function of the
+// module with TurboFan when it loads it, and the compiler's scratch memory
+// grows faster than the function: inlined into one 28 KiB function, the
+// compile steps left about 9 MiB more in Envoy's heap than kept apart
+// (bench/README.md, "Memory"). This code runs once per configuration.
 // ---------------------------------------------------------------------------
 
 /// Compiles services into a rule set, or names the first field that is wrong.
@@ -745,6 +759,7 @@ pub fn compile(
     Ok(set)
 }
 
+#[inline(never)]
 fn compile_rule(
     rule: &config::HttpRoute,
     path: &str,
@@ -799,6 +814,7 @@ fn compile_rule(
 
 /// Compiles one match entry; `None` when its source conditions rule it out
 /// on this sidecar.
+#[inline(never)]
 fn compile_match(
     m: &config::MatchRequest,
     path: &str,
@@ -881,6 +897,7 @@ fn join(path: &str, field: &str, sub: &str) -> String {
 
 type Matchers<K> = Box<[(K, StringMatcher)]>;
 
+#[inline(never)]
 fn header_matchers(
     map: Option<&BTreeMap<String, config::StringMatch>>,
     path: &str,
@@ -899,6 +916,7 @@ fn header_matchers(
         .collect()
 }
 
+#[inline(never)]
 fn query_matchers(
     map: Option<&BTreeMap<String, config::StringMatch>>,
     path: &str,
@@ -941,6 +959,7 @@ fn port(p: i64) -> Result<u16, Reason> {
         .ok_or(Reason::BadPort(p))
 }
 
+#[inline(never)]
 fn compile_route(
     rule: &config::HttpRoute,
     path: &str,
@@ -1015,6 +1034,7 @@ fn compile_route(
     })
 }
 
+#[inline(never)]
 fn cluster_name(
     d: &config::Destination,
     path: &str,
@@ -1082,6 +1102,7 @@ fn plain_value(v: &str) -> Result<(), Reason> {
     Ok(())
 }
 
+#[inline(never)]
 fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> {
     let given = [
         s.header.is_some(),
