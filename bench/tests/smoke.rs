@@ -93,3 +93,54 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
     );
     assert!(md.contains("| canary_router.wasm | "), "{md}");
 }
+
+/// `canary-bench compare` runs two modules in alternating pairs of fresh
+/// Envoys and prints the table; bad arguments are refused by name.
+#[test]
+fn compare_runs_two_modules_side_by_side_and_refuses_a_missing_file() {
+    let wasm = canary_test_harness::envoy::build_filter_wasm().expect("the filter .wasm");
+    let copy = std::env::temp_dir().join(format!("canary-compare-{}.wasm", std::process::id()));
+    std::fs::copy(wasm, &copy).expect("copying the module");
+    let run = Command::new(env!("CARGO_BIN_EXE_canary-bench"))
+        .args(["compare", "--pairs", "1", "--duration", "1", "--h1-only"])
+        .arg(wasm)
+        .arg(&copy)
+        .output()
+        .expect("running canary-bench compare");
+    let _ = std::fs::remove_file(&copy);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "compare failed:\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "canary-compare-{}.wasm over canary_router.wasm (1 pairs",
+            std::process::id()
+        )),
+        "{stdout}"
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| HTTP/1.1 (wrk) | 1 | 1 | "))
+        .unwrap_or_else(|| panic!("no HTTP/1.1 row:\n{stdout}"));
+    // Both sides served requests: the ratios are numbers, not "–".
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    for i in [4, 6] {
+        let v: f64 = cells[i]
+            .parse()
+            .unwrap_or_else(|_| panic!("cell {i} of {row:?} is not a ratio"));
+        assert!(v > 0.0, "{row}");
+    }
+    assert!(!stdout.contains("HTTP/2"), "--h1-only:\n{stdout}");
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_canary-bench"))
+        .args(["compare", "/nonexistent/a.wasm"])
+        .arg(wasm)
+        .output()
+        .expect("running canary-bench compare");
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/a.wasm: no such file"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
