@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::configs::{Kind, LISTENER_PORT};
 use crate::envoys::Starter;
-use crate::load::{Load, Proto, Sample};
+use crate::load::{Load, Proto, Sample, DEFAULT_H2_CONNECTIONS, DEFAULT_IN_FLIGHT};
 use crate::report::{self, AbResult};
-use crate::{cores, is_root, progress, LOAD_CORE, NICE};
+use crate::{cores, in_scratch, load_generator, number, progress};
 
 /// How to alternate.
 #[derive(Clone, Debug)]
@@ -22,6 +22,19 @@ pub struct Alternation {
     /// Warm-up of each fresh Envoy, per protocol (zero: none).
     pub warmup: Duration,
     pub protos: Vec<Proto>,
+}
+
+impl Default for Alternation {
+    /// 16 pairs of 2 s runs per protocol, HTTP/1.1 and HTTP/2, each Envoy
+    /// warmed up 1 s.
+    fn default() -> Self {
+        Alternation {
+            pairs: 16,
+            run: Duration::from_secs(2),
+            warmup: Duration::from_secs(1),
+            protos: vec![Proto::H1, Proto::H2],
+        }
+    }
 }
 
 /// Runs `alt.pairs` pairs of `kinds[0]` (the base) and `kinds[1]`; for each
@@ -102,18 +115,10 @@ Envoy CPU per request, req/s and the p99 difference, median and middle half.
 pub fn compare(args: &[String]) -> Result<(), String> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut config = crate::configs::rules_json(2);
-    let mut alt = Alternation {
-        pairs: 16,
-        run: Duration::from_secs(2),
-        warmup: Duration::from_secs(1),
-        protos: vec![Proto::H1, Proto::H2],
-    };
+    let mut alt = Alternation::default();
     let mut pin_cores = cores() >= 2;
     let mut it = args.iter();
-    let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
-        v.and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{flag} needs a number\n{COMPARE_USAGE}"))
-    };
+    let num = |v: Option<&String>, flag: &str| number(v, flag, COMPARE_USAGE);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--config" => {
@@ -160,18 +165,11 @@ pub fn compare(args: &[String]) -> Result<(), String> {
             config,
         },
     ];
-    let scratch = std::env::temp_dir().join(format!("canary-compare-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    let load = Load {
-        in_flight: 16,
-        h2_connections: 4,
-        core: pin_cores.then_some(LOAD_CORE),
-        nice: is_root().then_some(NICE),
-    };
-    let result = Starter::new(None, pin_cores)
-        .and_then(|starter| alternate(&starter, &load, &scratch, &kinds, &alt));
-    let _ = std::fs::remove_dir_all(&scratch);
-    let results = result?;
+    let load = load_generator(DEFAULT_IN_FLIGHT, DEFAULT_H2_CONNECTIONS, pin_cores);
+    let results = in_scratch("canary-compare", |scratch| {
+        let starter = Starter::new(None, pin_cores)?;
+        alternate(&starter, &load, scratch, &kinds, &alt)
+    })?;
     println!(
         "{} over {} ({} pairs of fresh Envoys per protocol, {} s runs):\n",
         kinds[1].name(),

@@ -29,6 +29,11 @@ pub struct Sample {
     pub envoy_cpu_us: Option<f64>,
 }
 
+/// Requests in flight by default (`--connections`).
+pub const DEFAULT_IN_FLIGHT: u32 = 16;
+/// HTTP/2 connections carrying them by default (`--h2-connections`).
+pub const DEFAULT_H2_CONNECTIONS: u32 = 4;
+
 /// How to generate load.
 #[derive(Clone, Debug)]
 pub struct Load {

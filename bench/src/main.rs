@@ -63,11 +63,8 @@ struct Opts {
     opt_levels: bool,
     callgrind: bool,
     envoy: bool,
-    /// Pairs of alternating short runs of the floor and canary-router.
-    ab_pairs: usize,
-    ab_duration: Duration,
-    /// Warm-up of each fresh Envoy of a pair, per protocol.
-    ab_warmup: Duration,
+    /// Alternating short runs of the floor and canary-router (no pairs: none).
+    ab: Alternation,
 }
 
 impl Opts {
@@ -77,23 +74,18 @@ impl Opts {
             rounds: 7,
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
-            in_flight: 16,
-            h2_connections: 4,
+            in_flight: load::DEFAULT_IN_FLIGHT,
+            h2_connections: load::DEFAULT_H2_CONNECTIONS,
             pin: true,
             out: Some(repo_root().join("docs/benchmarks.md")),
             opt_levels: true,
             callgrind: true,
             envoy: true,
-            ab_pairs: 16,
-            ab_duration: Duration::from_secs(2),
-            ab_warmup: Duration::from_secs(1),
+            ab: Alternation::default(),
         };
         let mut out_given = false;
         let mut it = args.iter();
-        let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
-            v.and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{flag} needs a number\n{USAGE}"))
-        };
+        let num = |v: Option<&String>, flag: &str| number(v, flag, USAGE);
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--smoke" => o.smoke = true,
@@ -117,7 +109,7 @@ impl Opts {
                 "--no-opt-levels" => o.opt_levels = false,
                 "--no-callgrind" => o.callgrind = false,
                 "--no-envoy" => o.envoy = false,
-                "--ab-pairs" => o.ab_pairs = num(it.next(), a)? as usize,
+                "--ab-pairs" => o.ab.pairs = num(it.next(), a)? as usize,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
@@ -128,9 +120,9 @@ impl Opts {
             o.warmup = Duration::ZERO;
             o.opt_levels = false;
             o.callgrind = false;
-            o.ab_pairs = 1;
-            o.ab_duration = Duration::from_secs(1);
-            o.ab_warmup = Duration::ZERO;
+            o.ab.pairs = 1;
+            o.ab.run = Duration::from_secs(1);
+            o.ab.warmup = Duration::ZERO;
             if !out_given {
                 o.out = None;
             }
@@ -249,14 +241,37 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// A number after `flag`, or an error naming the flag, with `usage`.
+fn number(v: Option<&String>, flag: &str, usage: &str) -> Result<u64, String> {
+    v.and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{flag} needs a number\n{usage}"))
+}
+
+/// The load generator: on its own core when pinning, at [`NICE`] as root.
+fn load_generator(in_flight: u32, h2_connections: u32, pin_cores: bool) -> Load {
+    Load {
+        in_flight,
+        h2_connections,
+        core: pin_cores.then_some(LOAD_CORE),
+        nice: is_root().then_some(NICE),
+    }
+}
+
+/// Runs `f` with a scratch directory of its own, removed afterwards.
+fn in_scratch<T>(name: &str, f: impl FnOnce(&Path) -> Result<T, String>) -> Result<T, String> {
+    let scratch = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let result = f(&scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
 fn run(opts: &Opts) -> Result<Report, String> {
     let started = Instant::now();
     let pin_cores = opts.pin && cores() >= 2;
-    let scratch = std::env::temp_dir().join(format!("canary-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    let result = run_in(opts, pin_cores, &scratch, started);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    in_scratch("canary-bench", |scratch| {
+        run_in(opts, pin_cores, scratch, started)
+    })
 }
 
 fn run_in(
@@ -429,12 +444,7 @@ fn envoy_runs(
 
     let protos = [Proto::H1, Proto::H2, Proto::Serial];
     report.protos = protos.to_vec();
-    let load = Load {
-        in_flight: opts.in_flight,
-        h2_connections: opts.h2_connections,
-        core: pin_cores.then_some(LOAD_CORE),
-        nice: is_root().then_some(NICE),
-    };
+    let load = load_generator(opts.in_flight, opts.h2_connections, pin_cores);
     let addr = |e: &Envoy| e.addr(LISTENER_PORT).map_err(|e| e.to_string());
     let plan = |proto: Proto| -> Vec<usize> {
         (0..planned.len())
@@ -530,19 +540,13 @@ fn envoy_runs(
     // The close comparison: the floor and canary-router in short runs, one
     // after the other, the order swapped every pair; each pair on two fresh
     // processes, warmed up.
-    if opts.ab_pairs > 0 {
+    if opts.ab.pairs > 0 {
         progress(format!(
             "alternating the wasm floor and canary-router: {} pairs of {:?} runs per protocol, fresh Envoys for each pair",
-            opts.ab_pairs, opts.ab_duration
+            opts.ab.pairs, opts.ab.run
         ));
-        let alt = Alternation {
-            pairs: opts.ab_pairs,
-            run: opts.ab_duration,
-            warmup: opts.ab_warmup,
-            protos: vec![Proto::H1, Proto::H2],
-        };
         let pair_kinds = [Kind::WasmFloor, Kind::CanaryRouter { rules: 2 }];
-        report.ab = alternate(&starter, &load, scratch, &pair_kinds, &alt)?;
+        report.ab = alternate(&starter, &load, scratch, &pair_kinds, &opts.ab)?;
     }
     Ok(version)
 }
