@@ -1,9 +1,9 @@
 //! Trimming the built `.wasm`: the proxy-wasm Rust SDK exports a function
 //! for every callback of the ABI, and Envoy calls each one the module
 //! exports, for every request, whether or not the filter does anything in
-//! it. Those calls cost Envoy more CPU than canary-router's decision itself
-//! (`docs/benchmarks.md`: 0.7% to 3% of Envoy's CPU per request for the
-//! callbacks below, against about 1% for all of canary-router's own work).
+//! it. Those calls cost Envoy 1% to 3% of its CPU per request for the
+//! callbacks below (`docs/benchmarks.md`, the *untrimmed exports* row),
+//! about as much as canary-router's own work.
 //! The host skips a callback the module does not export (proxy-wasm-cpp-host
 //! answers as the SDK's default would: continue, done), so the build removes
 //! the exports of the callbacks canary-router leaves at the SDK's default.
