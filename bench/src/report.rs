@@ -160,18 +160,20 @@ pub struct Report {
     pub ab: Vec<AbResult>,
 }
 
-/// Alternating short runs of the wasm floor and canary-router on one protocol.
+/// Alternating short runs of two Envoys under test on one protocol: in the
+/// report the wasm floor (the base) and canary-router; in `compare`, any two
+/// modules.
 #[derive(Clone, Debug)]
 pub struct AbResult {
     pub proto: Proto,
     /// Length of each run.
     pub run: std::time::Duration,
-    /// (floor, canary-router), run back to back.
+    /// (base, other), run back to back.
     pub pairs: Vec<(Sample, Sample)>,
 }
 
 impl AbResult {
-    /// The per-pair values of `f(floor, canary)`, finite ones only.
+    /// The per-pair values of `f(base, other)`, finite ones only.
     fn values(&self, f: impl Fn(&Sample, &Sample) -> f64) -> Vec<f64> {
         self.pairs
             .iter()
