@@ -90,6 +90,7 @@ pub fn alternate<'a>(
         .iter()
         .zip(pairs)
         .map(|(&proto, pairs)| AbResult {
+            other: kinds[1].clone(),
             proto,
             run: alt.run,
             pairs,

@@ -33,6 +33,9 @@ pub enum Kind {
     Native,
     /// Envoy's Lua filter makes the same decision.
     Lua,
+    /// The Lua filter leaving v1 to the default route, as canary-router
+    /// does with `defaultDestination`: it writes the header only for v2.
+    LuaDefaultRoute,
     /// The wasm floor's module making no host call: only the VM contexts of
     /// a stream (Envoy's default route takes every request to v1).
     WasmEmpty,
@@ -43,6 +46,10 @@ pub enum Kind {
     WasmFloor,
     /// canary-router with this many rules, the matching one last.
     CanaryRouter { rules: usize },
+    /// canary-router (2 rules) without `defaultDestination`: it writes the
+    /// route header and re-selects the route for every request, like the
+    /// wasm floor and Lua.
+    CanaryRouterEveryRequest,
     /// canary-router (2 rules) built without trimming its exports: Envoy
     /// calls every proxy-wasm callback the SDK exports (`canary_router::exports`).
     CanaryRouterUntrimmed,
@@ -61,11 +68,13 @@ impl Kind {
         match self {
             Kind::Native => "native".into(),
             Kind::Lua => "lua".into(),
+            Kind::LuaDefaultRoute => "lua, v1 left to the default route".into(),
             Kind::WasmEmpty => "wasm, empty filter".into(),
             Kind::WasmNoRead => "wasm floor, no header read".into(),
             Kind::WasmFloor => "wasm floor".into(),
             Kind::CanaryRouter { rules: 2 } => "canary-router".into(),
             Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
+            Kind::CanaryRouterEveryRequest => "canary-router, header on every request".into(),
             Kind::CanaryRouterUntrimmed => "canary-router, untrimmed exports".into(),
             Kind::Module { name, .. } => name.clone(),
         }
@@ -149,12 +158,14 @@ pub fn clusters_json(v1_port: u16, v2_port: u16) -> String {
 }
 
 /// The Lua script: the header rule, then a weighted random pick; write the
-/// cluster header and re-select the route.
-pub fn lua_script() -> String {
+/// cluster header and re-select the route (with `every_request` false, only
+/// for v2: v1 is the default route's).
+pub fn lua_script(every_request: bool) -> String {
     let (name, value) = CANARY_HEADER;
     let percent = (V2_SHARE * 100.0).round() as u32;
-    format!(
-        r#"function envoy_on_request(handle)
+    if every_request {
+        format!(
+            r#"function envoy_on_request(handle)
   local headers = handle:headers()
   local cluster = "{V1}"
   if headers:get("{name}") == "{value}" or math.random(100) <= {percent} then
@@ -164,7 +175,19 @@ pub fn lua_script() -> String {
   handle:clearRouteCache()
 end
 "#
-    )
+        )
+    } else {
+        format!(
+            r#"function envoy_on_request(handle)
+  local headers = handle:headers()
+  if headers:get("{name}") == "{value}" or math.random(100) <= {percent} then
+    headers:replace("{ROUTE_HEADER}", "{V2}")
+    handle:clearRouteCache()
+  end
+end
+"#
+        )
+    }
 }
 
 /// What the rules before the matching one look at.
@@ -199,13 +222,26 @@ impl Filler {
 /// rule first (n >= 2), then `n - 2` rules that never match the benchmark's
 /// traffic (exact matches on four other headers), then the 90/10 split,
 /// which matches every request: a request without `x-canary` runs through
-/// every rule before it is routed.
+/// every rule before it is routed. v1 is the `defaultDestination`, as in an
+/// Istio mesh whose VirtualService's last route goes to v1
+/// (`wasmplugin/route-virtualservice.yaml`).
 pub fn rules_json(n: usize) -> String {
     rules_json_with(n, Filler::Header)
 }
 
 /// [`rules_json`] with another kind of non-matching rule.
 pub fn rules_json_with(n: usize, filler: Filler) -> String {
+    rules_json_inner(n, filler, true)
+}
+
+/// [`rules_json`] without `defaultDestination`: the filter writes the route
+/// header and re-selects the route for every request, v1 included, as the
+/// wasm floor and Lua do.
+pub fn rules_json_every_request(n: usize) -> String {
+    rules_json_inner(n, Filler::Header, false)
+}
+
+fn rules_json_inner(n: usize, filler: Filler, default_route: bool) -> String {
     let dest = |subset: &str| serde_json::json!({ "host": HOST, "subset": subset, "port": { "number": 80 } });
     let mut http = Vec::with_capacity(n);
     if n >= 2 {
@@ -239,10 +275,16 @@ pub fn rules_json_with(n: usize, filler: Filler) -> String {
             { "destination": dest("v2"), "weight": 100 - v1 }
         ]
     }));
+    let mut service = serde_json::json!({ "hosts": [HOST], "http": http });
+    if default_route {
+        // The route table's `default` route goes to v1 (see
+        // `under_test_yaml`): decisions for v1 are left to it.
+        service["defaultDestination"] = dest("v1");
+    }
     serde_json::json!({
         "routeHeader": ROUTE_HEADER,
         "namespace": "default",
-        "services": [{ "hosts": [HOST], "http": http }]
+        "services": [service]
     })
     .to_string()
 }
@@ -282,8 +324,8 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
     let wasm_path = wasm.map(|p| p.display().to_string()).unwrap_or_default();
     let filter = match kind {
         Kind::Native => String::new(),
-        Kind::Lua => {
-            let script: String = lua_script()
+        Kind::Lua | Kind::LuaDefaultRoute => {
+            let script: String = lua_script(*kind == Kind::Lua)
                 .lines()
                 .map(|l| format!("                  {l}\n"))
                 .collect();
@@ -302,6 +344,9 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
         Kind::WasmFloor => wasm_filter("wasm-floor", &wasm_path, "{}"),
         Kind::CanaryRouter { rules } => {
             wasm_filter("canary-router", &wasm_path, &rules_json(*rules))
+        }
+        Kind::CanaryRouterEveryRequest => {
+            wasm_filter("canary-router", &wasm_path, &rules_json_every_request(2))
         }
         Kind::CanaryRouterUntrimmed => wasm_filter("canary-router", &wasm_path, &rules_json(2)),
         Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),

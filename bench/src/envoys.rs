@@ -72,9 +72,9 @@ impl<'a> Starter<'a> {
                 .ok_or_else(|| format!("{}: no module given", kind.name()))
         };
         match kind {
-            Kind::Native | Kind::Lua => Ok(None),
+            Kind::Native | Kind::Lua | Kind::LuaDefaultRoute => Ok(None),
             Kind::WasmEmpty | Kind::WasmNoRead | Kind::WasmFloor => from(|m| m.floor),
-            Kind::CanaryRouter { .. } => from(|m| m.filter),
+            Kind::CanaryRouter { .. } | Kind::CanaryRouterEveryRequest => from(|m| m.filter),
             Kind::CanaryRouterUntrimmed => from(|m| m.untrimmed),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
         }

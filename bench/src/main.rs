@@ -429,10 +429,12 @@ fn envoy_runs(
     let planned: Vec<(Kind, &[Proto])> = vec![
         (Kind::Native, all),
         (Kind::Lua, all),
+        (Kind::LuaDefaultRoute, all),
         (Kind::WasmEmpty, both),
         (Kind::WasmNoRead, both),
         (Kind::WasmFloor, all),
         (Kind::CanaryRouter { rules: 2 }, all),
+        (Kind::CanaryRouterEveryRequest, all),
         (Kind::CanaryRouterUntrimmed, all),
         (Kind::CanaryRouter { rules: 1 }, h1),
         (Kind::CanaryRouter { rules: 10 }, h1),
@@ -542,11 +544,18 @@ fn envoy_runs(
     // processes, warmed up.
     if opts.ab.pairs > 0 {
         progress(format!(
-            "alternating the wasm floor and canary-router: {} pairs of {:?} runs per protocol, fresh Envoys for each pair",
+            "alternating the wasm floor and each canary-router configuration: {} pairs of {:?} runs per protocol, fresh Envoys for each pair",
             opts.ab.pairs, opts.ab.run
         ));
-        let pair_kinds = [Kind::WasmFloor, Kind::CanaryRouter { rules: 2 }];
-        report.ab = alternate(&starter, &load, scratch, &pair_kinds, &opts.ab)?;
+        for other in [
+            Kind::CanaryRouter { rules: 2 },
+            Kind::CanaryRouterEveryRequest,
+        ] {
+            let pair_kinds = [Kind::WasmFloor, other];
+            report
+                .ab
+                .extend(alternate(&starter, &load, scratch, &pair_kinds, &opts.ab)?);
+        }
     }
     Ok(version)
 }
@@ -676,12 +685,12 @@ fn opt_levels(budget: Duration) -> Result<Vec<OptRow>, String> {
             bytes: file_size(&wasm)?,
             us_2: Some(wasmcost::per_request_us(
                 &wasm,
-                configs::rules_json(2).as_bytes(),
+                configs::rules_json_every_request(2).as_bytes(),
                 budget,
             )?),
             us_1000: Some(wasmcost::per_request_us(
                 &wasm,
-                configs::rules_json(1000).as_bytes(),
+                configs::rules_json_every_request(1000).as_bytes(),
                 budget,
             )?),
         });
@@ -711,7 +720,7 @@ fn decide_costs(
             ns_prefix: decide::time_per_decision(&prefix, budget)?,
             wasm_us: Some(wasmcost::per_request_us(
                 filter,
-                configs::rules_json(rules).as_bytes(),
+                configs::rules_json_every_request(rules).as_bytes(),
                 budget,
             )?),
             ..DecideRow::default()
@@ -739,8 +748,10 @@ fn decide_costs(
         "*decide ns*: `RuleSet::decide` natively (release), median of 7 timed batches. \
          *instructions*: per decision under callgrind (– when valgrind is missing or skipped). \
          *.wasm in-process µs*: one request (`on_request_headers` + `on_response_headers`) \
-         through `canary_router.wasm` in the test harness's wasmtime host; the wasm floor \
-         takes {floor_us:.2} µs there, so the difference is canary-router's own work. \
+         through `canary_router.wasm` in the test harness's wasmtime host, its rules \
+         without `defaultDestination` so that, like the floor, it writes the header for \
+         every request; the wasm floor takes {floor_us:.2} µs there, so the difference is \
+         canary-router's own work. \
          *Envoy*: HTTP/1.1 medians from the tables above (× 1 rule paired by round)."
     );
     Ok((rows, note))

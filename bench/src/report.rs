@@ -165,6 +165,8 @@ pub struct Report {
 /// modules.
 #[derive(Clone, Debug)]
 pub struct AbResult {
+    /// The configuration compared with the base.
+    pub other: Kind,
     pub proto: Proto,
     /// Length of each run.
     pub run: std::time::Duration,
@@ -189,9 +191,9 @@ pub fn ab_table(results: &[AbResult], base: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| protocol | pairs | run s | Envoy CPU per request × {base} | middle half | req/s × {base} | middle half | p99 − {base} µs | middle half |"
+        "| configuration | protocol | pairs | run s | Envoy CPU per request × {base} | middle half | req/s × {base} | middle half | p99 − {base} µs | middle half |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---|---:|---|---:|---|");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---|---:|---|---:|---|");
     for ab in results {
         let secs = ab.run.as_secs_f64();
         let (c, c_lo, c_hi) = quartiles(&ab.values(|f, c| cpu_ratio(c, f)));
@@ -199,7 +201,8 @@ pub fn ab_table(results: &[AbResult], base: &str) -> String {
         let (d, d_lo, d_hi) = quartiles(&ab.values(|f, c| c.p99_us - f.p99_us));
         let _ = writeln!(
             md,
-            "| {} | {} | {secs:.0} | {} | {} … {} | {} | {} … {} | {d:+.0} | {d_lo:+.0} … {d_hi:+.0} |",
+            "| {} | {} | {} | {secs:.0} | {} | {} … {} | {} | {} … {} | {d:+.0} | {d_lo:+.0} … {d_hi:+.0} |",
+            ab.other.name(),
             ab.proto.label(),
             ab.pairs.len(),
             ratio(c),
@@ -270,85 +273,21 @@ impl Report {
         self.configs.iter().find(|c| &c.kind == kind)
     }
 
-    /// The targets of issue 7 with their verdicts.
+    /// The targets of issue 7 with their verdicts, for canary-router (with
+    /// `defaultDestination`, as deployed) and, where it ran, canary-router
+    /// writing the header on every request as the floor and Lua do.
     pub fn targets(&self) -> Vec<Target> {
         let mut out = Vec::new();
-        let cr = Kind::CanaryRouter { rules: 2 };
-        for &proto in &self.protos {
-            let (Some(c), Some(floor), Some(lua)) = (
-                self.find(&cr),
-                self.find(&Kind::WasmFloor),
-                self.find(&Kind::Lua),
-            ) else {
-                continue;
-            };
-            if c.samples(proto).is_empty() {
-                continue;
-            }
-            let p = proto.label();
-            // Against the floor: from the alternating pairs when there are
-            // some (many short runs, one after the other), else paired by round.
-            let alternating = self
-                .ab
-                .iter()
-                .find(|a| a.proto == proto && a.pairs.len() >= 2);
-            let versus_floor =
-                |f: fn(&Sample, &Sample) -> f64, fmt: fn(f64) -> String| match alternating {
-                    Some(ab) => {
-                        let values = ab.values(|floor, canary| f(canary, floor));
-                        let (m, lo, hi) = quartiles(&values);
-                        let n = ab.pairs.len();
-                        let text = format!(
-                            "({n} alternating pairs; middle half {} … {})",
-                            fmt(lo),
-                            fmt(hi)
-                        );
-                        (!values.is_empty()).then_some((m, text))
+        if let (Some(floor), Some(lua)) = (self.find(&Kind::WasmFloor), self.find(&Kind::Lua)) {
+            for &proto in &self.protos {
+                for kind in [
+                    Kind::CanaryRouter { rules: 2 },
+                    Kind::CanaryRouterEveryRequest,
+                ] {
+                    if let Some(c) = self.find(&kind).filter(|c| !c.samples(proto).is_empty()) {
+                        self.targets_of(c, proto, floor, lua, &mut out);
                     }
-                    None => {
-                        let rounds = c.paired(floor, proto, f);
-                        rounds
-                            .iter()
-                            .all(|r| r.is_finite())
-                            .then(|| (median(rounds.iter().copied()), range(&rounds, fmt)))
-                    }
-                };
-            // The serial runs are not a throughput measure: only their p99 counts.
-            if proto != Proto::Serial {
-                if let Some((m, text)) = versus_floor(cpu_ratio, |v| format!("{v:.3}")) {
-                    out.push(Target {
-                        what: format!(
-                            "{p}: canary-router Envoy CPU per request ≤ wasm floor ÷ 0.97 (the throughput target, in CPU time)"
-                        ),
-                        measured: format!("{m:.3} × {text}"),
-                        met: Some(m <= 1.0 / 0.97),
-                    });
                 }
-                if let Some((m, text)) = versus_floor(|a, b| a.rps / b.rps, |v| format!("{v:.3}")) {
-                    out.push(Target {
-                        what: format!("{p}: canary-router throughput ≥ 0.97 × wasm floor"),
-                        measured: format!("{m:.3} × {text}"),
-                        met: Some(m >= 0.97),
-                    });
-                }
-            }
-            if let Some((m, text)) =
-                versus_floor(|a, b| a.p99_us - b.p99_us, |v| format!("{v:+.0}"))
-            {
-                out.push(Target {
-                    what: format!("{p}: canary-router p99 ≤ wasm floor p99 + 50 µs"),
-                    measured: format!("{m:+.0} µs {text}"),
-                    met: Some(m <= 50.0),
-                });
-            }
-            if proto != Proto::Serial {
-                let rounds = c.paired(lua, proto, |a, b| a.rps / b.rps);
-                let r = median(rounds.iter().copied());
-                out.push(Target {
-                    what: format!("{p}: canary-router throughput ≥ Lua"),
-                    measured: format!("{r:.3} × Lua {}", range(&rounds, |v| format!("{v:.3}"))),
-                    met: Some(r >= 1.0),
-                });
             }
         }
         let one = self.decide.iter().find(|d| d.rules == 1);
@@ -378,6 +317,97 @@ impl Report {
             }
         }
         out
+    }
+
+    /// The targets against the floor and Lua of one canary-router
+    /// configuration on one protocol.
+    fn targets_of(
+        &self,
+        c: &ConfigResult,
+        proto: Proto,
+        floor: &ConfigResult,
+        lua: &ConfigResult,
+        out: &mut Vec<Target>,
+    ) {
+        let p = proto.label();
+        let name = c.kind.name();
+        // Against the floor: from the alternating pairs when there are
+        // some (many short runs, one after the other), else paired by round.
+        let alternating = self
+            .ab
+            .iter()
+            .find(|a| a.proto == proto && a.other == c.kind && a.pairs.len() >= 2);
+        let versus_floor =
+            |f: fn(&Sample, &Sample) -> f64, fmt: fn(f64) -> String| match alternating {
+                Some(ab) => {
+                    let values = ab.values(|floor, canary| f(canary, floor));
+                    let (m, lo, hi) = quartiles(&values);
+                    let n = ab.pairs.len();
+                    let text = format!(
+                        "({n} alternating pairs; middle half {} … {})",
+                        fmt(lo),
+                        fmt(hi)
+                    );
+                    (!values.is_empty()).then_some((m, text))
+                }
+                None => {
+                    let rounds = c.paired(floor, proto, f);
+                    rounds
+                        .iter()
+                        .all(|r| r.is_finite())
+                        .then(|| (median(rounds.iter().copied()), range(&rounds, fmt)))
+                }
+            };
+        // The serial runs are not a throughput measure: only their p99 counts.
+        if proto != Proto::Serial {
+            if let Some((m, text)) = versus_floor(cpu_ratio, |v| format!("{v:.3}")) {
+                out.push(Target {
+                    what: format!(
+                        "{p}: {name} Envoy CPU per request ≤ wasm floor ÷ 0.97 (the throughput target, in CPU time)"
+                    ),
+                    measured: format!("{m:.3} × {text}"),
+                    met: Some(m <= 1.0 / 0.97),
+                });
+            }
+            if let Some((m, text)) = versus_floor(|a, b| a.rps / b.rps, |v| format!("{v:.3}")) {
+                out.push(Target {
+                    what: format!("{p}: {name} throughput ≥ 0.97 × wasm floor"),
+                    measured: format!("{m:.3} × {text}"),
+                    met: Some(m >= 0.97),
+                });
+            }
+        }
+        if let Some((m, text)) = versus_floor(|a, b| a.p99_us - b.p99_us, |v| format!("{v:+.0}")) {
+            out.push(Target {
+                what: format!("{p}: {name} p99 ≤ wasm floor p99 + 50 µs"),
+                measured: format!("{m:+.0} µs {text}"),
+                met: Some(m <= 50.0),
+            });
+        }
+        if proto == Proto::Serial {
+            return;
+        }
+        // Lua as the issue writes it (the header on every request); and for
+        // canary-router with `defaultDestination`, Lua leaving v1 to the
+        // default route likewise, the like-for-like comparison.
+        let mut luas = vec![(lua, "Lua")];
+        if c.kind == (Kind::CanaryRouter { rules: 2 }) {
+            if let Some(l) = self.find(&Kind::LuaDefaultRoute) {
+                luas.push((l, "Lua leaving v1 to the default route"));
+            }
+        }
+        for (l, label) in luas {
+            if l.samples(proto).is_empty() {
+                continue;
+            }
+            let rounds = c.paired(l, proto, |a, b| a.rps / b.rps);
+            let r = median(rounds.iter().copied());
+            out.push(Target {
+                what: format!("{p}: {name} throughput ≥ {label}"),
+                measured: format!("{r:.3} × {label} {}", range(&rounds, |v| format!("{v:.3}"))),
+                met: Some(r >= 1.0),
+            });
+        }
     }
 
     /// The whole report as Markdown.
@@ -673,6 +703,55 @@ mod tests {
     }
 
     #[test]
+    fn both_canary_router_configurations_are_judged_and_lua_like_for_like() {
+        let report = Report {
+            protos: vec![Proto::H1],
+            configs: vec![
+                config(Kind::Lua, &[(1000.0, 800.0)]),
+                config(Kind::LuaDefaultRoute, &[(1100.0, 800.0)]),
+                config(Kind::WasmFloor, &[(1000.0, 900.0)]),
+                config(Kind::CanaryRouter { rules: 2 }, &[(1050.0, 900.0)]),
+                config(Kind::CanaryRouterEveryRequest, &[(960.0, 900.0)]),
+            ],
+            ..Report::default()
+        };
+        let targets = report.targets();
+        let verdict = |what: &str| {
+            let found: Vec<_> = targets.iter().filter(|t| t.what == what).collect();
+            assert_eq!(found.len(), 1, "{what}");
+            (found[0].measured.clone(), found[0].met)
+        };
+        let h1 = "HTTP/1.1 (wrk)";
+        let cr = "canary-router";
+        let every = "canary-router, header on every request";
+        assert_eq!(
+            verdict(&format!("{h1}: {cr} throughput ≥ 0.97 × wasm floor")).1,
+            Some(true)
+        );
+        assert_eq!(
+            verdict(&format!("{h1}: {every} throughput ≥ 0.97 × wasm floor")).1,
+            Some(false)
+        );
+        let (m, met) = verdict(&format!("{h1}: {cr} throughput ≥ Lua"));
+        assert!(m.starts_with("1.050 × Lua"), "{m}");
+        assert_eq!(met, Some(true));
+        let (m, met) = verdict(&format!(
+            "{h1}: {cr} throughput ≥ Lua leaving v1 to the default route"
+        ));
+        assert!(m.starts_with("0.955 × Lua leaving v1"), "{m}");
+        assert_eq!(met, Some(false));
+        assert_eq!(
+            verdict(&format!("{h1}: {every} throughput ≥ Lua")).1,
+            Some(false)
+        );
+        // The header-on-every-request configuration is compared with the Lua
+        // that does the same, only.
+        assert!(!targets
+            .iter()
+            .any(|t| t.what.starts_with(&format!("{h1}: {every}")) && t.what.contains("leaving")));
+    }
+
+    #[test]
     fn alternating_runs_give_the_verdicts_on_the_floor_when_present() {
         let sample = |rps: f64, p99_us: f64, cpu: f64| Sample {
             rps,
@@ -693,6 +772,7 @@ mod tests {
         // ... five alternating pairs say 1% more CPU, 1% less throughput,
         // and +10 µs; one disturbed pair does not move the median.
         report.ab.push(AbResult {
+            other: Kind::CanaryRouter { rules: 2 },
             proto: Proto::H1,
             run: std::time::Duration::from_secs(2),
             pairs: vec![

@@ -76,6 +76,11 @@ pub struct Service {
     /// Rules, tried in order.
     #[serde(default)]
     pub http: Vec<HttpRoute>,
+    /// Where Envoy's own route sends this service's requests when the
+    /// filter leaves them alone (in Istio: the last route of the
+    /// VirtualService). Requests the rules send there are left alone too:
+    /// no header is written and the route is not re-selected.
+    pub default_destination: Option<Destination>,
 }
 
 /// One rule: an Istio `HTTPRoute` (the fields canary-router supports).

@@ -306,6 +306,19 @@ pub struct Destination {
     pub weight: u32,
     /// Index of this destination across the whole rule set, for stats.
     pub stat_index: u32,
+    /// How a request gets there.
+    pub via: Via,
+}
+
+/// How a request reaches a [`Destination`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The filter writes the cluster into the route header and Envoy
+    /// re-selects the route.
+    RouteHeader,
+    /// The destination is the service's `defaultDestination`: Envoy's own
+    /// route already sends the request there, so the filter leaves it alone.
+    DefaultRoute,
 }
 
 /// What a sticky pick hashes.
@@ -745,6 +758,9 @@ pub fn compile(
                 &mut set.destinations,
             )?);
         }
+        if let Some(d) = &svc.default_destination {
+            mark_default_route(&mut rules, d, &format!("{spath}.defaultDestination"), &exp)?;
+        }
         let index = Some(RuleIndex::build(&rules)).filter(|i| i.filed >= INDEX_MIN_RULES);
         set.services.push(Service {
             name: name.into(),
@@ -1011,6 +1027,7 @@ fn compile_route(
             label: label.into(),
             weight,
             stat_index: *next_stat,
+            via: Via::RouteHeader,
         });
         *next_stat = next_stat.saturating_add(1);
     }
@@ -1032,6 +1049,24 @@ fn compile_route(
         destinations,
         sticky,
     })
+}
+
+/// Marks the destinations that are the service's `defaultDestination`
+/// ([`Via::DefaultRoute`]).
+#[inline(never)]
+fn mark_default_route(
+    rules: &mut [Rule],
+    default: &config::Destination,
+    path: &str,
+    exp: &Expansion<'_>,
+) -> Result<(), ConfigError> {
+    let (cluster, _) = cluster_name(default, path, exp)?;
+    rules
+        .iter_mut()
+        .flat_map(|r| r.route.destinations.iter_mut())
+        .filter(|d| *d.cluster == *cluster)
+        .for_each(|d| d.via = Via::DefaultRoute);
+    Ok(())
 }
 
 #[inline(never)]

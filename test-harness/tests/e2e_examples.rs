@@ -24,11 +24,18 @@ const FQDN: &str = "backend.default.svc.cluster.local";
 const CLUSTER_V1: &str = "outbound|80|v1|backend.default.svc.cluster.local";
 const CLUSTER_V2: &str = "outbound|80|v2|backend.default.svc.cluster.local";
 /// Examples that route with the rules inlined in their envoy.yaml alone.
-const EXAMPLES: [&str; 4] = ["header-override", "source-labels", "sticky", "weighted"];
+const EXAMPLES: [&str; 5] = [
+    "default-destination",
+    "header-override",
+    "source-labels",
+    "sticky",
+    "weighted",
+];
 /// Examples whose envoy.yaml inlines their rules.json: the routing ones, and
 /// `configmap-poll` (whose inline config only names the rule server).
-const INLINE: [&str; 5] = [
+const INLINE: [&str; 6] = [
     "configmap-poll",
+    "default-destination",
     "header-override",
     "source-labels",
     "sticky",
@@ -468,6 +475,110 @@ fn header_override_sends_testers_to_v2_and_others_90_10() {
             0,
             "{what}"
         );
+    }
+    assert_no_5xx(&envoy);
+}
+
+// ---------------------------------------------------------------------------
+// default-destination: v1 stays on Envoy's own route
+
+/// Which way a request of the `default-destination` example went:
+/// `<version> via <route>`, with `, header <value>` when the backend
+/// received the route header (`x-saw-canary-upstream`).
+fn path_of(resp: &Response, rule: &str) -> Result<String, String> {
+    let version = version_of(resp, Some(rule))?;
+    let route = resp
+        .header("x-route")
+        .ok_or_else(|| format!("no x-route in {:?}", resp.headers))?;
+    Ok(match resp.header("x-saw-canary-upstream") {
+        Some(seen) => format!("{version} via {route}, header {seen}"),
+        None => format!("{version} via {route}"),
+    })
+}
+
+/// Sends `n` copies of `req` and counts them by [`path_of`].
+fn paths(envoy: &Envoy, n: usize, req: &Request, rule: &str) -> Split {
+    let mut client = or_panic(envoy.client(10000));
+    let mut split = Split::default();
+    for i in 0..n {
+        let resp = or_panic(client.send(req));
+        split.add(or_panic(
+            path_of(&resp, rule).map_err(|e| format!("request {i} ({req:?}): {e}")),
+        ));
+    }
+    split
+}
+
+#[test]
+fn default_destination_leaves_v1_requests_on_envoys_own_route() {
+    let envoy = start("default-destination", None);
+    let v1 = "v1 via default";
+    let v2 = format!("v2 via canary, header {CLUSTER_V2}");
+    // A client's copy of the route header, whatever it names, is gone before
+    // the route is chosen: for v1 the filter removes it and re-selects.
+    let spoofed = spoofed_requests();
+    let mut cases = vec![("plain", backend())];
+    cases.extend(spoofed.iter().cloned());
+    for (what, req) in cases {
+        let before = or_panic(envoy.stats());
+        let split = paths(&envoy, N, &req, "split");
+        assert_eq!(
+            split.count(v1) + split.count(&v2),
+            N as u64,
+            "{what}: every v1 answer on the default route without the header, \
+             every v2 answer on the header's route: {split}"
+        );
+        if let Err(e) = check_binomial(N as u64, 0.1, split.count(&v2)) {
+            panic!("{what}: v2 share: {e}; {split}");
+        }
+        let after = or_panic(envoy.stats());
+        let by_version = Split {
+            counts: [("v1", split.count(v1)), ("v2", split.count(&v2))]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        };
+        assert_counted(&before, &after, "split", &by_version);
+        let removed = if what == "plain" { 0 } else { N as u64 };
+        assert_eq!(
+            delta(
+                &before,
+                &after,
+                "wasmcustom.canary_router.spoofed_header_removed"
+            ),
+            removed,
+            "{what}"
+        );
+    }
+    // The header rule's destination is v2: always written.
+    let testers = paths(
+        &envoy,
+        200,
+        &backend().header("canary", "canary-tester"),
+        "testers",
+    );
+    assert_eq!(testers.count(&v2), 200, "{testers}");
+    assert_no_5xx(&envoy);
+}
+
+#[test]
+fn without_default_destination_v1_requests_take_the_header_route_too() {
+    // The same example with the field removed: the filter writes every
+    // decision, so v1 answers come through the `canary` route with the header.
+    let mut rules = rules_json("default-destination", "rules.json");
+    let removed = rules["services"][0]
+        .as_object_mut()
+        .and_then(|s| s.remove("defaultDestination"));
+    assert!(removed.is_some(), "the example names a defaultDestination");
+    let mut config = config("default-destination", None);
+    or_panic(config.set_wasm_configuration(&rules.to_string()));
+    let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
+    let split = paths(&envoy, N, &backend(), "split");
+    let v1 = format!("v1 via canary, header {CLUSTER_V1}");
+    let v2 = format!("v2 via canary, header {CLUSTER_V2}");
+    assert_eq!(split.count(&v1) + split.count(&v2), N as u64, "{split}");
+    if let Err(e) = check_binomial(N as u64, 0.1, split.count(&v2)) {
+        panic!("v2 share: {e}; {split}");
     }
     assert_no_5xx(&envoy);
 }

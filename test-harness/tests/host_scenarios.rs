@@ -202,6 +202,58 @@ fn spoofed_route_header_is_removed_on_every_request() {
 }
 
 #[test]
+fn default_destination_requests_are_left_untouched() {
+    let mut vm = configured("default-destination", "rules.json");
+    let (mut to_v1, mut to_v2) = (0, 0);
+    for _ in 0..10_000 {
+        let r = vm
+            .request(&[(":authority", "backend"), (":path", "/")])
+            .unwrap();
+        match r.header("x-canary-upstream") {
+            // v1 is Envoy's own route: no header, no re-selection.
+            None => {
+                assert_eq!(r.route_cache_clears, 0);
+                to_v1 += 1;
+            }
+            Some(V2) => {
+                assert_eq!(r.route_cache_clears, 1);
+                to_v2 += 1;
+            }
+            Some(other) => panic!("wrote {other}"),
+        }
+        vm.close(&r).unwrap();
+    }
+    let check = binomial(10_000, 0.1, to_v2, 5.0);
+    assert!(check.ok(), "v2: {check}");
+    assert_eq!(vm.metric(SPLIT_V1), Some(to_v1), "v1 decisions still count");
+    // A client's copy is removed, and the route it chose re-selected, when
+    // the decision is v1 too.
+    let mut spoofed_v1 = 0;
+    for _ in 0..2_000 {
+        let r = vm
+            .request(&[
+                (":authority", "backend"),
+                (":path", "/"),
+                ("x-canary-upstream", V2),
+            ])
+            .unwrap();
+        assert_eq!(r.route_cache_clears, 1);
+        if r.header("x-canary-upstream").is_none() {
+            spoofed_v1 += 1;
+        } else {
+            assert_eq!(r.header("x-canary-upstream"), Some(V2));
+        }
+        vm.close(&r).unwrap();
+    }
+    let check = binomial(2_000, 0.9, spoofed_v1, 5.0);
+    assert!(check.ok(), "spoofed requests decided v1: {check}");
+    assert_eq!(
+        vm.metric("canary_router.spoofed_header_removed"),
+        Some(2_000)
+    );
+}
+
+#[test]
 fn debug_header_names_service_rule_and_destination() {
     let mut vm = configured("header-override", "rules.json");
     let r = vm

@@ -1,5 +1,7 @@
 //! Per-request work: read the request headers once, decide, write the
-//! cluster header, re-select the route, count.
+//! cluster header, re-select the route, count. A decision for the
+//! service's `defaultDestination` writes nothing and re-selects nothing:
+//! Envoy's own route already goes there.
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -8,7 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::pairs::Pairs;
-use crate::rules::{Outcome, RequestView};
+use crate::rules::{Outcome, RequestView, Via};
 
 use super::hostio::{self, Map, Status};
 use super::metrics::bump;
@@ -124,12 +126,19 @@ fn route(active: &Active) -> Option<u32> {
     let mut served = None;
     let mut modified = false;
     if let Outcome::Routed(d) = outcome {
-        match hostio::replace_header(Map::Request, header, d.target.cluster.as_bytes()) {
-            Ok(()) => {
-                served = Some(d.target.stat_index);
-                modified = true;
+        match d.target.via {
+            // Envoy's own route goes there: no write, no re-selection
+            // (unless a client's copy of the header is removed below).
+            Via::DefaultRoute => served = Some(d.target.stat_index),
+            Via::RouteHeader => {
+                match hostio::replace_header(Map::Request, header, d.target.cluster.as_bytes()) {
+                    Ok(()) => {
+                        served = Some(d.target.stat_index);
+                        modified = true;
+                    }
+                    Err(s) => host_error(active, "proxy_replace_header_map_value", s),
+                }
             }
-            Err(s) => host_error(active, "proxy_replace_header_map_value", s),
         }
     }
     if spoofed {
