@@ -39,6 +39,10 @@ pub enum Kind {
     /// The wasm floor's module making no host call: only the VM contexts of
     /// a stream (Envoy's default route takes every request to v1).
     WasmEmpty,
+    /// The wasm floor's header read alone: one host call reads every
+    /// request header, nothing is written (Envoy's default route takes
+    /// every request to v1).
+    WasmReadOnly,
     /// The wasm floor without its header read: writes the cluster header
     /// and clears the route cache.
     WasmNoRead,
@@ -70,6 +74,7 @@ impl Kind {
             Kind::Lua => "lua".into(),
             Kind::LuaDefaultRoute => "lua, v1 left to the default route".into(),
             Kind::WasmEmpty => "wasm, empty filter".into(),
+            Kind::WasmReadOnly => "wasm, header read only".into(),
             Kind::WasmNoRead => "wasm floor, no header read".into(),
             Kind::WasmFloor => "wasm floor".into(),
             Kind::CanaryRouter { rules: 2 } => "canary-router".into(),
@@ -84,16 +89,20 @@ impl Kind {
     /// with one rule has only the split).
     pub fn has_header_rule(&self) -> bool {
         match self {
-            Kind::WasmEmpty | Kind::WasmNoRead | Kind::WasmFloor | Kind::Module { .. } => false,
+            Kind::WasmEmpty
+            | Kind::WasmReadOnly
+            | Kind::WasmNoRead
+            | Kind::WasmFloor
+            | Kind::Module { .. } => false,
             Kind::CanaryRouter { rules } => *rules >= 2,
             _ => true,
         }
     }
 
     /// Whether the configuration splits the traffic 90/10 (the empty
-    /// filter routes nothing).
+    /// filter and the header read alone route nothing).
     pub fn splits(&self) -> bool {
-        *self != Kind::WasmEmpty
+        !matches!(self, Kind::WasmEmpty | Kind::WasmReadOnly)
     }
 }
 
@@ -340,6 +349,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
             )
         }
         Kind::WasmEmpty => wasm_filter("wasm-floor", &wasm_path, "empty"),
+        Kind::WasmReadOnly => wasm_filter("wasm-floor", &wasm_path, "read-only"),
         Kind::WasmNoRead => wasm_filter("wasm-floor", &wasm_path, "no-read"),
         Kind::WasmFloor => wasm_filter("wasm-floor", &wasm_path, "{}"),
         Kind::CanaryRouter { rules } => {

@@ -73,7 +73,9 @@ impl<'a> Starter<'a> {
         };
         match kind {
             Kind::Native | Kind::Lua | Kind::LuaDefaultRoute => Ok(None),
-            Kind::WasmEmpty | Kind::WasmNoRead | Kind::WasmFloor => from(|m| m.floor),
+            Kind::WasmEmpty | Kind::WasmReadOnly | Kind::WasmNoRead | Kind::WasmFloor => {
+                from(|m| m.floor)
+            }
             Kind::CanaryRouter { .. } | Kind::CanaryRouterEveryRequest => from(|m| m.filter),
             Kind::CanaryRouterUntrimmed => from(|m| m.untrimmed),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),

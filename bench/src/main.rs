@@ -431,6 +431,7 @@ fn envoy_runs(
         (Kind::Lua, all),
         (Kind::LuaDefaultRoute, all),
         (Kind::WasmEmpty, both),
+        (Kind::WasmReadOnly, both),
         (Kind::WasmNoRead, both),
         (Kind::WasmFloor, all),
         (Kind::CanaryRouter { rules: 2 }, all),

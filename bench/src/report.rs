@@ -528,7 +528,7 @@ impl Report {
              time of the Envoy under test (all threads, from `/proc/<pid>/task/*/schedstat`) over \
              the requests it served: what a request costs the sidecar; other work on the machine \
              disturbs it much less than throughput. *v2 share*: requests the \
-             Envoy sent to the v2 cluster during the load (expected 10%; the floor sends every tenth request there; the empty filter routes nothing). \
+             Envoy sent to the v2 cluster during the load (expected 10%; the floor sends every tenth request there; the empty filter and the header read alone route nothing). \
              *RSS*: the Envoy's resident memory after the load, with its filter loaded (median over the rounds' processes).\n"
         );
         if !self.cpu_note.is_empty() {

@@ -9,7 +9,8 @@
 //!
 //! Its plugin configuration can take it apart, to show where the floor's
 //! cost goes: `"empty"` makes no host call at all (the VM contexts of a
-//! stream, nothing else); `"no-read"` writes the cluster header and clears
+//! stream, nothing else); `"read-only"` reads the request headers and does
+//! nothing with them; `"no-read"` writes the cluster header and clears
 //! the route cache without reading the request headers. Anything else is
 //! the whole floor.
 #![cfg(target_arch = "wasm32")]
@@ -44,6 +45,8 @@ proxy_wasm::main! {{
 enum Mode {
     /// No host call.
     Empty,
+    /// Read every header, nothing else.
+    ReadOnly,
     /// Write the cluster header and clear the route cache.
     NoRead,
     /// Read every header, then as `NoRead`.
@@ -56,6 +59,7 @@ impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
         self.0 = match self.get_plugin_configuration().as_deref() {
             Some(b"empty") => Mode::Empty,
+            Some(b"read-only") => Mode::ReadOnly,
             Some(b"no-read") => Mode::NoRead,
             _ => Mode::Floor,
         };
@@ -76,8 +80,11 @@ impl HttpContext for Floor {
         if self.0 == Mode::Empty {
             return Action::Continue;
         }
-        if self.0 == Mode::Floor {
+        if matches!(self.0, Mode::Floor | Mode::ReadOnly) {
             self.read_headers();
+        }
+        if self.0 == Mode::ReadOnly {
+            return Action::Continue;
         }
         let _ = hostcalls::set_map_value_bytes(
             MapType::HttpRequestHeaders,

@@ -125,6 +125,24 @@ fn run() -> Result<()> {
     let stats = e.stats()?;
     let removed = stats.get("wasmcustom.canary_router.spoofed_header_removed");
     println!("     canary_router.spoofed_header_removed = {removed}");
+    drop(e);
+
+    println!(
+        "\n6. v1 left on Envoy's own route: defaultDestination (examples/default-destination)"
+    );
+    let e = start("default-destination", None, &opts)?;
+    // Each route names itself in `x-route`: `default` (no header written)
+    // or `canary` (the filter wrote the header and re-selected the route).
+    let by_route = SplitKey::Header("x-route".into());
+    let mut c = e.client(10000)?;
+    show(
+        "route taken (90/10 split)",
+        &count_split(&mut c, N, &backend, &by_route)?,
+    );
+    show(
+        "version that answered",
+        &count_split(&mut c, N, &backend, &by_version)?,
+    );
     println!("\nstats of the last Envoy, as Prometheus sees them:");
     let prom = e.admin_get("/stats/prometheus")?;
     for line in prom
