@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use canary_router::rules::StickyKey;
+use canary_router::rules::{StickyKey, Via};
 use canary_router::stats;
 use canary_router::{Outcome, RequestView, RuleSet, Workload};
 use canary_test_harness::host::{LogLevel, Module, Vm, VmOptions};
@@ -234,8 +234,51 @@ fn start_vm(module: &Module, rules: &Loaded, seed: u64) -> Result<Vm> {
     Ok(vm)
 }
 
-/// Sends one request; returns the cluster the filter chose, if any.
-fn send(vm: &mut Vm, headers: &[(String, String)], route_header: &str) -> Result<Option<String>> {
+/// The filter's counter of requests it left to Envoy's routing.
+const PASSTHROUGH: &str = "canary_router.passthrough";
+
+/// Where one request is sent: the route header, and the cluster a request
+/// routed without it goes to.
+struct Target<'a> {
+    route_header: &'a str,
+    /// The `defaultDestination` of the requests' service, if it has one.
+    default_cluster: Option<String>,
+}
+
+impl<'a> Target<'a> {
+    fn of(rules: &'a Loaded, headers: &[(String, String)]) -> Self {
+        Target {
+            route_header: &rules.judged.settings.route_header,
+            default_cluster: default_cluster_of(&rules.set, headers),
+        }
+    }
+}
+
+/// The cluster of the `defaultDestination` of the service these requests
+/// are for: the filter leaves requests it routes there without a header.
+fn default_cluster_of(set: &RuleSet, headers: &[(String, String)]) -> Option<String> {
+    let req = Req {
+        headers,
+        source: None,
+    };
+    let service = match set.decide(&req, || 0) {
+        Outcome::Routed(d) => d.service,
+        Outcome::NoRule { service } => service,
+        Outcome::NoService => return None,
+    };
+    set.services()
+        .get(service)?
+        .rules
+        .iter()
+        .flat_map(|r| &r.route.destinations)
+        .find(|d| d.via == Via::DefaultRoute)
+        .map(|d| d.cluster.to_string())
+}
+
+/// Sends one request; returns the cluster the filter chose, if any: the
+/// route header's, or, when it wrote none but counted the request as
+/// routed, the service's `defaultDestination`.
+fn send(vm: &mut Vm, headers: &[(String, String)], to: &Target<'_>) -> Result<Option<String>> {
     let pairs: Vec<(&str, &str)> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -243,8 +286,13 @@ fn send(vm: &mut Vm, headers: &[(String, String)], route_header: &str) -> Result
     let fail = |e: canary_test_harness::host::HostError| {
         CliError::rejected(format!("the compiled filter failed: {e}"))
     };
+    let passed_before = vm.metric(PASSTHROUGH).unwrap_or(0);
     let r = vm.request(&pairs).map_err(fail)?;
-    let cluster = r.header(route_header).map(str::to_string);
+    let cluster = match r.header(to.route_header) {
+        Some(c) => Some(c.to_string()),
+        None if vm.metric(PASSTHROUGH).unwrap_or(0) == passed_before => to.default_cluster.clone(),
+        None => None,
+    };
     if r.forwarded() {
         vm.respond(&r, &[(":status", "200")]).map_err(fail)?;
     } else {
@@ -525,8 +573,8 @@ pub fn run(args: &Args) -> Result<()> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
-    let route_header = new.judged.settings.route_header.to_string();
     let base = base_headers(args, &new.set)?;
+    let target = Target::of(&new, &base);
     let mut vm = start_vm(&module, &new, seed)?;
     let sticky = args.sticky_keys.or(args.against.as_ref().map(|_| 1000));
 
@@ -534,7 +582,7 @@ pub fn run(args: &Args) -> Result<()> {
     let (sent, unit, unstable, against) = match sticky {
         None => {
             for _ in 0..args.requests {
-                let c = send(&mut vm, &base, &route_header)?;
+                let c = send(&mut vm, &base, &target)?;
                 *header_counts.entry(c).or_default() += 1;
             }
             (args.requests, "requests", None, None)
@@ -545,10 +593,7 @@ pub fn run(args: &Args) -> Result<()> {
                 Some(o) => Some(start_vm(&module, o, seed ^ 0x5eed)?),
                 None => None,
             };
-            let old_header = old
-                .as_ref()
-                .map(|o| o.judged.settings.route_header.to_string())
-                .unwrap_or_default();
+            let old_target = old.as_ref().map(|o| Target::of(o, &base));
             let mut unstable = 0u64;
             let mut moves: BTreeMap<(Option<String>, Option<String>), u64> = BTreeMap::new();
             for i in 0..keys {
@@ -558,17 +603,17 @@ pub fn run(args: &Args) -> Result<()> {
                     if let Some(ip) = &source {
                         vm.set_property(&["source", "address"], ip.as_bytes());
                     }
-                    chosen.push(send(&mut vm, &h, &route_header)?);
+                    chosen.push(send(&mut vm, &h, &target)?);
                 }
                 if chosen.first() != chosen.get(1) {
                     unstable += 1;
                 }
                 let now = chosen.into_iter().next().flatten();
-                if let Some(ovm) = old_vm.as_mut() {
+                if let (Some(ovm), Some(old_target)) = (old_vm.as_mut(), old_target.as_ref()) {
                     if let Some(ip) = &source {
                         ovm.set_property(&["source", "address"], ip.as_bytes());
                     }
-                    let before = send(ovm, &h, &old_header)?;
+                    let before = send(ovm, &h, old_target)?;
                     if before != now {
                         *moves.entry((before, now.clone())).or_default() += 1;
                     }

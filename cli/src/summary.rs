@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use canary_router::config::PluginConfig;
 use canary_router::plugin::{rule_file_from_bytes, Settings};
-use canary_router::rules::StickyKey;
+use canary_router::rules::{StickyKey, Via};
 use canary_router::{Plugin, RuleSet, Workload};
 
 use crate::input::{describe, Config, Kind};
@@ -204,9 +204,13 @@ pub fn describe_rules(set: &RuleSet) -> String {
                 } else {
                     100.0 * f64::from(d.weight) / total as f64
                 };
+                let via = match d.via {
+                    Via::RouteHeader => "",
+                    Via::DefaultRoute => "  (defaultDestination: left to Envoy's own route)",
+                };
                 let _ = writeln!(
                     s,
-                    "      {:<12} {share:6.2}%  weight {:<7} {}",
+                    "      {:<12} {share:6.2}%  weight {:<7} {}{via}",
                     d.label, d.weight, d.cluster
                 );
             }

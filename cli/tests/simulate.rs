@@ -91,6 +91,52 @@ fn weighted_shares_are_within_binomial_bounds() {
 }
 
 #[test]
+fn default_destination_requests_count_as_routed() {
+    // v1 is the defaultDestination: the filter writes no header for it, and
+    // simulate still counts those requests as v1 (the filter's stats agree).
+    let n = 20_000u64;
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/default-destination/rules.json"),
+        "-n",
+        &n.to_string(),
+        "-o",
+        "json",
+    ])
+    .expect_code(0);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["unrouted"], 0, "{r:#}");
+    let (v1, v2) = (count(&r, "split", "v1"), count(&r, "split", "v2"));
+    assert_eq!(v1 + v2, n);
+    within(n, 0.1, v2);
+
+    // Sticky keys against the same rules without the field: nobody moves.
+    let mut rules: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("examples/sticky/rules.json")).unwrap())
+            .unwrap();
+    rules["services"][0]["defaultDestination"] = serde_json::json!(
+        { "host": "backend.default.svc.cluster.local", "subset": "v1", "port": { "number": 80 } }
+    );
+    let with = TempFile::new("with-default.json", &rules.to_string());
+    let r = canaryctl_wasm(&[
+        "simulate",
+        &with.path(),
+        "--sticky-keys",
+        "2000",
+        "--against",
+        &repo("examples/sticky/rules.json"),
+        "-o",
+        "json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(r["unrouted"], 0, "{r:#}");
+    assert_eq!(r["against"]["moved"], 0, "{r:#}");
+    within(2000, 0.5, count(&r, "split", "v1"));
+}
+
+#[test]
 fn the_text_report_draws_bars_with_counts() {
     let run = canaryctl_wasm(&[
         "simulate",

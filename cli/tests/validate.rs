@@ -42,8 +42,35 @@ fn every_example_is_accepted() {
 }
 
 #[test]
+fn default_destination_is_shown_beside_the_destinations_it_covers() {
+    let file = repo("examples/default-destination/rules.json");
+    let run = canaryctl(&["validate", &file], None).expect_code(0);
+    let note = "(defaultDestination: left to Envoy's own route)";
+    let lines: Vec<&str> = run.stdout.lines().filter(|l| l.contains(note)).collect();
+    // v1 of the split only: the testers' v2 and the split's v2 are written.
+    assert_eq!(lines.len(), 1, "{}", run.stdout);
+    assert!(
+        lines[0].contains("outbound|80|v1|backend.default.svc.cluster.local"),
+        "{}",
+        run.stdout
+    );
+    let plain = canaryctl(
+        &["validate", &repo("examples/header-override/rules.json")],
+        None,
+    )
+    .expect_code(0);
+    assert!(!plain.stdout.contains(note), "{}", plain.stdout);
+}
+
+#[test]
 fn the_examples_envoy_yaml_are_checked_with_their_node_identity() {
-    for example in ["header-override", "source-labels", "sticky", "weighted"] {
+    for example in [
+        "default-destination",
+        "header-override",
+        "source-labels",
+        "sticky",
+        "weighted",
+    ] {
         let file = repo(&format!("examples/{example}/envoy.yaml"));
         let run = canaryctl(&["validate", &file], None).expect_code(0);
         assert!(

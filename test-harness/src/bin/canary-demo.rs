@@ -27,6 +27,7 @@ fn bar(count: u64, total: u64) -> String {
 fn show(title: &str, split: &Split) {
     println!("   {title}");
     let total = split.total();
+    let width = split.counts.keys().map(String::len).max().unwrap_or(0).max(10);
     for (version, count) in &split.counts {
         let pct = if total == 0 {
             0.0
@@ -34,7 +35,7 @@ fn show(title: &str, split: &Split) {
             100.0 * *count as f64 / total as f64
         };
         println!(
-            "     {version:<10} {} {count:>5}  {pct:5.1}%",
+            "     {version:<width$} {} {count:>5}  {pct:5.1}%",
             bar(*count, total)
         );
     }
@@ -133,16 +134,14 @@ fn run() -> Result<()> {
     let e = start("default-destination", None, &opts)?;
     // Each route names itself in `x-route`: `default` (no header written)
     // or `canary` (the filter wrote the header and re-selected the route).
-    let by_route = SplitKey::Header("x-route".into());
     let mut c = e.client(10000)?;
-    show(
-        "route taken (90/10 split)",
-        &count_split(&mut c, N, &backend, &by_route)?,
-    );
-    show(
-        "version that answered",
-        &count_split(&mut c, N, &backend, &by_version)?,
-    );
+    let mut paths = Split::default();
+    for _ in 0..N {
+        let resp = c.send(&backend)?;
+        let header = |name: &str| resp.header(name).unwrap_or_else(|| "-".into());
+        paths.add(format!("{} via {}", header("x-version"), header("x-route")));
+    }
+    show("version, and the route that took it there", &paths);
     println!("\nstats of the last Envoy, as Prometheus sees them:");
     let prom = e.admin_get("/stats/prometheus")?;
     for line in prom
