@@ -48,12 +48,36 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
             .filter(|l| l.starts_with(&format!("| {name} |")))
             .count()
     };
-    for name in ["native", "lua", "wasm floor", "canary-router"] {
+    for name in [
+        "native",
+        "lua",
+        "lua, v1 left to the default route",
+        "wasm floor",
+    ] {
         assert_eq!(
             rows(name),
             4,
             "{name}: three result rows and a routing check:\n{md}"
         );
+    }
+    // The two canary-router configurations also have a row per protocol in
+    // the alternating table.
+    for name in ["canary-router", "canary-router, header on every request"] {
+        assert_eq!(
+            rows(name),
+            7,
+            "{name}: three result rows, a routing check and three alternating rows:\n{md}"
+        );
+        for proto in [
+            "HTTP/1.1 (wrk)",
+            "HTTP/2 (h2load, h2c)",
+            "HTTP/1.1, one request at a time (wrk -c1)",
+        ] {
+            assert!(
+                md.contains(&format!("| {name} | {proto} | 1 | ")),
+                "the alternating runs of {name} ({proto}):\n{md}"
+            );
+        }
     }
     for n in [1, 10, 100, 1000] {
         assert_eq!(
@@ -74,7 +98,11 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
         "the untrimmed module:\n{md}"
     );
     // The floor taken apart: HTTP/1.1 and HTTP/2 rows and a routing check.
-    for name in ["wasm, empty filter", "wasm floor, no header read"] {
+    for name in [
+        "wasm, empty filter",
+        "wasm, header read only",
+        "wasm floor, no header read",
+    ] {
         assert_eq!(rows(name), 3, "{name}:\n{md}");
     }
     assert!(
@@ -88,8 +116,10 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
         "without its read, the floor still routes:\n{md}"
     );
     assert!(
-        md.contains("| HTTP/2 (h2load, h2c) | 1 | "),
-        "the alternating runs:\n{md}"
+        md.contains(
+            "| wasm, header read only | 0/300 plain and 0/30 `x-canary: always` requests to v2"
+        ),
+        "the header read alone routes nothing:\n{md}"
     );
     assert!(md.contains("| canary_router.wasm | "), "{md}");
 }
@@ -120,11 +150,16 @@ fn compare_runs_two_modules_side_by_side_and_refuses_a_missing_file() {
     );
     let row = stdout
         .lines()
-        .find(|l| l.starts_with("| HTTP/1.1 (wrk) | 1 | 1 | "))
+        .find(|l| {
+            l.starts_with(&format!(
+                "| canary-compare-{}.wasm | HTTP/1.1 (wrk) | 1 | 1 | ",
+                std::process::id()
+            ))
+        })
         .unwrap_or_else(|| panic!("no HTTP/1.1 row:\n{stdout}"));
     // Both sides served requests: the ratios are numbers, not "–".
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    for i in [4, 6] {
+    for i in [5, 7] {
         let v: f64 = cells[i]
             .parse()
             .unwrap_or_else(|_| panic!("cell {i} of {row:?} is not a ratio"));

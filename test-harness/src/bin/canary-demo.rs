@@ -27,7 +27,13 @@ fn bar(count: u64, total: u64) -> String {
 fn show(title: &str, split: &Split) {
     println!("   {title}");
     let total = split.total();
-    let width = split.counts.keys().map(String::len).max().unwrap_or(0).max(10);
+    let width = split
+        .counts
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max(10);
     for (version, count) in &split.counts {
         let pct = if total == 0 {
             0.0
