@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark of bench/README.md, by one command. Prints the report and
 # writes it to docs/benchmarks.md (generated: never edit that file by hand).
-#   bench/run.sh             full run (about 21 minutes on 2 cores)
+#   bench/run.sh             full run (about 40 minutes on 2 cores)
 #   bench/run.sh --smoke     one short round of each configuration; prints only
 #   bench/run.sh --help      every option
 set -euo pipefail
