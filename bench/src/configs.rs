@@ -172,12 +172,14 @@ pub fn clusters_json(v1_port: u16, v2_port: u16) -> String {
 pub fn lua_script(every_request: bool) -> String {
     let (name, value) = CANARY_HEADER;
     let percent = (V2_SHARE * 100.0).round() as u32;
+    // The decision both scripts make: v2 for the header rule and 10% of the rest.
+    let to_v2 = format!(r#"headers:get("{name}") == "{value}" or math.random(100) <= {percent}"#);
     if every_request {
         format!(
             r#"function envoy_on_request(handle)
   local headers = handle:headers()
   local cluster = "{V1}"
-  if headers:get("{name}") == "{value}" or math.random(100) <= {percent} then
+  if {to_v2} then
     cluster = "{V2}"
   end
   headers:replace("{ROUTE_HEADER}", cluster)
@@ -189,7 +191,7 @@ end
         format!(
             r#"function envoy_on_request(handle)
   local headers = handle:headers()
-  if headers:get("{name}") == "{value}" or math.random(100) <= {percent} then
+  if {to_v2} then
     headers:replace("{ROUTE_HEADER}", "{V2}")
     handle:clearRouteCache()
   end
