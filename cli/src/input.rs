@@ -351,7 +351,17 @@ fn node_workload(doc: &Value) -> Option<Workload> {
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect();
-    (namespace.is_some() || !labels.is_empty()).then_some(Workload { namespace, labels })
+    // Istio names a gateway's node `router~...`: its listener ports are its own.
+    let gateway = doc
+        .get("node")
+        .and_then(|n| n.get("id"))
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.starts_with("router~"));
+    (namespace.is_some() || !labels.is_empty() || gateway).then_some(Workload {
+        namespace,
+        labels,
+        gateway,
+    })
 }
 
 /// Every wasm HTTP filter's string configuration, with the path of its `value`.

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use canary_router::cluster::ClusterName;
 use canary_router::plugin::{rule_file_from_bytes, DEFAULT_CLUSTER_DOMAIN};
 use canary_router::{Plugin, Workload};
 use serde_yaml_ng::{Mapping, Value};
@@ -149,17 +150,29 @@ fn sha256(given: &str) -> Result<String> {
     }
 }
 
-/// The ports of the Istio clusters the rules route to (`outbound|PORT|...`).
-fn destination_ports(set: &canary_router::RuleSet) -> BTreeSet<u16> {
-    set.all_destinations()
-        .filter_map(|(_, _, d)| {
-            let mut parts = d.cluster.split('|');
-            match (parts.next(), parts.next()) {
-                (Some("outbound"), Some(p)) => p.parse::<u16>().ok(),
-                _ => None,
+/// The ports of the Istio clusters the rules route to (`outbound|PORT|...`),
+/// or the first destination that takes the request's port, which only the
+/// operator can name (`--port`).
+fn destination_ports(set: &canary_router::RuleSet) -> Result<BTreeSet<u16>> {
+    let mut ports = BTreeSet::new();
+    for (s, r, d) in set.all_destinations() {
+        let name = match &d.cluster {
+            ClusterName::Fixed(name) => name,
+            ClusterName::RequestPort(_) => {
+                return Err(CliError::rejected(format!(
+                    "service {}, rule {}, destination {}: no port (it takes the port the request \
+                     arrived on), so the ports to run on are not known: give them with --port \
+                     (the service's port, e.g. --port 9080)",
+                    s.name, r.name, d.label
+                )))
             }
-        })
-        .collect()
+        };
+        let mut parts = name.split('|');
+        if let (Some("outbound"), Some(p)) = (parts.next(), parts.next()) {
+            ports.extend(p.parse::<u16>().ok());
+        }
+    }
+    Ok(ports)
 }
 
 fn yaml(v: &Value) -> Result<String> {
@@ -325,7 +338,7 @@ pub fn run(args: &Args) -> Result<()> {
     push(&mut spec, "phase", s("UNSPECIFIED_PHASE"));
     push(&mut spec, "type", s("HTTP"));
     let ports: BTreeSet<u16> = if args.ports.is_empty() {
-        destination_ports(set)
+        destination_ports(set)?
     } else {
         args.ports.iter().copied().collect()
     };

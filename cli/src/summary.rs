@@ -43,6 +43,7 @@ impl Identity {
         Workload {
             namespace: self.namespace.clone(),
             labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            gateway: from_file.is_some_and(|w| w.gateway),
         }
     }
 

@@ -215,12 +215,12 @@ fn options_shape_the_wasmplugin() {
 fn bad_rules_and_bad_options_are_refused() {
     let bad = TempFile::new(
         "bad.json",
-        r#"{"services": [{"hosts": ["backend"], "http": [{"route": [{"destination": {"host": "backend"}}]}]}]}"#,
+        r#"{"services": [{"hosts": ["backend"], "http": [{"route": [{"destination": {"host": "backend", "port": {"number": 0}}}]}]}]}"#,
     );
     let run = canaryctl(&["render", "--image", IMAGE, &bad.path()], None).expect_code(1);
     assert!(
         run.stderr
-            .contains("services[0].http[0].route[0].destination.port: required with `host`"),
+            .contains("services[0].http[0].route[0].destination.port.number: port 0 is outside"),
         "{}",
         run.stderr
     );
@@ -257,4 +257,28 @@ fn help_shows_an_example() {
     let run = canaryctl(&["render", "--help"], None).expect_code(0);
     assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
     assert!(run.stdout.contains("--configmap"));
+}
+
+#[test]
+fn portless_rules_need_the_service_ports_by_name() {
+    let rules = TempFile::new(
+        "portless.json",
+        r#"{"services": [{"hosts": ["reviews"], "http": [{"name": "all", "route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}]}"#,
+    );
+    let run = canaryctl(&["render", "--image", IMAGE, &rules.path()], None).expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "service reviews.default.svc.cluster.local, rule all, destination v1: no port (it takes the port the request arrived on)"
+        ) && run.stderr.contains("--port"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    let run = canaryctl(
+        &["render", "--image", IMAGE, "--port", "9080", &rules.path()],
+        None,
+    )
+    .expect_code(0);
+    let wp: serde_yaml_ng::Value = serde_yaml_ng::from_str(&run.stdout).unwrap();
+    assert_eq!(wp["spec"]["match"][0]["ports"][0]["number"], 9080);
 }

@@ -275,7 +275,7 @@ spec:
     - hosts: [backend]
       http:
       - route:
-        - destination: {host: backend, subset: v1}
+        - destination: {host: backend, subset: v1, port: {number: 0}}
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -293,7 +293,7 @@ metadata: {name: backend}
     let run = canaryctl(&["validate", &f.path()], None).expect_code(1);
     assert!(
         run.stderr.contains(
-            "document 1 (WasmPlugin default/canary-router): spec.pluginConfig.services[0].http[0].route[0].destination.port: required with `host`"
+            "document 1 (WasmPlugin default/canary-router): spec.pluginConfig.services[0].http[0].route[0].destination.port.number: port 0 is outside 1..=65535"
         ),
         "{}",
         run.stderr

@@ -81,6 +81,10 @@ pub struct Service {
     /// VirtualService). Requests the rules send there are left alone too:
     /// no header is written and the route is not re-selected.
     pub default_destination: Option<Destination>,
+    /// The port of destinations that name none (Istio: the service's only
+    /// port). Absent: the port the request arrived on, as Istio resolves a
+    /// sidecar's routes; required on a gateway, whose port is its own.
+    pub destination_port: Option<i64>,
 }
 
 /// One rule: an Istio `HTTPRoute` (the fields canary-router supports).
@@ -116,7 +120,8 @@ pub struct MatchRequest {
     pub headers: Option<BTreeMap<String, StringMatch>>,
     /// Headers that must not match; `{}` means absent.
     pub without_headers: Option<BTreeMap<String, StringMatch>>,
-    /// Port the host is addressed on (from `:authority`, else 80 or 443 by scheme).
+    /// Port the request arrived on (the listener's, Envoy's
+    /// `destination.port`; not the port in `:authority`).
     pub port: Option<i64>,
     /// Query parameters; `{}` means present.
     pub query_params: Option<BTreeMap<String, StringMatch>>,
@@ -158,7 +163,8 @@ pub struct Destination {
     pub host: Option<String>,
     /// DestinationRule subset.
     pub subset: Option<String>,
-    /// Service port.
+    /// Service port; absent: the service's `destinationPort`, else the
+    /// port the request arrived on.
     pub port: Option<PortSelector>,
     /// An explicit Envoy cluster name, for plain Envoy setups.
     pub cluster: Option<String>,

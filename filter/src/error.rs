@@ -57,7 +57,8 @@ pub enum Reason {
     MissingWeight,
     /// A port is outside 1..=65535.
     BadPort(i64),
-    /// A destination names a host but no port, so no Istio cluster name can be built.
+    /// A destination names a host but no port, on a gateway (where the
+    /// request's port is the gateway's own) and without a `destinationPort`.
     MissingPort,
     /// A destination names neither a host nor a cluster.
     MissingDestination,
@@ -160,7 +161,7 @@ impl fmt::Display for Reason {
             }
             Reason::BadPort(p) => write!(f, "port {p} is outside 1..=65535"),
             Reason::MissingPort => f.write_str(
-                "required with `host`, to build the Istio cluster name outbound|<port>|<subset>|<host> (or give `cluster` instead)",
+                "required on an Istio gateway, whose listener port is its own, not the service's: give `port`, or the service's `destinationPort`",
             ),
             Reason::MissingDestination => f.write_str("give `host` (Istio) or `cluster` (plain Envoy)"),
             Reason::HostAndCluster => f.write_str("give either `host` or `cluster`, not both"),

@@ -11,6 +11,7 @@
 //! proxy-wasm glue (built only for `wasm32`) reads the request, calls
 //! `decide`, writes the cluster header and bumps stats.
 
+pub mod cluster;
 pub mod config;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]

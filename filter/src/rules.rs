@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 
+use crate::cluster::{ClusterName, PortlessAs};
 use crate::config;
 use crate::error::{ConfigError, Reason};
 use crate::hosts::{self, Expansion, Fnv, HostIndex};
@@ -20,6 +21,10 @@ pub struct Workload {
     pub namespace: Option<String>,
     /// The workload's labels.
     pub labels: BTreeMap<String, String>,
+    /// Whether this proxy is an Istio gateway (node id `router~...`). Its
+    /// listener port is the gateway's, not a service's, so a destination
+    /// without a port needs the service's `destinationPort` there.
+    pub gateway: bool,
 }
 
 /// How hosts expand while compiling.
@@ -298,8 +303,8 @@ pub struct Route {
 /// One destination of a route.
 #[derive(Debug, Clone)]
 pub struct Destination {
-    /// The Envoy cluster requests are sent to.
-    pub cluster: Box<str>,
+    /// The Envoy cluster requests are sent to (some take the request's port).
+    pub cluster: ClusterName,
     /// A short label for stats and the debug header (the subset, or the cluster).
     pub label: Box<str>,
     /// The relative weight.
@@ -360,6 +365,12 @@ pub trait RequestView {
     }
     /// The client's address (`ip:port` or `ip`), asked only by `sticky.sourceIp` rules.
     fn source_address(&self) -> Option<&[u8]> {
+        None
+    }
+    /// The port the request arrived on: the port of the address the client
+    /// dialled (Envoy's `destination.port`), not the one in `:authority`.
+    /// Asked only by `match[].port` and by destinations without a port.
+    fn local_port(&self) -> Option<u16> {
         None
     }
 }
@@ -492,16 +503,6 @@ impl<'r, R: RequestView> RequestParts<'r, R> {
         }
     }
 
-    fn port(&self) -> u16 {
-        hosts::authority_port(self.authority).unwrap_or_else(|| {
-            if self.req.header(":scheme") == Some(b"https") {
-                443
-            } else {
-                80
-            }
-        })
-    }
-
     /// The first value of a query parameter (not percent-decoded).
     fn query_param(&self, name: &[u8]) -> Option<&'r [u8]> {
         self.query.split(|b| *b == b'&').find_map(|pair| {
@@ -565,7 +566,7 @@ impl MatchEntry {
             && opt_matches(&self.method, || r.req.header(":method"))
             && opt_matches(&self.scheme, || r.req.header(":scheme"))
             && opt_matches(&self.authority, || Some(r.authority))
-            && self.port.is_none_or(|p| p == r.port())
+            && self.port.is_none_or(|p| r.req.local_port() == Some(p))
             && self
                 .headers
                 .iter()
@@ -747,19 +748,27 @@ pub fn compile(
                 Reason::EmptyList,
             ));
         }
+        let portless = match svc.destination_port {
+            Some(p) => PortlessAs::Port(
+                port(p).map_err(|r| ConfigError::invalid(format!("{spath}.destinationPort"), r))?,
+            ),
+            None if opts.workload.gateway => PortlessAs::Refused,
+            None => PortlessAs::RequestPort,
+        };
         let mut rules = Vec::with_capacity(svc.http.len());
         for (ri, rule) in svc.http.iter().enumerate() {
             rules.push(compile_rule(
                 rule,
                 &format!("{spath}.http[{ri}]"),
                 ri,
-                &exp,
+                (&exp, portless),
                 opts,
                 &mut set.destinations,
             )?);
         }
         if let Some(d) = &svc.default_destination {
-            mark_default_route(&mut rules, d, &format!("{spath}.defaultDestination"), &exp)?;
+            let dpath = format!("{spath}.defaultDestination");
+            mark_default_route(&mut rules, d, &dpath, &exp, portless)?;
         }
         let index = Some(RuleIndex::build(&rules)).filter(|i| i.filed >= INDEX_MIN_RULES);
         set.services.push(Service {
@@ -780,7 +789,7 @@ fn compile_rule(
     rule: &config::HttpRoute,
     path: &str,
     index: usize,
-    exp: &Expansion<'_>,
+    (exp, portless): (&Expansion<'_>, PortlessAs),
     opts: &CompileOptions<'_>,
     next_stat: &mut u32,
 ) -> Result<Rule, ConfigError> {
@@ -819,7 +828,7 @@ fn compile_rule(
         }
     }
     let reachable = rule.matches.is_empty() || !matches.is_empty();
-    let route = compile_route(rule, path, exp, next_stat)?;
+    let route = compile_route(rule, path, exp, portless, next_stat)?;
     Ok(Rule {
         name: name.into(),
         matches,
@@ -980,6 +989,7 @@ fn compile_route(
     rule: &config::HttpRoute,
     path: &str,
     exp: &Expansion<'_>,
+    portless: PortlessAs,
     next_stat: &mut u32,
 ) -> Result<Route, ConfigError> {
     let rpath = format!("{path}.route");
@@ -1021,9 +1031,14 @@ fn compile_route(
             }
             Some(w) => u32::try_from(w).unwrap_or(0),
         };
-        let (cluster, label) = cluster_name(&rd.destination, &format!("{dpath}.destination"), exp)?;
+        let (cluster, label) = cluster_name(
+            &rd.destination,
+            &format!("{dpath}.destination"),
+            exp,
+            portless,
+        )?;
         destinations.push(Destination {
-            cluster: cluster.into(),
+            cluster,
             label: label.into(),
             weight,
             stat_index: *next_stat,
@@ -1037,7 +1052,7 @@ fn compile_route(
     let weights: Vec<u32> = destinations.iter().map(|d| d.weight).collect();
     let seeds: Vec<u64> = destinations
         .iter()
-        .map(|d| hash_key(d.cluster.as_bytes()))
+        .map(|d| hash_key(d.cluster.key().as_bytes()))
         .collect();
     let sticky = rule
         .sticky
@@ -1059,12 +1074,13 @@ fn mark_default_route(
     default: &config::Destination,
     path: &str,
     exp: &Expansion<'_>,
+    portless: PortlessAs,
 ) -> Result<(), ConfigError> {
-    let (cluster, _) = cluster_name(default, path, exp)?;
+    let (cluster, _) = cluster_name(default, path, exp, portless)?;
     rules
         .iter_mut()
         .flat_map(|r| r.route.destinations.iter_mut())
-        .filter(|d| *d.cluster == *cluster)
+        .filter(|d| d.cluster == cluster)
         .for_each(|d| d.via = Via::DefaultRoute);
     Ok(())
 }
@@ -1074,7 +1090,8 @@ fn cluster_name(
     d: &config::Destination,
     path: &str,
     exp: &Expansion<'_>,
-) -> Result<(String, String), ConfigError> {
+    portless: PortlessAs,
+) -> Result<(ClusterName, String), ConfigError> {
     match (&d.host, &d.cluster) {
         (Some(_), Some(_)) => Err(ConfigError::invalid(path, Reason::HostAndCluster)),
         (None, None) => Err(ConfigError::invalid(path, Reason::MissingDestination)),
@@ -1084,7 +1101,7 @@ fn cluster_name(
             if d.subset.is_some() || d.port.is_some() {
                 return Err(ConfigError::invalid(path, Reason::HostAndCluster));
             }
-            Ok((cluster.clone(), cluster.clone()))
+            Ok((ClusterName::Fixed(cluster.as_str().into()), cluster.clone()))
         }
         (Some(host), None) => {
             let hpath = format!("{path}.host");
@@ -1100,22 +1117,31 @@ fn cluster_name(
                 plain_value(subset)
                     .map_err(|r| ConfigError::invalid(format!("{path}.subset"), r))?;
             }
-            let port = match &d.port {
-                None => {
+            let port = match (&d.port, portless) {
+                (Some(p), _) => Some(
+                    port(p.number)
+                        .map_err(|r| ConfigError::invalid(format!("{path}.port.number"), r))?,
+                ),
+                (None, PortlessAs::Port(p)) => Some(p),
+                (None, PortlessAs::RequestPort) => None,
+                (None, PortlessAs::Refused) => {
                     return Err(ConfigError::invalid(
                         format!("{path}.port"),
                         Reason::MissingPort,
                     ))
                 }
-                Some(p) => port(p.number)
-                    .map_err(|r| ConfigError::invalid(format!("{path}.port.number"), r))?,
             };
             let label = if subset.is_empty() {
                 fqdn.clone()
             } else {
                 subset.to_string()
             };
-            Ok((format!("outbound|{port}|{subset}|{fqdn}"), label))
+            let tail = format!("|{subset}|{fqdn}");
+            let name = match port {
+                Some(p) => ClusterName::Fixed(format!("outbound|{p}{tail}").into()),
+                None => ClusterName::RequestPort(tail.into()),
+            };
+            Ok((name, label))
         }
     }
 }

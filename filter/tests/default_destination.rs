@@ -128,8 +128,8 @@ fn decisions_are_the_same_with_and_without_it() {
 fn a_bad_default_names_its_field() {
     let cases = [
         (
-            r#"{"host":"backend","subset":"v1"}"#,
-            "services[0].defaultDestination.port",
+            r#"{"host":"backend","subset":"v1","port":{"number":0}}"#,
+            "services[0].defaultDestination.port.number",
         ),
         (
             r#"{"host":"*.backend","subset":"v1","port":{"number":80}}"#,

@@ -106,14 +106,18 @@ fn uri_method_scheme_authority_port() {
     let m = r#"[{"authority":{"prefix":"backend.default"}}]"#;
     assert!(goes_to_v2(m, Req::to("backend.default:80")));
     assert!(!goes_to_v2(m, Req::to("backend")));
+    // `port` is the port the request arrived on (the listener's), as Istio
+    // selects a port's route configuration; `:authority` plays no part.
     let m = r#"[{"port":8080}]"#;
-    assert!(goes_to_v2(m, Req::to("backend:8080")));
-    assert!(!goes_to_v2(m, Req::to("backend")));
-    let m = r#"[{"port":443}]"#;
+    assert!(goes_to_v2(m, Req::to("backend").on_port(8080)));
+    assert!(goes_to_v2(m, Req::to("backend:80").on_port(8080)));
+    assert!(!goes_to_v2(m, Req::to("backend:8080").on_port(80)));
     assert!(
-        goes_to_v2(m, Req::to("backend").with(":scheme", "https")),
-        "port defaults by scheme"
+        !goes_to_v2(m, Req::to("backend:8080")),
+        "an unknown port matches no port"
     );
+    let m = r#"[{"port":443}]"#;
+    assert!(!goes_to_v2(m, Req::to("backend").with(":scheme", "https")));
 }
 
 #[test]

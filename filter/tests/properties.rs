@@ -332,7 +332,7 @@ proptest! {
                     let rule = &set.services[service][d.rule];
                     let (c, w) = rule.dests[d.destination];
                     let expected = cluster(c);
-                    prop_assert_eq!(&*d.target.cluster, expected.as_str());
+                    prop_assert_eq!(d.target.cluster.to_string(), expected.clone());
                     prop_assert!(w > 0, "weight 0 chosen: {:?}", rule.dests);
                     prop_assert_eq!(d.target.weight, w);
                 }

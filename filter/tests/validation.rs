@@ -36,7 +36,6 @@ fn errors_name_the_field_and_the_reason() {
         (route(r#"{"destination":{"cluster":"a"},"weight":0},{"destination":{"cluster":"b"},"weight":0}"#), "services[0].http[0].route", "weight 0"),
         (route(r#"{"destination":{"cluster":"a"},"weight":5},{"destination":{"cluster":"b"}}"#), "services[0].http[0].route[1].weight", "required"),
         (route(r#"{"destination":{"cluster":"a"},"weight":1000001}"#), "services[0].http[0].route[0].weight", "over the limit"),
-        (route(r#"{"destination":{"host":"backend","subset":"v1"}}"#), "services[0].http[0].route[0].destination.port", "outbound|<port>"),
         (route(r#"{"destination":{"host":"backend","port":{"number":0}}}"#), "services[0].http[0].route[0].destination.port.number", "outside 1..=65535"),
         (route(r#"{"destination":{"host":"backend","cluster":"x","port":{"number":80}}}"#), "services[0].http[0].route[0].destination", "not both"),
         (route(r#"{"destination":{}}"#), "services[0].http[0].route[0].destination", "give `host`"),

@@ -704,6 +704,7 @@ fn frontend() -> Workload {
             ("app".into(), "frontend".into()),
             ("version".into(), "v1".into()),
         ]),
+        gateway: false,
     }
 }
 

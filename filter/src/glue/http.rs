@@ -9,6 +9,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
+use crate::cluster::Built;
 use crate::pairs::Pairs;
 use crate::rules::{Outcome, RequestView, Via};
 
@@ -33,10 +34,11 @@ impl Filter {
 }
 
 /// The request as the rules see it: the header map, and the client address
-/// fetched only if a sticky-by-IP rule asks.
+/// and the port the request arrived on, fetched only if a rule asks.
 struct Request<'b> {
     pairs: Pairs<'b>,
     source: OnceCell<Option<hostio::HostBytes>>,
+    port: OnceCell<Option<u16>>,
     active: &'b Active,
 }
 
@@ -63,6 +65,23 @@ impl RequestView for Request<'_> {
             .as_ref()
             .map(hostio::HostBytes::as_slice)
             .filter(|a| !a.is_empty())
+    }
+
+    fn local_port(&self) -> Option<u16> {
+        *self.port.get_or_init(|| {
+            // Envoy answers an int64 attribute as 8 little-endian bytes.
+            match hostio::property(&["destination", "port"]) {
+                Ok(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
+                    Ok(b) => u16::try_from(i64::from_le_bytes(b)).ok().filter(|p| *p > 0),
+                    Err(_) => None,
+                },
+                Err(Status::NOT_FOUND) => None,
+                Err(s) => {
+                    host_error(self.active, "proxy_get_property(destination.port)", s);
+                    None
+                }
+            }
+        })
     }
 }
 
@@ -117,6 +136,7 @@ fn route(active: &Active) -> Option<u32> {
     let request = Request {
         pairs,
         source: OnceCell::new(),
+        port: OnceCell::new(),
         active,
     };
     let outcome = match &active.rules {
@@ -131,12 +151,24 @@ fn route(active: &Active) -> Option<u32> {
             // (unless a client's copy of the header is removed below).
             Via::DefaultRoute => served = Some(d.target.stat_index),
             Via::RouteHeader => {
-                match hostio::replace_header(Map::Request, header, d.target.cluster.as_bytes()) {
-                    Ok(()) => {
-                        served = Some(d.target.stat_index);
-                        modified = true;
+                let mut built = Built::default();
+                match d
+                    .target
+                    .cluster
+                    .resolve(|| request.local_port(), &mut built)
+                {
+                    // The port is unknown: Envoy's own route serves it
+                    // (counted as passed through).
+                    None => {
+                        log::debug!("destination.port unknown: the request stays on Envoy's route")
                     }
-                    Err(s) => host_error(active, "proxy_replace_header_map_value", s),
+                    Some(name) => match hostio::replace_header(Map::Request, header, name) {
+                        Ok(()) => {
+                            served = Some(d.target.stat_index);
+                            modified = true;
+                        }
+                        Err(s) => host_error(active, "proxy_replace_header_map_value", s),
+                    },
                 }
             }
         }

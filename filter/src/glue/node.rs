@@ -15,11 +15,16 @@ const PREFIXES: [&[&str]; 2] = [&["xds", "node", "metadata"], &["node", "metadat
 #[derive(Default)]
 pub struct Node {
     namespace: Option<Option<String>>,
+    gateway: Option<bool>,
     labels: BTreeMap<String, Option<String>>,
 }
 
 fn read(path_tail: &[&str]) -> Option<String> {
-    for prefix in PREFIXES {
+    read_under(&PREFIXES, path_tail)
+}
+
+fn read_under(prefixes: &[&[&str]], path_tail: &[&str]) -> Option<String> {
+    for prefix in prefixes {
         let path: Vec<&str> = prefix.iter().chain(path_tail).copied().collect();
         match hostio::property(&path) {
             Ok(bytes) if !bytes.as_slice().is_empty() => {
@@ -60,6 +65,20 @@ impl Node {
                 labels.insert(key.clone(), v.clone());
             }
         }
-        Workload { namespace, labels }
+        // Istio names a gateway's node `router~<ip>~<pod>~<domain>`, a
+        // sidecar's `sidecar~...`.
+        let gateway = *self.gateway.get_or_insert_with(|| {
+            let id = read_under(&[&["xds", "node"], &["node"]], &["id"]);
+            let gateway = id.as_deref().is_some_and(|id| id.starts_with("router~"));
+            if gateway {
+                log::info!("node is an Istio gateway: destinations without a port need the service's destinationPort");
+            }
+            gateway
+        });
+        Workload {
+            namespace,
+            labels,
+            gateway,
+        }
     }
 }

@@ -10,6 +10,8 @@ use canary_router::{Outcome, Plugin, RequestView, RuleSet, Workload};
 pub struct Req {
     pub headers: Vec<(String, Vec<u8>)>,
     pub source: Option<Vec<u8>>,
+    /// The port the request arrived on (Envoy's `destination.port`).
+    pub port: Option<u16>,
 }
 
 impl Req {
@@ -28,6 +30,10 @@ impl Req {
             .push((name.to_string(), value.as_ref().to_vec()));
         self
     }
+    pub fn on_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
     pub fn with_source(mut self, addr: &str) -> Self {
         self.source = Some(addr.as_bytes().to_vec());
         self
@@ -44,6 +50,9 @@ impl RequestView for Req {
     fn source_address(&self) -> Option<&[u8]> {
         self.source.as_deref()
     }
+    fn local_port(&self) -> Option<u16> {
+        self.port
+    }
 }
 
 pub fn workload(ns: &str, labels: &[(&str, &str)]) -> Workload {
@@ -53,6 +62,7 @@ pub fn workload(ns: &str, labels: &[(&str, &str)]) -> Workload {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        gateway: false,
     }
 }
 
@@ -76,7 +86,13 @@ pub fn cluster(rules: &RuleSet, req: &Req) -> Option<String> {
             .wrapping_add(1442695040888963407);
         seed
     }) {
-        Outcome::Routed(d) => Some(d.target.cluster.to_string()),
+        // As the glue writes it: a destination without a port takes the
+        // request's, and stays on Envoy's route if that is unknown.
+        Outcome::Routed(d) => {
+            let mut built = canary_router::cluster::Built::default();
+            let name = d.target.cluster.resolve(|| req.port, &mut built)?;
+            Some(String::from_utf8_lossy(name).into_owned())
+        }
         _ => None,
     }
 }

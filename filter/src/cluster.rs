@@ -1,0 +1,172 @@
+//! Cluster names, some with a port slot.
+//!
+//! An Istio destination without `port` goes, as Istio resolves it
+//! (`GetDestinationCluster` in `pilot/pkg/networking/core/route`), to the
+//! service's only port, or else to the port of the listener the request
+//! arrived on. The filter cannot see the service registry, so such a
+//! destination takes the request's port: the port of the address the
+//! application dialled (Envoy's `destination.port`). Its name is compiled
+//! once with the port left out, and the full name is written into a stack
+//! buffer when a request is sent there: no allocation, no parsing.
+
+use core::fmt;
+
+/// The longest cluster name [`ClusterName::RequestPort`] can build: the
+/// `outbound|65535` head and a tail of at most [`MAX_TAIL`] bytes.
+pub const MAX_BUILT: usize = HEAD.len() + 5 + MAX_TAIL;
+
+/// The longest tail (`|subset|host`) of a [`ClusterName::RequestPort`].
+pub const MAX_TAIL: usize = 600;
+
+const HEAD: &[u8] = b"outbound|";
+
+/// Where a destination's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterName {
+    /// A complete name: `outbound|<port>|<subset>|<host>`, or a plain Envoy cluster.
+    Fixed(Box<str>),
+    /// An Istio cluster whose port is the request's:
+    /// `outbound|<port>` followed by this tail, `|<subset>|<host>`.
+    RequestPort(Box<str>),
+}
+
+/// What a destination without `port` becomes, in one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortlessAs {
+    /// The request's port (a sidecar).
+    RequestPort,
+    /// The service's `destinationPort`.
+    Port(u16),
+    /// Refused: on a gateway the request's port is the gateway's own, and
+    /// the service names no `destinationPort`.
+    Refused,
+}
+
+/// A buffer a [`ClusterName::RequestPort`] name is built in.
+pub struct Built {
+    buf: [u8; MAX_BUILT],
+    len: usize,
+}
+
+impl Default for Built {
+    fn default() -> Self {
+        Built {
+            buf: [0; MAX_BUILT],
+            len: 0,
+        }
+    }
+}
+
+impl Built {
+    /// The name built last.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+            self.len = end;
+        }
+    }
+}
+
+impl ClusterName {
+    /// Whether requests sent here take the request's port.
+    pub fn takes_request_port(&self) -> bool {
+        matches!(self, ClusterName::RequestPort(_))
+    }
+
+    /// The bytes that identify this name in a rule set (for sticky seeds);
+    /// for a name with a port slot, its tail.
+    pub fn key(&self) -> &str {
+        match self {
+            ClusterName::Fixed(n) | ClusterName::RequestPort(n) => n,
+        }
+    }
+
+    /// The name for a request arriving on `port` (`port` is called only if
+    /// the name takes it); `None` when the port is needed and unknown.
+    #[inline]
+    pub fn resolve<'b>(
+        &'b self,
+        port: impl FnOnce() -> Option<u16>,
+        built: &'b mut Built,
+    ) -> Option<&'b [u8]> {
+        match self {
+            ClusterName::Fixed(n) => Some(n.as_bytes()),
+            ClusterName::RequestPort(tail) => {
+                let port = port()?;
+                built.len = 0;
+                built.push(HEAD);
+                let mut digits = [0u8; 5];
+                let mut start = digits.len();
+                let mut p = port;
+                loop {
+                    start -= 1;
+                    if let Some(d) = digits.get_mut(start) {
+                        *d = b'0' + (p % 10) as u8;
+                    }
+                    p /= 10;
+                    if p == 0 || start == 0 {
+                        break;
+                    }
+                }
+                built.push(digits.get(start..).unwrap_or_default());
+                built.push(tail.as_bytes());
+                Some(built.as_bytes())
+            }
+        }
+    }
+
+    /// The name for port `port`, as a string (for tools; the filter uses
+    /// [`ClusterName::resolve`]).
+    pub fn with_port(&self, port: u16) -> String {
+        match self {
+            ClusterName::Fixed(n) => n.to_string(),
+            ClusterName::RequestPort(tail) => format!("outbound|{port}{tail}"),
+        }
+    }
+}
+
+/// A name with a port slot shows it as `<request port>`.
+impl fmt::Display for ClusterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClusterName::Fixed(n) => f.write_str(n),
+            ClusterName::RequestPort(tail) => write!(f, "outbound|<request port>{tail}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_slot_is_filled_with_the_request_port() {
+        let name = ClusterName::RequestPort("|v1|reviews.default.svc.cluster.local".into());
+        let mut built = Built::default();
+        for port in [1u16, 9, 10, 80, 9080, 65535] {
+            assert_eq!(
+                name.resolve(|| Some(port), &mut built),
+                Some(format!("outbound|{port}|v1|reviews.default.svc.cluster.local").as_bytes())
+            );
+            assert_eq!(
+                name.with_port(port),
+                format!("outbound|{port}|v1|reviews.default.svc.cluster.local")
+            );
+        }
+        assert_eq!(name.resolve(|| None, &mut built), None);
+        let fixed = ClusterName::Fixed("outbound|80||a".into());
+        assert_eq!(
+            fixed.resolve(|| unreachable!("a fixed name never asks"), &mut built),
+            Some(&b"outbound|80||a"[..])
+        );
+        assert_eq!(
+            name.to_string(),
+            "outbound|<request port>|v1|reviews.default.svc.cluster.local"
+        );
+    }
+}
