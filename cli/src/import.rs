@@ -26,9 +26,13 @@ use crate::input;
 or many `---` separated documents) and print the equivalent canary-router rule file. \
 Short hosts expand as Istio expands them: `reviews` in a manifest of namespace `prod` becomes \
 `reviews.prod.svc.cluster.local`. What cannot be carried over (mirror, fault, retries, timeout, \
-rewrite, redirect, directResponse, delegate, headers manipulation, corsPolicy, gateways, tcp/tls \
-routes, unsupported match fields) is named in a warning on stderr with the VirtualService and the \
-JSON path. Other kinds of documents are skipped with a note. The output is checked with the \
+rewrite, redirect, directResponse, delegate, headers manipulation, corsPolicy, tcp/tls \
+routes, unsupported match fields, VirtualServices and match entries bound to gateways only) is named \
+in a warning on stderr with the VirtualService and the JSON path; `gateways` absent or empty means \
+the sidecars (`mesh`), as in Istio. Destinations without a port stay without one: the filter gives \
+them the port the request arrived on, as Istio does in a sidecar (--port gives the service port \
+instead, needed on an ingress gateway; --default-port writes a port into each). Other kinds of \
+documents (DestinationRule, Gateway, ...) are skipped with a note. The output is checked with the \
 filter's own parser before it is printed.",
     after_help = "\
 Examples:
@@ -52,10 +56,16 @@ pub struct Args {
     /// Kubernetes cluster domain short hosts expand with.
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
     pub cluster_domain: String,
-    /// Port for destinations that give none (Istio then uses the service's only
-    /// port, which a manifest does not tell); each use is warned about.
-    #[arg(long, default_value_t = 80, value_name = "PORT")]
-    pub default_port: u16,
+    /// Write this port into every destination that gives none. Without it
+    /// (and without --port) such destinations stay port-less and take the
+    /// port the request arrives on, as Istio routes them in a sidecar.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub default_port: Option<u16>,
+    /// The service port of destinations that give none, as the rules'
+    /// `destinationPort` (Istio: the service's only port). Needed for rules
+    /// run on an ingress gateway, whose listener port is its own.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
     /// Fail (exit 1, no output) when anything cannot be carried over.
     #[arg(long)]
     pub strict: bool,
@@ -91,6 +101,9 @@ pub struct ServiceOut {
     pub hosts: Vec<String>,
     /// Rules.
     pub http: Vec<RouteOut>,
+    /// Port of destinations that give none (`--port`).
+    #[serde(rename = "destinationPort", skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<u16>,
 }
 
 /// One rule.
@@ -144,7 +157,8 @@ struct DestOut {
     host: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     subset: Option<Value>,
-    port: PortOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<PortOut>,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,6 +177,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Notes: documents skipped because they are not VirtualServices.
     pub notes: Vec<String>,
+    /// Destinations left without a port (they take the request's port).
+    pub portless: Vec<String>,
     /// For each output service: the VirtualService and, per output rule, its
     /// `spec.http` index.
     pub origins: Vec<(String, Vec<usize>)>,
@@ -175,8 +191,10 @@ pub struct Options {
     pub namespace: String,
     /// Cluster domain.
     pub cluster_domain: String,
-    /// Port of destinations without one.
-    pub default_port: u16,
+    /// Port written into destinations without one (`--default-port`).
+    pub default_port: Option<u16>,
+    /// `destinationPort` of every service (`--port`).
+    pub service_port: Option<u16>,
 }
 
 struct Vs<'a> {
@@ -244,10 +262,29 @@ const MATCH_FIELDS: [&str; 12] = [
     "sourceNamespace",
 ];
 
-fn applies_to_mesh(gateways: &Value) -> bool {
-    gateways
-        .as_array()
-        .is_some_and(|g| g.iter().any(|v| v.as_str() == Some("mesh")))
+/// How a `gateways` list binds: Istio reads an empty list as no list, i.e.
+/// the sidecars (`mesh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Binding {
+    /// Sidecars only (absent, empty, or only `mesh`).
+    Mesh,
+    /// Sidecars and gateways.
+    MeshAndGateways,
+    /// Gateways only: never a sidecar.
+    GatewaysOnly,
+}
+
+fn binding(gateways: Option<&Value>) -> Binding {
+    let list = gateways
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let mesh = list.iter().any(|v| v.as_str() == Some("mesh"));
+    match (mesh, list.len()) {
+        (_, 0) => Binding::Mesh,
+        (true, 1) => Binding::Mesh,
+        (true, _) => Binding::MeshAndGateways,
+        (false, _) => Binding::GatewaysOnly,
+    }
 }
 
 fn name_of(doc: &Value) -> (String, Option<String>) {
@@ -334,8 +371,9 @@ fn convert_vs(
         vs.warn(report, "spec", "missing; skipped");
         return Ok(None);
     };
-    if let Some(g) = spec.get("gateways") {
-        if !applies_to_mesh(g) {
+    match binding(spec.get("gateways")) {
+        Binding::Mesh => {}
+        Binding::GatewaysOnly => {
             vs.warn(
                 report,
                 "spec.gateways",
@@ -343,11 +381,11 @@ fn convert_vs(
             );
             return Ok(None);
         }
-        vs.warn(
+        Binding::MeshAndGateways => vs.warn(
             report,
             "spec.gateways",
             "also bound to gateways: only the sidecar (`mesh`) part is carried over",
-        );
+        ),
     }
     for (k, v) in spec {
         match k.as_str() {
@@ -423,7 +461,14 @@ fn convert_vs(
         );
         return Ok(None);
     }
-    Ok(Some((ServiceOut { hosts, http: rules }, indices)))
+    Ok(Some((
+        ServiceOut {
+            hosts,
+            http: rules,
+            destination_port: vs.opts.service_port,
+        },
+        indices,
+    )))
 }
 
 fn convert_route(
@@ -521,8 +566,11 @@ fn convert_match(
             vs.id
         )));
     };
-    if let Some(g) = obj.get("gateways") {
-        if !applies_to_mesh(g) {
+    // An empty or absent list inherits the VirtualService's binding, which
+    // includes the sidecars (or the VirtualService was skipped).
+    match binding(obj.get("gateways")) {
+        Binding::Mesh => {}
+        Binding::GatewaysOnly => {
             vs.warn(
                 report,
                 &format!("{path}.gateways"),
@@ -530,11 +578,11 @@ fn convert_match(
             );
             return Ok(None);
         }
-        vs.warn(
+        Binding::MeshAndGateways => vs.warn(
             report,
             &format!("{path}.gateways"),
             "includes `mesh`: the entry applies to sidecars as written; the gateway binding is dropped",
-        );
+        ),
     }
     let mut out = MatchOut::default();
     let take = |k: &str| obj.get(k).cloned();
@@ -620,9 +668,9 @@ fn convert_destination(
             );
         }
     }
-    let number = match dest.get("port") {
+    let port = match dest.get("port") {
         Some(p) => match p.get("number") {
-            Some(n) => n.clone(),
+            Some(n) => Some(PortOut { number: n.clone() }),
             None => {
                 return Err(CliError::rejected(format!(
                     "{}: {dpath}.port.number: missing",
@@ -630,18 +678,13 @@ fn convert_destination(
                 )))
             }
         },
-        None => {
-            vs.warn(
-                report,
-                &format!("{dpath}.port"),
-                &format!(
-                    "not given (Istio then uses the service's only port, which a manifest does not tell); assumed {} (--default-port)",
-                    vs.opts.default_port
-                ),
-            );
-            Value::from(vs.opts.default_port)
-        }
+        None => vs.opts.default_port.map(|p| PortOut {
+            number: Value::from(p),
+        }),
     };
+    if port.is_none() && vs.opts.service_port.is_none() {
+        report.portless.push(format!("{}: {dpath}", vs.id));
+    }
     // Istio: a destination without a weight gets 0 when there are several
     // (proto3 default); canary-router wants it written.
     let weight = match obj.get("weight") {
@@ -653,7 +696,7 @@ fn convert_destination(
         destination: DestOut {
             host: vs.expand(host),
             subset: dest.get("subset").cloned(),
-            port: PortOut { number },
+            port,
         },
         weight,
     })
@@ -733,10 +776,23 @@ pub fn run(args: &Args) -> Result<()> {
         namespace: args.namespace.clone(),
         cluster_domain: args.cluster_domain.clone(),
         default_port: args.default_port,
+        service_port: args.port,
     };
     let (file, report) = convert(&docs, &origin, &opts)?;
     for n in &report.notes {
         eprintln!("note: {n}");
+    }
+    if let Some(first) = report.portless.first() {
+        eprintln!(
+            "note: {first}{}: no port: it takes the port the request arrives on, as Istio routes it \
+             in a sidecar (Istio would use the service's port if the service has only one). \
+             For rules run on an ingress gateway, whose listener port is its own, give the \
+             service port with --port",
+            match report.portless.len() {
+                1 => String::new(),
+                n => format!(" and {} more destination(s)", n - 1),
+            }
+        );
     }
     for w in &report.warnings {
         eprintln!("warning: {w}");
@@ -778,7 +834,8 @@ mod tests {
         Options {
             namespace: "default".into(),
             cluster_domain: "cluster.local".into(),
-            default_port: 80,
+            default_port: None,
+            service_port: None,
         }
     }
 

@@ -75,7 +75,20 @@ fn imports_every_virtualservice_and_names_what_it_drops() {
         ratings[0]["match"][1],
         json!({"sourceLabels": {"app": "productpage", "version": "v2"}, "sourceNamespace": "default"})
     );
-    assert_eq!(ratings[0]["route"][0]["destination"]["port"]["number"], 80);
+    // A destination without a port stays without one (it takes the
+    // request's port in the filter, as Istio routes it in a sidecar), and
+    // that is said once.
+    assert_eq!(
+        ratings[0]["route"][0]["destination"],
+        json!({"host": "ratings.default.svc.cluster.local", "subset": "v2"})
+    );
+    assert!(
+        run.stderr.contains(
+            "virtualservices.yaml, document 2): spec.http[2].route[0].destination: no port: it takes the port the request arrives on"
+        ) && run.stderr.contains("--port"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(ratings[1]["route"][1]["weight"], 0);
 
     // Every field not carried over is named, with the VirtualService and its path.
@@ -104,10 +117,6 @@ fn imports_every_virtualservice_and_names_what_it_drops() {
         (
             "VirtualService default/ratings",
             "spec.http[2].match[0].statPrefix",
-        ),
-        (
-            "VirtualService default/ratings",
-            "spec.http[2].route[0].destination.port",
         ),
         ("VirtualService shop/details", "spec.exportTo"),
         ("VirtualService shop/details", "spec.tcp"),
@@ -282,4 +291,120 @@ fn help_shows_an_example() {
     let run = canaryctl(&["import", "--help"], None).expect_code(0);
     assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
     assert!(run.stdout.contains("canaryctl import"));
+}
+
+/// A VirtualService for `reviews` bound by `gateways` (YAML flow list, or
+/// nothing), with one match entry bound by `entry`.
+fn bound(gateways: Option<&str>, entry: Option<&str>) -> String {
+    let spec_gw = gateways.map_or(String::new(), |g| format!("  gateways: {g}\n"));
+    let entry_gw = entry.map_or(String::new(), |g| format!("      gateways: {g}\n"));
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews}}
+spec:
+  hosts: [reviews]
+{spec_gw}  http:
+  - name: jason
+    match:
+    - headers: {{end-user: {{exact: jason}}}}
+{entry_gw}    route:
+    - destination: {{host: reviews, subset: v2}}
+  - name: rest
+    route:
+    - destination: {{host: reviews, subset: v1}}
+"
+    )
+}
+
+#[test]
+fn gateways_absent_empty_or_with_mesh_mean_the_sidecars() {
+    // (spec.gateways, match[0].gateways, rules imported, warned paths)
+    let cases: [(Option<&str>, Option<&str>, &[&str], &[&str]); 9] = [
+        (None, None, &["jason", "rest"], &[]),
+        (Some("[]"), None, &["jason", "rest"], &[]),
+        (Some("[mesh]"), None, &["jason", "rest"], &[]),
+        (
+            Some("[mesh, istio-system/public]"),
+            None,
+            &["jason", "rest"],
+            &["spec.gateways"],
+        ),
+        (Some("[]"), Some("[]"), &["jason", "rest"], &[]),
+        (None, Some("[mesh]"), &["jason", "rest"], &[]),
+        (
+            Some("[mesh, gw]"),
+            Some("[mesh, gw]"),
+            &["jason", "rest"],
+            &["spec.gateways", "spec.http[0].match[0].gateways"],
+        ),
+        (
+            None,
+            Some("[gw]"),
+            &["rest"],
+            &["spec.http[0].match[0].gateways", "spec.http[0].match"],
+        ),
+        (Some("[gw]"), None, &[], &["spec.gateways"]),
+    ];
+    for (spec, entry, rules, warned) in cases {
+        let vs = bound(spec, entry);
+        let code = if rules.is_empty() { 1 } else { 0 };
+        let run = canaryctl(&["import", "-"], Some(&vs)).expect_code(code);
+        let w: Vec<&str> = warnings(&run.stderr)
+            .into_iter()
+            .filter_map(|l| l.split_once("): ").map(|(_, rest)| rest))
+            .filter_map(|l| l.split_once(": ").map(|(path, _)| path))
+            .collect();
+        assert_eq!(w, warned, "{spec:?} {entry:?}:\n{}", run.stderr);
+        if rules.is_empty() {
+            assert!(
+                run.stderr.contains(
+                    "bound to gateways only (no `mesh`), so it never applies to sidecars; skipped"
+                ) && run.stderr.contains("no VirtualService could be imported"),
+                "{}",
+                run.stderr
+            );
+            continue;
+        }
+        let out = run.json();
+        let names: Vec<&str> = out["services"][0]["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, rules, "{spec:?} {entry:?}");
+    }
+}
+
+#[test]
+fn portless_destinations_stay_portless_unless_a_port_is_given() {
+    let vs = bound(Some("[]"), None);
+    let run = canaryctl(&["import", "-"], Some(&vs)).expect_code(0);
+    let out = run.json();
+    assert_eq!(
+        out["services"][0]["http"][1]["route"][0]["destination"],
+        json!({"host": "reviews.default.svc.cluster.local", "subset": "v1"})
+    );
+    assert!(out["services"][0].get("destinationPort").is_none());
+    assert!(
+        run.stderr.contains(
+            "(<stdin>): spec.http[0].route[0].destination and 1 more destination(s): no port: it takes the port the request arrives on"
+        ),
+        "{}",
+        run.stderr
+    );
+    // --port: the service port, for every destination that gives none.
+    let run = canaryctl(&["import", "--port", "9080", "-"], Some(&vs)).expect_code(0);
+    let out = run.json();
+    assert_eq!(out["services"][0]["destinationPort"], 9080);
+    assert!(!run.stderr.contains("no port"), "{}", run.stderr);
+    // --default-port: written into each.
+    let run = canaryctl(&["import", "--default-port", "9080", "-"], Some(&vs)).expect_code(0);
+    let out = run.json();
+    assert_eq!(
+        out["services"][0]["http"][1]["route"][0]["destination"]["port"]["number"],
+        9080
+    );
+    canaryctl(&["import", "--port", "0", "-"], Some(&vs)).expect_code(2);
 }
