@@ -320,7 +320,13 @@ spec:
 #[test]
 fn gateways_absent_empty_or_with_mesh_mean_the_sidecars() {
     // (spec.gateways, match[0].gateways, rules imported, warned paths)
-    let cases: [(Option<&str>, Option<&str>, &[&str], &[&str]); 9] = [
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+    let cases: [Case<'_>; 9] = [
         (None, None, &["jason", "rest"], &[]),
         (Some("[]"), None, &["jason", "rest"], &[]),
         (Some("[mesh]"), None, &["jason", "rest"], &[]),
