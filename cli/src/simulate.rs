@@ -144,6 +144,16 @@ impl RequestView for Req<'_> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_bytes())
     }
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_bytes())
+            .peekable();
+        values.peek()?;
+        Some(values.any(f))
+    }
     fn source_address(&self) -> Option<&[u8]> {
         self.source.map(str::as_bytes)
     }

@@ -25,28 +25,46 @@ pub enum StringMatcher {
     Regex(Regex),
 }
 
-/// Whether a `StringMatch` may be empty (`{}`), meaning "present".
+/// What a `StringMatch` is matched against. It decides what `{}`, an empty
+/// prefix and the regex `*` mean, as Istio's validation
+/// (`validateHTTPRouteMatchRequest`) and translation
+/// (`canBeConvertedToPresentMatch`) do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presence {
-    /// `{}` means "present" (headers, query parameters).
-    Allowed,
-    /// `{}` is an error (uri, method, scheme, authority).
-    Forbidden,
+pub enum Field {
+    /// `uri`: `{}` is an error; an empty prefix matches every path.
+    Uri,
+    /// `method`, `scheme`, `authority`: `{}` and an empty prefix are errors.
+    Pseudo,
+    /// `headers`, `queryParams`: `{}` means present; an empty prefix is an error.
+    Present,
+    /// `withoutHeaders`: as [`Field::Present`], and the regex `*` (not RE2:
+    /// Istio's wildcard) means present too.
+    Without,
 }
 
 impl StringMatcher {
-    /// Compiles a `StringMatch`.
+    /// Compiles a `StringMatch` for `field`. `ignore_case` (`ignoreUriCase`)
+    /// applies to `exact` and `prefix` only: Envoy ignores `case_sensitive`
+    /// for a `safe_regex` path (`RouteMatch.case_sensitive`).
     pub fn compile(
         m: &StringMatch,
-        presence: Presence,
+        field: Field,
         ignore_case: bool,
     ) -> Result<Self, (&'static str, Reason)> {
         let kinds = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()];
         match kinds.iter().filter(|k| **k).count() {
-            0 if presence == Presence::Allowed => return Ok(StringMatcher::Present),
+            0 if matches!(field, Field::Present | Field::Without) => {
+                return Ok(StringMatcher::Present)
+            }
             0 => return Err(("", Reason::NoMatchKind)),
             1 => {}
             _ => return Err(("", Reason::MoreThanOneMatchKind)),
+        }
+        match (m.prefix.as_deref(), m.regex.as_deref()) {
+            (Some(""), _) if field != Field::Uri => return Err(("prefix", Reason::EmptyString)),
+            (_, Some("*")) if field == Field::Without => return Ok(StringMatcher::Present),
+            (_, Some("")) => return Err(("regex", Reason::EmptyString)),
+            _ => {}
         }
         if let Some(exact) = &m.exact {
             return Ok(if ignore_case {
@@ -63,7 +81,7 @@ impl StringMatcher {
             });
         }
         let pattern = m.regex.as_deref().unwrap_or_default();
-        compile_regex(pattern, ignore_case)
+        compile_regex(pattern, false)
             .map(StringMatcher::Regex)
             .map_err(|r| ("regex", r))
     }
@@ -79,12 +97,45 @@ impl StringMatcher {
             StringMatcher::PrefixNoCase(p) => value
                 .get(..p.len())
                 .is_some_and(|head| head.eq_ignore_ascii_case(p)),
-            StringMatcher::Regex(re) => {
-                value.len() <= limits::MAX_REGEX_INPUT_BYTES
-                    && std::str::from_utf8(value).is_ok_and(|s| re.is_match(s))
-            }
+            StringMatcher::Regex(re) => regex_matches(re, value),
         }
     }
+}
+
+/// Whether a regex compiled by [`compile_regex`] matches `value`, read one
+/// byte to a character: RE2 as Envoy 1.40 runs `safe_regex` on a header
+/// matches bytes, not UTF-8 characters (measured side by side: `.` does not
+/// match `ü`, `..` does, `.*` matches a lone `0xff`). A value with bytes over
+/// 0x7f is written out with each byte as the character of that number (as
+/// the pattern was), in a stack buffer: no allocation, and only for such
+/// values; an ASCII value is matched as it is.
+#[inline]
+fn regex_matches(re: &Regex, value: &[u8]) -> bool {
+    if value.len() > limits::MAX_REGEX_INPUT_BYTES {
+        return false;
+    }
+    match std::str::from_utf8(value) {
+        Ok(s) if s.is_ascii() => re.is_match(s),
+        _ => regex_matches_bytes(re, value),
+    }
+}
+
+#[inline(never)]
+fn regex_matches_bytes(re: &Regex, value: &[u8]) -> bool {
+    let mut buf = [0u8; 2 * limits::MAX_REGEX_INPUT_BYTES];
+    let mut len = 0;
+    for &b in value {
+        let mut utf8 = [0u8; 2];
+        let ch = char::from(b).encode_utf8(&mut utf8).as_bytes();
+        let Some(to) = buf.get_mut(len..len + ch.len()) else {
+            return false;
+        };
+        to.copy_from_slice(ch);
+        len += ch.len();
+    }
+    buf.get(..len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .is_some_and(|s| re.is_match(s))
 }
 
 /// Compiles an anchored regex within the documented limits.
@@ -95,6 +146,9 @@ pub fn compile_regex(pattern: &str, ignore_case: bool) -> Result<Regex, Reason> 
             limit: limits::MAX_REGEX_LEN,
         });
     }
+    // The pattern is read one byte to a character too, as RE2 reads it
+    // for bytes (`日` is three characters); ASCII patterns are unchanged.
+    let pattern: String = pattern.bytes().map(char::from).collect();
     RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
         .case_insensitive(ignore_case)
         .size_limit(limits::MAX_REGEX_PROGRAM_BYTES)
@@ -124,7 +178,7 @@ mod tests {
     }
 
     fn compile(m: StringMatch, ic: bool) -> StringMatcher {
-        StringMatcher::compile(&m, Presence::Allowed, ic).unwrap()
+        StringMatcher::compile(&m, Field::Present, ic).unwrap()
     }
 
     #[test]
@@ -157,10 +211,56 @@ mod tests {
             !alt.matches(b"ab"),
             "alternation is grouped inside the anchors"
         );
+        assert!(!re.matches(&[0xff, 0xfe]));
+    }
+
+    #[test]
+    fn regexes_match_bytes_as_envoys_re2_does() {
+        let one = compile(sm(None, None, Some(".")), false);
+        let two = compile(sm(None, None, Some("..")), false);
+        assert!(!one.matches("ü".as_bytes()), "ü is two bytes");
+        assert!(two.matches("ü".as_bytes()));
         assert!(
-            !re.matches(&[0xff, 0xfe]),
-            "non-UTF-8 never matches a regex"
+            one.matches(&[0xff]),
+            "a byte that is not UTF-8 is a character"
         );
+        let any = compile(sm(None, None, Some(".*")), false);
+        assert!(any.matches(&[b'v', 0xe9, 0xff]));
+        let six = compile(sm(None, None, Some("日...")), false);
+        assert!(six.matches("日本".as_bytes()) && !six.matches("日".as_bytes()));
+        let literal = compile(sm(None, None, Some("ü")), false);
+        assert!(literal.matches("ü".as_bytes()));
+        assert!(!literal.matches(b"\xfc"), "the pattern is its UTF-8 bytes");
+        let long = vec![0xe9; limits::MAX_REGEX_INPUT_BYTES];
+        assert!(any.matches(&long));
+        assert!(!any.matches(&[long.as_slice(), b"x"].concat()));
+    }
+
+    #[test]
+    fn what_empty_values_and_the_star_mean_per_field() {
+        let compile = |m, field| StringMatcher::compile(&m, field, false);
+        let star = || sm(None, None, Some("*"));
+        assert!(matches!(
+            compile(star(), Field::Without),
+            Ok(StringMatcher::Present)
+        ));
+        for field in [Field::Present, Field::Pseudo, Field::Uri] {
+            assert!(matches!(
+                compile(star(), field),
+                Err(("regex", Reason::BadRegex(_)))
+            ));
+        }
+        for field in [Field::Present, Field::Without, Field::Pseudo] {
+            let empty = compile(sm(None, Some(""), None), field);
+            assert_eq!(empty.unwrap_err(), ("prefix", Reason::EmptyString));
+        }
+        assert!(compile(sm(None, Some(""), None), Field::Uri).is_ok_and(|m| m.matches(b"/x")));
+        for field in [Field::Present, Field::Without, Field::Pseudo, Field::Uri] {
+            let empty = compile(sm(None, None, Some("")), field);
+            assert_eq!(empty.unwrap_err(), ("regex", Reason::EmptyString));
+            let exact = compile(sm(Some(""), None, None), field);
+            assert!(exact.is_ok_and(|m| m.matches(b"") && !m.matches(b"x")));
+        }
     }
 
     #[test]
@@ -169,23 +269,24 @@ mod tests {
         assert!(exact.matches(b"/LOGIN") && exact.matches(b"/login"));
         let prefix = compile(sm(None, Some("/API"), None), true);
         assert!(prefix.matches(b"/api/x") && !prefix.matches(b"/ap"));
+        // Envoy ignores `case_sensitive` for a `safe_regex` path.
         let re = compile(sm(None, None, Some("/users/[a-z]+")), true);
-        assert!(re.matches(b"/USERS/Bob"));
+        assert!(re.matches(b"/users/bob"));
+        assert!(!re.matches(b"/USERS/Bob"));
     }
 
     #[test]
     fn errors() {
-        let two = StringMatcher::compile(&sm(Some("a"), Some("b"), None), Presence::Allowed, false);
+        let two = StringMatcher::compile(&sm(Some("a"), Some("b"), None), Field::Present, false);
         assert_eq!(two.unwrap_err().1, Reason::MoreThanOneMatchKind);
-        let none = StringMatcher::compile(&sm(None, None, None), Presence::Forbidden, false);
+        let none = StringMatcher::compile(&sm(None, None, None), Field::Pseudo, false);
         assert_eq!(none.unwrap_err().1, Reason::NoMatchKind);
-        let bad = StringMatcher::compile(&sm(None, None, Some("(")), Presence::Allowed, false);
+        let bad = StringMatcher::compile(&sm(None, None, Some("(")), Field::Present, false);
         let (field, reason) = bad.unwrap_err();
         assert_eq!(field, "regex");
         assert!(matches!(reason, Reason::BadRegex(_)), "{reason:?}");
         let long = "a".repeat(limits::MAX_REGEX_LEN + 1);
-        let too_long =
-            StringMatcher::compile(&sm(None, None, Some(&long)), Presence::Allowed, false);
+        let too_long = StringMatcher::compile(&sm(None, None, Some(&long)), Field::Present, false);
         assert!(matches!(too_long.unwrap_err().1, Reason::TooMany { .. }));
         let huge = compile_regex("(a{1000}){1000}", false);
         assert!(matches!(huge, Err(Reason::BadRegex(_))), "{huge:?}");

@@ -86,6 +86,28 @@ impl<'b> Pairs<'b> {
         None
     }
 
+    /// Whether any value of header `name` satisfies `f` (stopping at the
+    /// first that does); `None` if there is no such header.
+    #[inline]
+    pub fn any_value(&self, name: &str, mut f: impl FnMut(&'b [u8]) -> bool) -> Option<bool> {
+        let name = name.as_bytes();
+        let mut found = None;
+        let mut offset = 0usize;
+        for sizes in self.sizes.chunks_exact(8).take(self.count) {
+            let (k, v) = sizes.split_at(4);
+            let k = u32::from_le_bytes(k.try_into().ok()?) as usize;
+            let v = u32::from_le_bytes(v.try_into().ok()?) as usize;
+            if k == name.len() && self.data.get(offset..offset + k)? == name {
+                if f(self.data.get(offset + k + 1..offset + k + 1 + v)?) {
+                    return Some(true);
+                }
+                found = Some(false);
+            }
+            offset += k + v + 2;
+        }
+        found
+    }
+
     /// Calls `f` with every `(name, value)` whose name is `n` bytes long
     /// with bit `min(n, 63)` of `lengths` set, in order. The per-request
     /// walk of a rule index: a header of no wanted length costs a load and
@@ -125,6 +147,10 @@ impl<'b> Pairs<'b> {
 impl RequestView for Pairs<'_> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.get(name)
+    }
+
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        self.any_value(name, f)
     }
 
     fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {

@@ -9,7 +9,7 @@ use crate::config;
 use crate::error::{ConfigError, Reason};
 use crate::hosts::{self, Expansion, Fnv, HostIndex};
 use crate::limits;
-use crate::matcher::{Presence, StringMatcher};
+use crate::matcher::{Field, StringMatcher};
 use crate::pick::{hash_key, Weights};
 
 /// Who this sidecar is: the workload's namespace and labels, from Envoy's
@@ -226,9 +226,9 @@ impl Service {
         };
         if !index.by_header.is_empty() {
             // One walk of the request's headers, each name looked up among
-            // the indexed ones; only a name's first value counts, as in
-            // `RequestView::header`.
-            let mut seen = 0u64;
+            // the indexed ones. Every value of a repeated name is looked up:
+            // a rule matches when any one of them does, as in
+            // `RequestView::any_header_value`.
             let walked = parts
                 .req
                 .for_each_header_of_len(index.name_lens, |name, value| {
@@ -236,8 +236,7 @@ impl Service {
                         .slots_by_len
                         .get(name.len().min(63))
                         .copied()
-                        .unwrap_or(0)
-                        & !seen;
+                        .unwrap_or(0);
                     while candidates != 0 {
                         let slot = candidates.trailing_zeros() as usize;
                         candidates &= candidates - 1;
@@ -248,7 +247,6 @@ impl Service {
                         // first byte (`x-` headers against pseudo-headers and
                         // standard ones): no call to compare them.
                         if n.as_bytes().first() == name.first() && n.as_bytes() == name {
-                            seen |= 1u64 << slot;
                             if let Some(list) = values.get(value) {
                                 scan(list, &mut best);
                             }
@@ -258,9 +256,12 @@ impl Service {
                 });
             if !walked {
                 for (name, values) in index.by_header.iter() {
-                    if let Some(list) = parts.req.header(name).and_then(|v| values.get(v)) {
-                        scan(list, &mut best);
-                    }
+                    parts.req.any_header_value(name, |v| {
+                        if let Some(list) = values.get(v) {
+                            scan(list, &mut best);
+                        }
+                        false
+                    });
                 }
             }
         }
@@ -354,6 +355,14 @@ struct MatchEntry {
 pub trait RequestView {
     /// The first value of a header.
     fn header(&self, name: &str) -> Option<&[u8]>;
+    /// Whether any value of header `name` satisfies `f` (stopping at the
+    /// first that does), or `None` if the request has no such header.
+    /// Header conditions use it: Envoy 1.40's `HeaderMatcher` matches a
+    /// repeated header when one of its values matches. The default asks
+    /// [`header`](Self::header) only, for views with one value per name.
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        self.header(name).map(f)
+    }
     /// Calls `f` with every header whose name is `n` bytes long with bit
     /// `min(n, 63)` of `lengths` set, in order (repeated names repeatedly),
     /// and returns true; or returns false without calling it if the view
@@ -570,15 +579,31 @@ impl MatchEntry {
             && self
                 .headers
                 .iter()
-                .all(|(name, m)| r.req.header(name).is_some_and(|v| m.matches(v)))
+                .all(|(name, m)| r.req.any_header_value(name, |v| m.matches(v)) == Some(true))
             && self
                 .without_headers
                 .iter()
-                .all(|(name, m)| !r.req.header(name).is_some_and(|v| m.matches(v)))
+                .all(|(name, m)| without_header(r.req, name, m))
             && self
                 .query
                 .iter()
                 .all(|(name, m)| r.query_param(name).is_some_and(|v| m.matches(v)))
+    }
+}
+
+/// Whether a `withoutHeaders` condition holds, as Istio writes it for
+/// Envoy: `{}` (or `*`) is an inverted presence match, so the header must be
+/// absent; any other kind is inverted with `treat_missing_header_as_empty`,
+/// so a missing header is matched as the empty value, and no value of a
+/// repeated header may match.
+#[inline]
+fn without_header<R: RequestView>(req: &R, name: &str, m: &StringMatcher) -> bool {
+    match m {
+        StringMatcher::Present => req.header(name).is_none(),
+        m => match req.any_header_value(name, |v| m.matches(v)) {
+            Some(any) => !any,
+            None => !m.matches(b""),
+        },
     }
 }
 
@@ -862,9 +887,14 @@ fn compile_match(
     }
     let ignore_case = m.ignore_uri_case.unwrap_or(false);
     let single = |field: &str, sm: &Option<config::StringMatch>, ic: bool| {
+        let kind = if field == "uri" {
+            Field::Uri
+        } else {
+            Field::Pseudo
+        };
         sm.as_ref()
             .map(|sm| {
-                StringMatcher::compile(sm, Presence::Forbidden, ic)
+                StringMatcher::compile(sm, kind, ic)
                     .map_err(|(sub, r)| ConfigError::invalid(join(path, field, sub), r))
             })
             .transpose()
@@ -874,10 +904,15 @@ fn compile_match(
         scheme: single("scheme", &m.scheme, false)?,
         method: single("method", &m.method, false)?,
         authority: single("authority", &m.authority, false)?,
-        headers: header_matchers(m.headers.as_ref(), &format!("{path}.headers"))?,
+        headers: header_matchers(
+            m.headers.as_ref(),
+            &format!("{path}.headers"),
+            Field::Present,
+        )?,
         without_headers: header_matchers(
             m.without_headers.as_ref(),
             &format!("{path}.withoutHeaders"),
+            Field::Without,
         )?,
         port: m
             .port
@@ -926,6 +961,7 @@ type Matchers<K> = Box<[(K, StringMatcher)]>;
 fn header_matchers(
     map: Option<&BTreeMap<String, config::StringMatch>>,
     path: &str,
+    field: Field,
 ) -> Result<Matchers<Box<str>>, ConfigError> {
     let Some(map) = map else {
         return Ok(Box::default());
@@ -934,7 +970,7 @@ fn header_matchers(
         .map(|(name, sm)| {
             let hpath = format!("{path}.{name}");
             let lower = header_name(name).map_err(|r| ConfigError::invalid(&hpath, r))?;
-            let m = StringMatcher::compile(sm, Presence::Allowed, false)
+            let m = StringMatcher::compile(sm, field, false)
                 .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
             Ok((lower.into(), m))
         })
@@ -954,7 +990,7 @@ fn query_matchers(
             if name.is_empty() {
                 return Err(ConfigError::invalid(path, Reason::EmptyString));
             }
-            let m = StringMatcher::compile(sm, Presence::Allowed, false)
+            let m = StringMatcher::compile(sm, Field::Present, false)
                 .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
             Ok((name.as_bytes().into(), m))
         })
@@ -1243,12 +1279,15 @@ mod tests {
         serde_json::Value::Array(rules)
     }
 
-    /// A request view without `for_each_header`.
+    /// A request view without `for_each_header`: lookups by name only.
     struct LookupOnly<'b>(Pairs<'b>);
 
     impl RequestView for LookupOnly<'_> {
         fn header(&self, name: &str) -> Option<&[u8]> {
             self.0.get(name)
+        }
+        fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+            self.0.any_value(name, f)
         }
     }
 
@@ -1337,7 +1376,7 @@ mod tests {
                                             h.push((name.as_bytes(), v.as_bytes()));
                                         }
                                     }
-                                    // A repeated header: only its first value counts.
+                                    // A repeated header: a rule matches on any of its values.
                                     h.push((b"x-user", b"zed"));
                                     h.push((b"x-region", b"us"));
                                     let buf = serialize(h);

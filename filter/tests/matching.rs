@@ -255,7 +255,7 @@ fn host_resolution_like_an_istio_sidecar() {
 fn first_matching_rule_wins_and_no_match_is_untouched() {
     let json = r#"{"services":[{"hosts":["backend"],"http":[
         {"name":"a","match":[{"headers":{"x":{"exact":"1"}}}],"route":[{"destination":{"cluster":"ca"}}]},
-        {"name":"b","match":[{"headers":{"x":{"prefix":""}}}],"route":[{"destination":{"cluster":"cb"}}]},
+        {"name":"b","match":[{"headers":{"x":{}}}],"route":[{"destination":{"cluster":"cb"}}]},
         {"name":"c","match":[{"headers":{"y":{}}}],"route":[{"destination":{"cluster":"cc"}}]}]}]}"#;
     let rules = compile(json);
     assert_eq!(
@@ -298,4 +298,101 @@ fn the_issue_example_routes_as_istio_would() {
             Some(V2)
         );
     }
+}
+
+// Semantics measured against Envoy's own routes (test-harness/tests/e2e_oracle.rs).
+
+#[test]
+fn a_repeated_header_matches_when_any_of_its_values_does() {
+    let m = r#"[{"headers":{"x-ver":{"exact":"v1"}}}]"#;
+    let req = |values: &[&str]| {
+        values
+            .iter()
+            .fold(Req::to("backend"), |r, v| r.with("x-ver", v))
+    };
+    assert!(goes_to_v2(m, req(&["v2", "v1"])));
+    assert!(goes_to_v2(m, req(&["v1", "v2"])));
+    assert!(!goes_to_v2(m, req(&["v2", "v3"])));
+    let re = r#"[{"headers":{"x-ver":{"regex":"v[0-9]+"}}}]"#;
+    assert!(goes_to_v2(re, req(&["zz", "v33"])));
+    // withoutHeaders: no value may match.
+    let without = r#"[{"withoutHeaders":{"x-ver":{"exact":"v1"}}}]"#;
+    assert!(!goes_to_v2(without, req(&["v2", "v1"])));
+    assert!(goes_to_v2(without, req(&["v2", "v3"])));
+}
+
+#[test]
+fn without_headers_match_a_missing_header_as_empty() {
+    let without = |sm: &str| format!(r#"[{{"withoutHeaders":{{"x-ver":{sm}}}}}]"#);
+    let none = Req::to("backend");
+    // Istio writes these with treat_missing_header_as_empty.
+    assert!(!goes_to_v2(&without(r#"{"exact":""}"#), none.clone()));
+    assert!(!goes_to_v2(&without(r#"{"regex":".*"}"#), none.clone()));
+    assert!(goes_to_v2(&without(r#"{"regex":".+"}"#), none.clone()));
+    assert!(goes_to_v2(&without(r#"{"exact":"v1"}"#), none.clone()));
+    // A presence match is not: `{}` and `*` mean "absent".
+    for sm in [r#"{}"#, r#"{"regex":"*"}"#] {
+        assert!(goes_to_v2(&without(sm), none.clone()), "{sm}");
+        assert!(
+            !goes_to_v2(&without(sm), none.clone().with("x-ver", "")),
+            "{sm}"
+        );
+    }
+}
+
+#[test]
+fn ignore_uri_case_leaves_a_regex_case_sensitive() {
+    let m = |uri: &str| format!(r#"[{{"uri":{uri},"ignoreUriCase":true}}]"#);
+    let path = |p: &str| Req::to("backend").with(":path", p);
+    assert!(goes_to_v2(&m(r#"{"prefix":"/API"}"#), path("/api/x")));
+    assert!(goes_to_v2(&m(r#"{"exact":"/API"}"#), path("/api")));
+    assert!(goes_to_v2(&m(r#"{"regex":"/API.*"}"#), path("/API/x")));
+    assert!(!goes_to_v2(&m(r#"{"regex":"/API.*"}"#), path("/api/x")));
+}
+
+#[test]
+fn regexes_count_bytes_not_characters() {
+    let m = |re: &str| format!(r#"[{{"headers":{{"x":{{"regex":"{re}"}}}}}}]"#);
+    let x = |v: &[u8]| Req::to("backend").with("x", v);
+    assert!(!goes_to_v2(&m("."), x("ü".as_bytes())));
+    assert!(goes_to_v2(&m(".."), x("ü".as_bytes())));
+    assert!(goes_to_v2(&m(".*"), x(b"\xff")));
+}
+
+#[test]
+fn the_rule_index_reads_every_value_of_a_repeated_header() {
+    // Enough exact-header rules for an index (INDEX_MIN_RULES).
+    let http: Vec<String> = (0..10)
+        .map(|i| {
+            format!(
+                r#"{{"name":"u{i}","match":[{{"headers":{{"x-user":{{"exact":"u{i}"}}}}}}],"route":[{{"destination":{{"cluster":"c{i}"}}}}]}}"#
+            )
+        })
+        .collect();
+    let rules = compile(&format!(
+        r#"{{"services":[{{"hosts":["backend"],"http":[{}]}}]}}"#,
+        http.join(",")
+    ));
+    let req = Req::to("backend")
+        .with("x-user", "nobody")
+        .with("x-user", "u7");
+    assert_eq!(rule_name(&rules, &req).as_deref(), Some("u7"));
+    let buf = canary_router::pairs::serialize(
+        req.headers
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_slice())),
+    );
+    let pairs = canary_router::pairs::Pairs::parse(&buf).unwrap();
+    let d = rules.decide(&pairs, || 0);
+    assert_eq!(
+        d.decision()
+            .map(|d| &*rules.services()[0].rules[d.rule].name),
+        Some("u7")
+    );
+    let first_wins = Req::to("backend").with("x-user", "u9").with("x-user", "u2");
+    assert_eq!(
+        rule_name(&rules, &first_wins).as_deref(),
+        Some("u2"),
+        "rule order, not header order"
+    );
 }

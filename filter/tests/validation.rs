@@ -43,6 +43,13 @@ fn errors_name_the_field_and_the_reason() {
         (service(&format!(r#"{{"match":[{{"headers":{{"x":{{"regex":"("}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].headers.x.regex", "invalid regex"),
         (service(&format!(r#"{{"match":[{{"headers":{{"x":{{"exact":"a","prefix":"b"}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].headers.x", "at most one"),
         (service(&format!(r#"{{"match":[{{"uri":{{}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].uri", "give one of"),
+        // Istio's validation: no empty prefix (but on `uri`), no empty
+        // regex; the regex `*` is Istio's wildcard in `withoutHeaders` only.
+        (service(&format!(r#"{{"match":[{{"headers":{{"x":{{"prefix":""}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].headers.x.prefix", "empty string"),
+        (service(&format!(r#"{{"match":[{{"method":{{"prefix":""}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].method.prefix", "empty string"),
+        (service(&format!(r#"{{"match":[{{"queryParams":{{"q":{{"prefix":""}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].queryParams.q.prefix", "empty string"),
+        (service(&format!(r#"{{"match":[{{"uri":{{"regex":""}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].uri.regex", "empty string"),
+        (service(&format!(r#"{{"match":[{{"headers":{{"x":{{"regex":"*"}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].headers.x.regex", "invalid regex"),
         (service(&format!(r#"{{"match":[{{"headers":{{"bad header":{{}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].headers.bad header", "not a valid HTTP header name"),
         (service(&format!(r#"{{"match":[{{"port":70000}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].port", "outside"),
         (service(&format!(r#"{{"route":[{D}],"sticky":{{}}}}"#)), "services[0].http[0].sticky", "exactly one"),

@@ -47,6 +47,10 @@ impl RequestView for Request<'_> {
         self.pairs.get(name)
     }
 
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        self.pairs.any_value(name, f)
+    }
+
     fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
         self.pairs.for_each_of_len(lengths, f);
         true

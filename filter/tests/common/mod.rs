@@ -47,6 +47,16 @@ impl RequestView for Req {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
     }
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .peekable();
+        values.peek()?;
+        Some(values.any(f))
+    }
     fn source_address(&self) -> Option<&[u8]> {
         self.source.as_deref()
     }

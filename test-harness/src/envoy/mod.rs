@@ -22,11 +22,14 @@
 //!   and waits until it is ready. Dropping it stops Envoy; when dropped while
 //!   a test panics it prints the tail of Envoy's log and keeps the temp dir.
 //! - [`HttpClient`]: a blocking HTTP/1.1 keep-alive client with byte headers.
+//! - [`native`]: Envoy's own routes for a rule set, as istiod translates a
+//!   VirtualService (the oracle of match semantics).
 //! - [`count_split`], [`check_binomial`]: split counting and its statistics.
 
 mod binary;
 mod config;
 mod http;
+pub mod native;
 mod process;
 mod split;
 mod stats;

@@ -1,0 +1,235 @@
+//! Envoy's own route configuration for a rule set, built the way istiod
+//! builds it from a VirtualService, so that a real Envoy can be the oracle
+//! of every match semantic: the same requests sent to these native routes
+//! and to canary-router must reach the same destination.
+//!
+//! The translation follows Istio's `pilot/pkg/networking/core/route/route.go`:
+//! - `BuildHTTPRoutesForVirtualService`: one Envoy route per match entry, in
+//!   rule order (a rule without `match` is one route matching everything);
+//!   after a catch-all route ([`is_catch_all`]) nothing more is emitted.
+//! - `TranslateRouteMatch`: `uri` becomes `path` (exact), `prefix` or
+//!   `safe_regex`; `ignoreUriCase` becomes `case_sensitive: false`, which
+//!   Envoy applies to `path` and `prefix` only; `method`, `authority` and
+//!   `scheme` become header matchers on `:method`, `:authority`, `:scheme`;
+//!   `queryParams` become `query_parameters`.
+//! - `translateHeaderMatch`: `{}`, and the regex `*` (which Istio reads as a
+//!   wildcard, not RE2), become `present_match: true`; otherwise a
+//!   `string_match` (`exact`, `prefix`, `safe_regex`).
+//! - `withoutHeaders`: the same matcher with `invert_match: true`, and
+//!   `treat_missing_header_as_empty: true` unless it is a presence match.
+//! - `translateQueryParamMatch`: `{}` or `*` becomes `present_match: true`,
+//!   otherwise a `string_match`.
+//!
+//! Input is the rule set as JSON (an `http` list in canary-router's, that is
+//! Istio's, shape), so callers with other sources (a VirtualService, Gateway
+//! API routes) can use it too. Fields with no `RouteMatch` counterpart
+//! (`port`, which selects the listener's route configuration, and the
+//! source conditions, which select the proxy) are refused by name.
+
+use serde_json::{json, Map, Value};
+
+use super::Error;
+
+/// The Envoy routes of an `http` list, in order. `action(rule, name)` gives
+/// the action fields of the routes of rule `rule` (e.g. `{"route": ...}` or
+/// `{"direct_response": ...}`), merged into each route beside `match`.
+pub fn routes(
+    http: &Value,
+    mut action: impl FnMut(usize, &str) -> Value,
+) -> Result<Vec<Value>, Error> {
+    let rules = http
+        .as_array()
+        .ok_or_else(|| Error::new("http: not a list"))?;
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let name = rule
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("http-{i}"), str::to_string);
+        let entries = match rule.get("match").and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => list
+                .iter()
+                .enumerate()
+                .map(|(mi, m)| route_match(m).map_err(|e| at(&format!("http[{i}].match[{mi}]"), e)))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![route_match(&json!({}))?],
+        };
+        let mut catch_all = false;
+        for m in entries {
+            catch_all = is_catch_all(&m);
+            let mut route = Map::new();
+            route.insert("name".into(), Value::String(name.clone()));
+            route.insert("match".into(), m);
+            if let Value::Object(fields) = action(i, &name) {
+                route.extend(fields);
+            }
+            out.push(Value::Object(route));
+            if catch_all {
+                break;
+            }
+        }
+        if catch_all {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn at(path: &str, e: Error) -> Error {
+    Error::new(format!("{path}.{}", e.message()))
+}
+
+/// Envoy's `RouteMatch` for one match entry (an Istio `HTTPMatchRequest`),
+/// as Istio's `TranslateRouteMatch` writes it.
+pub fn route_match(m: &Value) -> Result<Value, Error> {
+    let m = m
+        .as_object()
+        .ok_or_else(|| Error::new("match entry: not an object"))?;
+    for key in m.keys() {
+        match key.as_str() {
+            "name" | "uri" | "scheme" | "method" | "authority" | "headers" | "withoutHeaders"
+            | "queryParams" | "ignoreUriCase" => {}
+            other => {
+                return Err(Error::new(format!(
+                    "{other}: not translated to a RouteMatch"
+                )))
+            }
+        }
+    }
+    let mut out = Map::new();
+    let mut headers = Vec::new();
+    for (name, sm) in object(m.get("headers"), "headers")? {
+        headers.push(header_matcher(name, sm, false)?);
+    }
+    for (name, sm) in object(m.get("withoutHeaders"), "withoutHeaders")? {
+        headers.push(header_matcher(name, sm, true)?);
+    }
+    // Istio sorts the header matchers by name (they are ANDed, so this is
+    // only for a stable output).
+    headers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    match m.get("uri") {
+        None => {
+            out.insert("prefix".into(), json!("/"));
+        }
+        Some(uri) => {
+            let (key, value) = match kind(uri).map_err(|e| at("uri", e))? {
+                Kind::Exact(v) => ("path", json!(v)),
+                Kind::Prefix(v) => ("prefix", json!(v)),
+                Kind::Regex(v) => ("safe_regex", json!({ "regex": v })),
+                Kind::Present => return Err(Error::new("uri: no match kind")),
+            };
+            out.insert(key.into(), value);
+        }
+    }
+    let ignore_case = m
+        .get("ignoreUriCase")
+        .map(|v| {
+            v.as_bool()
+                .ok_or_else(|| Error::new("ignoreUriCase: not a boolean"))
+        })
+        .transpose()?
+        .unwrap_or(false);
+    out.insert("case_sensitive".into(), json!(!ignore_case));
+    for (field, pseudo) in [
+        ("method", ":method"),
+        ("authority", ":authority"),
+        ("scheme", ":scheme"),
+    ] {
+        if let Some(sm) = m.get(field) {
+            headers.push(header_matcher(pseudo, sm, false).map_err(|e| at(field, e))?);
+        }
+    }
+    if !headers.is_empty() {
+        out.insert("headers".into(), Value::Array(headers));
+    }
+    let query: Vec<Value> = object(m.get("queryParams"), "queryParams")?
+        .map(|(name, sm)| {
+            Ok(
+                match kind(sm).map_err(|e| at(&format!("queryParams.{name}"), e))? {
+                    Kind::Present => json!({ "name": name, "present_match": true }),
+                    k => json!({ "name": name, "string_match": string_matcher(&k) }),
+                },
+            )
+        })
+        .collect::<Result<_, Error>>()?;
+    if !query.is_empty() {
+        out.insert("query_parameters".into(), Value::Array(query));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Whether a `RouteMatch` matches every request, as Istio's
+/// `IsCatchAllRoute` judges it: path prefix `/` or regex `.*`, and no header
+/// or query parameter condition.
+pub fn is_catch_all(m: &Value) -> bool {
+    let path = m.get("prefix").and_then(Value::as_str) == Some("/")
+        || m.pointer("/safe_regex/regex").and_then(Value::as_str) == Some(".*");
+    path && m.get("headers").is_none() && m.get("query_parameters").is_none()
+}
+
+/// A `HeaderMatcher` as Istio's `translateHeaderMatch` writes it, inverted
+/// for `withoutHeaders`.
+fn header_matcher(name: &str, sm: &Value, without: bool) -> Result<Value, Error> {
+    let k = kind(sm).map_err(|e| at(name, e))?;
+    let mut out = match &k {
+        Kind::Present => json!({ "name": name, "present_match": true }),
+        k => json!({ "name": name, "string_match": string_matcher(k) }),
+    };
+    if without {
+        out["invert_match"] = json!(true);
+        // Istio: "treat_missing_header_as_empty conflict with present_match".
+        if !matches!(k, Kind::Present) {
+            out["treat_missing_header_as_empty"] = json!(true);
+        }
+    }
+    Ok(out)
+}
+
+/// An Istio `StringMatch`, read.
+enum Kind<'a> {
+    Exact(&'a str),
+    Prefix(&'a str),
+    Regex(&'a str),
+    /// `{}`, or the regex `*` (Istio's `canBeConvertedToPresentMatch`).
+    Present,
+}
+
+fn kind(sm: &Value) -> Result<Kind<'_>, Error> {
+    let sm = sm
+        .as_object()
+        .ok_or_else(|| Error::new("not a StringMatch object"))?;
+    let text = |k: &str| sm.get(k).and_then(Value::as_str);
+    if sm.len() > 1 {
+        return Err(Error::new("more than one match kind"));
+    }
+    Ok(match (text("exact"), text("prefix"), text("regex")) {
+        (Some(v), _, _) => Kind::Exact(v),
+        (_, Some(v), _) => Kind::Prefix(v),
+        (_, _, Some("*")) => Kind::Present,
+        (_, _, Some(v)) => Kind::Regex(v),
+        _ if sm.is_empty() => Kind::Present,
+        _ => return Err(Error::new("unknown match kind")),
+    })
+}
+
+/// Istio's `ConvertToEnvoyMatch`: an Envoy `StringMatcher`.
+fn string_matcher(k: &Kind<'_>) -> Value {
+    match k {
+        Kind::Exact(v) => json!({ "exact": v }),
+        Kind::Prefix(v) => json!({ "prefix": v }),
+        Kind::Regex(v) => json!({ "safe_regex": { "regex": v } }),
+        Kind::Present => json!({}),
+    }
+}
+
+fn object<'a>(
+    v: Option<&'a Value>,
+    field: &str,
+) -> Result<impl Iterator<Item = (&'a str, &'a Value)>, Error> {
+    let map = match v {
+        None => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => return Err(Error::new(format!("{field}: not an object"))),
+    };
+    Ok(map.into_iter().flatten().map(|(k, v)| (k.as_str(), v)))
+}
