@@ -322,6 +322,21 @@ fn fixed_sets() -> Vec<(Value, Vec<Request>)> {
             sets.push((json!([rule]), header_requests()));
         }
     }
+    // Enough exact-header rules for the filter's rule index
+    // (INDEX_MIN_RULES), which must find what a scan finds.
+    let indexed: Vec<Value> = ["v1", "v2", "V1", "v10", "ü", "", "zz"]
+        .iter()
+        .flat_map(|v| {
+            ["x-ver", "x-user"].map(|name| json!({"match": [{"headers": {name: {"exact": v}}}]}))
+        })
+        .collect();
+    let mut indexed_requests = header_requests();
+    indexed_requests.extend([
+        with(&[("x-user", b"nobody"), ("x-user", b"zz")]),
+        with(&[("x-ver", b"nobody"), ("x-user", b"v2"), ("x-ver", b"V1")]),
+        with(&[("x-user", b"v1"), ("x-user", "\u{fc}".as_bytes())]),
+    ]);
+    sets.push((Value::Array(indexed), indexed_requests));
     let uri_requests = || PATHS.iter().map(|p| get(p)).collect::<Vec<_>>();
     for uri in uri_matches() {
         for ignore in [false, true] {
