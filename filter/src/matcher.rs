@@ -237,6 +237,17 @@ mod tests {
     }
 
     #[test]
+    fn what_regex_lite_leaves_out_of_re2() {
+        // docs/rules.md says so: no Unicode classes.
+        assert!(matches!(
+            compile_regex(r"\p{L}", false),
+            Err(Reason::BadRegex(_))
+        ));
+        let fold = compile(sm(None, None, Some("(?i)v1")), false);
+        assert!(fold.matches(b"V1"));
+    }
+
+    #[test]
     fn what_empty_values_and_the_star_mean_per_field() {
         let compile = |m, field| StringMatcher::compile(&m, field, false);
         let star = || sm(None, None, Some("*"));

@@ -596,7 +596,7 @@ fn every_request_reaches_the_rule_envoys_own_routes_choose() {
         requests.extend((0..8).map(|_| random_request(&mut g, n)));
         sets.push(Set { http, requests });
     }
-    for _ in 0..40 {
+    for _ in 0..60 {
         let n = sets.len();
         let http = random_rules(&mut g, n);
         let requests = (0..50).map(|_| random_request(&mut g, n)).collect();
