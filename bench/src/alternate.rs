@@ -99,14 +99,18 @@ pub fn alternate<'a>(
 }
 
 pub const COMPARE_USAGE: &str = "\
-usage: canary-bench compare <base.wasm> <other.wasm> [--config JSON] [--pairs N]
-                            [--duration SECS] [--no-pin] [--h1-only]
+usage: canary-bench compare <base.wasm> <other.wasm> [--config JSON] [--base-config JSON]
+                            [--pairs N] [--duration SECS] [--no-pin] [--h1-only]
 
 Runs two builds of a filter side by side in alternating pairs of fresh Envoys
 (the benchmark's Envoy, upstream and load) and prints <other> over <base>:
 Envoy CPU per request, req/s and the p99 difference, median and middle half.
   --config JSON   the plugin configuration both load (default: the
-                  benchmark's canary-router rules, the header rule and 90/10)
+                  benchmark's canary-router rules, the header rule and 90/10);
+                  destinations without a port take the listener's port, and
+                  clusters outbound|<that port>|v1|... and |v2| exist
+  --base-config JSON  the base's own configuration (default: --config), e.g.
+                  {} for the wasm floor
   --pairs N       pairs per protocol (default 16)
   --duration SECS one measured run (default 2); each Envoy is warmed up 1 s
   --h1-only       HTTP/1.1 only (default: HTTP/1.1 and HTTP/2)
@@ -116,6 +120,7 @@ Envoy CPU per request, req/s and the p99 difference, median and middle half.
 pub fn compare(args: &[String]) -> Result<(), String> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut config = crate::configs::rules_json(2);
+    let mut base_config: Option<String> = None;
     let mut alt = Alternation::default();
     let mut pin_cores = cores() >= 2;
     let mut it = args.iter();
@@ -127,6 +132,13 @@ pub fn compare(args: &[String]) -> Result<(), String> {
                     .next()
                     .ok_or_else(|| format!("--config needs JSON\n{COMPARE_USAGE}"))?
                     .clone();
+            }
+            "--base-config" => {
+                base_config = Some(
+                    it.next()
+                        .ok_or_else(|| format!("--base-config needs JSON\n{COMPARE_USAGE}"))?
+                        .clone(),
+                );
             }
             "--pairs" => alt.pairs = num(it.next(), a)?.max(1) as usize,
             "--duration" => alt.run = Duration::from_secs(num(it.next(), a)?.max(1)),
@@ -158,7 +170,7 @@ pub fn compare(args: &[String]) -> Result<(), String> {
         Kind::Module {
             name: label(&base, &other),
             path: base.clone(),
-            config: config.clone(),
+            config: base_config.unwrap_or_else(|| config.clone()),
         },
         Kind::Module {
             name: label(&other, &base),

@@ -54,6 +54,11 @@ pub enum Kind {
     /// route header and re-selects the route for every request, like the
     /// wasm floor and Lua.
     CanaryRouterEveryRequest,
+    /// canary-router (2 rules) whose destinations name no port, without
+    /// `defaultDestination`: for every request it reads the port the
+    /// request arrived on (`destination.port`) and builds the cluster name
+    /// with it (see [`clusters_json`]).
+    CanaryRouterPortless,
     /// canary-router (2 rules) built without trimming its exports: Envoy
     /// calls every proxy-wasm callback the SDK exports (`canary_router::exports`).
     CanaryRouterUntrimmed,
@@ -80,6 +85,7 @@ impl Kind {
             Kind::CanaryRouter { rules: 2 } => "canary-router".into(),
             Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
             Kind::CanaryRouterEveryRequest => "canary-router, header on every request".into(),
+            Kind::CanaryRouterPortless => "canary-router, port-less destinations".into(),
             Kind::CanaryRouterUntrimmed => "canary-router, untrimmed exports".into(),
             Kind::Module { name, .. } => name.clone(),
         }
@@ -144,9 +150,17 @@ pub fn upstream_yaml() -> String {
     )
 }
 
+/// The cluster of `subset` for a request that arrived on `port`.
+pub fn cluster_name(port: u16, subset: &str) -> String {
+    format!("outbound|{port}|{subset}|{HOST}")
+}
+
 /// `--config-yaml` for an Envoy under test: the two version clusters, at the
-/// upstream Envoy's real ports.
-pub fn clusters_json(v1_port: u16, v2_port: u16) -> String {
+/// upstream Envoy's real ports, named for port 80 ([`V1`], [`V2`]) and also
+/// for `listener_port`, the port the listener binds: that is the port a
+/// destination without a port takes ([`Kind::CanaryRouterPortless`]). Every
+/// configuration gets the same four clusters.
+pub fn clusters_json(listener_port: u16, v1_port: u16, v2_port: u16) -> String {
     let cluster = |name: &str, port: u16| {
         serde_json::json!({
             "name": name,
@@ -161,7 +175,12 @@ pub fn clusters_json(v1_port: u16, v2_port: u16) -> String {
         })
     };
     serde_json::json!({
-        "static_resources": { "clusters": [cluster(V1, v1_port), cluster(V2, v2_port)] }
+        "static_resources": { "clusters": [
+            cluster(V1, v1_port),
+            cluster(V2, v2_port),
+            cluster(&cluster_name(listener_port, "v1"), v1_port),
+            cluster(&cluster_name(listener_port, "v2"), v2_port)
+        ] }
     })
     .to_string()
 }
@@ -250,6 +269,13 @@ pub fn rules_json_with(n: usize, filler: Filler) -> String {
 /// wasm floor and Lua do.
 pub fn rules_json_every_request(n: usize) -> String {
     rules_json_inner(n, Filler::Header, false)
+}
+
+/// [`rules_json_every_request`] with destinations that name no port: they
+/// take the port the request arrived on.
+pub fn rules_json_portless(n: usize) -> String {
+    let json = rules_json_inner(n, Filler::Header, false);
+    json.replace(r#","port":{"number":80}"#, "")
 }
 
 fn rules_json_inner(n: usize, filler: Filler, default_route: bool) -> String {
@@ -360,6 +386,9 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
         Kind::CanaryRouterEveryRequest => {
             wasm_filter("canary-router", &wasm_path, &rules_json_every_request(2))
         }
+        Kind::CanaryRouterPortless => {
+            wasm_filter("canary-router", &wasm_path, &rules_json_portless(2))
+        }
         Kind::CanaryRouterUntrimmed => wasm_filter("canary-router", &wasm_path, &rules_json(2)),
         Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),
     };
@@ -429,6 +458,13 @@ mod tests {
             assert_eq!(rules.len(), n);
             assert_eq!(&*rules[n - 1].name, "split");
         }
+        let json = rules_json_portless(2);
+        let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
+        let set = plugin.rules.unwrap().set;
+        assert_eq!(set.destination_count(), 3);
+        assert!(set
+            .all_destinations()
+            .all(|(_, _, d)| d.cluster.takes_request_port()));
     }
 
     #[test]
@@ -439,6 +475,7 @@ mod tests {
             Kind::Lua,
             Kind::WasmFloor,
             Kind::CanaryRouter { rules: 1000 },
+            Kind::CanaryRouterPortless,
         ] {
             let yaml = under_test_yaml(&kind, Some(wasm));
             canary_test_harness::envoy::EnvoyConfig::from_yaml_str(&yaml, "test")

@@ -22,8 +22,8 @@ pub struct Modules<'a> {
 pub struct Starter<'a> {
     /// Kept alive (and stopped on drop) with the Envoys under test.
     _upstream: Envoy,
-    /// The `--config-yaml` overlay with the upstream clusters.
-    clusters: String,
+    /// The upstream's ports of v1 and v2.
+    upstream_ports: (u16, u16),
     modules: Option<&'a Modules<'a>>,
     pin_cores: bool,
 }
@@ -36,6 +36,14 @@ fn options(wasm: Option<&Path>, extra: Vec<String>) -> EnvoyOptions {
         o.wasm = WasmModule::Path(w.to_path_buf());
     }
     o
+}
+
+/// A loopback port free now (the kernel's pick, released at once).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("reserving a port: {e}"))
 }
 
 impl<'a> Starter<'a> {
@@ -54,11 +62,10 @@ impl<'a> Starter<'a> {
                 .map(|a| a.port())
                 .map_err(|e| e.to_string())
         };
-        let clusters =
-            configs::clusters_json(port(UPSTREAM_PORTS[0].0)?, port(UPSTREAM_PORTS[1].0)?);
+        let upstream_ports = (port(UPSTREAM_PORTS[0].0)?, port(UPSTREAM_PORTS[1].0)?);
         Ok(Starter {
             _upstream: upstream,
-            clusters,
+            upstream_ports,
             modules,
             pin_cores,
         })
@@ -76,7 +83,9 @@ impl<'a> Starter<'a> {
             Kind::WasmEmpty | Kind::WasmReadOnly | Kind::WasmNoRead | Kind::WasmFloor => {
                 from(|m| m.floor)
             }
-            Kind::CanaryRouter { .. } | Kind::CanaryRouterEveryRequest => from(|m| m.filter),
+            Kind::CanaryRouter { .. }
+            | Kind::CanaryRouterEveryRequest
+            | Kind::CanaryRouterPortless => from(|m| m.filter),
             Kind::CanaryRouterUntrimmed => from(|m| m.untrimmed),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
         }
@@ -85,9 +94,16 @@ impl<'a> Starter<'a> {
     /// Starts a fresh Envoy under test of this kind, pinned to its core.
     pub fn start(&self, kind: &'a Kind) -> Result<Envoy, String> {
         let wasm = self.module(kind)?;
+        // Destinations without a port take the port the request arrives on:
+        // the listener binds at a port known here, and two of the clusters
+        // are named after it (the same for every configuration).
+        let port = free_port()?;
+        let (v1, v2) = self.upstream_ports;
+        let clusters = configs::clusters_json(port, v1, v2);
         let yaml = configs::under_test_yaml(kind, wasm);
+        let o = options(wasm, vec!["--config-yaml".into(), clusters])
+            .bind_port(configs::LISTENER_PORT, port);
         let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
-        let o = options(wasm, vec!["--config-yaml".into(), self.clusters.clone()]);
         let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
         if self.pin_cores {
             pin(envoy.pid(), ENVOY_CORE)?;

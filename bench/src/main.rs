@@ -401,8 +401,11 @@ fn collect(result: &mut ConfigResult, envoy: &Envoy) -> Result<(), String> {
     }
     let stats = envoy.stats().map_err(|e| e.to_string())?;
     let rq = |c: &str| stats.get(&format!("cluster.{c}.upstream_rq_total"));
-    result.upstream_rq[0] += rq(V1);
-    result.upstream_rq[1] += rq(V2);
+    // Destinations without a port went to the clusters named after the
+    // port the listener bound (configs::clusters_json).
+    let port = envoy.addr(LISTENER_PORT).map_err(|e| e.to_string())?.port();
+    result.upstream_rq[0] += rq(V1) + rq(&configs::cluster_name(port, "v1"));
+    result.upstream_rq[1] += rq(V2) + rq(&configs::cluster_name(port, "v2"));
     Ok(())
 }
 
@@ -441,6 +444,7 @@ fn envoy_runs(
         (Kind::WasmFloor, all),
         (Kind::CanaryRouter { rules: 2 }, all),
         (Kind::CanaryRouterEveryRequest, all),
+        (Kind::CanaryRouterPortless, all),
         (Kind::CanaryRouterUntrimmed, all),
         (Kind::CanaryRouter { rules: 1 }, h1),
         (Kind::CanaryRouter { rules: 10 }, h1),
@@ -556,6 +560,7 @@ fn envoy_runs(
         for other in [
             Kind::CanaryRouter { rules: 2 },
             Kind::CanaryRouterEveryRequest,
+            Kind::CanaryRouterPortless,
         ] {
             let pair_kinds = [Kind::WasmFloor, other];
             report

@@ -283,6 +283,7 @@ impl Report {
                 for kind in [
                     Kind::CanaryRouter { rules: 2 },
                     Kind::CanaryRouterEveryRequest,
+                    Kind::CanaryRouterPortless,
                 ] {
                     if let Some(c) = self.find(&kind).filter(|c| !c.samples(proto).is_empty()) {
                         self.targets_of(c, proto, floor, lua, &mut out);

@@ -52,6 +52,9 @@ pub struct EnvoyOptions {
     pub ready_timeout: Duration,
     /// The wasm module to load.
     pub wasm: WasmModule,
+    /// Ports written in the config that bind at a given port instead of a
+    /// free one (see [`EnvoyOptions::bind_port`]).
+    pub bound_ports: BTreeMap<u16, u16>,
 }
 
 impl Default for EnvoyOptions {
@@ -65,6 +68,7 @@ impl Default for EnvoyOptions {
             access_logs: true,
             ready_timeout: Duration::from_secs(60),
             wasm: WasmModule::Auto,
+            bound_ports: BTreeMap::new(),
         }
     }
 }
@@ -105,6 +109,15 @@ impl EnvoyOptions {
         self
     }
 
+    /// Binds the port written as `written` at `at` instead of a free port.
+    /// For what depends on the port a request arrives on (Envoy's
+    /// `destination.port`, e.g. cluster names built from it): the caller
+    /// knows the port and names things after it. `at` must be free.
+    pub fn bind_port(mut self, written: u16, at: u16) -> Self {
+        self.bound_ports.insert(written, at);
+        self
+    }
+
     /// Sets `--component-log-level`.
     pub fn component_log_level(mut self, levels: &str) -> Self {
         self.component_log_level = Some(levels.into());
@@ -132,6 +145,11 @@ pub struct Envoy {
     bin: PathBuf,
     stopped: bool,
     keep_dir: bool,
+    /// Held while this Envoy runs: one lock per port of
+    /// [`EnvoyOptions::bind_port`], so that Envoys binding the same fixed
+    /// port (Envoy's listeners share a port with `SO_REUSEPORT`, and would
+    /// split the connections silently) take turns.
+    _port_locks: Vec<std::fs::File>,
 }
 
 const START_ATTEMPTS: usize = 3;
@@ -152,10 +170,14 @@ impl Envoy {
         if !opts.access_logs {
             config.strip_access_logs();
         }
+        let locks = lock_ports(opts.bound_ports.values())?;
         let mut last = Error::new("not started");
         for attempt in 1..=START_ATTEMPTS {
             match Envoy::start_once(&bin, &config, opts) {
-                Ok(envoy) => return Ok(envoy),
+                Ok(mut envoy) => {
+                    envoy._port_locks = locks;
+                    return Ok(envoy);
+                }
                 Err((e, port_race)) => {
                     last = e;
                     if !port_race || attempt == START_ATTEMPTS {
@@ -183,6 +205,10 @@ impl Envoy {
         let mut reservations = Vec::new();
         for port in config.fixed_ports() {
             if Some(port) == admin_port {
+                continue;
+            }
+            if let Some(at) = opts.bound_ports.get(&port) {
+                ports.insert(port, *at);
                 continue;
             }
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -315,6 +341,7 @@ impl Envoy {
             bin: bin.to_path_buf(),
             stopped: false,
             keep_dir: false,
+            _port_locks: Vec::new(),
         };
         match envoy.wait_ready(opts.ready_timeout) {
             Ok(()) => Ok(envoy),
@@ -650,6 +677,32 @@ fn spawn_on_long_lived_thread(cmd: Command) -> std::io::Result<Child> {
     reply_rx
         .recv()
         .map_err(|_| std::io::Error::other("the envoy-spawner thread is gone"))?
+}
+
+/// Takes an exclusive lock per port (a file in the temp dir, `flock`),
+/// waiting for any other test process that holds it.
+fn lock_ports<'a>(ports: impl Iterator<Item = &'a u16>) -> Result<Vec<std::fs::File>, Error> {
+    use std::os::fd::AsRawFd;
+    let mut locks = Vec::new();
+    for port in ports {
+        let path = std::env::temp_dir().join(format!("canary-router-port-{port}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::new(format!("opening {}: {e}", path.display())))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::new(format!(
+                "locking {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+        locks.push(file);
+    }
+    Ok(locks)
 }
 
 fn resolve_wasm(config: &mut EnvoyConfig, wasm: &WasmModule) -> Result<(), Error> {
