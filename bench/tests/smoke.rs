@@ -60,9 +60,13 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
             "{name}: three result rows and a routing check:\n{md}"
         );
     }
-    // The two canary-router configurations also have a row per protocol in
+    // The three canary-router configurations also have a row per protocol in
     // the alternating table.
-    for name in ["canary-router", "canary-router, header on every request"] {
+    for name in [
+        "canary-router",
+        "canary-router, header on every request",
+        "canary-router, port-less destinations",
+    ] {
         assert_eq!(
             rows(name),
             7,

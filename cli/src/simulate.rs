@@ -78,6 +78,11 @@ pub struct Args {
     /// Seed of the host's randomness (default: from the clock; printed so a run can be repeated).
     #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
+    /// The port the requests arrive on (the listener's, Envoy's
+    /// `destination.port`): destinations without a port and `match[].port`
+    /// use it.
+    #[arg(long, default_value_t = 80, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
     /// The filter module to run.
     #[arg(long, value_name = "WASM")]
     pub wasm: Option<PathBuf>,
@@ -135,6 +140,7 @@ pub fn wasm_path(given: Option<&Path>) -> Result<PathBuf> {
 struct Req<'a> {
     headers: &'a [(String, String)],
     source: Option<&'a str>,
+    port: u16,
 }
 
 impl RequestView for Req<'_> {
@@ -157,6 +163,9 @@ impl RequestView for Req<'_> {
     fn source_address(&self) -> Option<&[u8]> {
         self.source.map(str::as_bytes)
     }
+    fn local_port(&self) -> Option<u16> {
+        Some(self.port)
+    }
 }
 
 /// Rules loaded twice: judged natively (for names, weights and the sticky
@@ -166,9 +175,11 @@ struct Loaded {
     judged: Judged,
     set: RuleSet,
     workload: Workload,
+    /// The port the requests arrive on (`--port`).
+    port: u16,
 }
 
-fn load_rules(path: &Path, identity: &Identity) -> Result<Loaded> {
+fn load_rules(path: &Path, identity: &Identity, port: u16) -> Result<Loaded> {
     let src = input::read_source(path)?;
     let loaded = input::load(&src)?;
     for note in &loaded.notes {
@@ -193,6 +204,7 @@ fn load_rules(path: &Path, identity: &Identity) -> Result<Loaded> {
         judged,
         set,
         workload,
+        port,
     })
 }
 
@@ -226,6 +238,11 @@ fn start_vm(module: &Module, rules: &Loaded, seed: u64) -> Result<Vm> {
         },
     )
     .map_err(|e| CliError::rejected(format!("the compiled filter failed to start: {e}")))?;
+    // Envoy answers an int64 attribute as 8 little-endian bytes.
+    vm.set_property(
+        &["destination", "port"],
+        &i64::from(rules.port).to_le_bytes(),
+    );
     let ok = vm
         .configure(&rules.cfg.bytes)
         .map_err(|e| CliError::rejected(format!("the compiled filter failed: {e}")))?;
@@ -259,17 +276,18 @@ impl<'a> Target<'a> {
     fn of(rules: &'a Loaded, headers: &[(String, String)]) -> Self {
         Target {
             route_header: &rules.judged.settings.route_header,
-            default_cluster: default_cluster_of(&rules.set, headers),
+            default_cluster: default_cluster_of(&rules.set, headers, rules.port),
         }
     }
 }
 
 /// The cluster of the `defaultDestination` of the service these requests
 /// are for: the filter leaves requests it routes there without a header.
-fn default_cluster_of(set: &RuleSet, headers: &[(String, String)]) -> Option<String> {
+fn default_cluster_of(set: &RuleSet, headers: &[(String, String)], port: u16) -> Option<String> {
     let req = Req {
         headers,
         source: None,
+        port,
     };
     let service = match set.decide(&req, || 0) {
         Outcome::Routed(d) => d.service,
@@ -282,7 +300,7 @@ fn default_cluster_of(set: &RuleSet, headers: &[(String, String)]) -> Option<Str
         .iter()
         .flat_map(|r| &r.route.destinations)
         .find(|d| d.via == Via::DefaultRoute)
-        .map(|d| d.cluster.to_string())
+        .map(|d| d.cluster.with_port(port))
 }
 
 /// Sends one request; returns the cluster the filter chose, if any: the
@@ -318,6 +336,9 @@ pub struct DestResult {
     pub destination: String,
     /// The Envoy cluster.
     pub cluster: String,
+    /// Whether the destination names no port (the cluster's port is the
+    /// request's, `--port`).
+    pub request_port: bool,
     /// Requests (or keys, in sticky mode) that went there.
     pub count: u64,
     /// `count` over all requests (keys) sent.
@@ -395,6 +416,7 @@ fn results(
     set: &RuleSet,
     by_rule: &BTreeMap<(String, String, String), u64>,
     sent: u64,
+    port: u16,
 ) -> Vec<RuleResult> {
     let mut out: Vec<RuleResult> = Vec::new();
     for svc in set.services() {
@@ -413,7 +435,8 @@ fn results(
                     let count = by_rule.get(&key).copied().unwrap_or(0);
                     DestResult {
                         destination: d.label.to_string(),
-                        cluster: d.cluster.to_string(),
+                        cluster: d.cluster.with_port(port),
+                        request_port: d.cluster.takes_request_port(),
                         count,
                         share: bars::share(count, sent),
                         expected: bars::share(u64::from(d.weight), total_w),
@@ -463,10 +486,15 @@ fn base_headers(args: &Args, set: &RuleSet) -> Result<Vec<(String, String)>> {
 }
 
 /// The sticky key of the rule the request matches.
-fn sticky_key_of(set: &RuleSet, headers: &[(String, String)]) -> Result<(StickyKey, String)> {
+fn sticky_key_of(
+    set: &RuleSet,
+    headers: &[(String, String)],
+    port: u16,
+) -> Result<(StickyKey, String)> {
     let req = Req {
         headers,
         source: Some("10.0.0.1:40000"),
+        port,
     };
     match set.decide(&req, || 0) {
         Outcome::NoService => Err(CliError::rejected(format!(
@@ -538,17 +566,22 @@ fn describe_key(key: &StickyKey) -> String {
 }
 
 /// `cluster → label` of a rule set.
-fn labels(set: &RuleSet) -> BTreeMap<String, String> {
+fn labels(set: &RuleSet, port: u16) -> BTreeMap<String, String> {
     set.all_destinations()
-        .map(|(_, _, d)| (d.cluster.to_string(), d.label.to_string()))
+        .map(|(_, _, d)| (d.cluster.with_port(port), d.label.to_string()))
         .collect()
 }
 
 /// Expected share per cluster of the rule the requests match.
-fn expected_by_cluster(set: &RuleSet, headers: &[(String, String)]) -> BTreeMap<String, f64> {
+fn expected_by_cluster(
+    set: &RuleSet,
+    headers: &[(String, String)],
+    port: u16,
+) -> BTreeMap<String, f64> {
     let req = Req {
         headers,
         source: Some("10.0.0.1:40000"),
+        port,
     };
     let mut out = BTreeMap::new();
     if let Outcome::Routed(d) = set.decide(&req, || 0) {
@@ -559,7 +592,7 @@ fn expected_by_cluster(set: &RuleSet, headers: &[(String, String)]) -> BTreeMap<
         {
             let total: u64 = rule.route.total_weight();
             for dest in &rule.route.destinations {
-                *out.entry(dest.cluster.to_string()).or_insert(0.0) +=
+                *out.entry(dest.cluster.with_port(port)).or_insert(0.0) +=
                     bars::share(u64::from(dest.weight), total);
             }
         }
@@ -569,11 +602,11 @@ fn expected_by_cluster(set: &RuleSet, headers: &[(String, String)]) -> BTreeMap<
 
 /// Runs `simulate`.
 pub fn run(args: &Args) -> Result<()> {
-    let new = load_rules(&args.file, &args.identity)?;
+    let new = load_rules(&args.file, &args.identity, args.port)?;
     let old = args
         .against
         .as_deref()
-        .map(|p| load_rules(p, &args.identity))
+        .map(|p| load_rules(p, &args.identity, args.port))
         .transpose()?;
     let wasm = wasm_path(args.wasm.as_deref())?;
     let module = Module::load(&wasm).map_err(|e| CliError::usage(e.to_string()))?;
@@ -598,7 +631,7 @@ pub fn run(args: &Args) -> Result<()> {
             (args.requests, "requests", None, None)
         }
         Some(keys) => {
-            let (key, _rule) = sticky_key_of(&new.set, &base)?;
+            let (key, _rule) = sticky_key_of(&new.set, &base, args.port)?;
             let mut old_vm = match &old {
                 Some(o) => Some(start_vm(&module, o, seed ^ 0x5eed)?),
                 None => None,
@@ -631,14 +664,14 @@ pub fn run(args: &Args) -> Result<()> {
                 *header_counts.entry(now).or_default() += 1;
             }
             let against = old.as_ref().map(|o| {
-                let new_labels = labels(&new.set);
-                let old_labels = labels(&o.set);
+                let new_labels = labels(&new.set, args.port);
+                let old_labels = labels(&o.set, args.port);
                 let name = |c: &Option<String>, l: &BTreeMap<String, String>| match c {
                     Some(c) => l.get(c).cloned().unwrap_or_else(|| c.clone()),
                     None => "-".to_string(),
                 };
-                let e_new = expected_by_cluster(&new.set, &base);
-                let e_old = expected_by_cluster(&o.set, &base);
+                let e_new = expected_by_cluster(&new.set, &base, args.port);
+                let e_old = expected_by_cluster(&o.set, &base, args.port);
                 let clusters: std::collections::BTreeSet<&String> =
                     e_new.keys().chain(e_old.keys()).collect();
                 let tvd: f64 = clusters
@@ -646,7 +679,7 @@ pub fn run(args: &Args) -> Result<()> {
                     .map(|c| (e_new.get(*c).unwrap_or(&0.0) - e_old.get(*c).unwrap_or(&0.0)).abs())
                     .sum::<f64>()
                     / 2.0;
-                let note = match sticky_key_of(&o.set, &base) {
+                let note = match sticky_key_of(&o.set, &base, args.port) {
                     Ok((k, _)) if k == key => None,
                     Ok((k, rule)) => Some(format!(
                         "in the old rules, rule {rule} is sticky by {} instead: keys move for that reason too",
@@ -690,7 +723,7 @@ pub fn run(args: &Args) -> Result<()> {
             *v /= 2;
         }
     }
-    let rules = results(&new.set, &by_rule, sent);
+    let rules = results(&new.set, &by_rule, sent, args.port);
     let unrouted = header_counts.get(&None).copied().unwrap_or(0);
     // The stats and the route header must tell the same story.
     let routed_by_header: u64 = header_counts
@@ -720,7 +753,7 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         SimOutput::Text => {
             let key = match sticky {
-                Some(_) => sticky_key_of(&new.set, &base)
+                Some(_) => sticky_key_of(&new.set, &base, args.port)
                     .ok()
                     .map(|(k, _)| describe_key(&k)),
                 None => None,
@@ -785,7 +818,7 @@ fn render_text(
             };
             let _ = writeln!(
                 s,
-                "  {:<width$}  {} {:6.2}% {:>9} {}   weights ask {:6.2}%   {}{flag}",
+                "  {:<width$}  {} {:6.2}% {:>9} {}   weights ask {:6.2}%   {}{}{flag}",
                 d.destination,
                 bars::bar(d.share, bars::WIDTH),
                 100.0 * d.share,
@@ -793,6 +826,11 @@ fn render_text(
                 r.unit,
                 100.0 * d.expected,
                 d.cluster,
+                if d.request_port {
+                    "  (port: the request's, --port)"
+                } else {
+                    ""
+                },
             );
         }
     }

@@ -209,9 +209,14 @@ pub fn describe_rules(set: &RuleSet) -> String {
                     Via::RouteHeader => "",
                     Via::DefaultRoute => "  (defaultDestination: left to Envoy's own route)",
                 };
+                let port = if d.cluster.takes_request_port() {
+                    "  (no port: the port the request arrived on)"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     s,
-                    "      {:<12} {share:6.2}%  weight {:<7} {}{via}",
+                    "      {:<12} {share:6.2}%  weight {:<7} {}{via}{port}",
                     d.label, d.weight, d.cluster
                 );
             }

@@ -409,3 +409,57 @@ fn help_shows_an_example() {
     assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
     assert!(run.stdout.contains("--sticky-keys 1000 --against"));
 }
+
+#[test]
+fn port_less_destinations_take_the_port_the_requests_arrive_on() {
+    let rules = TempFile::new(
+        "portless.json",
+        r#"{"services": [{"hosts": ["reviews"], "http": [
+            {"name": "second-port", "match": [{"port": 9081}], "route": [{"destination": {"host": "reviews", "subset": "v3"}}]},
+            {"name": "split", "route": [
+                {"destination": {"host": "reviews", "subset": "v1"}, "weight": 50},
+                {"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9090}}, "weight": 50}]}]}]}"#,
+    );
+    let n = 400u64;
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &rules.path(),
+        "--port",
+        "9080",
+        "-n",
+        &n.to_string(),
+        "-o",
+        "json",
+    ])
+    .expect_code(0);
+    let r = run.json();
+    assert_eq!(r["unrouted"], 0, "{r:#}");
+    let split = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "split")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    let d = &split["destinations"];
+    assert_eq!(
+        d[0]["cluster"],
+        "outbound|9080|v1|reviews.default.svc.cluster.local"
+    );
+    assert_eq!(d[0]["request_port"], true);
+    assert_eq!(
+        d[1]["cluster"],
+        "outbound|9090|v2|reviews.default.svc.cluster.local"
+    );
+    assert_eq!(d[1]["request_port"], false);
+    assert_eq!(count(&r, "split", "v1") + count(&r, "split", "v2"), n);
+    // On the second port the port rule matches and v3 takes that port.
+    let run =
+        canaryctl_wasm(&["simulate", &rules.path(), "--port", "9081", "-n", "50"]).expect_code(0);
+    assert!(
+        run.stdout.contains(
+            "outbound|9081|v3|reviews.default.svc.cluster.local  (port: the request's, --port)"
+        ),
+        "{}",
+        run.stdout
+    );
+}

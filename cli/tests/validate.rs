@@ -321,3 +321,19 @@ fn help_shows_an_example() {
         .contains("canaryctl validate examples/weighted/rules.json"));
     assert!(run.stdout.contains("--labels"));
 }
+
+#[test]
+fn destinations_that_take_the_requests_port_are_shown() {
+    let rules = TempFile::new(
+        "portless.json",
+        r#"{"services": [{"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}]}"#,
+    );
+    let run = canaryctl(&["validate", &rules.path()], None).expect_code(0);
+    assert!(
+        run.stdout.contains(
+            "outbound|<request port>|v1|reviews.default.svc.cluster.local  (no port: the port the request arrived on)"
+        ),
+        "{}",
+        run.stdout
+    );
+}
