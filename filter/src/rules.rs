@@ -970,6 +970,7 @@ fn header_matchers(
         .map(|(name, sm)| {
             let hpath = format!("{path}.{name}");
             let lower = header_name(name).map_err(|r| ConfigError::invalid(&hpath, r))?;
+            let lower = as_envoy_names(lower);
             let m = StringMatcher::compile(sm, field, false)
                 .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
             Ok((lower.into(), m))
@@ -995,6 +996,16 @@ fn query_matchers(
             Ok((name.as_bytes().into(), m))
         })
         .collect()
+}
+
+/// Envoy keeps HTTP/1's `Host` as `:authority`, and its header matchers
+/// find `host` there; so does the filter.
+fn as_envoy_names(lower: String) -> String {
+    if lower == "host" {
+        ":authority".into()
+    } else {
+        lower
+    }
 }
 
 /// Validates and lower-cases a header name (an RFC 9110 token, or a
@@ -1211,6 +1222,7 @@ fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> 
     }
     if let Some(h) = &s.header {
         let name = header_name(h).map_err(|r| ConfigError::invalid(format!("{path}.header"), r))?;
+        let name = as_envoy_names(name);
         return Ok(StickyKey::Header(name.into()));
     }
     if let Some(c) = &s.cookie {

@@ -396,3 +396,11 @@ fn the_rule_index_reads_every_value_of_a_repeated_header() {
         "rule order, not header order"
     );
 }
+
+#[test]
+fn a_host_condition_reads_the_authority_as_envoy_does() {
+    let m = r#"[{"headers":{"Host":{"prefix":"backend"}}}]"#;
+    assert!(goes_to_v2(m, Req::to("backend:8080")));
+    let without = r#"[{"withoutHeaders":{"host":{}}}]"#;
+    assert!(!goes_to_v2(without, Req::to("backend")));
+}

@@ -46,6 +46,9 @@ impl Gen {
 
 /// Header names rules and requests use; requests send them in any case.
 const HEADER_NAMES: &[&str] = &["x-ver", "x-user", "X-Tag"];
+/// Header names only rules use: pseudo-headers and `host`, which Envoy
+/// keeps as `:authority`.
+const RULE_ONLY_NAMES: &[&str] = &[":path", ":method", ":authority", "host"];
 /// Header values requests send (bytes: non-UTF-8 and obs-text included).
 const HEADER_VALUES: &[&[u8]] = &[
     b"",
@@ -201,7 +204,12 @@ fn random_entry(g: &mut Gen, n: usize) -> Value {
                     if field == "withoutHeaders" && g.chance(10) {
                         sm = json!({"regex": "*"});
                     }
-                    h.insert(g.pick(HEADER_NAMES).to_string(), sm);
+                    let name = if g.chance(10) {
+                        g.pick(RULE_ONLY_NAMES)
+                    } else {
+                        g.pick(HEADER_NAMES)
+                    };
+                    h.insert(name.to_string(), sm);
                 }
                 m.insert(field.into(), Value::Object(h));
             }
