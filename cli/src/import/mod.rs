@@ -1,0 +1,342 @@
+//! `canaryctl import`: Istio VirtualServices to a canary-router rule file.
+//!
+//! What carries over: `hosts`, and per `http` route its `name`, `match`
+//! (uri, scheme, method, authority, headers, withoutHeaders, port,
+//! queryParams, ignoreUriCase, sourceLabels, sourceNamespace) and `route`
+//! (destination host/subset/port, weight). Short hosts expand as Istio
+//! expands them, against the manifest's namespace. Everything else is named
+//! in a warning on stderr (VirtualService and JSON path), never dropped
+//! silently; the output is judged by the filter's parser before it is
+//! printed.
+//!
+//! One importer per input kind: [`virtual_service`] (Istio VirtualServices)
+//! turns documents into the rule file's types below; this module holds the
+//! command, the output and the check by the filter's parser.
+
+mod virtual_service;
+
+use std::path::PathBuf;
+
+use canary_router::{Plugin, Workload};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{CliError, Result};
+use crate::input;
+
+/// Read Istio VirtualServices and print the equivalent rule file.
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = "Read Istio VirtualService manifests (networking.istio.io v1alpha3, v1beta1 and v1; one \
+or many `---` separated documents) and print the equivalent canary-router rule file. \
+Short hosts expand as Istio expands them: `reviews` in a manifest of namespace `prod` becomes \
+`reviews.prod.svc.cluster.local`. What cannot be carried over (mirror, fault, retries, timeout, \
+rewrite, redirect, directResponse, delegate, headers manipulation, corsPolicy, tcp/tls \
+routes, unsupported match fields, VirtualServices and match entries bound to gateways only) is named \
+in a warning on stderr with the VirtualService and the JSON path; `gateways` absent or empty means \
+the sidecars (`mesh`), as in Istio. Destinations without a port stay without one: the filter gives \
+them the port the request arrived on, as Istio does in a sidecar (--port gives the service port \
+instead, needed on an ingress gateway; --default-port writes a port into each). Other kinds of \
+documents (DestinationRule, Gateway, ...) are skipped with a note. The output is checked with the \
+filter's own parser before it is printed.",
+    after_help = "\
+Examples:
+  canaryctl import reviews-vs.yaml > rules.json
+  kubectl get virtualservice -A -o yaml | canaryctl import - -o yaml
+  canaryctl import --strict cli/tests/fixtures/virtualservices.yaml
+
+Exit codes: 0 imported (warnings on stderr), 1 nothing to import, the result is rejected by the
+filter, or --strict and something could not be carried over; 2 the file cannot be read."
+)]
+pub struct Args {
+    /// VirtualService manifests (YAML or JSON; `-` reads standard input).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+    /// Namespace of manifests that name none (Istio: the namespace they are applied to).
+    #[arg(long, default_value = "default", value_name = "NAMESPACE")]
+    pub namespace: String,
+    /// Kubernetes cluster domain short hosts expand with.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub cluster_domain: String,
+    /// Write this port into every destination that gives none. Without it
+    /// (and without --port) such destinations stay port-less and take the
+    /// port the request arrives on, as Istio routes them in a sidecar.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub default_port: Option<u16>,
+    /// The service port of destinations that give none, as the rules'
+    /// `destinationPort` (Istio: the service's only port). Needed for rules
+    /// run on an ingress gateway, whose listener port is its own.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Fail (exit 1, no output) when anything cannot be carried over.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// How `import` prints the rule file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// JSON (what the filter reads).
+    Json,
+    /// YAML (e.g. for a ConfigMap or a WasmPlugin's pluginConfig).
+    Yaml,
+}
+
+// ---------------------------------------------------------------------------
+// Output types: the rule file, in the order operators read it.
+// ---------------------------------------------------------------------------
+
+/// A rule file.
+#[derive(Debug, Serialize)]
+pub struct RuleFileOut {
+    /// The services, one per VirtualService.
+    pub services: Vec<ServiceOut>,
+}
+
+/// One service.
+#[derive(Debug, Serialize)]
+pub struct ServiceOut {
+    /// Hosts, expanded.
+    pub hosts: Vec<String>,
+    /// Rules.
+    pub http: Vec<RouteOut>,
+    /// Port of destinations that give none (`--port`).
+    #[serde(rename = "destinationPort", skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<u16>,
+}
+
+/// One rule.
+#[derive(Debug, Serialize)]
+pub struct RouteOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) name: Option<String>,
+    #[serde(rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub(super) matches: Vec<MatchOut>,
+    pub(super) route: Vec<DestinationOut>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MatchOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) name: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) uri: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) scheme: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) method: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) authority: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) headers: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) without_headers: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) port: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) query_params: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) ignore_uri_case: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) source_labels: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) source_namespace: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct DestinationOut {
+    pub(super) destination: DestOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) weight: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct DestOut {
+    pub(super) host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) subset: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) port: Option<PortOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct PortOut {
+    pub(super) number: Value,
+}
+
+// ---------------------------------------------------------------------------
+// What every importer reports, and its options.
+// ---------------------------------------------------------------------------
+
+/// What could not be carried over, and where the output came from.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Warnings: something in a VirtualService that the rule file does not have.
+    pub warnings: Vec<String>,
+    /// Notes: documents skipped because they are not VirtualServices.
+    pub notes: Vec<String>,
+    /// Destinations left without a port (they take the request's port).
+    pub portless: Vec<String>,
+    /// For each output service: the VirtualService and, per output rule, its
+    /// `spec.http` index.
+    pub origins: Vec<(String, Vec<usize>)>,
+}
+
+/// Options of a conversion.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Namespace of manifests without one.
+    pub namespace: String,
+    /// Cluster domain.
+    pub cluster_domain: String,
+    /// Port written into destinations without one (`--default-port`).
+    pub default_port: Option<u16>,
+    /// `destinationPort` of every service (`--port`).
+    pub service_port: Option<u16>,
+}
+
+/// Renders the rule file.
+pub fn render(file: &RuleFileOut, format: OutputFormat) -> Result<String> {
+    match format {
+        OutputFormat::Json => serde_json::to_string_pretty(file)
+            .map(|s| s + "\n")
+            .map_err(|e| CliError::rejected(format!("cannot write JSON: {e}"))),
+        OutputFormat::Yaml => serde_yaml_ng::to_string(file)
+            .map_err(|e| CliError::rejected(format!("cannot write YAML: {e}"))),
+    }
+}
+
+/// Maps `services[i].http[j]...` of the output back to the VirtualService.
+fn origin_of(path: &str, report: &Report) -> Option<String> {
+    let rest = path.strip_prefix("services[")?;
+    let (i, rest) = rest.split_once(']')?;
+    let (vs, rules) = report.origins.get(i.parse::<usize>().ok()?)?;
+    let Some(rest) = rest.strip_prefix(".http[") else {
+        return Some(vs.clone());
+    };
+    let (j, _) = rest.split_once(']')?;
+    let http = rules.get(j.parse::<usize>().ok()?)?;
+    Some(format!("{vs} spec.http[{http}]"))
+}
+
+/// Runs `import`.
+pub fn run(args: &Args) -> Result<()> {
+    let src = input::read_source(&args.file)?;
+    let docs = match src.format {
+        input::Format::Json => {
+            let v: Value = serde_json::from_slice(&src.bytes)
+                .map_err(|e| CliError::rejected(format!("{}: not valid JSON: {e}", src.name)))?;
+            match v {
+                // `kubectl get -o json` prints a List.
+                Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => m
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                v => vec![v],
+            }
+        }
+        input::Format::Yaml => {
+            let mut docs = Vec::new();
+            for d in input::yaml_documents(&src.bytes, &src.name)? {
+                match d {
+                    Value::Object(ref m)
+                        if m.get("kind").and_then(Value::as_str) == Some("List") =>
+                    {
+                        docs.extend(
+                            m.get("items")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default(),
+                        );
+                    }
+                    d => docs.push(d),
+                }
+            }
+            docs
+        }
+    };
+    let many = docs.len() > 1;
+    let name = src.name.clone();
+    let origin = move |i: usize| {
+        if many {
+            format!("{name}, document {}", i + 1)
+        } else {
+            name.clone()
+        }
+    };
+    let opts = Options {
+        namespace: args.namespace.clone(),
+        cluster_domain: args.cluster_domain.clone(),
+        default_port: args.default_port,
+        service_port: args.port,
+    };
+    let (file, report) = virtual_service::convert(&docs, &origin, &opts)?;
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    if let Some(first) = report.portless.first() {
+        eprintln!(
+            "note: {first}{}: no port: it takes the port the request arrives on, as Istio routes it \
+             in a sidecar (Istio would use the service's port if the service has only one). \
+             For rules run on an ingress gateway, whose listener port is its own, give the \
+             service port with --port",
+            match report.portless.len() {
+                1 => String::new(),
+                n => format!(" and {} more destination(s)", n - 1),
+            }
+        );
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if file.services.is_empty() {
+        return Err(CliError::rejected(format!(
+            "{}: no VirtualService could be imported",
+            src.name
+        )));
+    }
+    // The output must be what the filter accepts: judge it with its parser.
+    let json = serde_json::to_vec(&file)
+        .map_err(|e| CliError::rejected(format!("cannot write JSON: {e}")))?;
+    if let Err(e) = Plugin::from_bytes(&json, &Workload::default()) {
+        let from = e
+            .path()
+            .and_then(|p| origin_of(p, &report))
+            .map(|o| format!(" (from {o})"))
+            .unwrap_or_default();
+        return Err(CliError::rejected(format!(
+            "the imported rules are rejected by the filter: {e}{from}"
+        )));
+    }
+    if args.strict && !report.warnings.is_empty() {
+        return Err(CliError::rejected(format!(
+            "--strict: {} thing(s) could not be carried over (see the warnings above)",
+            report.warnings.len()
+        )));
+    }
+    print!("{}", render(&file, args.output)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_output_paths_back_to_the_virtualservice() {
+        let report = Report {
+            origins: vec![("VirtualService a/b (f)".into(), vec![0, 2])],
+            ..Report::default()
+        };
+        assert_eq!(
+            origin_of("services[0].http[1].route[0].weight", &report).as_deref(),
+            Some("VirtualService a/b (f) spec.http[2]")
+        );
+        assert_eq!(origin_of("services[1].hosts", &report), None);
+    }
+}
