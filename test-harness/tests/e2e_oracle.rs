@@ -119,6 +119,7 @@ fn uri_matches() -> Vec<Value> {
         json!({"prefix": "/api/"}),
         json!({"prefix": "/"}),
         json!({"prefix": "/p?q"}),
+        json!({"prefix": ""}),
         json!({"regex": "/api(/.*)?"}),
         json!({"regex": "/[a-z]+"}),
         json!({"regex": "/API.*"}),
