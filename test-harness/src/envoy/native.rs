@@ -233,3 +233,70 @@ fn object<'a>(
     };
     Ok(map.into_iter().flatten().map(|(k, v)| (k.as_str(), v)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_entries_translate_as_istiod_writes_them() {
+        let m = route_match(&json!({
+            "uri": {"regex": "/a.*"},
+            "ignoreUriCase": true,
+            "method": {"exact": "GET"},
+            "headers": {"x-b": {"regex": "*"}, "x-a": {}},
+            "withoutHeaders": {"x-c": {"exact": ""}, "x-d": {"regex": "*"}},
+            "queryParams": {"q": {"prefix": "p"}, "r": {}}
+        }))
+        .unwrap();
+        assert_eq!(
+            m,
+            json!({
+                "safe_regex": {"regex": "/a.*"},
+                "case_sensitive": false,
+                "headers": [
+                    {"name": "x-a", "present_match": true},
+                    {"name": "x-b", "present_match": true},
+                    {"name": "x-c", "string_match": {"exact": ""}, "invert_match": true,
+                     "treat_missing_header_as_empty": true},
+                    {"name": "x-d", "present_match": true, "invert_match": true},
+                    {"name": ":method", "string_match": {"exact": "GET"}}
+                ],
+                "query_parameters": [
+                    {"name": "q", "string_match": {"prefix": "p"}},
+                    {"name": "r", "present_match": true}
+                ]
+            })
+        );
+        assert!(route_match(&json!({"port": 80})).is_err());
+        assert!(route_match(&json!({"uri": {}})).is_err());
+    }
+
+    #[test]
+    fn routes_stop_after_a_catch_all() {
+        let http = json!([
+            {"name": "a", "match": [{"headers": {"x": {"exact": "1"}}}, {"uri": {"prefix": "/"}}, {"uri": {"exact": "/z"}}]},
+            {"name": "b"}
+        ]);
+        let out = routes(
+            &http,
+            |i, name| json!({"direct_response": {"status": 200 + i}, "n": name}),
+        )
+        .unwrap();
+        let names: Vec<&str> = out.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["a", "a"]);
+        assert!(is_catch_all(&out[1]["match"]));
+        assert!(!is_catch_all(&out[0]["match"]));
+        let rest = routes(
+            &json!([{"match": [{"uri": {"exact": "/z"}}]}, {}]),
+            |_, _| json!({}),
+        )
+        .unwrap();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[1]["name"], "http-1");
+        assert_eq!(
+            rest[1]["match"],
+            json!({"prefix": "/", "case_sensitive": true})
+        );
+    }
+}
