@@ -18,5 +18,5 @@ if ! command -v valgrind >/dev/null 2>&1; then
     echo "run.sh: no valgrind: instruction counts are skipped" >&2
   fi
 fi
-cargo build --quiet --release -p canary-bench
-exec "$ROOT/target/release/canary-bench" "$@"
+cargo build --quiet --profile tools -p canary-bench
+exec "$ROOT/target/tools/canary-bench" "$@"

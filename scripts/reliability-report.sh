@@ -10,10 +10,10 @@
 #   1. fuzz/run.sh                       -> executions per fuzz target
 #   2. filter property tests             -> cases per property
 #   3. filter limit tests                -> bounds checked
-#   4. test-harness faults (in-process)  -> host-call faults injected, requests, lost
-#   5. test-harness e2e_hostile (Envoy)  -> hostile requests, per protocol, 5xx
-#   6. test-harness e2e_fail_policy      -> what Envoy does per failure_policy
-#   7. test-harness e2e_reload* and e2e_soak -> their own figures (rule changes under load)
+#   4. wasm-host faults (in-process)  -> host-call faults injected, requests, lost
+#   5. envoy-runner e2e_hostile (Envoy)  -> hostile requests, per protocol, 5xx
+#   6. envoy-runner e2e_fail_policy      -> what Envoy does per failure_policy
+#   7. envoy-runner e2e_reload* and e2e_soak -> their own figures (rule changes under load)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -43,19 +43,19 @@ step "limit tests"
 cargo test -p canary-router --test limits 2>&1 | tee "$out/limits.log"
 
 step "faults, hostile requests, failure policies"
-cargo test -p canary-test-harness --test faults --test e2e_hostile --test e2e_fail_policy 2>&1 |
+{ cargo test -p canary-wasm-host --test faults 2>&1; cargo test -p canary-envoy --test e2e_hostile --test e2e_fail_policy 2>&1; } |
     tee "$out/e2e.log"
 
-for t in test-harness/tests/e2e_reload*.rs test-harness/tests/e2e_soak.rs; do
+for t in envoy-runner/tests/e2e_reload*.rs envoy-runner/tests/e2e_soak.rs; do
     [ -e "$t" ] || continue
     name="$(basename "$t" .rs)"
     step "$name"
-    cargo test -p canary-test-harness --test "$name" -- --nocapture 2>&1 | tee "$out/reload-$name.log"
+    cargo test -p canary-envoy --test "$name" -- --nocapture 2>&1 | tee "$out/reload-$name.log"
 done
 
 {
     echo "date	$(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "commit	$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- filter fuzz test-harness || echo ' (with uncommitted changes)')"
+    echo "commit	$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- filter fuzz wasm-host envoy-runner || echo ' (with uncommitted changes)')"
     echo "envoy	$("$ENVOY_BIN" --version 2>/dev/null | grep -o 'version: [^ ]*' | head -n1 | cut -d' ' -f2 | cut -d/ -f2)"
     echo "fuzz_seconds	$fuzz_seconds"
     echo "proptest_cases	$cases"
@@ -155,7 +155,7 @@ w("")
 # Reload under load (other engineers' tests), if present
 reload_logs = sorted(glob.glob(os.path.join(out, "reload-*.log")))
 if reload_logs:
-    w("### Rule changes under load (`test-harness/tests/e2e_reload*.rs`, `e2e_soak.rs`: wrk, 64 connections, a minute, a change every second)")
+    w("### Rule changes under load (`envoy-runner/tests/e2e_reload*.rs`, `e2e_soak.rs`: wrk, 64 connections, a minute, a change every second)")
     w("")
     for log in reload_logs:
         name = os.path.basename(log)[len("reload-"):-len(".log")]

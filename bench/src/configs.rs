@@ -60,7 +60,7 @@ pub enum Kind {
     /// with it (see [`clusters_json`]).
     CanaryRouterPortless,
     /// canary-router (2 rules) built without trimming its exports: Envoy
-    /// calls every proxy-wasm callback the SDK exports (`canary_router::exports`).
+    /// calls every proxy-wasm callback the SDK exports (`canary_tools::exports`).
     CanaryRouterUntrimmed,
     /// Any module, with its plugin configuration (`canary-bench compare`);
     /// routed by the cluster header like canary-router.
@@ -478,9 +478,9 @@ mod tests {
             Kind::CanaryRouterPortless,
         ] {
             let yaml = under_test_yaml(&kind, Some(wasm));
-            canary_test_harness::envoy::EnvoyConfig::from_yaml_str(&yaml, "test")
+            canary_envoy::EnvoyConfig::from_yaml_str(&yaml, "test")
                 .unwrap_or_else(|e| panic!("{kind:?}: {e}\n{yaml}"));
         }
-        canary_test_harness::envoy::EnvoyConfig::from_yaml_str(&upstream_yaml(), "up").unwrap();
+        canary_envoy::EnvoyConfig::from_yaml_str(&upstream_yaml(), "up").unwrap();
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use canary_test_harness::envoy::{
+use canary_envoy::{
     build_filter_wasm, check_binomial, envoy_version, find_envoy, repo_root, Envoy, HttpClient,
     Request,
 };
@@ -298,7 +298,7 @@ fn run_in(
     let floor = build_floor(&repo_root().join("target/wasm"), None)?;
     // The floor gets the same trimmed exports as canary-router (build_filter_wasm
     // trims it), so that the two differ only in what they do per request.
-    canary_router::exports::trim_file(&floor)?;
+    canary_tools::exports::trim_file(&floor)?;
     for (name, path) in [
         ("canary_router.wasm", &filter),
         ("canary_wasm_floor.wasm", &floor),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use canary_router::rules::{StickyKey, Via};
 use canary_router::stats;
 use canary_router::{Outcome, RequestView, RuleSet, Workload};
-use canary_test_harness::host::{LogLevel, Module, Vm, VmOptions};
+use canary_wasm_host::{LogLevel, Module, Vm, VmOptions};
 use serde::Serialize;
 
 use crate::bars;
@@ -311,7 +311,7 @@ fn send(vm: &mut Vm, headers: &[(String, String)], to: &Target<'_>) -> Result<Op
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let fail = |e: canary_test_harness::host::HostError| {
+    let fail = |e: canary_wasm_host::HostError| {
         CliError::rejected(format!("the compiled filter failed: {e}"))
     };
     let passed_before = vm.metric(PASSTHROUGH).unwrap_or(0);

@@ -1,11 +1,11 @@
 //! `canaryctl wasm-trim`: removes from a built `canary_router.wasm` the
 //! exports of the proxy-wasm callbacks the filter does not implement, so
 //! that Envoy skips calling into the VM for them on every request
-//! (`canary_router::exports`). `scripts/build-wasm.sh` runs it.
+//! (`canary_tools::exports`). `scripts/build-wasm.sh` runs it.
 
 use std::path::PathBuf;
 
-use canary_router::exports;
+use canary_tools::exports;
 
 use crate::error::{CliError, Result};
 

@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use canary_test_harness::envoy::{
+use canary_envoy::{
     check_binomial, count_split, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request, Response,
     SplitKey, FILTER_WASM_RELATIVE,
 };

@@ -4,7 +4,7 @@
 
 mod common;
 
-use canary_test_harness::envoy::check_binomial;
+use canary_envoy::check_binomial;
 use common::{canaryctl_env, canaryctl_wasm, repo, TempFile};
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use canary_test_harness::envoy::{check_binomial, count_split, Envoy, Request, SplitKey};
+use canary_envoy::{check_binomial, count_split, Envoy, Request, SplitKey};
 use common::canaryctl;
 use serde_json::Value;
 

@@ -14,8 +14,6 @@
 pub mod cluster;
 pub mod config;
 pub mod error;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod exports;
 pub mod hosts;
 pub mod limits;
 pub mod matcher;
