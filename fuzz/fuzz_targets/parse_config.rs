@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
                 let n = r.set.all_destinations().count();
                 assert_eq!(n, r.set.destination_count() as usize);
                 for (_, _, d) in r.set.all_destinations() {
-                    assert!(!d.cluster.is_empty());
+                    assert!(!d.cluster.key().is_empty());
                 }
             }
             let _ = rule_file_from_bytes(data, &p.settings, &workload);

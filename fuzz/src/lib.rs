@@ -205,6 +205,7 @@ impl RuleSetG {
                 .iter()
                 .map(|(k, v)| (pick(&LABELS, *k).into(), pick(&LABEL_VALUES, *v).into()))
                 .collect(),
+            ..Workload::default()
         }
     }
 
