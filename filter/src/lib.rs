@@ -13,8 +13,10 @@
 
 pub mod cluster;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod hosts;
+pub mod json;
 pub mod limits;
 pub mod matcher;
 pub mod pairs;

@@ -4,8 +4,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 use crate::config::{self, PluginConfig, RuleFile};
 use crate::error::{ConfigError, Reason};
 use crate::limits;
@@ -68,7 +66,7 @@ pub struct Rules {
 }
 
 /// Parses JSON into `T`, naming the path of the first bad field.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+pub fn parse<T: crate::decode::FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
     if bytes.len() > limits::MAX_CONFIG_BYTES {
         return Err(ConfigError::TooLarge {
             size: bytes.len(),
@@ -78,15 +76,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ConfigError::Empty);
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| ConfigError::Syntax {
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })?;
-    de.end().map_err(|e| ConfigError::Syntax {
-        path: String::new(),
-        message: e.to_string(),
-    })?;
+    let mut r = crate::json::Reader::new(bytes);
+    let value = T::read(&mut r).map_err(|e| *e)?;
+    r.end().map_err(|e| *e)?;
     Ok(value)
 }
 

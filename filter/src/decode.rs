@@ -1,0 +1,469 @@
+//! From JSON to the [`crate::config`] types, field by field, with the
+//! [`crate::json`] reader: strict (an unknown field is an error), with the
+//! JSON path and serde's message in every error.
+
+use crate::config::{
+    Destination, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination, RuleFile,
+    RuleSource, Service, Sticky, StringMatch,
+};
+use crate::json::{Reader, R};
+
+/// A configuration type the reader can fill.
+pub trait FromJson: Sized {
+    /// Reads one value of this type at the reader's position.
+    #[doc(hidden)]
+    fn read(r: &mut Reader<'_>) -> R<Self>;
+}
+
+fn required<T>(r: &Reader<'_>, v: Option<T>, field: &str) -> R<T> {
+    v.ok_or_else(|| r.custom(&format!("missing field `{field}`")))
+}
+
+fn opt_string(r: &mut Reader<'_>) -> R<Option<String>> {
+    r.opt(Reader::string)
+}
+
+fn opt_u64(r: &mut Reader<'_>) -> R<Option<u64>> {
+    r.opt(Reader::u64)
+}
+
+fn opt_i64(r: &mut Reader<'_>) -> R<Option<i64>> {
+    r.opt(Reader::i64)
+}
+
+fn services(r: &mut Reader<'_>) -> R<Vec<Service>> {
+    r.seq(&mut Service::read)
+}
+
+fn string_matches(
+    r: &mut Reader<'_>,
+) -> R<Option<std::collections::BTreeMap<String, StringMatch>>> {
+    r.opt(|r| r.map(&mut StringMatch::read))
+}
+
+impl FromJson for PluginConfig {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut c = PluginConfig::default();
+        r.object(
+            "PluginConfig",
+            &[
+                "routeHeader",
+                "debugHeader",
+                "namespace",
+                "clusterDomain",
+                "version",
+                "services",
+                "ruleSource",
+            ],
+            &mut |r, n| {
+                match n {
+                    0 => c.route_header = opt_string(r)?,
+                    1 => c.debug_header = opt_string(r)?,
+                    2 => c.namespace = opt_string(r)?,
+                    3 => c.cluster_domain = opt_string(r)?,
+                    4 => c.version = opt_u64(r)?,
+                    5 => c.services = r.opt(services)?,
+                    _ => c.rule_source = r.opt(RuleSource::read)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(c)
+    }
+}
+
+impl FromJson for RuleFile {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut c = RuleFile::default();
+        r.object(
+            "RuleFile",
+            &["namespace", "version", "services"],
+            &mut |r, n| {
+                match n {
+                    0 => c.namespace = opt_string(r)?,
+                    1 => c.version = opt_u64(r)?,
+                    _ => c.services = services(r)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(c)
+    }
+}
+
+impl FromJson for RuleSource {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let (mut cluster, mut authority, mut path, mut poll, mut timeout) =
+            (None, None, None, None, None);
+        r.object(
+            "RuleSource",
+            &[
+                "cluster",
+                "authority",
+                "path",
+                "pollIntervalMs",
+                "timeoutMs",
+            ],
+            &mut |r, n| {
+                match n {
+                    0 => cluster = Some(r.string()?),
+                    1 => authority = opt_string(r)?,
+                    2 => path = Some(r.string()?),
+                    3 => poll = opt_u64(r)?,
+                    _ => timeout = opt_u64(r)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(RuleSource {
+            cluster: required(r, cluster, "cluster")?,
+            authority,
+            path: required(r, path, "path")?,
+            poll_interval_ms: poll,
+            timeout_ms: timeout,
+        })
+    }
+}
+
+impl FromJson for Service {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let (mut hosts, mut namespace, mut http, mut default, mut port) =
+            (None, None, Vec::new(), None, None);
+        r.object(
+            "Service",
+            &[
+                "hosts",
+                "namespace",
+                "http",
+                "defaultDestination",
+                "destinationPort",
+            ],
+            &mut |r, n| {
+                match n {
+                    0 => hosts = Some(r.seq(&mut Reader::string)?),
+                    1 => namespace = opt_string(r)?,
+                    2 => http = r.seq(&mut HttpRoute::read)?,
+                    3 => default = r.opt(Destination::read)?,
+                    _ => port = opt_i64(r)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Service {
+            hosts: required(r, hosts, "hosts")?,
+            namespace,
+            http,
+            default_destination: default,
+            destination_port: port,
+        })
+    }
+}
+
+impl FromJson for HttpRoute {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let (mut name, mut matches, mut route, mut sticky) = (None, Vec::new(), None, None);
+        r.object(
+            "HttpRoute",
+            &["name", "match", "route", "sticky"],
+            &mut |r, n| {
+                match n {
+                    0 => name = opt_string(r)?,
+                    1 => matches = r.seq(&mut MatchRequest::read)?,
+                    2 => route = Some(r.seq(&mut RouteDestination::read)?),
+                    _ => sticky = r.opt(Sticky::read)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(HttpRoute {
+            name,
+            matches,
+            route: required(r, route, "route")?,
+            sticky,
+        })
+    }
+}
+
+impl FromJson for MatchRequest {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut m = MatchRequest::default();
+        r.object(
+            "MatchRequest",
+            &[
+                "name",
+                "uri",
+                "scheme",
+                "method",
+                "authority",
+                "headers",
+                "withoutHeaders",
+                "port",
+                "queryParams",
+                "ignoreUriCase",
+                "sourceLabels",
+                "sourceNamespace",
+            ],
+            &mut |r, n| {
+                match n {
+                    0 => m.name = opt_string(r)?,
+                    1 => m.uri = r.opt(StringMatch::read)?,
+                    2 => m.scheme = r.opt(StringMatch::read)?,
+                    3 => m.method = r.opt(StringMatch::read)?,
+                    4 => m.authority = r.opt(StringMatch::read)?,
+                    5 => m.headers = string_matches(r)?,
+                    6 => m.without_headers = string_matches(r)?,
+                    7 => m.port = opt_i64(r)?,
+                    8 => m.query_params = string_matches(r)?,
+                    9 => m.ignore_uri_case = r.opt(Reader::bool)?,
+                    10 => m.source_labels = r.opt(|r| r.map(&mut Reader::string))?,
+                    _ => m.source_namespace = opt_string(r)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(m)
+    }
+}
+
+impl FromJson for StringMatch {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut m = StringMatch::default();
+        r.object("StringMatch", &["exact", "prefix", "regex"], &mut |r, n| {
+            let v = opt_string(r)?;
+            match n {
+                0 => m.exact = v,
+                1 => m.prefix = v,
+                _ => m.regex = v,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+impl FromJson for RouteDestination {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let (mut destination, mut weight) = (None, None);
+        r.object(
+            "RouteDestination",
+            &["destination", "weight"],
+            &mut |r, n| {
+                match n {
+                    0 => destination = Some(Destination::read(r)?),
+                    _ => weight = opt_i64(r)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(RouteDestination {
+            destination: required(r, destination, "destination")?,
+            weight,
+        })
+    }
+}
+
+impl FromJson for Destination {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut d = Destination::default();
+        r.object(
+            "Destination",
+            &["host", "subset", "port", "cluster"],
+            &mut |r, n| {
+                match n {
+                    0 => d.host = opt_string(r)?,
+                    1 => d.subset = opt_string(r)?,
+                    2 => d.port = r.opt(PortSelector::read)?,
+                    _ => d.cluster = opt_string(r)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(d)
+    }
+}
+
+impl FromJson for PortSelector {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut number = None;
+        r.object("PortSelector", &["number"], &mut |r, _| {
+            number = Some(r.i64()?);
+            Ok(())
+        })?;
+        Ok(PortSelector {
+            number: required(r, number, "number")?,
+        })
+    }
+}
+
+impl FromJson for Sticky {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut s = Sticky::default();
+        r.object("Sticky", &["header", "cookie", "sourceIp"], &mut |r, n| {
+            match n {
+                0 => s.header = opt_string(r)?,
+                1 => s.cookie = opt_string(r)?,
+                _ => s.source_ip = r.opt(Reader::bool)?,
+            }
+            Ok(())
+        })?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::error::ConfigError;
+
+    /// What serde_json with serde_path_to_error said (the parser this one replaced).
+    fn serde<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+        bytes: &[u8],
+    ) -> Result<String, ConfigError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value: T =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| ConfigError::Syntax {
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        de.end().map_err(|e| ConfigError::Syntax {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        Ok(format!("{value:?}"))
+    }
+
+    /// The two known differences: a struct given as a JSON array (serde
+    /// accepts a positional form nobody writes; here it is the type error
+    /// it reads as), and a float in exponent form or beyond u64, shown as
+    /// written instead of in Rust's shortest form.
+    fn known_difference(a: &Result<String, ConfigError>, o: &Result<String, ConfigError>) -> bool {
+        match (a, o) {
+            (_, Err(ConfigError::Syntax { message, .. }))
+                if message.contains("invalid type: sequence, expected struct") =>
+            {
+                true
+            }
+            (
+                Err(ConfigError::Syntax {
+                    path: p,
+                    message: m,
+                }),
+                Err(ConfigError::Syntax {
+                    path: q,
+                    message: n,
+                }),
+            ) => {
+                p == q
+                    && m.starts_with("invalid type: floating point")
+                    && n.starts_with("invalid type: floating point")
+            }
+            _ => false,
+        }
+    }
+
+    fn ours<T: FromJson + std::fmt::Debug>(bytes: &[u8]) -> Result<String, ConfigError> {
+        crate::plugin::parse::<T>(bytes).map(|v| format!("{v:?}"))
+    }
+
+    const GOOD: &str = r#"{"routeHeader":"x-up","debugHeader":null,"namespace":"ns","clusterDomain":"c.l","version":7,
+      "ruleSource":{"cluster":"c","authority":"a","path":"/r","pollIntervalMs":600,"timeoutMs":200},
+      "services":[{"hosts":["a","b.c"],"namespace":"n2","destinationPort":8080,
+        "defaultDestination":{"host":"a","subset":"v1","port":{"number":80}},
+        "http":[{"name":"r1","match":[{"name":"m","uri":{"prefix":"/a"},"scheme":{"exact":"http"},
+          "method":{"regex":"GET|PUT"},"authority":{"exact":"x"},"headers":{"x-a":{},"x-b":{"exact":"\u00e9\n\"\\/\ud83d\ude00"}},
+          "withoutHeaders":{"x-c":{"prefix":"p"}},"port":80,"queryParams":{"q":{"exact":"1"}},"ignoreUriCase":true,
+          "sourceLabels":{"app":"x"},"sourceNamespace":"sn"}],
+          "route":[{"destination":{"cluster":"c1"},"weight":90},{"destination":{"host":"h"},"weight":10}],
+          "sticky":{"header":"x-user","cookie":null,"sourceIp":true}},
+          {"route":[{"destination":{"cluster":"c2"}}]}]}]}"#;
+
+    #[test]
+    fn same_values_and_errors_as_serde() {
+        let mut cases: Vec<String> = vec![GOOD.into()];
+        // Every prefix: EOF errors at every point.
+        for cut in 1..GOOD.len() {
+            if GOOD.is_char_boundary(cut) {
+                cases.push(GOOD[..cut].into());
+            }
+        }
+        // Bytes replaced: syntax and type errors at every point.
+        for (i, _) in GOOD.char_indices().step_by(3) {
+            for with in [
+                "1", "\"s\"", "]", "}", ",", "null", "x", "{", "[", "-1", "1.5", "true", "\u{1}",
+            ] {
+                let mut s = GOOD.to_string();
+                let end = s[i..].chars().next().map_or(i, |c| i + c.len_utf8());
+                s.replace_range(i..end, with);
+                cases.push(s);
+            }
+        }
+        let extra = [
+            r#"{"services":[{"hosts":["a"],"hosts":["b"]}]}"#,
+            r#"{"services":[{"http":[]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"port":{}}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"port":{"number":1,"x":2}}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"weight":9223372036854775808}]}]}]}"#,
+            r#"{"version":-3,"services":[]}"#,
+            r#"{"version":18446744073709551616,"services":[]}"#,
+            r#"{"version":01}"#,
+            r#"{"version":1.}"#,
+            r#"{"version":1e5}"#,
+            r#"{"version":-}"#,
+            r#"{"namespace":"\x"}"#,
+            r#"{"namespace":"\u12"}"#,
+            r#"{"namespace":"\ud800"}"#,
+            r#"{"namespace":"\udc00"}"#,
+            r#"{"namespace":"\ud800\u0041"}"#,
+            r#"{"services":[],}"#,
+            r#"{"services":[1,]}"#,
+            r#"{,}"#,
+            r#"{1:2}"#,
+            r#"{"a" 1}"#,
+            "{\n  \"services\": [\n  {\"hosts\": 5}]}",
+            "[]",
+            "\"x\"",
+            "nul",
+            "{\"services\":[]} trailing",
+            "{\"services\":[]}   ",
+            "{\"routeHeader\":tru}",
+        ];
+        cases.extend(extra.iter().map(|s| s.to_string()));
+        let mut bytes_cases: Vec<Vec<u8>> = cases.iter().map(|s| s.clone().into_bytes()).collect();
+        bytes_cases.push(b"{\"namespace\":\"\xff\"}".to_vec());
+        let mut differ = Vec::new();
+        for b in &bytes_cases {
+            if b.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let a = serde::<PluginConfig>(b);
+            let o = ours::<PluginConfig>(b);
+            if a != o && !known_difference(&a, &o) {
+                differ.push(format!(
+                    "{:?}\n  serde: {a:?}\n  ours:  {o:?}",
+                    String::from_utf8_lossy(&b[b.len().saturating_sub(30)..])
+                ));
+            }
+            let a = serde::<RuleFile>(b);
+            let o = ours::<RuleFile>(b);
+            if a != o && !known_difference(&a, &o) {
+                differ.push(format!(
+                    "(rule file) {:?}\n  serde: {a:?}\n  ours:  {o:?}",
+                    String::from_utf8_lossy(&b[b.len().saturating_sub(30)..])
+                ));
+            }
+        }
+        assert!(
+            differ.is_empty(),
+            "{} of {} differ:\n{}",
+            differ.len(),
+            bytes_cases.len() * 2,
+            differ
+                .iter()
+                .take(60)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
