@@ -207,7 +207,20 @@ impl<'a> Reader<'a> {
                 _ => out.push(b),
             }
         }
-        String::from_utf8(out).map_err(|_| self.fail_at("invalid unicode code point", self.i - 1))
+        String::from_utf8(out).map_err(|e| {
+            // As serde_json: back from the closing quote by the bytes from
+            // the first invalid one on, but not before the line's start.
+            let back = e.as_bytes().len() - e.utf8_error().valid_up_to();
+            let line_start = self
+                .src
+                .get(..self.i)
+                .and_then(|s| s.iter().rposition(|&b| b == b'\n'))
+                .map_or(0, |p| p + 1);
+            self.fail_at(
+                "invalid unicode code point",
+                self.i.saturating_sub(back).max(line_start),
+            )
+        })
     }
 
     fn hex4(&mut self) -> R<u16> {
@@ -241,15 +254,17 @@ impl<'a> Reader<'a> {
         let code = match n {
             0xDC00..=0xDFFF => return Err(self.err("lone leading surrogate in hex escape")),
             0xD800..=0xDBFF => {
-                if self.src.get(self.i..self.i + 2) != Some(b"\\u") {
-                    if self.i + 2 > self.src.len() {
-                        self.i = self.src.len();
+                // As serde_json: the backslash and the `u` are each consumed, also when
+                // it is the wrong byte.
+                for want in [b'\\', b'u'] {
+                    let Some(c) = self.peek() else {
                         return Err(self.err("EOF while parsing a string"));
-                    }
+                    };
                     self.i += 1;
-                    return Err(self.err("unexpected end of hex escape"));
+                    if c != want {
+                        return Err(self.err("unexpected end of hex escape"));
+                    }
                 }
-                self.i += 2;
                 let lo = self.hex4()?;
                 if !(0xDC00..=0xDFFF).contains(&lo) {
                     return Err(self.err("lone leading surrogate in hex escape"));
@@ -284,7 +299,7 @@ impl<'a> Reader<'a> {
                 self.i += 1;
                 return Err(self.err("invalid number"));
             }
-            None => return Err(self.err("invalid number")),
+            None => return Err(self.err("EOF while parsing a value")),
         }
         let mut float = false;
         if self.peek() == Some(b'.') {
@@ -304,12 +319,17 @@ impl<'a> Reader<'a> {
         let text = std::str::from_utf8(text).unwrap_or_default();
         if !float {
             if negative {
-                if let Ok(v) = text.parse::<i64>() {
+                // `-0` is a float to serde_json.
+                if let Ok(v @ ..=-1) = text.parse::<i64>() {
                     return Ok(Num::I(v));
                 }
             } else if let Ok(v) = text.parse::<u64>() {
                 return Ok(Num::U(v));
             }
+        }
+        if text.parse::<f64>().is_ok_and(f64::is_infinite) {
+            let at = exponent_overflow(text).map_or(self.i, |k| start + k);
+            return Err(self.fail_at("number out of range", at));
         }
         Ok(Num::F(text))
     }
@@ -538,6 +558,14 @@ impl<'a> Reader<'a> {
     /// Reads an object with the given fields (serde's `deny_unknown_fields`):
     /// `f` reads the value of field number `n` under its name. A field given
     /// twice is an error.
+    /// serde_json ends the object after its visitor's error (a `}` right
+    /// after the key is consumed), then positions the error there.
+    fn end_after_error(&mut self) {
+        if self.ws() == Some(b'}') {
+            self.i += 1;
+        }
+    }
+
     pub fn object(
         &mut self,
         name: &'static str,
@@ -553,13 +581,13 @@ impl<'a> Reader<'a> {
         while let Some(k) = self.key(first)? {
             first = false;
             let Some(n) = fields.iter().position(|f| *f == k) else {
-                self.ws();
+                self.end_after_error();
                 let message = unknown_field(&k, fields);
                 self.path.push(Seg::Key(k));
                 return Err(self.err(&message));
             };
             if seen & (1 << n) != 0 {
-                self.ws();
+                self.end_after_error();
                 return Err(self.err(&format!("duplicate field `{k}`")));
             }
             seen |= 1 << n;
@@ -570,6 +598,29 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+/// Where serde_json stops on a positive exponent over `i32::MAX`: just after
+/// the digit that overflows (an offset into `text`).
+fn exponent_overflow(text: &str) -> Option<usize> {
+    let e = text.find(['e', 'E'])?;
+    let digits = text.get(e + 1..)?;
+    let (skip, digits) = match digits.strip_prefix('+') {
+        Some(rest) => (e + 2, rest),
+        None if digits.starts_with('-') => return None,
+        None => (e + 1, digits),
+    };
+    let mut exp: i32 = 0;
+    for (k, d) in digits.bytes().enumerate() {
+        match exp
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i32::from(d - b'0')))
+        {
+            Some(v) => exp = v,
+            None => return Some(skip + k + 1),
+        }
+    }
+    None
 }
 
 fn describe(n: &Num<'_>) -> String {
