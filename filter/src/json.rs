@@ -327,7 +327,7 @@ impl<'a> Reader<'a> {
                 return Ok(Num::U(v));
             }
         }
-        if text.parse::<f64>().is_ok_and(f64::is_infinite) {
+        if over_f64(text) {
             let at = exponent_overflow(text).map_or(self.i, |k| start + k);
             return Err(self.fail_at("number out of range", at));
         }
@@ -597,6 +597,46 @@ impl<'a> Reader<'a> {
             self.path.pop();
         }
         Ok(())
+    }
+}
+
+/// Whether a float's text is over `f64::MAX` (serde_json's `number out of
+/// range`), without parsing it (a float parser is 19 KB of the module).
+/// Within a unit in the 17th digit of `f64::MAX` it may differ from
+/// serde_json, whose arithmetic is not correctly rounded either.
+fn over_f64(text: &str) -> bool {
+    let text = text.trim_start_matches('-');
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(e) => (text.get(..e).unwrap_or(""), text.get(e + 1..).unwrap_or("")),
+        None => (text, ""),
+    };
+    let mut exp_value: i64 = 0;
+    let negative_exp = exp.starts_with('-');
+    for d in exp.trim_start_matches(['+', '-']).bytes() {
+        exp_value = (exp_value * 10 + i64::from(d - b'0')).min(1 << 40);
+    }
+    if negative_exp {
+        exp_value = -exp_value;
+    }
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let int = int.trim_start_matches('0');
+    // The exponent of the first significant digit, and the digits from it.
+    let (first, digits) = if int.is_empty() {
+        let zeros = frac.len() - frac.trim_start_matches('0').len();
+        if zeros == frac.len() {
+            return false; // zero
+        }
+        (
+            -(zeros as i64) - 1,
+            frac.trim_start_matches('0').to_string(),
+        )
+    } else {
+        (int.len() as i64 - 1, format!("{int}{frac}"))
+    };
+    match first + exp_value {
+        309.. => true,
+        308 => digits.as_str() > "17976931348623158",
+        _ => false,
     }
 }
 
