@@ -4,7 +4,7 @@
 //! rules on several names (one of them a pseudo-header), two-header rules,
 //! uri prefix and exact rules, and unindexed rules (a regex, a method rule)
 //! between them, then a split. Requests mix those headers, some repeated
-//! (only the first value counts), some in upper case on the wire. The
+//! (any one value may match, as in Envoy 1.40), some in upper case on the wire. The
 //! filter's debug header names the rule that routed each request; it must
 //! be the first rule whose conditions hold, as an oracle written from the
 //! VirtualService semantics alone decides (and the native `RuleSet::decide`
@@ -42,12 +42,10 @@ struct Seen<'a> {
 }
 
 impl Seen<'_> {
-    /// The first value of a header, as Istio matches it.
-    fn first(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+    /// Whether any value of a header satisfies `f`, as Envoy 1.40's header
+    /// matcher (and so Istio's translation) matches a repeated header.
+    fn any(&self, name: &str, f: impl Fn(&str) -> bool) -> bool {
+        self.headers.iter().any(|(n, v)| n == name && f(v))
     }
 }
 
@@ -68,7 +66,7 @@ fn rules() -> (String, Vec<(String, Predicate)>) {
             oracle.push((
                 name,
                 Box::new(|s| {
-                    s.first("x-user").is_some_and(|u| {
+                    s.any("x-user", |u| {
                         u.strip_prefix("vip-")
                             .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
                     })
@@ -80,7 +78,7 @@ fn rules() -> (String, Vec<(String, Predicate)>) {
             "match": [{ "headers": { "x-user": { "exact": name } } }],
             "route": dest(subset(i)) }));
         let value = name.clone();
-        oracle.push((name, Box::new(move |s| s.first("x-user") == Some(&*value))));
+        oracle.push((name, Box::new(move |s| s.any("x-user", |u| u == value))));
     }
     for j in 0..TENANTS {
         let name = format!("tenant-{j}");
@@ -92,7 +90,7 @@ fn rules() -> (String, Vec<(String, Predicate)>) {
         oracle.push((
             name,
             Box::new(move |s| {
-                s.first("x-tenant") == Some(&*tenant) && s.first("x-region") == Some("eu")
+                s.any("x-tenant", |t| t == tenant) && s.any("x-region", |r| r == "eu")
             }),
         ));
     }
@@ -101,7 +99,7 @@ fn rules() -> (String, Vec<(String, Predicate)>) {
         "route": dest("v2") }));
     oracle.push((
         "post-b1".into(),
-        Box::new(|s| s.method == "POST" && s.first("x-build") == Some("b1")),
+        Box::new(|s| s.method == "POST" && s.any("x-build", |b| b == "b1")),
     ));
     http.push(json!({ "name": "delete",
         "match": [{ "headers": { ":method": { "exact": "DELETE" } } }],
@@ -176,7 +174,7 @@ fn request(g: &mut Gen) -> (String, String, Vec<(String, String)>) {
         headers.push(("x-build".into(), ["b1", "b2"][g.below(2)].into()));
     }
     if g.chance(25) {
-        // A second x-user (or x-region): only the first value may count.
+        // A second x-user (or x-region): any one value may match.
         let second = if g.chance(50) {
             ("x-user".to_string(), user(g))
         } else {
