@@ -8,6 +8,23 @@ use crate::config::{
 };
 use crate::json::{Reader, R};
 
+/// The fields of a match entry (`MatchRequest`), in the order serde's
+/// messages list them; `canaryctl import` carries exactly these.
+pub const MATCH_REQUEST_FIELDS: [&str; 12] = [
+    "name",
+    "uri",
+    "scheme",
+    "method",
+    "authority",
+    "headers",
+    "withoutHeaders",
+    "port",
+    "queryParams",
+    "ignoreUriCase",
+    "sourceLabels",
+    "sourceNamespace",
+];
+
 /// A configuration type the reader can fill.
 pub trait FromJson: Sized {
     /// Reads one value of this type at the reader's position.
@@ -187,40 +204,23 @@ impl FromJson for HttpRoute {
 impl FromJson for MatchRequest {
     fn read(r: &mut Reader<'_>) -> R<Self> {
         let mut m = MatchRequest::default();
-        r.object(
-            "MatchRequest",
-            &[
-                "name",
-                "uri",
-                "scheme",
-                "method",
-                "authority",
-                "headers",
-                "withoutHeaders",
-                "port",
-                "queryParams",
-                "ignoreUriCase",
-                "sourceLabels",
-                "sourceNamespace",
-            ],
-            &mut |r, n| {
-                match n {
-                    0 => m.name = opt_string(r)?,
-                    1 => m.uri = r.opt(StringMatch::read)?,
-                    2 => m.scheme = r.opt(StringMatch::read)?,
-                    3 => m.method = r.opt(StringMatch::read)?,
-                    4 => m.authority = r.opt(StringMatch::read)?,
-                    5 => m.headers = string_matches(r)?,
-                    6 => m.without_headers = string_matches(r)?,
-                    7 => m.port = opt_i64(r)?,
-                    8 => m.query_params = string_matches(r)?,
-                    9 => m.ignore_uri_case = r.opt(Reader::bool)?,
-                    10 => m.source_labels = r.opt(|r| r.map(&mut Reader::string))?,
-                    _ => m.source_namespace = opt_string(r)?,
-                }
-                Ok(())
-            },
-        )?;
+        r.object("MatchRequest", &MATCH_REQUEST_FIELDS, &mut |r, n| {
+            match n {
+                0 => m.name = opt_string(r)?,
+                1 => m.uri = r.opt(StringMatch::read)?,
+                2 => m.scheme = r.opt(StringMatch::read)?,
+                3 => m.method = r.opt(StringMatch::read)?,
+                4 => m.authority = r.opt(StringMatch::read)?,
+                5 => m.headers = string_matches(r)?,
+                6 => m.without_headers = string_matches(r)?,
+                7 => m.port = opt_i64(r)?,
+                8 => m.query_params = string_matches(r)?,
+                9 => m.ignore_uri_case = r.opt(Reader::bool)?,
+                10 => m.source_labels = r.opt(|r| r.map(&mut Reader::string))?,
+                _ => m.source_namespace = opt_string(r)?,
+            }
+            Ok(())
+        })?;
         Ok(m)
     }
 }

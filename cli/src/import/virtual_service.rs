@@ -64,21 +64,6 @@ fn rule_blocking_reason(field: &str) -> Option<&'static str> {
     })
 }
 
-const MATCH_FIELDS: [&str; 12] = [
-    "name",
-    "uri",
-    "scheme",
-    "method",
-    "authority",
-    "headers",
-    "withoutHeaders",
-    "port",
-    "queryParams",
-    "ignoreUriCase",
-    "sourceLabels",
-    "sourceNamespace",
-];
-
 /// How a `gateways` list binds: Istio reads an empty list as no list, i.e.
 /// the sidecars (`mesh`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,7 +415,7 @@ fn convert_match(
         }
     }
     for k in obj.keys() {
-        if MATCH_FIELDS.contains(&k.as_str()) || k == "gateways" {
+        if canary_router::decode::MATCH_REQUEST_FIELDS.contains(&k.as_str()) || k == "gateways" {
             continue;
         }
         let why = if k == "statPrefix" {
