@@ -8,7 +8,9 @@
 //!   rule order (a rule without `match` is one route matching everything);
 //!   after a catch-all route ([`is_catch_all`]) nothing more is emitted.
 //! - `TranslateRouteMatch`: `uri` becomes `path` (exact), `prefix` or
-//!   `safe_regex`; `ignoreUriCase` becomes `case_sensitive: false`, which
+//!   `safe_regex`, and `pathPrefix` (canary-router's form of Gateway API's
+//!   `PathPrefix`, which istiod writes for an HTTPRoute's prefix other than
+//!   `/`) `path_separated_prefix`; `ignoreUriCase` becomes `case_sensitive: false`, which
 //!   Envoy applies to `path` and `prefix` only; `method`, `authority` and
 //!   `scheme` become header matchers on `:method`, `:authority`, `:scheme`;
 //!   `queryParams` become `query_parameters`.
@@ -116,6 +118,7 @@ pub fn route_match(m: &Value) -> Result<Value, Error> {
                 Kind::Exact(v) => ("path", json!(v)),
                 Kind::Prefix(v) => ("prefix", json!(v)),
                 Kind::Regex(v) => ("safe_regex", json!({ "regex": v })),
+                Kind::PathPrefix(v) => ("path_separated_prefix", json!(v)),
                 Kind::Present => return Err(Error::new("uri: no match kind")),
             };
             out.insert(key.into(), value);
@@ -147,7 +150,7 @@ pub fn route_match(m: &Value) -> Result<Value, Error> {
             Ok(
                 match kind(sm).map_err(|e| at(&format!("queryParams.{name}"), e))? {
                     Kind::Present => json!({ "name": name, "present_match": true }),
-                    k => json!({ "name": name, "string_match": string_matcher(&k) }),
+                    k => json!({ "name": name, "string_match": string_matcher(&k)? }),
                 },
             )
         })
@@ -163,6 +166,7 @@ pub fn route_match(m: &Value) -> Result<Value, Error> {
 /// or query parameter condition.
 pub fn is_catch_all(m: &Value) -> bool {
     let path = m.get("prefix").and_then(Value::as_str) == Some("/")
+        || m.get("path_separated_prefix").and_then(Value::as_str) == Some("/")
         || m.pointer("/safe_regex/regex").and_then(Value::as_str) == Some(".*");
     path && m.get("headers").is_none() && m.get("query_parameters").is_none()
 }
@@ -173,7 +177,7 @@ fn header_matcher(name: &str, sm: &Value, without: bool) -> Result<Value, Error>
     let k = kind(sm).map_err(|e| at(name, e))?;
     let mut out = match &k {
         Kind::Present => json!({ "name": name, "present_match": true }),
-        k => json!({ "name": name, "string_match": string_matcher(k) }),
+        k => json!({ "name": name, "string_match": string_matcher(k).map_err(|e| at(name, e))? }),
     };
     if without {
         out["invert_match"] = json!(true);
@@ -190,6 +194,8 @@ enum Kind<'a> {
     Exact(&'a str),
     Prefix(&'a str),
     Regex(&'a str),
+    /// `pathPrefix` (in `uri` only).
+    PathPrefix(&'a str),
     /// `{}`, or the regex `*` (Istio's `canBeConvertedToPresentMatch`).
     Present,
 }
@@ -208,18 +214,22 @@ fn kind(sm: &Value) -> Result<Kind<'_>, Error> {
         (_, _, Some("*")) => Kind::Present,
         (_, _, Some(v)) => Kind::Regex(v),
         _ if sm.is_empty() => Kind::Present,
-        _ => return Err(Error::new("unknown match kind")),
+        _ => match text("pathPrefix") {
+            Some(v) => Kind::PathPrefix(v),
+            None => return Err(Error::new("unknown match kind")),
+        },
     })
 }
 
 /// Istio's `ConvertToEnvoyMatch`: an Envoy `StringMatcher`.
-fn string_matcher(k: &Kind<'_>) -> Value {
-    match k {
+fn string_matcher(k: &Kind<'_>) -> Result<Value, Error> {
+    Ok(match k {
         Kind::Exact(v) => json!({ "exact": v }),
         Kind::Prefix(v) => json!({ "prefix": v }),
         Kind::Regex(v) => json!({ "safe_regex": { "regex": v } }),
         Kind::Present => json!({}),
-    }
+        Kind::PathPrefix(_) => return Err(Error::new("pathPrefix: for uri only")),
+    })
 }
 
 fn object<'a>(
@@ -269,6 +279,10 @@ mod tests {
             })
         );
         assert!(route_match(&json!({"port": 80})).is_err());
+        assert_eq!(
+            route_match(&json!({"uri": {"pathPrefix": "/api"}})).unwrap(),
+            json!({"path_separated_prefix": "/api", "case_sensitive": true})
+        );
         assert!(route_match(&json!({"uri": {}})).is_err());
     }
 

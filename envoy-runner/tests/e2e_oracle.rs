@@ -108,6 +108,11 @@ const PATHS: &[&str] = &[
     "/users/bob/",
     "/login",
     "/LOGIN",
+    "/api/v1/",
+    "/api/v1x",
+    "/api/v1/x?y=/",
+    "/api//x",
+    "/Api/V1/x",
 ];
 fn uri_matches() -> Vec<Value> {
     vec![
@@ -125,6 +130,12 @@ fn uri_matches() -> Vec<Value> {
         json!({"regex": "/API.*"}),
         json!({"regex": "/users/[a-z]+/?"}),
         json!({"regex": ".*"}),
+        // Gateway API's PathPrefix: Envoy's own path_separated_prefix.
+        json!({"pathPrefix": "/api"}),
+        json!({"pathPrefix": "/API"}),
+        json!({"pathPrefix": "/api/v1"}),
+        json!({"pathPrefix": "/users/bob"}),
+        json!({"pathPrefix": "/a%20b"}),
     ]
 }
 const METHODS: &[&str] = &["GET", "POST", "PUT", "HEAD", "DELETE", "PATCH", "OPTIONS"];

@@ -133,7 +133,8 @@ pub struct MatchRequest {
     pub source_namespace: Option<String>,
 }
 
-/// An Istio `StringMatch`: at most one of the three (none means "present").
+/// An Istio `StringMatch`: at most one kind (none means "present"), plus,
+/// in `uri` only, Gateway API's element-wise path prefix.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StringMatch {
@@ -143,6 +144,11 @@ pub struct StringMatch {
     pub prefix: Option<String>,
     /// The whole value matches this regular expression (RE2-like syntax).
     pub regex: Option<String>,
+    /// `uri` only: the path is this, or starts with this followed by `/`
+    /// (Gateway API's `PathPrefix`, Envoy's `path_separated_prefix`):
+    /// `/api` matches `/api`, `/api/` and `/api/x`, not `/apix`.
+    #[serde(rename = "pathPrefix")]
+    pub path_prefix: Option<String>,
 }
 
 /// An Istio `HTTPRouteDestination`.

@@ -228,12 +228,14 @@ impl FromJson for MatchRequest {
 impl FromJson for StringMatch {
     fn read(r: &mut Reader<'_>) -> R<Self> {
         let mut m = StringMatch::default();
-        r.object("StringMatch", &["exact", "prefix", "regex"], &mut |r, n| {
+        let fields = ["exact", "prefix", "regex", "pathPrefix"];
+        r.object("StringMatch", &fields, &mut |r, n| {
             let v = opt_string(r)?;
             match n {
                 0 => m.exact = v,
                 1 => m.prefix = v,
-                _ => m.regex = v,
+                2 => m.regex = v,
+                _ => m.path_prefix = v,
             }
             Ok(())
         })?;
@@ -370,7 +372,7 @@ mod tests {
       "ruleSource":{"cluster":"c","authority":"a","path":"/r","pollIntervalMs":600,"timeoutMs":200},
       "services":[{"hosts":["a","b.c"],"namespace":"n2","destinationPort":8080,
         "defaultDestination":{"host":"a","subset":"v1","port":{"number":80}},
-        "http":[{"name":"r1","match":[{"name":"m","uri":{"prefix":"/a"},"scheme":{"exact":"http"},
+        "http":[{"name":"r1","match":[{"name":"m","uri":{"pathPrefix":"/a"},"scheme":{"exact":"http"},
           "method":{"regex":"GET|PUT"},"authority":{"exact":"x"},"headers":{"x-a":{},"x-b":{"exact":"\u00e9\n\"\\/\ud83d\ude00"}},
           "withoutHeaders":{"x-c":{"prefix":"p"}},"port":80,"queryParams":{"q":{"exact":"1"}},"ignoreUriCase":true,
           "sourceLabels":{"app":"x"},"sourceNamespace":"sn"}],

@@ -70,6 +70,10 @@ pub enum Reason {
     NoMatchKind,
     /// A regular expression does not compile.
     BadRegex(String),
+    /// A `pathPrefix` outside `uri`.
+    PathPrefixOutsideUri,
+    /// A `pathPrefix` Envoy would refuse as a `path_separated_prefix`.
+    BadPathPrefix(String),
     /// A sticky block gives no key, or more than one.
     StickyNeedsOneKey,
     /// `sourceIp: false` is meaningless.
@@ -170,6 +174,11 @@ impl fmt::Display for Reason {
             }
             Reason::NoMatchKind => f.write_str("give one of `exact`, `prefix`, `regex`"),
             Reason::BadRegex(e) => write!(f, "invalid regex: {e}"),
+            Reason::PathPrefixOutsideUri => f.write_str("`pathPrefix` is for `uri` only"),
+            Reason::BadPathPrefix(p) => write!(
+                f,
+                "`{p}` is not a path prefix: at least two bytes, no '?' or '#', no trailing '/' (`prefix: /` matches every path)"
+            ),
             Reason::StickyNeedsOneKey => {
                 f.write_str("give exactly one of `header`, `cookie`, `sourceIp`")
             }

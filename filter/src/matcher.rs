@@ -21,6 +21,11 @@ pub enum StringMatcher {
     ExactNoCase(Box<[u8]>),
     /// Like `Prefix`, ASCII case-insensitive; stored lower-case.
     PrefixNoCase(Box<[u8]>),
+    /// `pathPrefix`: the value is these bytes, or starts with them followed
+    /// by `/` (Envoy's `path_separated_prefix`). Never ends with `/`.
+    PathPrefix(Box<[u8]>),
+    /// Like `PathPrefix`, ASCII case-insensitive; stored lower-case.
+    PathPrefixNoCase(Box<[u8]>),
     /// The whole value (as UTF-8, at most `MAX_REGEX_INPUT_BYTES`) matches the regex.
     Regex(Regex),
 }
@@ -51,7 +56,12 @@ impl StringMatcher {
         field: Field,
         ignore_case: bool,
     ) -> Result<Self, (&'static str, Reason)> {
-        let kinds = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()];
+        let kinds = [
+            m.exact.is_some(),
+            m.prefix.is_some(),
+            m.regex.is_some(),
+            m.path_prefix.is_some(),
+        ];
         match kinds.iter().filter(|k| **k).count() {
             0 if matches!(field, Field::Present | Field::Without) => {
                 return Ok(StringMatcher::Present)
@@ -65,6 +75,9 @@ impl StringMatcher {
             (_, Some("*")) if field == Field::Without => return Ok(StringMatcher::Present),
             (_, Some("")) => return Err(("regex", Reason::EmptyString)),
             _ => {}
+        }
+        if let Some(p) = &m.path_prefix {
+            return path_prefix(p, field, ignore_case);
         }
         if let Some(exact) = &m.exact {
             return Ok(if ignore_case {
@@ -97,9 +110,40 @@ impl StringMatcher {
             StringMatcher::PrefixNoCase(p) => value
                 .get(..p.len())
                 .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+            StringMatcher::PathPrefix(p) => {
+                value.starts_with(p) && value.get(p.len()).is_none_or(|b| *b == b'/')
+            }
+            StringMatcher::PathPrefixNoCase(p) => {
+                value
+                    .get(..p.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                    && value.get(p.len()).is_none_or(|b| *b == b'/')
+            }
             StringMatcher::Regex(re) => regex_matches(re, value),
         }
     }
+}
+
+/// Compiles a `pathPrefix`: `uri` only, and a value Envoy accepts as a
+/// `path_separated_prefix` (at least two bytes, no `?` or `#`, not ending
+/// with `/`; `prefix: /` is the one for every path).
+#[inline(never)]
+fn path_prefix(
+    p: &str,
+    field: Field,
+    ignore_case: bool,
+) -> Result<StringMatcher, (&'static str, Reason)> {
+    if field != Field::Uri {
+        return Err(("pathPrefix", Reason::PathPrefixOutsideUri));
+    }
+    if p.len() < 2 || p.ends_with('/') || p.contains(['?', '#']) {
+        return Err(("pathPrefix", Reason::BadPathPrefix(p.to_string())));
+    }
+    Ok(if ignore_case {
+        StringMatcher::PathPrefixNoCase(p.to_ascii_lowercase().into_bytes().into())
+    } else {
+        StringMatcher::PathPrefix(p.as_bytes().into())
+    })
 }
 
 /// Whether a regex compiled by [`compile_regex`] matches `value`, read one
@@ -174,7 +218,49 @@ mod tests {
             exact: exact.map(str::to_string),
             prefix: prefix.map(str::to_string),
             regex: regex.map(str::to_string),
+            path_prefix: None,
         }
+    }
+
+    fn path_prefix(p: &str) -> StringMatch {
+        StringMatch {
+            path_prefix: Some(p.to_string()),
+            ..StringMatch::default()
+        }
+    }
+
+    #[test]
+    fn path_prefix_is_element_wise() {
+        let uri = |p, ic| StringMatcher::compile(&path_prefix(p), Field::Uri, ic);
+        let api = uri("/api", false).unwrap();
+        for yes in ["/api", "/api/", "/api/x", "/api//x"] {
+            assert!(api.matches(yes.as_bytes()), "{yes}");
+        }
+        for no in ["/apix", "/ap", "/", "", "/API", "/x/api"] {
+            assert!(!api.matches(no.as_bytes()), "{no}");
+        }
+        let nested = uri("/api/v1", false).unwrap();
+        assert!(nested.matches(b"/api/v1/x") && !nested.matches(b"/api/v10"));
+        let nocase = uri("/API", true).unwrap();
+        assert!(nocase.matches(b"/api") && nocase.matches(b"/Api/x"));
+        assert!(!nocase.matches(b"/apix"));
+        for bad in ["/", "/api/", "/a?b", "/a#b", "a", ""] {
+            assert_eq!(
+                uri(bad, false).unwrap_err(),
+                ("pathPrefix", Reason::BadPathPrefix(bad.to_string())),
+                "{bad}"
+            );
+        }
+        for field in [Field::Present, Field::Without, Field::Pseudo] {
+            let e = StringMatcher::compile(&path_prefix("/api"), field, false);
+            assert_eq!(e.unwrap_err(), ("pathPrefix", Reason::PathPrefixOutsideUri));
+        }
+        let two = StringMatch {
+            prefix: Some("/a".into()),
+            ..path_prefix("/a")
+        };
+        let e = StringMatcher::compile(&two, Field::Uri, false);
+        assert_eq!(e.unwrap_err().1, Reason::MoreThanOneMatchKind);
     }
 
     fn compile(m: StringMatch, ic: bool) -> StringMatcher {

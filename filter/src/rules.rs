@@ -70,7 +70,7 @@ type ValueMap = HashMap<Box<[u8]>, Box<[u32]>, BuildHasherDefault<Fnv>>;
 
 /// Which rules can match a request. A rule whose every match entry requires
 /// an exact header value (`headers: {x-user: {exact: ...}}`, the usual
-/// canary rule) or a path prefix (`uri: {prefix: ...}` or `{exact: ...}`,
+/// canary rule) or a path prefix (`uri: {prefix: ...}`, `{pathPrefix: ...}` or `{exact: ...}`,
 /// case-sensitive) can only match a request carrying one of those, so it is
 /// filed under each `(header, value)` or path prefix; every other rule is
 /// tested for every request. The first matching rule is then found by testing only the
@@ -200,7 +200,7 @@ fn value_map(filed: BTreeMap<&[u8], Vec<u32>>) -> ValueMap {
 enum IndexKey<'a> {
     /// An exact header value: `(name, value)`.
     Header(&'a str, &'a [u8]),
-    /// A path prefix (from `uri.prefix`, or `uri.exact`, which implies it).
+    /// A path prefix (from `uri.prefix` or `uri.pathPrefix`, or `uri.exact`, which implies it).
     PathPrefix(&'a [u8]),
 }
 
@@ -553,9 +553,9 @@ impl MatchEntry {
             return Some(IndexKey::Header(name, value));
         }
         match &self.uri {
-            Some(StringMatcher::Prefix(p) | StringMatcher::Exact(p)) => {
-                Some(IndexKey::PathPrefix(p))
-            }
+            Some(
+                StringMatcher::Prefix(p) | StringMatcher::Exact(p) | StringMatcher::PathPrefix(p),
+            ) => Some(IndexKey::PathPrefix(p)),
             _ => None,
         }
     }
@@ -1284,6 +1284,7 @@ mod tests {
         rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/api" } , "method": { "exact": "POST" } }] }));
         rules.push(serde_json::json!({ "match": [{ "uri": { "exact": "/api/v2" } }, { "headers": { "x-user": { "exact": "bob" } } }] }));
         rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/API" }, "ignoreUriCase": true }] }));
+        rules.push(serde_json::json!({ "match": [{ "uri": { "pathPrefix": "/carol" } }] }));
         rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/" } }] }));
         for r in &mut rules {
             r["route"] = to.clone();
@@ -1372,7 +1373,10 @@ mod tests {
                     for region in regions {
                         for build in [None, Some("b1"), Some("b2")] {
                             for method in ["GET", "POST"] {
-                                for path in ["/", "/carol/x", "/api/v2", "/API/x", "/apix", ""] {
+                                for path in [
+                                    "/", "/carol/x", "/carolx", "/carol", "/api/v2", "/API/x",
+                                    "/apix", "",
+                                ] {
                                     let mut h: Vec<(&[u8], &[u8])> = vec![
                                         (b":authority", b"a"),
                                         (b":path", path.as_bytes()),
@@ -1416,7 +1420,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 2 * 8 * 2 * 3 * 3 * 2 * 6);
+        assert_eq!(compared, 2 * 8 * 2 * 3 * 3 * 2 * 8);
     }
 
     #[test]
