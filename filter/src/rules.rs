@@ -1448,12 +1448,13 @@ mod tests {
         // Unreachable (4) is nowhere; one entry without an exact header
         // condition makes a rule "always"; 9 is filed under its exact x-build.
         assert_eq!(&*index.always, &[3, 7, 10, 11, 16]);
-        // 2 (carol: a header or /carol), 14, 15 (/api/v2 or bob) and 17 are filed by path.
+        // 2 (carol: a header or /carol), 14, 15 (/api/v2 or bob), 17
+        // (pathPrefix /carol) and 18 are filed by path.
         let prefix = |p: &str| index.by_prefix.get(p.as_bytes()).map(|l| l.to_vec());
-        assert_eq!(prefix("/carol"), Some(vec![2]));
+        assert_eq!(prefix("/carol"), Some(vec![2, 17]));
         assert_eq!(prefix("/api"), Some(vec![14]));
         assert_eq!(prefix("/api/v2"), Some(vec![15]));
-        assert_eq!(prefix("/"), Some(vec![17]));
+        assert_eq!(prefix("/"), Some(vec![18]));
         assert_eq!(&*index.prefix_lens, &[1, 4, 6, 7]);
         let names: Vec<&str> = index.by_header.iter().map(|(n, _)| &**n).collect();
         assert_eq!(names, ["x-build", "x-region", "x-tenant", "x-user"]);
