@@ -186,9 +186,15 @@ pub fn describe_rules(set: &RuleSet) -> String {
         for rule in &svc.rules {
             let sticky = match rule.route.sticky() {
                 Some(StickyKey::Header(h)) => format!(", sticky by header {h}"),
-                Some(StickyKey::Cookie(c)) => {
-                    format!(", sticky by cookie {}", String::from_utf8_lossy(c))
-                }
+                Some(StickyKey::Cookie(c)) => match rule.route.issuer() {
+                    Some(i) => format!(
+                        ", sticky by cookie {}, issued to requests without one (Set-Cookie: {}=<random key>{})",
+                        String::from_utf8_lossy(c),
+                        String::from_utf8_lossy(c),
+                        i.attributes()
+                    ),
+                    None => format!(", sticky by cookie {}", String::from_utf8_lossy(c)),
+                },
                 Some(StickyKey::SourceIp) => ", sticky by source IP".to_string(),
                 None => String::new(),
             };

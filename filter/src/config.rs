@@ -194,4 +194,25 @@ pub struct Sticky {
     pub cookie: Option<String>,
     /// Hash the client's IP address (`source.address`).
     pub source_ip: Option<bool>,
+    /// With `cookie`: give a request that brings no such cookie a fresh
+    /// random key, and send it back in a `Set-Cookie` response header.
+    pub set_cookie: Option<SetCookie>,
+}
+
+/// The attributes of the sticky cookie the filter issues.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetCookie {
+    /// `Max-Age` in seconds; absent: a session cookie.
+    pub max_age: Option<i64>,
+    /// `Path` (default `/`).
+    pub path: Option<String>,
+    /// `HttpOnly` (default true).
+    pub http_only: Option<bool>,
+    /// `Secure` (default false).
+    pub secure: Option<bool>,
+    /// `SameSite`: `Strict`, `Lax` (default) or `None` (which needs `secure`).
+    pub same_site: Option<String>,
+    /// `Domain`; absent: the host the response came from only.
+    pub domain: Option<String>,
 }

@@ -4,7 +4,7 @@
 
 use crate::config::{
     Destination, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination, RuleFile,
-    RuleSource, Service, Sticky, StringMatch,
+    RuleSource, Service, SetCookie, Sticky, StringMatch,
 };
 use crate::json::{Reader, R};
 
@@ -300,15 +300,42 @@ impl FromJson for PortSelector {
 impl FromJson for Sticky {
     fn read(r: &mut Reader<'_>) -> R<Self> {
         let mut s = Sticky::default();
-        r.object("Sticky", &["header", "cookie", "sourceIp"], &mut |r, n| {
-            match n {
-                0 => s.header = opt_string(r)?,
-                1 => s.cookie = opt_string(r)?,
-                _ => s.source_ip = r.opt(Reader::bool)?,
-            }
-            Ok(())
-        })?;
+        r.object(
+            "Sticky",
+            &["header", "cookie", "sourceIp", "setCookie"],
+            &mut |r, n| {
+                match n {
+                    0 => s.header = opt_string(r)?,
+                    1 => s.cookie = opt_string(r)?,
+                    2 => s.source_ip = r.opt(Reader::bool)?,
+                    _ => s.set_cookie = r.opt(SetCookie::read)?,
+                }
+                Ok(())
+            },
+        )?;
         Ok(s)
+    }
+}
+
+impl FromJson for SetCookie {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let mut c = SetCookie::default();
+        r.object(
+            "SetCookie",
+            &["maxAge", "path", "httpOnly", "secure", "sameSite", "domain"],
+            &mut |r, n| {
+                match n {
+                    0 => c.max_age = opt_i64(r)?,
+                    1 => c.path = opt_string(r)?,
+                    2 => c.http_only = r.opt(Reader::bool)?,
+                    3 => c.secure = r.opt(Reader::bool)?,
+                    4 => c.same_site = opt_string(r)?,
+                    _ => c.domain = opt_string(r)?,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(c)
     }
 }
 
@@ -378,6 +405,8 @@ mod tests {
           "sourceLabels":{"app":"x"},"sourceNamespace":"sn"}],
           "route":[{"destination":{"cluster":"c1"},"weight":90},{"destination":{"host":"h"},"weight":10}],
           "sticky":{"header":"x-user","cookie":null,"sourceIp":true}},
+          {"route":[{"destination":{"cluster":"c3"}}],"sticky":{"cookie":"k","setCookie":{"maxAge":60,"path":"/p",
+            "httpOnly":false,"secure":true,"sameSite":"None","domain":"d.e"}}},
           {"route":[{"destination":{"cluster":"c2"}}]}]}]}"#;
 
     #[test]

@@ -101,6 +101,18 @@ pub enum Reason {
     /// A rule reads the route header, which only the filter writes (a client
     /// copy is removed, so matching on it would let clients steer).
     RouteHeaderInRule(String),
+    /// `setCookie` in a sticky block that is not by `cookie`.
+    SetCookieNeedsCookie,
+    /// A cookie name is not an RFC 6265 token (browsers refuse it).
+    BadCookieName(String),
+    /// `sameSite` is not `Strict`, `Lax` or `None`.
+    BadSameSite(String),
+    /// `sameSite: None` without `secure: true` (browsers drop the cookie).
+    SameSiteNoneNeedsSecure,
+    /// `maxAge` is outside 1..=[`crate::cookie::MAX_AGE_LIMIT`].
+    BadMaxAge(i64),
+    /// A cookie `path` does not start with `/`, or holds a control character or `;`.
+    BadCookiePath(String),
 }
 
 impl ConfigError {
@@ -198,6 +210,28 @@ impl fmt::Display for Reason {
             Reason::RouteHeaderInRule(h) => write!(
                 f,
                 "`{h}` is the route header: the filter writes it and removes any client copy, so rules cannot read it"
+            ),
+            Reason::SetCookieNeedsCookie => {
+                f.write_str("`setCookie` needs `cookie`: it issues the cookie the rule is sticky by")
+            }
+            Reason::BadCookieName(c) => write!(
+                f,
+                "`{c}` is not a cookie name browsers accept (an RFC 6265 token: no separators such as ()<>@,;:\\\"/[]?={{}}, spaces or control characters)"
+            ),
+            Reason::BadSameSite(v) => {
+                write!(f, "`{v}` is not one of `Strict`, `Lax`, `None`")
+            }
+            Reason::SameSiteNoneNeedsSecure => f.write_str(
+                "`sameSite: None` needs `secure: true`: browsers drop such a cookie otherwise",
+            ),
+            Reason::BadMaxAge(v) => write!(
+                f,
+                "maxAge {v} is outside 1..={} seconds (400 days, the most browsers keep a cookie)",
+                crate::cookie::MAX_AGE_LIMIT
+            ),
+            Reason::BadCookiePath(p) => write!(
+                f,
+                "`{p}` is not a cookie path (it starts with '/', with no control characters or ';')"
             ),
         }
     }

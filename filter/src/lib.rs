@@ -13,6 +13,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod cookie;
 pub mod decode;
 pub mod error;
 pub mod hosts;

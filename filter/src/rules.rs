@@ -6,6 +6,7 @@ use std::hash::BuildHasherDefault;
 
 use crate::cluster::{ClusterName, PortlessAs};
 use crate::config;
+use crate::cookie::{self, Issuer, Key};
 use crate::error::{ConfigError, Reason};
 use crate::hosts::{self, Expansion, Fnv, HostIndex};
 use crate::limits;
@@ -299,6 +300,8 @@ pub struct Route {
     pub destinations: Vec<Destination>,
     weights: Weights,
     sticky: Option<StickyKey>,
+    /// The cookie issued to requests that bring none (`sticky.setCookie`).
+    issuer: Option<Box<Issuer>>,
 }
 
 /// One destination of a route.
@@ -411,6 +414,9 @@ pub struct Decision<'a> {
     pub target: &'a Destination,
     /// Whether the pick was by a sticky key (false: random).
     pub sticky: bool,
+    /// The fresh key this request was routed by, for the cookie its
+    /// response carries (the rule's [`Route::issuer`]).
+    pub issued: Option<Key>,
 }
 
 impl<'a> Outcome<'a> {
@@ -444,9 +450,25 @@ impl RuleSet {
     }
 
     /// Decides where a request goes. `random` is called at most once, for a
-    /// random pick.
+    /// random pick. Rules that issue cookies get no fresh keys here: a
+    /// request without the cookie gets the random split
+    /// ([`decide_issuing`](Self::decide_issuing) issues them).
     #[inline]
     pub fn decide<R: RequestView>(&self, req: &R, random: impl FnOnce() -> u64) -> Outcome<'_> {
+        self.decide_issuing(req, random, || None)
+    }
+
+    /// [`decide`](Self::decide), and for a rule with `sticky.setCookie` and
+    /// a request without a usable cookie, `fresh` gives 128 random bits
+    /// for a new key (called at most once; `None`: the random split, no
+    /// cookie). The decision's `issued` then holds the key it was routed by.
+    #[inline]
+    pub fn decide_issuing<R: RequestView>(
+        &self,
+        req: &R,
+        random: impl FnOnce() -> u64,
+        fresh: impl FnOnce() -> Option<[u8; 16]>,
+    ) -> Outcome<'_> {
         let Some(authority) = req.header(":authority") else {
             return Outcome::NoService;
         };
@@ -468,7 +490,7 @@ impl RuleSet {
         else {
             return Outcome::NoRule { service: index };
         };
-        let (destination, sticky) = rule.route.pick(req, random);
+        let (destination, sticky, issued) = rule.route.pick(req, random, fresh);
         match rule.route.destinations.get(destination) {
             Some(target) => Outcome::Routed(Decision {
                 service: index,
@@ -476,6 +498,7 @@ impl RuleSet {
                 destination,
                 target,
                 sticky,
+                issued,
             }),
             None => Outcome::NoRule { service: index },
         }
@@ -608,14 +631,47 @@ fn without_header<R: RequestView>(req: &R, name: &str, m: &StringMatcher) -> boo
 }
 
 impl Route {
-    fn pick<R: RequestView>(&self, req: &R, random: impl FnOnce() -> u64) -> (usize, bool) {
+    fn pick<R: RequestView>(
+        &self,
+        req: &R,
+        random: impl FnOnce() -> u64,
+        fresh: impl FnOnce() -> Option<[u8; 16]>,
+    ) -> (usize, bool, Option<Key>) {
+        if self.issuer.is_some() {
+            return self.pick_issuing(req, random, fresh);
+        }
         if self.destinations.len() == 1 {
-            return (0, self.sticky.is_some());
+            return (0, self.sticky.is_some(), None);
         }
         if let Some(key) = self.sticky.as_ref().and_then(|k| sticky_value(k, req)) {
-            return (self.weights.pick_sticky(hash_key(key)), true);
+            return (self.weights.pick_sticky(hash_key(key)), true, None);
         }
-        (self.weights.pick_random(random()), false)
+        (self.weights.pick_random(random()), false, None)
+    }
+
+    /// The pick of a rule that issues its cookie: by the cookie brought if
+    /// it is usable, else by a fresh key (issued), else random.
+    fn pick_issuing<R: RequestView>(
+        &self,
+        req: &R,
+        random: impl FnOnce() -> u64,
+        fresh: impl FnOnce() -> Option<[u8; 16]>,
+    ) -> (usize, bool, Option<Key>) {
+        let brought = self.sticky.as_ref().and_then(|k| sticky_value(k, req));
+        if let Some(key) = brought.filter(|k| cookie::usable(k)) {
+            return (self.weights.pick_sticky(hash_key(key)), true, None);
+        }
+        match fresh() {
+            Some(bits) => {
+                let key = Key::from_bits(bits);
+                (
+                    self.weights.pick_sticky(hash_key(key.as_bytes())),
+                    true,
+                    Some(key),
+                )
+            }
+            None => (self.weights.pick_random(random()), false, None),
+        }
     }
 
     /// The sum of the destinations' weights (a destination's share is its
@@ -627,6 +683,11 @@ impl Route {
     /// How this route keeps users sticky, if it does.
     pub fn sticky(&self) -> Option<&StickyKey> {
         self.sticky.as_ref()
+    }
+
+    /// The cookie this route issues to requests that bring none, if it does.
+    pub fn issuer(&self) -> Option<&Issuer> {
+        self.issuer.as_deref()
     }
 }
 
@@ -1101,15 +1162,29 @@ fn compile_route(
         .iter()
         .map(|d| hash_key(d.cluster.key().as_bytes()))
         .collect();
-    let sticky = rule
-        .sticky
-        .as_ref()
-        .map(|s| sticky_key(s, &format!("{path}.sticky")))
-        .transpose()?;
+    let (sticky, issuer) = match &rule.sticky {
+        None => (None, None),
+        Some(s) => {
+            let spath = format!("{path}.sticky");
+            let key = sticky_key(s, &spath)?;
+            let issuer = match (&s.set_cookie, &s.cookie) {
+                (None, _) => None,
+                (Some(c), Some(name)) => Some(Box::new(cookie::compile(name, c, &spath)?)),
+                (Some(_), None) => {
+                    return Err(ConfigError::invalid(
+                        format!("{spath}.setCookie"),
+                        Reason::SetCookieNeedsCookie,
+                    ))
+                }
+            };
+            (Some(key), issuer)
+        }
+    };
     Ok(Route {
         weights: Weights::new(&weights, &seeds),
         destinations,
         sticky,
+        issuer,
     })
 }
 

@@ -88,6 +88,13 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -218,6 +225,20 @@ pub fn replace_header(map: Map, name: &str, value: &[u8]) -> HostResult<()> {
     // SAFETY: pointers and lengths of live slices.
     check(unsafe {
         proxy_replace_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Adds a value to a header, keeping the values it has.
+pub fn add_header(map: Map, name: &str, value: &[u8]) -> HostResult<()> {
+    // SAFETY: pointers and lengths of live slices.
+    check(unsafe {
+        proxy_add_header_map_value(
             map as u32,
             name.as_ptr(),
             name.len(),

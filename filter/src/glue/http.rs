@@ -10,6 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::cluster::Built;
+use crate::cookie::{Key, MAX_SET_COOKIE_LEN};
 use crate::pairs::Pairs;
 use crate::rules::{Outcome, RequestView, Via};
 
@@ -22,6 +23,8 @@ pub struct Filter {
     active: Option<Rc<Active>>,
     /// `stat_index` of the destination that served the request, for the debug header.
     served: Option<u32>,
+    /// The cookie this request's response gets, if the filter issued one.
+    cookie: Option<Issued>,
 }
 
 impl Filter {
@@ -29,7 +32,50 @@ impl Filter {
         Filter {
             active,
             served: None,
+            cookie: None,
         }
+    }
+}
+
+/// A key issued to a request, and the rule whose cookie carries it.
+struct Issued {
+    service: u32,
+    rule: u32,
+    key: Key,
+}
+
+/// Fresh random bits for a cookie key, from the host (WASI `random_get`);
+/// none if it fails, and the request gets the random split, no cookie.
+fn fresh_bits(active: &Active) -> Option<[u8; 16]> {
+    let mut bits = [0u8; 16];
+    match getrandom::fill(&mut bits) {
+        Ok(()) => Some(bits),
+        Err(e) => {
+            bump(active.global.host_call_errors);
+            log::debug!("random_get failed ({e}): no cookie for this request");
+            None
+        }
+    }
+}
+
+/// Adds the `Set-Cookie` header of an issued key to the response (one
+/// more header: the upstream's own `Set-Cookie` headers stay).
+fn set_cookie(active: &Active, issued: &Issued) {
+    let Some(issuer) = active.rules.as_ref().and_then(|r| {
+        r.set
+            .services()
+            .get(issued.service as usize)?
+            .rules
+            .get(issued.rule as usize)?
+            .route
+            .issuer()
+    }) else {
+        return;
+    };
+    let mut buf = [0u8; MAX_SET_COOKIE_LEN];
+    let value = issuer.render(&issued.key, &mut buf);
+    if let Err(s) = hostio::add_header(Map::Response, "set-cookie", value) {
+        host_error(active, "proxy_add_header_map_value (set-cookie)", s);
     }
 }
 
@@ -116,14 +162,15 @@ fn clear_route_cache(active: &Active) {
     }
 }
 
-/// Routes one request; returns the `stat_index` of the destination chosen.
-fn route(active: &Active) -> Option<u32> {
+/// Routes one request; returns the `stat_index` of the destination chosen,
+/// and the key issued to it.
+fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
     let buf = match hostio::header_pairs(Map::Request) {
         Ok(buf) => buf,
         Err(s) => {
             host_error(active, "proxy_get_header_map_pairs", s);
             scrub(active);
-            return None;
+            return (None, None);
         }
     };
     let Some(pairs) = Pairs::parse(buf.as_slice()) else {
@@ -133,7 +180,7 @@ fn route(active: &Active) -> Option<u32> {
             Status(3),
         );
         scrub(active);
-        return None;
+        return (None, None);
     };
     let header = &*active.settings.route_header;
     let spoofed = pairs.contains_ignore_case(header);
@@ -144,7 +191,9 @@ fn route(active: &Active) -> Option<u32> {
         active,
     };
     let outcome = match &active.rules {
-        Some(rules) => rules.set.decide(&request, root::random),
+        Some(rules) => rules
+            .set
+            .decide_issuing(&request, root::random, || fresh_bits(active)),
         None => Outcome::NoService,
     };
     let mut served = None;
@@ -193,7 +242,16 @@ fn route(active: &Active) -> Option<u32> {
         Some(i) => bump(active.dest_metrics.get(i as usize).copied().flatten()),
         None => bump(active.global.passthrough),
     }
-    served
+    // A cookie only for a request the rule routed.
+    let issued = match (served, outcome) {
+        (Some(_), Outcome::Routed(d)) => d.issued.map(|key| Issued {
+            service: d.service as u32,
+            rule: d.rule as u32,
+            key,
+        }),
+        _ => None,
+    };
+    (served, issued)
 }
 
 impl Context for Filter {}
@@ -201,13 +259,19 @@ impl Context for Filter {}
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let Some(active) = &self.active {
-            self.served = route(active);
+            (self.served, self.cookie) = route(active);
         }
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let (Some(active), Some(served)) = (&self.active, self.served) else {
+        let Some(active) = &self.active else {
+            return Action::Continue;
+        };
+        if let Some(issued) = self.cookie.take() {
+            set_cookie(active, &issued);
+        }
+        let Some(served) = self.served else {
             return Action::Continue;
         };
         if let (Some(name), Some(value)) = (
