@@ -1,4 +1,5 @@
-//! `canaryctl import`: Istio VirtualServices to a canary-router rule file.
+//! `canaryctl import`: Istio VirtualServices and Gateway API HTTPRoutes to
+//! a canary-router rule file.
 //!
 //! What carries over: `hosts`, and per `http` route its `name`, `match`
 //! (uri, scheme, method, authority, headers, withoutHeaders, port,
@@ -10,9 +11,14 @@
 //! printed.
 //!
 //! One importer per input kind: [`virtual_service`] (Istio VirtualServices)
-//! turns documents into the rule file's types below; this module holds the
-//! command, the output and the check by the filter's parser.
+//! and [`http_route`] (Gateway API HTTPRoutes, with the Gateways they
+//! attach to) turn documents into the rule file's types below; this module
+//! holds the command, the output, the overlay ([`overlay`]: what HTTPRoute
+//! and VirtualService lack, such as `sticky`, merged into the imported
+//! rules) and the check by the filter's parser.
 
+mod http_route;
+mod overlay;
 mod virtual_service;
 
 use std::path::PathBuf;
@@ -24,7 +30,7 @@ use serde_json::Value;
 use crate::error::{CliError, Result};
 use crate::input;
 
-/// Read Istio VirtualServices and print the equivalent rule file.
+/// Read Istio VirtualServices and Gateway API HTTPRoutes and print the equivalent rule file.
 #[derive(Debug, clap::Args)]
 #[command(
     long_about = "Read Istio VirtualService manifests (networking.istio.io v1alpha3, v1beta1 and v1; one \
@@ -37,19 +43,29 @@ in a warning on stderr with the VirtualService and the JSON path; `gateways` abs
 the sidecars (`mesh`), as in Istio. Destinations without a port stay without one: the filter gives \
 them the port the request arrived on, as Istio does in a sidecar (--port gives the service port \
 instead, needed on an ingress gateway; --default-port writes a port into each). Other kinds of \
-documents (DestinationRule, Gateway, ...) are skipped with a note. The output is checked with the \
-filter's own parser before it is printed.",
+documents (DestinationRule, Gateway, ...) are skipped with a note.\n\n\
+Gateway API HTTPRoutes (gateway.networking.k8s.io v1 and v1beta1) in the same files become rules \
+that route as Istio routes them (docs/gateway-api.md): one rule per match, ordered by Gateway API's \
+precedence per host (exact path, longest prefix, method, most headers, most query parameters, then \
+the oldest route, namespace/name and list order); a Service parent gives mesh rules for its host, a \
+Gateway parent (its listeners read from a Gateway in the same input) rules for the hostnames its \
+listeners accept. Filters, timeouts and retries are named in warnings; a rule Gateway API answers \
+itself (500 for no backend with a weight, a redirect) is left to Envoy's own route.\n\n\
+--sticky and --overlay add what neither API has (sticky, and any rule field the filter knows) to \
+the imported rules. The output is checked with the filter's own parser before it is printed.",
     after_help = "\
 Examples:
   canaryctl import reviews-vs.yaml > rules.json
   kubectl get virtualservice -A -o yaml | canaryctl import - -o yaml
   canaryctl import --strict cli/tests/fixtures/virtualservices.yaml
+  canaryctl import httproutes.yaml --sticky cookie=session
+  canaryctl import httproutes.yaml --overlay overlay.yaml
 
 Exit codes: 0 imported (warnings on stderr), 1 nothing to import, the result is rejected by the
 filter, or --strict and something could not be carried over; 2 the file cannot be read."
 )]
 pub struct Args {
-    /// VirtualService manifests (YAML or JSON; `-` reads standard input).
+    /// VirtualService and HTTPRoute manifests (YAML or JSON; `-` reads standard input).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Output format.
@@ -74,6 +90,15 @@ pub struct Args {
     /// Fail (exit 1, no output) when anything cannot be carried over.
     #[arg(long)]
     pub strict: bool,
+    /// Keep each user on one destination in every imported rule with more
+    /// than one destination: `header=NAME`, `cookie=NAME` or `source-ip`.
+    #[arg(long, value_name = "KEY", value_parser = overlay::parse_sticky)]
+    pub sticky: Option<Value>,
+    /// A JSON or YAML overlay merged into the imported rules (JSON merge
+    /// patch): `{"rules": {"<rule name>" | "*": {...}}, "services": {"<host>" | "*": {...}}}`.
+    /// Any field the filter reads can be given; the filter's parser judges the result.
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Option<PathBuf>,
 }
 
 /// How `import` prints the rule file.
@@ -106,10 +131,13 @@ pub struct ServiceOut {
     /// Port of destinations that give none (`--port`).
     #[serde(rename = "destinationPort", skip_serializing_if = "Option::is_none")]
     pub destination_port: Option<u16>,
+    /// Where Envoy's own route sends the requests the filter leaves alone.
+    #[serde(rename = "defaultDestination", skip_serializing_if = "Option::is_none")]
+    pub default_destination: Option<Value>,
 }
 
 /// One rule.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RouteOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) name: Option<String>,
@@ -118,7 +146,7 @@ pub struct RouteOut {
     pub(super) route: Vec<DestinationOut>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct MatchOut {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,23 +175,26 @@ pub(super) struct MatchOut {
     pub(super) source_namespace: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(super) struct DestinationOut {
     pub(super) destination: DestOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) weight: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(super) struct DestOut {
-    pub(super) host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) subset: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) port: Option<PortOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) cluster: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(super) struct PortOut {
     pub(super) number: Value,
 }
@@ -181,9 +212,9 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Destinations left without a port (they take the request's port).
     pub portless: Vec<String>,
-    /// For each output service: the VirtualService and, per output rule, its
-    /// `spec.http` index.
-    pub origins: Vec<(String, Vec<usize>)>,
+    /// For each output service: where it came from and, per output rule,
+    /// the manifest and path it came from.
+    pub origins: Vec<(String, Vec<String>)>,
 }
 
 /// Options of a conversion.
@@ -200,7 +231,7 @@ pub struct Options {
 }
 
 /// Renders the rule file.
-pub fn render(file: &RuleFileOut, format: OutputFormat) -> Result<String> {
+pub fn render(file: &impl Serialize, format: OutputFormat) -> Result<String> {
     match format {
         OutputFormat::Json => serde_json::to_string_pretty(file)
             .map(|s| s + "\n")
@@ -219,8 +250,7 @@ fn origin_of(path: &str, report: &Report) -> Option<String> {
         return Some(vs.clone());
     };
     let (j, _) = rest.split_once(']')?;
-    let http = rules.get(j.parse::<usize>().ok()?)?;
-    Some(format!("{vs} spec.http[{http}]"))
+    rules.get(j.parse::<usize>().ok()?).cloned()
 }
 
 /// Runs `import`.
@@ -275,7 +305,8 @@ pub fn run(args: &Args) -> Result<()> {
         default_port: args.default_port,
         service_port: args.port,
     };
-    let (file, report) = virtual_service::convert(&docs, &origin, &opts)?;
+    let (mut file, mut report) = virtual_service::convert(&docs, &origin, &opts)?;
+    let routes = http_route::convert(&docs, &origin, &opts, &mut file, &mut report)?;
     for n in &report.notes {
         eprintln!("note: {n}");
     }
@@ -296,13 +327,35 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if file.services.is_empty() {
         return Err(CliError::rejected(format!(
-            "{}: no VirtualService could be imported",
-            src.name
+            "{}: no {} could be imported",
+            src.name,
+            if routes > 0 {
+                "VirtualService or HTTPRoute"
+            } else {
+                "VirtualService"
+            }
         )));
     }
+    // With additions, the rule file as a JSON value (its keys then print
+    // in alphabetical order); without, as imported.
+    let mut value = None;
+    if args.sticky.is_some() || args.overlay.is_some() {
+        let mut v = serde_json::to_value(&file)
+            .map_err(|e| CliError::rejected(format!("cannot write JSON: {e}")))?;
+        if let Some(sticky) = &args.sticky {
+            overlay::add_sticky(&mut v, sticky);
+        }
+        if let Some(path) = &args.overlay {
+            overlay::apply_file(&mut v, path)?;
+        }
+        value = Some(v);
+    }
     // The output must be what the filter accepts: judge it with its parser.
-    let json = serde_json::to_vec(&file)
-        .map_err(|e| CliError::rejected(format!("cannot write JSON: {e}")))?;
+    let json = match &value {
+        Some(v) => serde_json::to_vec(v),
+        None => serde_json::to_vec(&file),
+    }
+    .map_err(|e| CliError::rejected(format!("cannot write JSON: {e}")))?;
     if let Err(e) = Plugin::from_bytes(&json, &Workload::default()) {
         let from = e
             .path()
@@ -319,7 +372,11 @@ pub fn run(args: &Args) -> Result<()> {
             report.warnings.len()
         )));
     }
-    print!("{}", render(&file, args.output)?);
+    let text = match &value {
+        Some(v) => render(v, args.output)?,
+        None => render(&file, args.output)?,
+    };
+    print!("{text}");
     Ok(())
 }
 
@@ -330,7 +387,13 @@ mod tests {
     #[test]
     fn maps_output_paths_back_to_the_virtualservice() {
         let report = Report {
-            origins: vec![("VirtualService a/b (f)".into(), vec![0, 2])],
+            origins: vec![(
+                "VirtualService a/b (f)".into(),
+                vec![
+                    "VirtualService a/b (f) spec.http[0]".into(),
+                    "VirtualService a/b (f) spec.http[2]".into(),
+                ],
+            )],
             ..Report::default()
         };
         assert_eq!(

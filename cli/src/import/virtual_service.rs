@@ -129,6 +129,9 @@ pub fn convert(
                 .push(format!("{}: a List inside a List; skipped", origin(i)));
             continue;
         }
+        if super::http_route::handles(doc) {
+            continue;
+        }
         if kind != "VirtualService" || !api.starts_with(API_GROUP) {
             let what = if kind.is_empty() {
                 "a document without a kind".to_string()
@@ -157,7 +160,8 @@ pub fn convert(
         }
         if let Some(svc) = convert_vs(doc, &vs, &mut claimed, &mut report)? {
             out.services.push(svc.0);
-            report.origins.push((vs.id.clone(), svc.1));
+            let rules = svc.1.iter().map(|i| format!("{} spec.http[{i}]", vs.id));
+            report.origins.push((vs.id.clone(), rules.collect()));
         }
     }
     Ok((out, report))
@@ -268,6 +272,7 @@ fn convert_vs(
             hosts,
             http: rules,
             destination_port: vs.opts.service_port,
+            default_destination: None,
         },
         indices,
     )))
@@ -496,9 +501,10 @@ fn convert_destination(
     };
     Ok(DestinationOut {
         destination: DestOut {
-            host: vs.expand(host),
+            host: Some(vs.expand(host)),
             subset: dest.get("subset").cloned(),
             port,
+            cluster: None,
         },
         weight,
     })

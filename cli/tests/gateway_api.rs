@@ -1,0 +1,575 @@
+//! Gateway API HTTPRoutes (cli/tests/fixtures/gateway-api/, this project's
+//! own fixtures, each drawn from a test of Gateway API's conformance suite
+//! and expecting what that test expects) imported with `canaryctl import`,
+//! checked with `canaryctl validate`, and replayed in a real Envoy laid out
+//! as an Istio proxy: the filter, the routing glue first (`cluster_header`,
+//! as wasmplugin/route-envoyfilter.yaml), then Envoy's own routes for the
+//! same rules as istiod writes them (`canary_envoy::native`) and a 404 for
+//! anything else, as a Gateway answers a request no route matches.
+//!
+//! Envoy's own routes answer `503 envoy-route` for a rule with backends
+//! (so a request the filter should have routed but did not is seen) and
+//! `500` for the rules Gateway API answers with 500 (istiod's direct
+//! response): those the filter must leave to Envoy.
+
+mod common;
+
+use canary_envoy::{
+    check_binomial, count_split, native, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request,
+    SplitKey, FILTER_WASM_RELATIVE,
+};
+use common::{canaryctl, fixture};
+use serde_json::{json, Value};
+
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const BACKENDS: [(&str, u16); 3] = [("echo-v1", 10301), ("echo-v2", 10302), ("echo-v3", 10303)];
+const LISTENER: u16 = 10380;
+const PASS: &str = "gateway-api.envoy-route";
+
+/// What a request must get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Routed by the filter to this backend (`echo-vN`).
+    Backend(&'static str),
+    /// Answered by Envoy with this status (404: no rule; 500: Gateway API's answer).
+    Status(u16),
+}
+use Expect::{Backend, Status};
+
+fn gw(name: &str) -> String {
+    fixture(&format!("gateway-api/{name}"))
+}
+
+/// `canaryctl import` of a fixture, after the Gateway `edge` unless the
+/// fixture brings its own; the output must pass `canaryctl validate`.
+fn import(name: &str, extra: &[&str]) -> Value {
+    let text = std::fs::read_to_string(gw(name)).expect("fixture");
+    let input = if text.contains("kind: Gateway\n") {
+        text
+    } else {
+        let gateway = std::fs::read_to_string(gw("gateway.yaml")).expect("gateway.yaml");
+        format!("{gateway}---\n{text}")
+    };
+    let mut args = vec!["import", "-"];
+    args.extend(extra);
+    let run = canaryctl(&args, Some(&input)).expect_code(0);
+    canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
+    run.json()
+}
+
+fn http_listener(name: &str, port: u16, routes: Value, filters: Vec<Value>) -> Value {
+    let mut filters = filters;
+    filters.push(json!({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}));
+    json!({
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": HCM, "stat_prefix": name, "normalize_path": true,
+            "route_config": routes, "http_filters": filters
+        }}]}]
+    })
+}
+
+fn cluster(backend: &str) -> String {
+    format!("outbound|8080||{backend}.canary.svc.cluster.local")
+}
+
+/// The proxy for an imported rule file.
+fn proxy(imported: &Value) -> Envoy {
+    let rules = json!({
+        "routeHeader": "x-canary-upstream",
+        "debugHeader": "x-canary-route",
+        "namespace": "canary",
+        "services": imported["services"],
+    })
+    .to_string();
+    let wasm = json!({"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": "canary-router", "root_id": "canary-router",
+            "vm_config": {"vm_id": "canary-router", "runtime": "envoy.wasm.runtime.v8",
+                          "code": {"local": {"filename": FILTER_WASM_RELATIVE}}},
+            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": rules}
+        }
+    }});
+    let glue = json!({"name": "canary-router", "match": {"prefix": "/", "headers": [{
+        "name": "x-canary-upstream",
+        "string_match": {"safe_regex": {"regex": r"outbound\|8080\|\|echo-v[123]\.canary\.svc\.cluster\.local"}}}]},
+        "route": {"cluster_header": "x-canary-upstream"}});
+    let mut hosts = Vec::new();
+    for svc in imported["services"].as_array().expect("services") {
+        let http = &svc["http"];
+        let rules = http.as_array().expect("rules");
+        let mut routes = vec![glue.clone()];
+        routes.extend(
+            native::routes(http, |i, _| {
+                let pass = rules[i]["route"][0]["destination"]["cluster"] == PASS;
+                if pass {
+                    json!({"direct_response": {"status": 500}})
+                } else {
+                    json!({"direct_response": {"status": 503, "body": {"inline_string": "envoy-route"}}})
+                }
+            })
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        routes.push(json!({"match": {"prefix": "/"}, "direct_response": {"status": 404}}));
+        let host = svc["hosts"][0].as_str().expect("a host");
+        hosts.push(json!({"name": host, "domains": [host], "routes": routes}));
+    }
+    if !hosts.iter().any(|h| h["domains"][0] == "*") {
+        hosts.push(json!({"name": "other", "domains": ["*"],
+            "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 404}}]}));
+    }
+    let mut listeners = vec![http_listener(
+        "gateway",
+        LISTENER,
+        json!({"name": "gateway", "virtual_hosts": hosts}),
+        vec![wasm],
+    )];
+    let mut clusters = Vec::new();
+    for (backend, port) in BACKENDS {
+        listeners.push(http_listener(
+            backend,
+            port,
+            json!({"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                "match": {"prefix": "/"},
+                "direct_response": {"status": 200, "body": {"inline_string": backend}},
+                "response_headers_to_add": [{"header": {"key": "x-backend", "value": backend}}]}]}]}),
+            vec![],
+        ));
+        let name = cluster(backend);
+        clusters.push(json!({
+            "name": name, "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}
+        }));
+    }
+    let doc = json!({
+        "node": {"id": "router~127.0.0.1~edge-0.canary~canary.svc.cluster.local", "cluster": "edge.canary",
+                 "metadata": {"NAMESPACE": "canary"}},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9901}}},
+        "static_resources": {"listeners": listeners, "clusters": clusters}
+    });
+    let config = EnvoyConfig::from_yaml_str(&doc.to_string(), "gateway-api proxy")
+        .unwrap_or_else(|e| panic!("{e}"));
+    Envoy::start(config, &EnvoyOptions::default().without_access_logs())
+        .unwrap_or_else(|e| panic!("Envoy starts: {e}"))
+}
+
+fn client(envoy: &Envoy) -> HttpClient {
+    envoy.client(LISTENER).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A request: `METHOD path` or `path`, with `name: value` headers.
+fn request(host: &str, line: &str, headers: &[(&str, &str)]) -> Request {
+    let (method, path) = line.split_once(' ').unwrap_or(("GET", line));
+    let mut req = Request::get(path).host(host);
+    req.method = method.into();
+    for (n, v) in headers {
+        req = req.header(n, v);
+    }
+    req
+}
+
+/// What Envoy answered, as an [`Expect`]; a backend must have been chosen
+/// by the filter (its debug header present).
+fn outcome(c: &mut HttpClient, req: &Request) -> Result<Expect, String> {
+    let resp = c.send(req).map_err(|e| e.to_string())?;
+    match resp.header("x-backend") {
+        Some(b) if resp.header("x-canary-route").is_some() => BACKENDS
+            .iter()
+            .find(|(name, _)| *name == b)
+            .map(|(name, _)| Backend(name))
+            .ok_or(format!("unknown backend {b}")),
+        Some(b) => Err(format!("{b} answered without the filter's decision")),
+        None => Ok(Status(resp.status)),
+    }
+}
+
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Expect,
+);
+
+/// The conformance cases, per fixture: (host, `[METHOD ]path`, headers, expected).
+fn cases() -> Vec<(&'static str, Vec<Case>)> {
+    const H: &str = "gw.example";
+    vec![
+        (
+            "matching.yaml",
+            vec![
+                (H, "/", &[], Backend("echo-v1")),
+                (H, "/example", &[], Backend("echo-v1")),
+                (H, "/", &[("Edition", "first")], Backend("echo-v1")),
+                (H, "/beta", &[], Backend("echo-v2")),
+                (H, "/beta/example", &[], Backend("echo-v2")),
+                (H, "/", &[("Edition", "second")], Backend("echo-v2")),
+                (H, "/beta/", &[], Backend("echo-v2")),
+                // Not a whole path element: the catch-all's.
+                (H, "/betaexample", &[], Backend("echo-v1")),
+                (H, "/foo/beta/example", &[], Backend("echo-v1")),
+                (H, "/beta?x=/", &[], Backend("echo-v2")),
+            ],
+        ),
+        (
+            "path-order.yaml",
+            vec![
+                (H, "/shop/cart/item", &[], Backend("echo-v3")),
+                (H, "/shop/cart", &[], Backend("echo-v2")),
+                (H, "/shop", &[], Backend("echo-v1")),
+                (H, "/shop/orders/new/any", &[], Backend("echo-v2")),
+                (H, "/shop/orders/new", &[], Backend("echo-v2")),
+                (H, "/shop/orders/newer", &[], Backend("echo-v1")),
+                (H, "/shop/orders/any", &[], Backend("echo-v1")),
+                (H, "/shop/orders", &[], Backend("echo-v1")),
+                (H, "/shop/any", &[], Backend("echo-v3")),
+                (H, "/shop/", &[], Backend("echo-v3")),
+                (H, "/shopping", &[], Status(404)),
+                (H, "/", &[], Status(404)),
+            ],
+        ),
+        (
+            "headers.yaml",
+            vec![
+                (H, "/", &[("Tier", "gold")], Backend("echo-v1")),
+                (H, "/", &[("tier", "silver")], Backend("echo-v2")),
+                (
+                    H,
+                    "/",
+                    &[("Tier", "silver"), ("Region", "north")],
+                    Backend("echo-v1"),
+                ),
+                (
+                    H,
+                    "/",
+                    &[("Tier", "silver"), ("Region", "east")],
+                    Backend("echo-v2"),
+                ),
+                (H, "/", &[("Region", "north")], Status(404)),
+                (H, "/", &[("Some-Other", "gold")], Status(404)),
+                (H, "/", &[("Region", "east")], Backend("echo-v1")),
+                (H, "/", &[("REGION", "west")], Backend("echo-v1")),
+                (H, "/", &[("Region", "south")], Backend("echo-v2")),
+                (H, "/", &[("Region", "central")], Backend("echo-v2")),
+                (H, "/", &[("Region", "purple")], Status(404)),
+                (H, "/", &[("build", "v12")], Backend("echo-v3")),
+                (H, "/", &[("build", "v12x")], Status(404)),
+            ],
+        ),
+        (
+            "query.yaml",
+            vec![
+                (H, "/?fruit=apple", &[], Backend("echo-v1")),
+                (H, "/?fruit=pear", &[], Backend("echo-v2")),
+                (H, "/?fruit=pear&color=green", &[], Backend("echo-v3")),
+                (H, "/?FRUIT=Apple", &[], Backend("echo-v3")),
+                (H, "/?fruit=apple&other=x", &[], Backend("echo-v1")),
+                (H, "/?fruit=pear&color=red", &[], Backend("echo-v2")),
+                (H, "/?color=green", &[], Status(404)),
+                (H, "/?fruit=dog", &[], Status(404)),
+                (H, "/?fruit=applepear", &[], Status(404)),
+                (H, "/", &[], Status(404)),
+                (H, "/p1?fruit=apple", &[], Backend("echo-v1")),
+                (H, "/?fruit=apple", &[("tier", "one")], Backend("echo-v2")),
+                (H, "/p2?fruit=apple", &[("tier", "two")], Backend("echo-v3")),
+                (H, "/p3?fruit=plum", &[], Backend("echo-v1")),
+                (H, "/p4?fruit=fig", &[("tier", "three")], Backend("echo-v1")),
+                (H, "/?fruit=plum", &[], Status(404)),
+                (H, "/p4?fruit=fig", &[], Status(404)),
+                (H, "/p5?fruit=kiwi", &[], Backend("echo-v1")),
+                (H, "/?fruit=kiwi", &[("tier", "four")], Backend("echo-v3")),
+            ],
+        ),
+        (
+            "method.yaml",
+            vec![
+                (H, "POST /", &[], Backend("echo-v1")),
+                (H, "GET /", &[], Backend("echo-v2")),
+                (H, "HEAD /", &[], Status(404)),
+                (H, "GET /p1", &[], Backend("echo-v1")),
+                (H, "PUT /", &[("tier", "one")], Backend("echo-v2")),
+                (H, "POST /p2", &[("tier", "two")], Backend("echo-v3")),
+                (H, "PATCH /p3", &[], Backend("echo-v1")),
+                (H, "DELETE /p4", &[("tier", "three")], Backend("echo-v1")),
+                (H, "PUT /", &[], Status(404)),
+                (H, "DELETE /p4", &[], Status(404)),
+                (H, "PATCH /p5", &[], Backend("echo-v1")),
+                (H, "PATCH /", &[("tier", "four")], Backend("echo-v2")),
+            ],
+        ),
+        (
+            "exact.yaml",
+            vec![
+                (H, "/one", &[], Backend("echo-v1")),
+                (H, "/two", &[], Backend("echo-v2")),
+                (H, "/", &[], Status(404)),
+                (H, "/one/example", &[], Status(404)),
+                (H, "/two/", &[], Status(404)),
+                (H, "/Two", &[], Status(404)),
+            ],
+        ),
+        (
+            "across-routes.yaml",
+            vec![
+                ("a.example.com", "/", &[], Backend("echo-v1")),
+                ("a.example.com", "/example", &[], Backend("echo-v1")),
+                ("b.example.com", "/example", &[], Backend("echo-v1")),
+                (
+                    "a.example.com",
+                    "/example",
+                    &[("Edition", "first")],
+                    Backend("echo-v1"),
+                ),
+                ("a.example.com", "/beta", &[], Backend("echo-v2")),
+                ("b.example.com", "/beta", &[], Backend("echo-v1")),
+                ("a.example.com", "/beta/example", &[], Backend("echo-v2")),
+                (
+                    "a.example.com",
+                    "/",
+                    &[("Edition", "second")],
+                    Backend("echo-v2"),
+                ),
+                // The listener does not accept it.
+                ("other.net", "/", &[], Status(404)),
+            ],
+        ),
+        (
+            "no-backend.yaml",
+            vec![
+                (H, "/", &[], Backend("echo-v1")),
+                (H, "/closed", &[], Status(500)),
+                (H, "/closed/x", &[], Status(500)),
+                (H, "/closedx", &[], Backend("echo-v1")),
+                (H, "/gone", &[], Status(500)),
+                (H, "/gone/x", &[], Backend("echo-v1")),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn conformance_cases_route_as_gateway_api_says_in_envoy() {
+    let mut wrong = Vec::new();
+    let mut sent = 0;
+    for (file, cases) in cases() {
+        let imported = import(file, &[]);
+        let envoy = proxy(&imported);
+        let mut c = client(&envoy);
+        for (host, line, headers, expect) in cases {
+            let got = outcome(&mut c, &request(host, line, headers));
+            sent += 1;
+            if got != Ok(expect) {
+                wrong.push(format!(
+                    "{file}: {host} {line} {headers:?}: expected {expect:?}, got {got:?}"
+                ));
+            }
+        }
+        let stats = envoy.stats().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            stats.get("http.gateway.downstream_rq_503"),
+            0,
+            "{file}: a request fell to Envoy's route"
+        );
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {sent} cases differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn weights_are_relative_and_a_zero_weight_gets_nothing() {
+    let imported = import("weights.yaml", &[]);
+    let envoy = proxy(&imported);
+    let mut c = client(&envoy);
+    let n = 1000;
+    let split = count_split(
+        &mut c,
+        n,
+        &request("gw.example", "/", &[]),
+        &SplitKey::Header("x-backend".into()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(split.count("echo-v3"), 0, "{split}");
+    assert_eq!(
+        split.count("echo-v1") + split.count("echo-v2"),
+        n as u64,
+        "{split}"
+    );
+    check_binomial(n as u64, 0.3, split.count("echo-v2")).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_mesh_route_splits_lets_its_header_rule_win_and_takes_sticky_from_a_flag() {
+    let host = "echo.canary.svc.cluster.local";
+    let imported = import("mesh.yaml", &[]);
+    assert_eq!(imported["services"][0]["hosts"], json!([host]));
+    let envoy = proxy(&imported);
+    let mut c = client(&envoy);
+    let key = SplitKey::Header("x-backend".into());
+    let always = count_split(
+        &mut c,
+        50,
+        &request(host, "/", &[("x-canary", "always")]),
+        &key,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(always.count("echo-v2"), 50, "{always}");
+    let n = 600;
+    let split =
+        count_split(&mut c, n, &request(host, "/any", &[]), &key).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        split.count("echo-v1") + split.count("echo-v2"),
+        n as u64,
+        "{split}"
+    );
+    check_binomial(n as u64, 0.1, split.count("echo-v2")).unwrap_or_else(|e| panic!("{e}"));
+    drop(envoy);
+
+    // What HTTPRoute lacks: one user, one version.
+    let sticky = import("mesh.yaml", &["--sticky", "header=x-user"]);
+    let envoy = proxy(&sticky);
+    let mut c = client(&envoy);
+    let users = 200;
+    let mut on_v2 = 0;
+    for u in 0..users {
+        let user = format!("user-{u}");
+        let req = request(host, "/", &[("x-user", &user)]);
+        let seen = count_split(&mut c, 4, &req, &key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seen.counts.len(), 1, "{user} saw {seen}");
+        on_v2 += seen.count("echo-v2") / 4;
+    }
+    check_binomial(users, 0.1, on_v2).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The warnings of a run, one per line, without the `warning: ` prefix.
+fn warnings(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: "))
+        .collect()
+}
+
+#[test]
+fn what_is_not_carried_is_named_by_path_and_left_to_envoy() {
+    let file = gw("dropped.yaml");
+    let run = canaryctl(&["import", &file], None).expect_code(0);
+    let w = warnings(&run.stderr);
+    for (path, says) in [
+        (
+            "spec.rules[0].filters[0]",
+            "RequestRedirect: a redirect is answered by Envoy's own route",
+        ),
+        (
+            "spec.rules[1].filters[0]",
+            "RequestHeaderModifier: header changes are not applied",
+        ),
+        (
+            "spec.rules[1].filters[1]",
+            "URLRewrite: rewrites are not applied",
+        ),
+        (
+            "spec.rules[1].filters[2]",
+            "RequestMirror: mirroring is not supported",
+        ),
+        ("spec.rules[1].timeouts", "timeouts are not carried over"),
+        ("spec.rules[1].retry", "retries are not carried over"),
+        (
+            "spec.rules[1].matches[0].headers[1]",
+            "a second header named `X-A`: Gateway API considers only the first",
+        ),
+        ("spec.rules[2].backendRefs[0]", "not a Service"),
+        (
+            "spec.rules[3].sessionPersistence",
+            "not carried over as such: give the rule canary-router's `sticky`",
+        ),
+    ] {
+        assert!(
+            w.iter().any(|l| l.contains(&format!("): {path}: {says}"))),
+            "no warning for {path}:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(w.len(), 9, "{}", run.stderr);
+    canaryctl(&["import", "--strict", &file], None).expect_code(1);
+    let out = run.json();
+    let svc = &out["services"][0];
+    assert_eq!(svc["hosts"], json!(["echo.canary.svc.cluster.local"]));
+    assert_eq!(svc["defaultDestination"], json!({"cluster": PASS}));
+    let names: Vec<&str> = svc["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    // Longest prefix first; of the two 4-byte prefixes, the one with a header.
+    assert_eq!(names, ["bucket", "api", "legacy", "session"]);
+    for rule in svc["http"].as_array().unwrap() {
+        assert_eq!(
+            rule["match"][0]["port"], 8080,
+            "the Service parent's port: {rule}"
+        );
+    }
+    for pass in [0, 2] {
+        assert_eq!(
+            svc["http"][pass]["route"],
+            json!([{"destination": {"cluster": PASS}}])
+        );
+    }
+    assert_eq!(
+        svc["http"][1]["match"][0]["headers"],
+        json!({"x-a": {"exact": "1"}}),
+        "the first of two equal names"
+    );
+}
+
+#[test]
+fn an_overlay_adds_any_rule_field_and_the_filter_judges_it() {
+    let run = canaryctl(
+        &["import", &gw("mesh.yaml"), "--overlay", &gw("overlay.yaml")],
+        None,
+    )
+    .expect_code(0);
+    let out = run.json();
+    let http = &out["services"][0]["http"];
+    assert_eq!(http[1]["name"], "canary.echo-canary.0");
+    assert_eq!(http[1]["sticky"], json!({"cookie": "session"}));
+    assert!(http[0].get("sticky").is_none());
+    canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
+    // A name that matches nothing is an error, not a silent no-op; a field
+    // the filter does not know is judged by the filter, with its path.
+    let typo = common::TempFile::new(
+        "typo.yaml",
+        "rules:\n  canary.echo-canary.9: {sticky: {cookie: s}}\n",
+    );
+    let run = canaryctl(
+        &["import", &gw("mesh.yaml"), "--overlay", &typo.path()],
+        None,
+    )
+    .expect_code(1);
+    assert!(
+        run.stderr
+            .contains("rules.canary.echo-canary.9: no imported rule"),
+        "{}",
+        run.stderr
+    );
+    let unknown =
+        common::TempFile::new("unknown.yaml", "rules:\n  \"*\": {stickyy: {cookie: s}}\n");
+    let run = canaryctl(
+        &["import", &gw("mesh.yaml"), "--overlay", &unknown.path()],
+        None,
+    )
+    .expect_code(1);
+    assert!(
+        run.stderr
+            .contains("services[0].http[0].stickyy: unknown field `stickyy`"),
+        "{}",
+        run.stderr
+    );
+}
