@@ -42,8 +42,10 @@ const INLINE: [&str; 6] = [
     "weighted",
 ];
 /// Examples proven in `e2e_reload.rs`: `ecds-reload` (rules through ECDS)
-/// and `configmap-poll` (rules polled from a server).
-const TESTED_ELSEWHERE: [&str; 2] = ["configmap-poll", "ecds-reload"];
+/// and `configmap-poll` (rules polled from a server); and in
+/// `e2e_sticky_cookie.rs`: `gateway-cookie` (an ingress gateway issuing
+/// the sticky cookie).
+const TESTED_ELSEWHERE: [&str; 3] = ["configmap-poll", "ecds-reload", "gateway-cookie"];
 /// Stat prefix of the examples' outbound listener.
 const HCM: &str = "http.outbound_0.0.0.0_80";
 
