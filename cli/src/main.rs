@@ -6,6 +6,7 @@
 
 mod bars;
 mod error;
+mod glue;
 mod import;
 mod input;
 mod render;

@@ -11,6 +11,7 @@ use canary_router::{Plugin, Workload};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::{CliError, Result};
+use crate::glue::{self, Attachment};
 use crate::input::{self, Kind};
 use crate::summary::{self, parse_label};
 
@@ -24,7 +25,12 @@ that polls it (as wasmplugin/wasmplugin-configmap.yaml; serve the ConfigMap with
 wasmplugin/config-server.yaml). The rules are checked with the filter's parser first, and so is \
 what is printed.\n\n\
 The filter runs in the client sidecars (match mode CLIENT) on the ports the rules' destinations \
-name, last before the router, FAIL_OPEN.",
+name, last before the router, FAIL_OPEN. For an HTTPRoute-based setup (docs/gateway-api.md), \
+--gateway attaches it to a Gateway API Gateway by targetRefs (on its listener ports, --port, \
+default 80), as Istio requires there, and --waypoint-service to a Service's ambient waypoint. \
+--glue adds the routing glue: an EnvoyFilter, attached the same way, whose routes, first in each \
+service's virtual host, send a request whose route header names one of that service's clusters \
+there (by cluster_header).",
     after_help = "\
 Examples:
   canaryctl render --namespace default --image oci://registry/canary-router:0.1.0 \\
@@ -33,6 +39,8 @@ Examples:
       --selector app=frontend examples/weighted/rules.json
   canaryctl render --configmap --namespace default --image oci://registry/canary-router:0.1.0 \\
       --selector app=frontend --debug-header x-canary-route examples/configmap-poll/rule-file-90-10.json
+  canaryctl import routes.yaml > rules.json && canaryctl render --namespace shop \\
+      --image oci://registry/canary-router:0.1.0 --gateway edge --glue rules.json
 
 Exit codes: 0 printed, 1 the rules are rejected, 2 bad options or an unreadable file."
 )]
@@ -55,9 +63,21 @@ pub struct Args {
     /// Labels of the client workloads to run the filter in, e.g. `app=frontend` (default: every workload of the namespace).
     #[arg(long, value_name = "KEY=VALUE,...", value_delimiter = ',', value_parser = parse_label)]
     pub selector: Vec<(String, String)>,
-    /// Outbound ports to run on (repeatable; default: the ports of the rules' destinations).
+    /// Outbound ports to run on (repeatable; default: the ports of the rules' destinations;
+    /// with --gateway, the Gateway's listener ports, default 80).
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
+    /// Run on this Gateway API Gateway (of --namespace), attached by `targetRefs`, as Istio
+    /// requires for the gateways Gateway API deploys (instead of --selector).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["selector", "waypoint_service"])]
+    pub gateway: Option<String>,
+    /// Run on the ambient waypoint of this Service (of --namespace), attached by `targetRefs`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["selector", "glue"])]
+    pub waypoint_service: Option<String>,
+    /// Also print the routing glue: an EnvoyFilter whose route, first in each of the rules'
+    /// virtual hosts, sends a request to the cluster the filter wrote (only the rules' clusters).
+    #[arg(long)]
+    pub glue: bool,
     /// What Istio does when the module cannot be fetched or the VM fails.
     #[arg(long, value_enum, default_value_t = FailStrategy::FailOpen)]
     pub fail_strategy: FailStrategy,
@@ -298,22 +318,18 @@ pub fn run(args: &Args) -> Result<()> {
     }
 
     // The WasmPlugin.
+    let attach = match (&args.gateway, &args.waypoint_service) {
+        (Some(g), _) => Attachment::Gateway(g.clone()),
+        (_, Some(w)) => Attachment::Waypoint(w.clone()),
+        _ => Attachment::Sidecars(args.selector.clone()),
+    };
     let mut spec = Value::Mapping(Mapping::new());
-    if args.selector.is_empty() {
-        eprintln!(
+    match attach.field("selector") {
+        Some((k, v)) => push(&mut spec, k, v),
+        None => eprintln!(
             "note: no --selector: the WasmPlugin applies to every workload of namespace {}",
             args.namespace
-        );
-    } else {
-        let mut labels = Mapping::new();
-        for (k, v) in &args.selector {
-            labels.insert(s(k), s(v));
-        }
-        push(
-            &mut spec,
-            "selector",
-            map([("matchLabels", Value::Mapping(labels))]),
-        );
+        ),
     }
     if !["oci://", "file://", "https://", "http://"]
         .iter()
@@ -337,12 +353,18 @@ pub fn run(args: &Args) -> Result<()> {
     push(&mut spec, "pluginName", s("canary-router"));
     push(&mut spec, "phase", s("UNSPECIFIED_PHASE"));
     push(&mut spec, "type", s("HTTP"));
-    let ports: BTreeSet<u16> = if args.ports.is_empty() {
-        destination_ports(set)?
-    } else {
-        args.ports.iter().copied().collect()
+    let ports: BTreeSet<u16> = match (args.ports.is_empty(), &attach) {
+        (false, _) => args.ports.iter().copied().collect(),
+        // A gateway's filter runs on its listeners, not the services' ports.
+        (true, Attachment::Gateway(_)) => [80].into(),
+        (true, _) => destination_ports(set)?,
     };
-    let mut selector = map([("mode", s("CLIENT"))]);
+    // Istio gives a gateway's listeners and a sidecar's outbound ones the
+    // mode CLIENT; a waypoint's are the Service's inbound side.
+    let mut selector = match attach {
+        Attachment::Waypoint(_) => Value::Mapping(Mapping::new()),
+        _ => map([("mode", s("CLIENT"))]),
+    };
     if !ports.is_empty() {
         push(
             &mut selector,
@@ -376,13 +398,8 @@ pub fn run(args: &Args) -> Result<()> {
     ]);
     docs.push((
         format!(
-            "# canary-router in the client sidecars{}, rules {}.\n# Rendered by canaryctl from {}.\n",
-            if args.selector.is_empty() {
-                String::new()
-            } else {
-                let l: Vec<String> = args.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!(" of {}", l.join(","))
-            },
+            "# canary-router in {}, rules {}.\n# Rendered by canaryctl from {}.\n",
+            attach.describe(),
             if args.configmap {
                 format!(
                     "polled from ConfigMap {}/{}",
@@ -396,6 +413,34 @@ pub fn run(args: &Args) -> Result<()> {
         wasmplugin,
     ));
 
+    if args.glue {
+        let clusters = glue::clusters_by_service(set);
+        if clusters.is_empty() {
+            return Err(CliError::rejected(
+                "--glue: the rules name no Istio cluster (outbound|...) to route to",
+            ));
+        }
+        docs.push((
+            format!(
+                "# The routing glue: a route first in each service's virtual host on port(s) {}\n\
+                 # sends a request whose {} names one of that service's clusters there.\n",
+                ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                st.route_header
+            ),
+            glue::envoy_filter(
+                &args.name,
+                &args.namespace,
+                &attach,
+                &st.route_header,
+                &clusters,
+                &ports,
+            ),
+        ));
+    }
     let mut out = String::new();
     for (i, (comment, doc)) in docs.iter().enumerate() {
         if i > 0 {

@@ -2,10 +2,12 @@
 //! own fixtures, each drawn from a test of Gateway API's conformance suite
 //! and expecting what that test expects) imported with `canaryctl import`,
 //! checked with `canaryctl validate`, and replayed in a real Envoy laid out
-//! as an Istio proxy: the filter, the routing glue first (`cluster_header`,
-//! as wasmplugin/route-envoyfilter.yaml), then Envoy's own routes for the
-//! same rules as istiod writes them (`canary_envoy::native`) and a 404 for
-//! anything else, as a Gateway answers a request no route matches.
+//! as an Istio proxy: the filter, the routing glue first (the route of the
+//! EnvoyFilter `canaryctl render --glue` prints for these rules, with
+//! `--gateway` or, for the mesh route, a sidecar selector), then Envoy's own
+//! routes for the same rules as istiod writes them (`canary_envoy::native`)
+//! and a 404 for anything else, as a Gateway answers a request no route
+//! matches.
 //!
 //! Envoy's own routes answer `503 envoy-route` for a rule with backends
 //! (so a request the filter should have routed but did not is seen) and
@@ -18,7 +20,7 @@ use canary_envoy::{
     check_binomial, count_split, native, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request,
     SplitKey, FILTER_WASM_RELATIVE,
 };
-use common::{canaryctl, fixture};
+use common::{canaryctl, fixture, TempFile};
 use serde_json::{json, Value};
 
 const HCM: &str =
@@ -94,15 +96,18 @@ fn proxy(imported: &Value) -> Envoy {
             "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": rules}
         }
     }});
-    let glue = json!({"name": "canary-router", "match": {"prefix": "/", "headers": [{
-        "name": "x-canary-upstream",
-        "string_match": {"safe_regex": {"regex": r"outbound\|8080\|\|echo-v[123]\.canary\.svc\.cluster\.local"}}}]},
-        "route": {"cluster_header": "x-canary-upstream"}});
+    let glue = rendered_glue(imported);
     let mut hosts = Vec::new();
     for svc in imported["services"].as_array().expect("services") {
         let http = &svc["http"];
         let rules = http.as_array().expect("rules");
-        let mut routes = vec![glue.clone()];
+        let host = svc["hosts"][0].as_str().expect("a host");
+        let mut routes: Vec<Value> = glue
+            .iter()
+            .filter(|(vhost, _)| vhost.rsplit_once(':').map(|(h, _)| h) == Some(host))
+            .map(|(_, route)| route.clone())
+            .collect();
+        assert!(!routes.is_empty(), "no glue for {host}: {glue:?}");
         routes.extend(
             native::routes(http, |i, _| {
                 let pass = rules[i]["route"][0]["destination"]["cluster"] == PASS;
@@ -115,7 +120,6 @@ fn proxy(imported: &Value) -> Envoy {
             .unwrap_or_else(|e| panic!("{e}")),
         );
         routes.push(json!({"match": {"prefix": "/"}, "direct_response": {"status": 404}}));
-        let host = svc["hosts"][0].as_str().expect("a host");
         hosts.push(json!({"name": host, "domains": [host], "routes": routes}));
     }
     if !hosts.iter().any(|h| h["domains"][0] == "*") {
@@ -156,6 +160,59 @@ fn proxy(imported: &Value) -> Envoy {
         .unwrap_or_else(|e| panic!("{e}"));
     Envoy::start(config, &EnvoyOptions::default().without_access_logs())
         .unwrap_or_else(|e| panic!("Envoy starts: {e}"))
+}
+
+/// The routing glue `canaryctl render --glue` prints for these rules: per
+/// virtual host name (`<host>:<port>`), the routes it inserts first. A rule
+/// file of mesh rules is rendered for sidecars, any other for a Gateway.
+fn rendered_glue(imported: &Value) -> Vec<(String, Value)> {
+    let file = TempFile::new("rules.json", &imported.to_string());
+    let mesh = imported["services"][0]["hosts"][0]
+        .as_str()
+        .is_some_and(|h| h.ends_with(".svc.cluster.local"));
+    let mut args = vec![
+        "render",
+        "--image",
+        "oci://registry/canary-router:0.1.0",
+        "--namespace",
+        "canary",
+        "--glue",
+    ];
+    args.extend(if mesh {
+        ["--selector", "app=client"]
+    } else {
+        ["--gateway", "edge"]
+    });
+    let path = file.path();
+    args.push(&path);
+    let run = canaryctl(&args, None).expect_code(0);
+    let docs: Vec<Value> = {
+        use serde::Deserialize;
+        serde_yaml_ng::Deserializer::from_str(&run.stdout)
+            .map(|d| Value::deserialize(d).expect("YAML"))
+            .collect()
+    };
+    let filter = docs
+        .iter()
+        .find(|d| d["kind"] == "EnvoyFilter")
+        .expect("an EnvoyFilter");
+    filter["spec"]["configPatches"]
+        .as_array()
+        .expect("patches")
+        .iter()
+        .map(|p| {
+            assert_eq!(
+                p["match"]["context"],
+                if mesh { "SIDECAR_OUTBOUND" } else { "GATEWAY" }
+            );
+            assert_eq!(p["patch"]["operation"], "INSERT_FIRST");
+            let vhost = p["match"]["routeConfiguration"]["vhost"]["name"]
+                .as_str()
+                .expect("vhost")
+                .to_string();
+            (vhost, p["patch"]["value"].clone())
+        })
+        .collect()
 }
 
 fn client(envoy: &Envoy) -> HttpClient {
@@ -406,7 +463,7 @@ fn weights_are_relative_and_a_zero_weight_gets_nothing() {
 }
 
 #[test]
-fn a_mesh_route_splits_lets_its_header_rule_win_and_takes_sticky_from_a_flag() {
+fn a_mesh_route_splits_lets_its_header_rule_win_and_takes_sticky_from_a_flag_or_an_overlay() {
     let host = "echo.canary.svc.cluster.local";
     let imported = import("mesh.yaml", &[]);
     assert_eq!(imported["services"][0]["hosts"], json!([host]));
@@ -444,6 +501,38 @@ fn a_mesh_route_splits_lets_its_header_rule_win_and_takes_sticky_from_a_flag() {
         let seen = count_split(&mut c, 4, &req, &key).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen.counts.len(), 1, "{user} saw {seen}");
         on_v2 += seen.count("echo-v2") / 4;
+    }
+    check_binomial(users, 0.1, on_v2).unwrap_or_else(|e| panic!("{e}"));
+    drop(envoy);
+
+    // The overlay's sticky cookie, issued by the filter: a user without one
+    // gets it, and keeps its version with it.
+    let run = canaryctl(
+        &["import", &gw("mesh.yaml"), "--overlay", &gw("overlay.yaml")],
+        None,
+    )
+    .expect_code(0);
+    let envoy = proxy(&run.json());
+    let mut c = client(&envoy);
+    let mut on_v2 = 0;
+    for _ in 0..users {
+        let first = c
+            .send(&request(host, "/", &[]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cookie = first
+            .header("set-cookie")
+            .and_then(|v| v.split(';').next().map(str::to_string))
+            .unwrap_or_else(|| panic!("no Set-Cookie: {first:?}"));
+        assert!(cookie.starts_with("session="), "{cookie}");
+        let version = first.header("x-backend").expect("a backend");
+        let req = request(host, "/", &[("cookie", &cookie)]);
+        let seen = count_split(&mut c, 3, &req, &key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            seen.count(&version),
+            3,
+            "{cookie}: first {version}, then {seen}"
+        );
+        on_v2 += u64::from(version == "echo-v2");
     }
     check_binomial(users, 0.1, on_v2).unwrap_or_else(|e| panic!("{e}"));
 }
@@ -539,7 +628,10 @@ fn an_overlay_adds_any_rule_field_and_the_filter_judges_it() {
     let out = run.json();
     let http = &out["services"][0]["http"];
     assert_eq!(http[1]["name"], "canary.echo-canary.0");
-    assert_eq!(http[1]["sticky"], json!({"cookie": "session"}));
+    assert_eq!(
+        http[1]["sticky"],
+        json!({"cookie": "session", "setCookie": {"path": "/", "maxAge": 86400}})
+    );
     assert!(http[0].get("sticky").is_none());
     canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
     // A name that matches nothing is an error, not a silent no-op; a field

@@ -282,3 +282,74 @@ fn portless_rules_need_the_service_ports_by_name() {
     let wp: serde_yaml_ng::Value = serde_yaml_ng::from_str(&run.stdout).unwrap();
     assert_eq!(wp["spec"]["match"][0]["ports"][0]["number"], 9080);
 }
+
+#[test]
+fn an_httproute_setup_is_attached_by_target_refs_with_its_glue() {
+    let imported = canaryctl(
+        &[
+            "import",
+            &repo("cli/tests/fixtures/gateway-api/weights.yaml"),
+        ],
+        None,
+    )
+    .expect_code(0);
+    let rules = TempFile::new("rules.json", &imported.stdout);
+    let base = [
+        "render",
+        "--image",
+        IMAGE,
+        "--namespace",
+        "canary",
+        "--sha256",
+    ];
+    let z = zeros();
+    let with = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.push(&z);
+        args.extend(extra);
+        let path = rules.path();
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.push(path);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        canaryctl(&args, None)
+    };
+    let run = with(&["--gateway", "edge", "--glue"]).expect_code(0);
+    let d = docs(&run.stdout);
+    assert_eq!(d.len(), 2, "{}", run.stdout);
+    let refs = serde_json::json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}]);
+    assert_eq!(d[0]["spec"]["targetRefs"], refs);
+    assert!(d[0]["spec"].get("selector").is_none());
+    // On the Gateway's listener port, not the backends'.
+    assert_eq!(
+        d[0]["spec"]["match"],
+        serde_json::json!([{"mode": "CLIENT", "ports": [{"number": 80}]}])
+    );
+    assert_eq!(d[1]["kind"], "EnvoyFilter");
+    assert_eq!(d[1]["spec"]["targetRefs"], refs);
+    let patches = d[1]["spec"]["configPatches"].as_array().unwrap();
+    // One route per cluster the rules name (v1, v2 and the weight-0 v3), in the `*:80` vhost.
+    assert_eq!(patches.len(), 3, "{}", run.stdout);
+    for p in patches {
+        assert_eq!(p["match"]["context"], "GATEWAY");
+        assert_eq!(
+            p["match"]["routeConfiguration"],
+            serde_json::json!({"portNumber": 80, "vhost": {"name": "*:80"}})
+        );
+        let exact = p["patch"]["value"]["match"]["headers"][0]["string_match"]["exact"]
+            .as_str()
+            .unwrap();
+        assert!(exact.starts_with("outbound|8080||echo-v"), "{exact}");
+    }
+    let wasmplugin = TempFile::new("wp.yaml", &run.stdout);
+    canaryctl(&["validate", &wasmplugin.path()], None).expect_code(0);
+
+    let run = with(&["--waypoint-service", "echo"]).expect_code(0);
+    let d = docs(&run.stdout);
+    assert_eq!(
+        d[0]["spec"]["targetRefs"],
+        serde_json::json!([{"group": "", "kind": "Service", "name": "echo"}])
+    );
+    assert!(d[0]["spec"]["match"][0].get("mode").is_none());
+    with(&["--gateway", "edge", "--selector", "app=x"]).expect_code(2);
+    with(&["--waypoint-service", "echo", "--glue"]).expect_code(2);
+}
