@@ -665,3 +665,84 @@ fn an_overlay_adds_any_rule_field_and_the_filter_judges_it() {
         run.stderr
     );
 }
+
+#[test]
+fn both_parent_kinds_and_virtualservices_share_one_stream() {
+    let stream = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: canary}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1, port: {number: 9080}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: canary}
+spec: {host: reviews}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: canary}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: shop, port: 80, protocol: HTTP, hostname: shop.example.com}
+  - {name: other, port: 8000, protocol: HTTP, hostname: other.example.com}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: echo, namespace: canary}
+spec:
+  parentRefs:
+  - {name: edge, sectionName: shop}
+  - {group: "", kind: Service, name: echo, port: 8080}
+  rules:
+  - backendRefs:
+    - {name: echo-v1, port: 8080, weight: 9}
+    - {name: echo-v2, port: 8080, weight: 1}
+"#;
+    let run = canaryctl(&["import", "-"], Some(stream)).expect_code(0);
+    assert!(warnings(&run.stderr).is_empty(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "DestinationRule reviews (networking.istio.io/v1) is not a VirtualService; skipped"
+        ) && !run.stderr.contains("HTTPRoute echo (")
+            && !run.stderr.contains("Gateway edge ("),
+        "{}",
+        run.stderr
+    );
+    let out = run.json();
+    let hosts: Vec<&Value> = out["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["hosts"])
+        .collect();
+    // The VirtualService, then the Gateway's chosen listener's hostname, then the Service's host.
+    assert_eq!(
+        hosts,
+        [
+            &json!(["reviews.canary.svc.cluster.local"]),
+            &json!(["shop.example.com"]),
+            &json!(["echo.canary.svc.cluster.local"])
+        ]
+    );
+    let gateway_rule = &out["services"][1]["http"][0];
+    let mesh_rule = &out["services"][2]["http"][0];
+    assert!(
+        gateway_rule["match"][0].get("port").is_none(),
+        "{gateway_rule}"
+    );
+    assert_eq!(mesh_rule["match"][0]["port"], 8080, "{mesh_rule}");
+    for rule in [gateway_rule, mesh_rule] {
+        assert_eq!(
+            rule["route"][0]["destination"]["host"],
+            "echo-v1.canary.svc.cluster.local"
+        );
+        assert_eq!(rule["route"][1]["weight"], 1);
+    }
+    canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
+}

@@ -182,9 +182,11 @@ impl fmt::Display for Reason {
             Reason::MissingDestination => f.write_str("give `host` (Istio) or `cluster` (plain Envoy)"),
             Reason::HostAndCluster => f.write_str("give either `host` or `cluster`, not both"),
             Reason::MoreThanOneMatchKind => {
-                f.write_str("give at most one of `exact`, `prefix`, `regex`")
+                f.write_str("give at most one of `exact`, `prefix`, `regex`, `pathPrefix` (uri only)")
             }
-            Reason::NoMatchKind => f.write_str("give one of `exact`, `prefix`, `regex`"),
+            Reason::NoMatchKind => {
+                f.write_str("give one of `exact`, `prefix`, `regex` (or, in uri, `pathPrefix`)")
+            }
             Reason::BadRegex(e) => write!(f, "invalid regex: {e}"),
             Reason::PathPrefixOutsideUri => f.write_str("`pathPrefix` is for `uri` only"),
             Reason::BadPathPrefix(p) => write!(
