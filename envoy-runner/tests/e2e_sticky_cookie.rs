@@ -17,7 +17,8 @@
 //! as browsers send them) and gets no new cookie. No browser sees two
 //! versions, and the share of browsers on v2 is within the binomial bound.
 //! Then a new rule set ramps to 50/50: no browser on v2 is moved back, and
-//! the v2 share is within the bound of one half.
+//! the v2 share is within the bound of one half. The gateway manifests
+//! (`wasmplugin/gateway-*.yaml`) run the same, in the gateway example.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -84,12 +85,44 @@ struct Answer {
     set_cookies: Vec<String>,
 }
 
-fn start(d: &Deployment) -> Envoy {
+/// The deployment's example with its rules.
+fn config(d: &Deployment) -> EnvoyConfig {
     let mut config = or_panic(EnvoyConfig::from_example(d.example));
     if let Some(file) = d.rules {
         or_panic(config.set_rules_file(example_dir(d.example).join(file)));
     }
-    or_panic(Envoy::start(config, &EnvoyOptions::default().reloadable()))
+    config
+}
+
+/// One document of a manifest in `wasmplugin/`.
+fn manifest(file: &str) -> serde_json::Value {
+    use serde::Deserialize;
+    let text = or_panic(std::fs::read_to_string(
+        canary_envoy::repo_root().join("wasmplugin").join(file),
+    ));
+    let doc = serde_yaml_ng::Deserializer::from_str(&text)
+        .next()
+        .unwrap_or_else(|| panic!("{file}: empty"));
+    or_panic(serde_json::Value::deserialize(doc))
+}
+
+/// The gateway example with the routing glue of `route_file` (the route
+/// its EnvoyFilter inserts first) in place of its own `canary` route, and
+/// the `pluginConfig` of `plugin_file` as the filter's configuration, as
+/// Istio would deliver them to the gateway.
+fn gateway_with_manifests(plugin_file: &str, route_file: &str) -> EnvoyConfig {
+    let mut config = config(&GATEWAY);
+    let route = manifest(route_file)["spec"]["configPatches"][0]["patch"]["value"].clone();
+    let plugin_config = manifest(plugin_file)["spec"]["pluginConfig"].to_string();
+    let hcm = &mut config.value_mut()["static_resources"]["listeners"][0]["filter_chains"][0]
+        ["filters"][0]["typed_config"];
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array_mut()
+        .expect("routes");
+    assert_eq!(routes[0]["name"], "canary");
+    routes[0] = route;
+    or_panic(config.set_wasm_configuration(&plugin_config));
+    config
 }
 
 /// `n` requests of one browser, each with `cookies` (none: no cookie header).
@@ -213,7 +246,11 @@ fn no_canary_cookie(a: &Answer) -> bool {
 }
 
 fn run(d: &Deployment, proto: Proto) {
-    let mut envoy = start(d);
+    run_config(d, proto, config(d));
+}
+
+fn run_config(d: &Deployment, proto: Proto, config: EnvoyConfig) {
+    let mut envoy = or_panic(Envoy::start(config, &EnvoyOptions::default().reloadable()));
     let what = format!("{} over {proto:?}", d.example);
     // Sticky visitors: first request, then 4 more with the cookie.
     let mut browsers: Vec<(String, String)> = Vec::new();
@@ -340,6 +377,26 @@ fn gateway_browsers_stay_on_one_version_over_http1() {
 #[test]
 fn gateway_browsers_stay_on_one_version_over_http2() {
     run(&GATEWAY, Proto::Http2);
+}
+
+/// The shipped gateway manifests (wasmplugin/gateway-*.yaml), their
+/// pluginConfig and routing glue in the gateway example in place of its
+/// own, route and stick the same browsers the same way.
+#[test]
+fn gateway_manifests_route_and_stick_browsers() {
+    for (plugin, route) in [
+        ("gateway-wasmplugin.yaml", "gateway-route-envoyfilter.yaml"),
+        (
+            "gateway-api-wasmplugin.yaml",
+            "gateway-api-route-envoyfilter.yaml",
+        ),
+    ] {
+        run_config(
+            &GATEWAY,
+            Proto::Http1,
+            gateway_with_manifests(plugin, route),
+        );
+    }
 }
 
 /// The gateway example is what the tests run: its inline rules are its

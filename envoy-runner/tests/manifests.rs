@@ -748,6 +748,22 @@ fn every_manifest_parses_and_uses_only_known_api_fields() {
         ("config-server.yaml", "Deployment/canary-rules"),
         ("config-server.yaml", "Service/canary-rules"),
         ("destinationrule.yaml", "DestinationRule/backend"),
+        (
+            "gateway-api-route-envoyfilter.yaml",
+            "EnvoyFilter/canary-router-gateway-route",
+        ),
+        (
+            "gateway-api-wasmplugin.yaml",
+            "WasmPlugin/canary-router-gateway",
+        ),
+        (
+            "gateway-route-envoyfilter.yaml",
+            "EnvoyFilter/canary-router-gateway-route",
+        ),
+        (
+            "gateway-wasmplugin.yaml",
+            "WasmPlugin/canary-router-gateway",
+        ),
         ("route-envoyfilter.yaml", "EnvoyFilter/canary-router-route"),
         ("route-virtualservice.yaml", "VirtualService/backend"),
         ("rules-configmap.yaml", "ConfigMap/canary-rules"),
@@ -1278,4 +1294,96 @@ fn the_image_holds_only_the_module() {
         .collect();
     assert_eq!(rules, ["*", "!plugin.wasm"]);
     assert!(Path::new(&wasmplugin_dir().join(".gitignore")).is_file());
+}
+
+/// The ingress gateway's manifests: a WasmPlugin by `selector` (the classic
+/// `istio: ingressgateway`) and one by `targetRefs` (a Gateway API Gateway),
+/// each with its routing glue. Match mode CLIENT (Istio's reference: CLIENT
+/// or CLIENT_AND_SERVER on a gateway) and no ports (the gateway's listener
+/// port is its own), the phase right before the router, the rules of
+/// `examples/gateway-cookie` (judged as on a gateway, where every
+/// destination needs its port), and a route that accepts exactly the
+/// clusters those rules produce, the same as the example's `canary` route.
+#[test]
+fn the_gateway_manifests_issue_the_cookie_on_the_gateways_and_route_its_clusters() {
+    let objs = load_all();
+    let gateway = Workload {
+        namespace: Some("istio-system".into()),
+        labels: BTreeMap::from([("istio".into(), "ingressgateway".into())]),
+        gateway: true,
+    };
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(example_dir("gateway-cookie").join("rules.json")).unwrap(),
+    )
+    .unwrap();
+    let target =
+        json!([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "shop-gateway"}]);
+    for (plugin_file, route_file) in [
+        ("gateway-wasmplugin.yaml", "gateway-route-envoyfilter.yaml"),
+        (
+            "gateway-api-wasmplugin.yaml",
+            "gateway-api-route-envoyfilter.yaml",
+        ),
+    ] {
+        let wp = one(&objs, "WasmPlugin", plugin_file);
+        let ef = one(&objs, "EnvoyFilter", route_file);
+        let s = wp.spec();
+        assert_eq!(s["match"], json!([{"mode": "CLIENT"}]), "{plugin_file}");
+        assert_eq!(s["phase"], "UNSPECIFIED_PHASE", "{plugin_file}");
+        assert_eq!(s["failStrategy"], "FAIL_OPEN", "{plugin_file}");
+        assert_eq!(s["pluginName"], "canary-router", "{plugin_file}");
+        assert_eq!(s["pluginConfig"], example, "{plugin_file}");
+        // One of selector and targetRefs, the same workloads as the glue's.
+        assert!(s.get("selector").is_some() != s.get("targetRefs").is_some());
+        assert_eq!(ef.namespace(), wp.namespace(), "{route_file}");
+        match s.get("selector") {
+            Some(sel) => {
+                assert_eq!(wp.namespace(), "istio-system");
+                assert_eq!(sel["matchLabels"], json!({"istio": "ingressgateway"}));
+                assert_eq!(ef.spec()["workloadSelector"]["labels"], sel["matchLabels"]);
+            }
+            None => {
+                assert_eq!(s["targetRefs"], target);
+                assert_eq!(ef.spec()["targetRefs"], target);
+            }
+        }
+        let rules = Plugin::from_bytes(&plugin_config_bytes(wp), &gateway)
+            .unwrap_or_else(|e| panic!("{plugin_file}: refused on a gateway: {e}"))
+            .rules
+            .expect("inline rules");
+        let route = &rules.set.services()[0].rules[0].route;
+        assert!(route.issuer().is_some(), "{plugin_file}: issues the cookie");
+        let patch = &ef.spec()["configPatches"][0];
+        assert_eq!(patch["applyTo"], "HTTP_ROUTE");
+        assert_eq!(patch["match"]["context"], "GATEWAY");
+        assert_eq!(patch["match"]["routeConfiguration"]["portNumber"], 80);
+        assert_eq!(
+            patch["match"]["routeConfiguration"]["vhost"]["name"],
+            "shop.example.com:80"
+        );
+        assert_eq!(patch["patch"]["operation"], "INSERT_FIRST");
+        let value = &patch["patch"]["value"];
+        assert_eq!(
+            value["route"],
+            json!({"cluster_header": "x-canary-upstream"})
+        );
+        let regex = regex_lite::Regex::new(
+            value["match"]["headers"][0]["string_match"]["safe_regex"]["regex"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let produced = clusters(&rules.set);
+        assert_eq!(produced.len(), 2);
+        for c in &produced {
+            assert!(regex.is_match(c), "{route_file}: does not accept {c}");
+        }
+        for other in [
+            "outbound|80|v3|backend.default.svc.cluster.local",
+            "outbound|80||backend.default.svc.cluster.local",
+            "outbound|443||admin.internal.svc.cluster.local",
+        ] {
+            assert!(!regex.is_match(other), "{route_file}: accepts {other}");
+        }
+    }
 }
