@@ -746,3 +746,63 @@ spec:
     }
     canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
 }
+
+#[test]
+fn ties_go_to_the_oldest_route_then_namespace_and_name_and_regex_paths_rank_last() {
+    let route = |name: &str, created: Option<&str>, backend: &str, path: &str| {
+        let meta = match created {
+            Some(t) => format!("{{name: {name}, namespace: canary, creationTimestamp: \"{t}\"}}"),
+            None => format!("{{name: {name}, namespace: canary}}"),
+        };
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {meta}\nspec:\n  \
+             parentRefs: [{{name: edge}}]\n  hostnames: [t.example.com]\n  rules:\n  - matches:\n    \
+             - path: {path}\n    backendRefs: [{{name: {backend}, port: 8080}}]\n"
+        )
+    };
+    let order = |docs: &[String]| -> Vec<String> {
+        let run = canaryctl(&["import", "-"], Some(&docs.join("---\n"))).expect_code(0);
+        let out = run.json();
+        out["services"][0]["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r["route"][0]["destination"]["host"]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let prefix = "{type: PathPrefix, value: /a}";
+    // The same match in three routes: the oldest first, whatever the input order.
+    let timed = [
+        route("zz", Some("2024-03-01T00:00:00Z"), "echo-v1", prefix),
+        route("yy", Some("2024-01-01T00:00:00Z"), "echo-v2", prefix),
+        route("xx", Some("2024-02-01T00:00:00Z"), "echo-v3", prefix),
+    ];
+    assert_eq!(order(&timed), ["echo-v2", "echo-v3", "echo-v1"]);
+    // Without timestamps: namespace/name.
+    let named = [
+        route("b", None, "echo-v1", prefix),
+        route("c", None, "echo-v2", prefix),
+        route("a", None, "echo-v3", prefix),
+    ];
+    assert_eq!(order(&named), ["echo-v3", "echo-v1", "echo-v2"]);
+    // A regex path ranks after every prefix, even `/` (as istiod ranks it).
+    let regex = [
+        route(
+            "a",
+            None,
+            "echo-v1",
+            "{type: RegularExpression, value: \"/a.*\"}",
+        ),
+        route("b", None, "echo-v2", "{type: PathPrefix, value: /}"),
+        route("c", None, "echo-v3", "{type: Exact, value: /a}"),
+    ];
+    assert_eq!(order(&regex), ["echo-v3", "echo-v2", "echo-v1"]);
+}
