@@ -26,8 +26,8 @@ wasmplugin/config-server.yaml). The rules are checked with the filter's parser f
 what is printed.\n\n\
 The filter runs in the client sidecars (match mode CLIENT) on the ports the rules' destinations \
 name, last before the router, FAIL_OPEN. For an HTTPRoute-based setup (docs/gateway-api.md), \
---gateway attaches it to a Gateway API Gateway by targetRefs (on its listener ports, --port, \
-default 80), as Istio requires there, and --waypoint-service to a Service's ambient waypoint. \
+--gateway attaches it to a Gateway API Gateway by targetRefs (on every listener, or those \
+--port names; the glue's port is 80 unless --port says), as Istio requires there, and --waypoint-service to a Service's ambient waypoint. \
 --glue adds the routing glue: an EnvoyFilter, attached the same way, whose routes, first in each \
 service's virtual host, send a request whose route header names one of that service's clusters \
 there (by cluster_header).",
@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, value_name = "KEY=VALUE,...", value_delimiter = ',', value_parser = parse_label)]
     pub selector: Vec<(String, String)>,
     /// Outbound ports to run on (repeatable; default: the ports of the rules' destinations;
-    /// with --gateway, the Gateway's listener ports, default 80).
+    /// with --gateway, the Gateway's listener ports: default every listener, and 80 for --glue).
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
     /// Run on this Gateway API Gateway (of --namespace), attached by `targetRefs`, as Istio
@@ -355,17 +355,21 @@ pub fn run(args: &Args) -> Result<()> {
     push(&mut spec, "type", s("HTTP"));
     let ports: BTreeSet<u16> = match (args.ports.is_empty(), &attach) {
         (false, _) => args.ports.iter().copied().collect(),
-        // A gateway's filter runs on its listeners, not the services' ports.
+        // A gateway's listener ports, not the services' (the glue's route
+        // configuration is the listener's; 80 unless --port says).
         (true, Attachment::Gateway(_)) => [80].into(),
         (true, _) => destination_ports(set)?,
     };
     // Istio gives a gateway's listeners and a sidecar's outbound ones the
-    // mode CLIENT; a waypoint's are the Service's inbound side.
+    // mode CLIENT; a waypoint's are the Service's inbound side. On a
+    // gateway the filter runs on every listener unless --port names them
+    // (as wasmplugin/gateway-api-wasmplugin.yaml).
     let mut selector = match attach {
         Attachment::Waypoint(_) => Value::Mapping(Mapping::new()),
         _ => map([("mode", s("CLIENT"))]),
     };
-    if !ports.is_empty() {
+    let gateway_default = args.ports.is_empty() && matches!(attach, Attachment::Gateway(_));
+    if !ports.is_empty() && !gateway_default {
         push(
             &mut selector,
             "ports",

@@ -319,10 +319,20 @@ fn an_httproute_setup_is_attached_by_target_refs_with_its_glue() {
     let refs = serde_json::json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}]);
     assert_eq!(d[0]["spec"]["targetRefs"], refs);
     assert!(d[0]["spec"].get("selector").is_none());
-    // On the Gateway's listener port, not the backends'.
+    // On every listener of the Gateway (not the backends' port), as
+    // wasmplugin/gateway-api-wasmplugin.yaml; --port names listeners.
     assert_eq!(
         d[0]["spec"]["match"],
-        serde_json::json!([{"mode": "CLIENT", "ports": [{"number": 80}]}])
+        serde_json::json!([{"mode": "CLIENT"}])
+    );
+    let on_8000 = docs(
+        &with(&["--gateway", "edge", "--port", "8000"])
+            .expect_code(0)
+            .stdout,
+    );
+    assert_eq!(
+        on_8000[0]["spec"]["match"],
+        serde_json::json!([{"mode": "CLIENT", "ports": [{"number": 8000}]}])
     );
     assert_eq!(d[1]["kind"], "EnvoyFilter");
     assert_eq!(d[1]["spec"]["targetRefs"], refs);
