@@ -159,6 +159,23 @@ pub struct RouteDestination {
     pub destination: Destination,
     /// Relative weight; optional for a lone destination.
     pub weight: Option<i64>,
+    /// Eject this destination from the split when its responses fail too
+    /// often (canary-router's own field; Istio has none).
+    pub guard: Option<Guard>,
+}
+
+/// A destination's guard: over the last `interval`, once at least
+/// `minRequests` responses were counted and the share of errors (5xx, or no
+/// response) reaches `maxErrorRate`, the destination is ejected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Guard {
+    /// Error share that ejects, in (0, 1].
+    pub max_error_rate: f64,
+    /// Responses the window must hold before it can eject (at least 1).
+    pub min_requests: i64,
+    /// Length of the sliding window, in Istio's duration syntax (`30s`, `1m`, `500ms`).
+    pub interval: String,
 }
 
 /// An Istio `Destination`, or an explicit Envoy cluster.

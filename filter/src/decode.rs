@@ -3,8 +3,8 @@
 //! JSON path and serde's message in every error.
 
 use crate::config::{
-    Destination, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination, RuleFile,
-    RuleSource, Service, SetCookie, Sticky, StringMatch,
+    Destination, Guard, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination,
+    RuleFile, RuleSource, Service, SetCookie, Sticky, StringMatch,
 };
 use crate::json::{Reader, R};
 
@@ -245,14 +245,15 @@ impl FromJson for StringMatch {
 
 impl FromJson for RouteDestination {
     fn read(r: &mut Reader<'_>) -> R<Self> {
-        let (mut destination, mut weight) = (None, None);
+        let (mut destination, mut weight, mut guard) = (None, None, None);
         r.object(
             "RouteDestination",
-            &["destination", "weight"],
+            &["destination", "weight", "guard"],
             &mut |r, n| {
                 match n {
                     0 => destination = Some(Destination::read(r)?),
-                    _ => weight = opt_i64(r)?,
+                    1 => weight = opt_i64(r)?,
+                    _ => guard = r.opt(Guard::read)?,
                 }
                 Ok(())
             },
@@ -260,6 +261,30 @@ impl FromJson for RouteDestination {
         Ok(RouteDestination {
             destination: required(r, destination, "destination")?,
             weight,
+            guard,
+        })
+    }
+}
+
+impl FromJson for Guard {
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        let (mut rate, mut min, mut interval) = (None, None, None);
+        r.object(
+            "Guard",
+            &["maxErrorRate", "minRequests", "interval"],
+            &mut |r, n| {
+                match n {
+                    0 => rate = Some(r.f64()?),
+                    1 => min = Some(r.i64()?),
+                    _ => interval = Some(r.string()?),
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Guard {
+            max_error_rate: required(r, rate, "maxErrorRate")?,
+            min_requests: required(r, min, "minRequests")?,
+            interval: required(r, interval, "interval")?,
         })
     }
 }
@@ -403,7 +428,8 @@ mod tests {
           "method":{"regex":"GET|PUT"},"authority":{"exact":"x"},"headers":{"x-a":{},"x-b":{"exact":"\u00e9\n\"\\/\ud83d\ude00"}},
           "withoutHeaders":{"x-c":{"prefix":"p"}},"port":80,"queryParams":{"q":{"exact":"1"}},"ignoreUriCase":true,
           "sourceLabels":{"app":"x"},"sourceNamespace":"sn"}],
-          "route":[{"destination":{"cluster":"c1"},"weight":90},{"destination":{"host":"h"},"weight":10}],
+          "route":[{"destination":{"cluster":"c1"},"weight":90},{"destination":{"host":"h"},"weight":10,
+            "guard":{"maxErrorRate":0.05,"minRequests":100,"interval":"30s"}}],
           "sticky":{"header":"x-user","cookie":null,"sourceIp":true}},
           {"route":[{"destination":{"cluster":"c3"}}],"sticky":{"cookie":"k","setCookie":{"maxAge":60,"path":"/p",
             "httpOnly":false,"secure":true,"sameSite":"None","domain":"d.e"}}},
@@ -458,6 +484,14 @@ mod tests {
             "{\"services\":[]} trailing",
             "{\"services\":[]}   ",
             "{\"routeHeader\":tru}",
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":1,"minRequests":1,"interval":"1m"}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":-2,"minRequests":1,"interval":"1m"}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":5e-2,"minRequests":1,"interval":"1m"}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":0.125,"minRequests":1.5,"interval":"1m"}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":"0.5","minRequests":1,"interval":"1m"}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"minRequests":1,"interval":1}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":0.3,"minRequests":1}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":0.1,"x":1}}]}]}]}"#,
         ];
         cases.extend(extra.iter().map(|s| s.to_string()));
         let mut bytes_cases: Vec<Vec<u8>> = cases.iter().map(|s| s.clone().into_bytes()).collect();

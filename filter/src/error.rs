@@ -96,6 +96,12 @@ pub enum Reason {
         /// Largest accepted, in milliseconds.
         max: u64,
     },
+    /// A duration is not in Istio's syntax (`30s`, `1m`, `500ms`).
+    MalformedDuration(String),
+    /// A guard's `maxErrorRate` is outside (0, 1].
+    GuardRate,
+    /// A guard's `minRequests` is below 1.
+    GuardMinRequests(i64),
     /// Neither inline `services` nor a `ruleSource` was given.
     NoRules,
     /// A rule reads the route header, which only the filter writes (a client
@@ -208,6 +214,14 @@ impl fmt::Display for Reason {
             Reason::BadDuration { min, max } => {
                 write!(f, "must be between {min} and {max} milliseconds")
             }
+            Reason::MalformedDuration(d) => write!(
+                f,
+                "`{d}` is not a duration: write a number and a unit (`h`, `m`, `s`, `ms`), e.g. `30s`, `1m`, `500ms`"
+            ),
+            Reason::GuardRate => {
+                f.write_str("must be above 0 and at most 1 (a share of the responses, e.g. 0.05)")
+            }
+            Reason::GuardMinRequests(n) => write!(f, "{n} is below 1"),
             Reason::NoRules => f.write_str("give inline `services`, a `ruleSource`, or both"),
             Reason::RouteHeaderInRule(h) => write!(
                 f,

@@ -36,6 +36,8 @@ pub enum Expected {
     U64,
     /// A signed integer.
     I64,
+    /// A floating-point number.
+    F64,
     /// `true` or `false`.
     Bool,
     /// A list.
@@ -442,6 +444,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads a number as `f64`, as serde does (integers too). Decimal text
+    /// with at most 15 significant digits and a small exponent converts
+    /// exactly as serde's correctly rounded parser does; longer text may
+    /// differ from it in the last bit (no float parser in the module).
+    pub fn f64(&mut self) -> R<f64> {
+        Ok(match self.integer(Expected::F64)? {
+            Num::U(v) => v as f64,
+            Num::I(v) => v as f64,
+            Num::F(t) => decimal_f64(t),
+        })
+    }
+
     /// Reads `true` or `false`.
     pub fn bool(&mut self) -> R<bool> {
         match self.ws() {
@@ -640,6 +654,56 @@ fn over_f64(text: &str) -> bool {
     }
 }
 
+/// The value of a JSON number's text (`-0.05`, `5e-2`): its digits as an
+/// integer divided or multiplied by a power of ten, which IEEE arithmetic
+/// rounds correctly while both are exact (up to 2^53 and 10^22).
+fn decimal_f64(text: &str) -> f64 {
+    let negative = text.starts_with('-');
+    let text = text.trim_start_matches('-');
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(e) => (text.get(..e).unwrap_or(""), text.get(e + 1..).unwrap_or("")),
+        None => (text, ""),
+    };
+    let mut e: i64 = 0;
+    for d in exp.trim_start_matches(['+', '-']).bytes() {
+        e = (e * 10 + i64::from(d - b'0')).min(1 << 20);
+    }
+    if exp.starts_with('-') {
+        e = -e;
+    }
+    let (mut m, mut point) = (0u64, false);
+    for d in mantissa.bytes() {
+        match d {
+            b'.' => point = true,
+            // Digits past what a u64 holds are dropped (before the point,
+            // each one still multiplies by ten).
+            _ if m >= (1 << 59) => e += i64::from(!point),
+            d => {
+                m = m * 10 + u64::from(d - b'0');
+                e -= i64::from(point);
+            }
+        }
+    }
+    // One rounding by an exact power of ten (up to 10^22), then step by step.
+    let up = e > 0;
+    let mut k = e.unsigned_abs().min(400);
+    let mut pow = 1.0f64;
+    while k > 0 && pow < 1e22 {
+        pow *= 10.0;
+        k -= 1;
+    }
+    let mut v = if up { m as f64 * pow } else { m as f64 / pow };
+    while k > 0 {
+        v = if up { v * 10.0 } else { v / 10.0 };
+        k -= 1;
+    }
+    if negative {
+        -v
+    } else {
+        v
+    }
+}
+
 /// Where serde_json stops on a positive exponent over `i32::MAX`: just after
 /// the digit that overflows (an offset into `text`).
 fn exponent_overflow(text: &str) -> Option<usize> {
@@ -690,6 +754,7 @@ fn expected(exp: Expected) -> String {
         Expected::Str => "a string".into(),
         Expected::U64 => "u64".into(),
         Expected::I64 => "i64".into(),
+        Expected::F64 => "f64".into(),
         Expected::Bool => "a boolean".into(),
         Expected::Seq => "a sequence".into(),
         Expected::Map => "a map".into(),

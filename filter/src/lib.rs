@@ -16,6 +16,7 @@ pub mod config;
 pub mod cookie;
 pub mod decode;
 pub mod error;
+pub mod guard;
 pub mod hosts;
 pub mod json;
 pub mod limits;

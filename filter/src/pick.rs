@@ -100,10 +100,18 @@ impl Weights {
     /// score, so a key on it never moves away; weight 0 is never chosen.
     #[inline]
     pub fn pick_sticky(&self, key_hash: u64) -> usize {
+        self.pick_sticky_except(key_hash, 0)
+    }
+
+    /// [`pick_sticky`](Self::pick_sticky) as if the destinations in
+    /// `skip` (a bit mask by index) had weight 0: a key whose winner is
+    /// skipped goes to its runner-up, and no other key moves.
+    #[inline]
+    pub fn pick_sticky_except(&self, key_hash: u64, skip: u64) -> usize {
         let mut best = 0;
         let mut best_score = f64::INFINITY;
         for (i, (w, seed)) in self.sticky.iter().enumerate() {
-            if *w <= 0.0 {
+            if *w <= 0.0 || skip & (1u64 << (i % 64)) != 0 {
                 continue;
             }
             let h = mix(key_hash ^ *seed);
@@ -116,6 +124,37 @@ impl Weights {
             }
         }
         best
+    }
+
+    /// A random pick as if the destinations in `skip` had weight 0; `None`
+    /// when no other destination has weight.
+    pub fn pick_random_except(&self, random: u64, skip: u64) -> Option<usize> {
+        let weight = |i: usize| {
+            let prev = if i == 0 {
+                0
+            } else {
+                self.cumulative.get(i - 1).copied().unwrap_or(0)
+            };
+            let w = self.cumulative.get(i).copied().unwrap_or(0) - prev;
+            if skip & (1u64 << (i % 64)) != 0 {
+                0
+            } else {
+                w
+            }
+        };
+        let total: u64 = (0..self.cumulative.len()).map(weight).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut r = ((u128::from(random) * u128::from(total)) >> 64) as u64;
+        for i in 0..self.cumulative.len() {
+            let w = weight(i);
+            if r < w {
+                return Some(i);
+            }
+            r -= w;
+        }
+        None
     }
 }
 
@@ -182,6 +221,47 @@ mod tests {
         assert_eq!(hash_key(b""), 0xf52a_15e9_a9b5_e89b);
         assert_eq!(hash_key(b"user-42"), 0x7a15_96f0_e94b_5793);
         assert_ne!(hash_key(b"user-1"), hash_key(b"user-2"));
+    }
+
+    #[test]
+    fn skipping_a_destination_moves_only_its_keys() {
+        let w = Weights::new(&[50, 30, 20], &seeds(3));
+        let mut moved_to = [0u32; 3];
+        for k in 0..20_000u32 {
+            let h = hash_key(format!("user-{k}").as_bytes());
+            let before = w.pick_sticky(h);
+            let after = w.pick_sticky_except(h, 0b010);
+            assert_ne!(after, 1, "a skipped destination is never chosen");
+            if before != 1 {
+                assert_eq!(
+                    after, before,
+                    "key {k} moved although its destination stayed"
+                );
+            } else {
+                moved_to[after] += 1;
+            }
+        }
+        // The skipped one's users spread by the others' weights (50:20).
+        let share = f64::from(moved_to[0]) / f64::from(moved_to[0] + moved_to[2]);
+        assert!((share - 50.0 / 70.0).abs() < 0.03, "{share}");
+    }
+
+    #[test]
+    fn random_pick_except_follows_the_remaining_weights() {
+        let w = Weights::new(&[50, 30, 20], &seeds(3));
+        let mut rng = Rng::new(7);
+        let mut n = [0u32; 3];
+        for _ in 0..70_000 {
+            n[w.pick_random_except(rng.next_u64(), 0b010).unwrap()] += 1;
+        }
+        assert_eq!(n[1], 0);
+        let share = f64::from(n[0]) / 70_000.0;
+        assert!((share - 50.0 / 70.0).abs() < 0.01, "{share}");
+        assert_eq!(w.pick_random_except(0, 0b111), None);
+        assert_eq!(
+            Weights::new(&[0, 5], &seeds(2)).pick_random_except(u64::MAX, 0b10),
+            None
+        );
     }
 
     #[test]

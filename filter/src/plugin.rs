@@ -63,6 +63,9 @@ pub struct Rules {
     /// The version: the file's `version`, or a hash of its bytes (below 2^53,
     /// so it survives a trip through a Prometheus float).
     pub version: u64,
+    /// A hash of the bytes the rules came from: a new value is a new rule
+    /// set, which starts the guards over.
+    pub digest: u64,
 }
 
 /// Parses JSON into `T`, naming the path of the first bad field.
@@ -201,6 +204,7 @@ impl Settings {
         Ok(Rules {
             set,
             version: file.version.unwrap_or_else(|| content_version(bytes)),
+            digest: crate::pick::hash_key(bytes),
         })
     }
 }
@@ -322,6 +326,7 @@ impl Plugin {
                 Some(Rules {
                     set,
                     version: cfg.version.unwrap_or_else(|| content_version(bytes)),
+                    digest: crate::pick::hash_key(bytes),
                 })
             }
         };

@@ -317,6 +317,8 @@ pub struct Destination {
     pub stat_index: u32,
     /// How a request gets there.
     pub via: Via,
+    /// Its guard, if it has one.
+    pub guard: Option<crate::guard::Spec>,
 }
 
 /// How a request reaches a [`Destination`].
@@ -678,6 +680,18 @@ impl Route {
     /// weight over this).
     pub fn total_weight(&self) -> u64 {
         self.weights.total()
+    }
+
+    /// The hash a sticky pick of this request uses, if the route is sticky
+    /// and the request carries the key.
+    pub fn sticky_hash<R: RequestView>(&self, req: &R) -> Option<u64> {
+        let key = self.sticky.as_ref()?;
+        sticky_value(key, req).map(hash_key)
+    }
+
+    /// The prepared weights.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
     }
 
     /// How this route keeps users sticky, if it does.
@@ -1145,12 +1159,18 @@ fn compile_route(
             exp,
             portless,
         )?;
+        let guard = rd
+            .guard
+            .as_ref()
+            .map(|g| crate::guard::compile(g, &format!("{dpath}.guard")))
+            .transpose()?;
         destinations.push(Destination {
             cluster,
             label: label.into(),
             weight,
             stat_index: *next_stat,
             via: Via::RouteHeader,
+            guard,
         });
         *next_stat = next_stat.saturating_add(1);
     }

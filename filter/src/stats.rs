@@ -16,6 +16,18 @@ pub fn destination_counter(service: &str, rule: &str, destination: &str) -> Stri
     )
 }
 
+/// A guard's stat of one destination: `kind` is `ejected` (a gauge, 1 or
+/// 0), `requests` or `errors` (counters of the responses it counted):
+/// `canary_router_guard_ejected{service,rule,destination}` in Prometheus.
+pub fn guard_metric(kind: &str, service: &str, rule: &str, destination: &str) -> String {
+    format!(
+        "canary_router.guard.{kind}.service={};.rule={};.destination={};",
+        tag_value(service),
+        tag_value(rule),
+        tag_value(destination)
+    )
+}
+
 /// Replaces what a tag value inside an Envoy stat name cannot carry.
 pub fn tag_value(s: &str) -> String {
     s.chars()

@@ -25,6 +25,9 @@ pub struct Filter {
     served: Option<u32>,
     /// The cookie this request's response gets, if the filter issued one.
     cookie: Option<Issued>,
+    /// Response headers were seen (a guarded destination's stream that
+    /// ends without them counts as an error).
+    responded: bool,
 }
 
 impl Filter {
@@ -33,6 +36,19 @@ impl Filter {
             active,
             served: None,
             cookie: None,
+            responded: false,
+        }
+    }
+}
+
+impl Drop for Filter {
+    /// The stream is over (`proxy_on_delete`): a guarded request that never
+    /// saw response headers counts as an error.
+    fn drop(&mut self) {
+        if let (Some(active), Some(served), false) = (&self.active, self.served, self.responded) {
+            if let Some(g) = &active.guard {
+                g.on_response(served, None);
+            }
         }
     }
 }
@@ -77,6 +93,15 @@ fn set_cookie(active: &Active, issued: &Issued) {
     if let Err(s) = hostio::add_header(Map::Response, "set-cookie", value) {
         host_error(active, "proxy_add_header_map_value (set-cookie)", s);
     }
+}
+
+/// The status of the response being handled (`None` if unreadable).
+fn response_status() -> Option<u32> {
+    let v = hostio::header_value(Map::Response, ":status").ok()?;
+    v.as_slice().iter().try_fold(0u32, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.saturating_mul(10).saturating_add(u32::from(b - b'0')))
+    })
 }
 
 /// The request as the rules see it: the header map, and the client address
@@ -191,9 +216,15 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
         active,
     };
     let outcome = match &active.rules {
-        Some(rules) => rules
-            .set
-            .decide_issuing(&request, root::random, || fresh_bits(active)),
+        Some(rules) => {
+            let outcome = rules
+                .set
+                .decide_issuing(&request, root::random, || fresh_bits(active));
+            match &active.guard {
+                Some(g) => g.adjust(&rules.set, outcome, &request, root::random),
+                None => outcome,
+            }
+        }
         None => Outcome::NoService,
     };
     let mut served = None;
@@ -274,6 +305,11 @@ impl HttpContext for Filter {
         let Some(served) = self.served else {
             return Action::Continue;
         };
+        if let Some(g) = active.guard.as_ref().filter(|g| g.guards(served)) {
+            self.responded = true;
+            // Unreadable: not an error of the destination's (a 5xx is).
+            g.on_response(served, Some(response_status().unwrap_or(200)));
+        }
         if let (Some(name), Some(value)) = (
             active.settings.debug_header.as_deref(),
             active.debug_values.get(served as usize),

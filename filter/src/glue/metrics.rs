@@ -19,7 +19,8 @@ pub struct Global {
     pub rules_version: Option<u32>,
 }
 
-fn define(kind: MetricKind, name: &str) -> Option<u32> {
+/// Defines a metric; `None` (logged) if the host refuses.
+pub fn define(kind: MetricKind, name: &str) -> Option<u32> {
     match hostio::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(s) => {
@@ -50,6 +51,13 @@ impl Global {
 pub fn bump(id: Option<u32>) {
     if let Some(id) = id {
         let _ = hostio::increment_metric(id, 1);
+    }
+}
+
+/// Adds `n` to a counter.
+pub fn add(id: Option<u32>, n: u32) {
+    if let (Some(id), 1..) = (id, n) {
+        let _ = hostio::increment_metric(id, i64::from(n));
     }
 }
 

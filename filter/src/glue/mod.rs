@@ -2,6 +2,7 @@
 //! decision code and back. Thin on purpose; everything here is about the
 //! host, nothing about routing policy.
 
+mod guard;
 mod hostio;
 mod http;
 mod logger;

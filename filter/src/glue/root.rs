@@ -11,6 +11,7 @@ use crate::config::PluginConfig;
 use crate::pick::Rng;
 use crate::plugin::{self, Plugin, Rules, Settings};
 
+use super::guard::Guards;
 use super::hostio::{self, Buffer};
 use super::http::Filter;
 use super::metrics::{self, bump, record, Global};
@@ -48,10 +49,17 @@ pub struct Active {
     /// `service/rule/destination` per destination, for the debug header.
     pub debug_values: Box<[Box<str>]>,
     pub global: Rc<Global>,
+    /// The guards, if a destination has one.
+    pub guard: Option<Guards>,
 }
 
 impl Active {
-    fn new(settings: Rc<Settings>, rules: Option<Rules>, global: Rc<Global>) -> Self {
+    fn new(
+        settings: Rc<Settings>,
+        rules: Option<Rules>,
+        global: Rc<Global>,
+        root_id: &str,
+    ) -> Self {
         let (dest_metrics, debug_values) = match &rules {
             Some(r) => (
                 metrics::define_destinations(&r.set),
@@ -65,12 +73,16 @@ impl Active {
         if let Some(r) = &rules {
             record(global.rules_version, r.version);
         }
+        let guard = rules
+            .as_ref()
+            .and_then(|r| Guards::new(&r.set, r.digest, root_id));
         Active {
             settings,
             rules,
             dest_metrics,
             debug_values,
             global,
+            guard,
         }
     }
 }
@@ -81,6 +93,9 @@ pub struct Root {
     node: Node,
     active: Option<Rc<Active>>,
     poller: Option<Poller>,
+    /// The `plugin_root_id` property: guards of two plugins apart.
+    root_id: Option<String>,
+    tick_ms: u32,
 }
 
 impl Root {
@@ -91,6 +106,40 @@ impl Root {
             node: Node::default(),
             active: None,
             poller: None,
+            root_id: None,
+            tick_ms: 0,
+        }
+    }
+
+    fn root_id(&mut self) -> String {
+        self.root_id
+            .get_or_insert_with(|| {
+                hostio::property(&["plugin_root_id"])
+                    .ok()
+                    .and_then(|b| String::from_utf8(b.as_slice().to_vec()).ok())
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// Ticks as often as the poller and the guards need (0: none).
+    fn set_ticks(&mut self) {
+        let poll = self.poller.as_ref().map(Poller::tick_period_ms);
+        let guard = self
+            .active
+            .as_ref()
+            .and_then(|a| a.guard.as_ref())
+            .map(|g| g.tick_ms);
+        let want = match (poll, guard) {
+            (Some(p), Some(g)) => p.min(g),
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => 0,
+        };
+        if want != self.tick_ms {
+            match hostio::set_tick_period_ms(want) {
+                Ok(()) => self.tick_ms = want,
+                Err(s) => log::error!("cannot set the tick period ({s}): the rule source will not be polled, guards flush only with traffic"),
+            }
         }
     }
 
@@ -124,12 +173,16 @@ impl Root {
                 self.context_id
             ),
         }
-        self.active = Some(Rc::new(Active::new(settings.clone(), rules, global)));
+        let root_id = self.root_id();
+        self.active = Some(Rc::new(Active::new(
+            settings.clone(),
+            rules,
+            global,
+            &root_id,
+        )));
         self.poller = settings.source.clone().map(|s| Poller::new(s, random()));
+        self.set_ticks();
         if let Some(p) = &self.poller {
-            if let Err(s) = hostio::set_tick_period_ms(p.tick_period_ms()) {
-                log::error!("cannot set the tick period ({s}): the rule source will not be polled");
-            }
             let source = p.source();
             log::info!(
                 "#{} polling rules every {:?} from cluster {} path {} (authority {})",
@@ -169,8 +222,15 @@ impl Root {
             rules.set.services().len(),
             rules.set.destination_count()
         );
-        let next = Active::new(active.settings.clone(), Some(rules), active.global.clone());
-        self.active = Some(Rc::new(next));
+        let (settings, global) = (active.settings.clone(), active.global.clone());
+        let root_id = self.root_id();
+        self.active = Some(Rc::new(Active::new(
+            settings,
+            Some(rules),
+            global,
+            &root_id,
+        )));
+        self.set_ticks();
     }
 }
 
@@ -250,6 +310,9 @@ impl RootContext for Root {
         let Some(active) = self.active.clone() else {
             return;
         };
+        if let Some(g) = &active.guard {
+            g.tick();
+        }
         let Some(poller) = self.poller.as_mut() else {
             return;
         };
