@@ -506,7 +506,8 @@ fn a_mesh_route_splits_lets_its_header_rule_win_and_takes_sticky_from_a_flag_or_
     drop(envoy);
 
     // The overlay's sticky cookie, issued by the filter: a user without one
-    // gets it, and keeps its version with it.
+    // gets it, and keeps its version with it (the canary's guard, from the
+    // same overlay, sees no failure and keeps its share).
     let run = canaryctl(
         &["import", &gw("mesh.yaml"), "--overlay", &gw("overlay.yaml")],
         None,
@@ -633,6 +634,14 @@ fn an_overlay_adds_any_rule_field_and_the_filter_judges_it() {
         json!({"cookie": "session", "setCookie": {"path": "/", "maxAge": 86400}})
     );
     assert!(http[0].get("sticky").is_none());
+    // `route` as an object: the destination named by host gets the guard,
+    // the other keeps what it had.
+    assert_eq!(
+        http[1]["route"][1]["guard"],
+        json!({"maxErrorRate": 0.5, "minRequests": 20, "interval": "30s"})
+    );
+    assert_eq!(http[1]["route"][1]["weight"], 10);
+    assert!(http[1]["route"][0].get("guard").is_none());
     canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
     // A name that matches nothing is an error, not a silent no-op; a field
     // the filter does not know is judged by the filter, with its path.

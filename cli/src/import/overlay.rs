@@ -9,6 +9,8 @@
 //! rules:                      # by rule name (an HTTPRoute rule's `name`, or <ns>.<route>.<index>)
 //!   default.backend.0:
 //!     sticky: {cookie: session}
+//!     route:                  # an object, not a list: by destination host (or cluster), "*" for all
+//!       backend-v2.default.svc.cluster.local: {guard: {maxErrorRate: 0.05, minRequests: 100, interval: 30s}}
 //!   "*": {}                   # every rule, before the named ones
 //! services:                   # by host, as imported
 //!   backend.default.svc.cluster.local: {destinationPort: 8080}
@@ -75,6 +77,39 @@ pub fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Merges a rule's patch. A `route` given as an object (the rule's
+/// `route` is a list) is by destination: each key, a destination's `host`
+/// or `cluster` or `*`, is merged into the entries it names.
+fn merge_rule(rule: &mut Value, key: &str, patch: &Value, used: &mut [(String, bool)]) {
+    let Some(Value::Object(by)) = patch.get("route") else {
+        merge(rule, patch);
+        return;
+    };
+    let mut rest = patch.clone();
+    if let Some(m) = rest.as_object_mut() {
+        m.remove("route");
+    }
+    merge(rule, &rest);
+    let entries = rule.get_mut("route").and_then(Value::as_array_mut);
+    for entry in entries.into_iter().flatten() {
+        let dest = &entry["destination"];
+        let names: Vec<String> = ["host", "cluster"]
+            .iter()
+            .filter_map(|k| dest.get(*k).and_then(Value::as_str).map(str::to_string))
+            .collect();
+        for (d, p) in by {
+            let hit = d == "*" || names.iter().any(|n| n == d);
+            if hit {
+                merge(entry, p);
+                let path = format!("rules.{key}.route.{d}");
+                if let Some(u) = used.iter_mut().find(|(k, _)| *k == path) {
+                    u.1 = true;
+                }
+            }
+        }
+    }
+}
+
 /// Reads an overlay file and merges it into the rule file.
 pub fn apply_file(file: &mut Value, path: &Path) -> Result<()> {
     let src = input::read_source(path)?;
@@ -123,6 +158,14 @@ pub fn apply(file: &mut Value, overlay: &Value) -> std::result::Result<(), Strin
         }
     }
     let mut used_rules = vec![false; rules.len()];
+    let mut used_destinations: Vec<(String, bool)> = Vec::new();
+    for (k, patch) in &rules {
+        if let Some(Value::Object(by)) = patch.get("route") {
+            for d in by.keys() {
+                used_destinations.push((format!("rules.{k}.route.{d}"), false));
+            }
+        }
+    }
     for rule in rules_mut(file) {
         let name = rule
             .get("name")
@@ -130,16 +173,12 @@ pub fn apply(file: &mut Value, overlay: &Value) -> std::result::Result<(), Strin
             .unwrap_or("")
             .to_string();
         // `*` first, then the rule's own name.
-        for (i, (k, patch)) in rules.iter().enumerate() {
-            if k == "*" {
-                merge(rule, patch);
-                used_rules[i] = true;
-            }
-        }
-        for (i, (k, patch)) in rules.iter().enumerate() {
-            if *k == name {
-                merge(rule, patch);
-                used_rules[i] = true;
+        for wildcard in [true, false] {
+            for (i, (k, patch)) in rules.iter().enumerate() {
+                if (k == "*") == wildcard && (wildcard || *k == name) {
+                    merge_rule(rule, k, patch, &mut used_destinations);
+                    used_rules[i] = true;
+                }
             }
         }
     }
@@ -177,10 +216,16 @@ pub fn apply(file: &mut Value, overlay: &Value) -> std::result::Result<(), Strin
         )
         .filter(|(_, u)| !**u)
         .map(|(k, _)| k)
+        .chain(
+            used_destinations
+                .into_iter()
+                .filter(|(_, u)| !u)
+                .map(|(k, _)| k),
+        )
         .collect();
     if !unused.is_empty() {
         return Err(format!(
-            "{}: no imported rule or service has that name",
+            "{}: no imported rule, service or destination has that name",
             unused.join(", ")
         ));
     }
@@ -219,6 +264,35 @@ mod tests {
         let e = apply(&mut f, &json!({"rules": {"typo": {}}})).unwrap_err();
         assert!(e.contains("rules.typo"), "{e}");
         assert!(apply(&mut f, &json!({"rule": {}})).is_err());
+    }
+
+    #[test]
+    fn a_route_object_patches_destinations_by_host() {
+        let mut f = file();
+        apply(
+            &mut f,
+            &json!({"rules": {"r0": {"route": {"b": {"guard": {"maxErrorRate": 0.5}}}, "x": 1}}}),
+        )
+        .unwrap();
+        let r0 = &f["services"][0]["http"][0];
+        assert_eq!(r0["x"], 1);
+        assert_eq!(r0["route"][1]["guard"], json!({"maxErrorRate": 0.5}));
+        assert!(r0["route"][0].get("guard").is_none());
+        assert_eq!(r0["route"].as_array().unwrap().len(), 2, "the list is kept");
+        let mut f = file();
+        let e = apply(&mut f, &json!({"rules": {"r0": {"route": {"nope": {}}}}})).unwrap_err();
+        assert!(e.contains("rules.r0.route.nope"), "{e}");
+        // A list still replaces the list.
+        let mut f = file();
+        apply(
+            &mut f,
+            &json!({"rules": {"r1": {"route": [{"destination": {"host": "c"}}]}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            f["services"][0]["http"][1]["route"][0]["destination"]["host"],
+            "c"
+        );
     }
 
     #[test]
