@@ -25,7 +25,11 @@ test harness's proxy-wasm host, exactly as Envoy would run it) and print, per de
 of requests as a bar chart with exact counts and the share the weights ask for. \
 With --sticky-keys N, N distinct values of the matched rule's sticky key (header, cookie or source \
 IP) are sent, each twice, and the keys per destination are counted; with --against OLD, the same keys \
-go through the old rules too and the keys that moved are counted, from where to where.\n\n\
+go through the old rules too and the keys that moved are counted, from where to where. \
+With --browsers N (a rule sticky by a cookie it issues, `sticky.setCookie`), N first-time browsers \
+each send a request without the cookie, keep the Set-Cookie the filter answers with, and come back \
+with it (beside their other cookies); browsers per destination are counted, and with --against OLD \
+their cookies go through the old rules too.\n\n\
 The module is --wasm, else $CANARY_ROUTER_WASM, else target/wasm/wasm32-wasip1/release/canary_router.wasm \
 under the current directory or the canary-router checkout canaryctl was built from; build it with\n  \
 CARGO_TARGET_DIR=target/wasm cargo build -p canary-router --release --target wasm32-wasip1",
@@ -36,6 +40,8 @@ Examples:
   canaryctl simulate examples/source-labels/rules.json --labels app=frontend,version=v2 --namespace default
   canaryctl simulate examples/sticky/rules.json --sticky-keys 1000
   canaryctl simulate examples/weighted/rules-50-50.json --sticky-keys 1000 --against examples/weighted/rules.json
+  canaryctl simulate examples/sticky/rules-cookie.json --browsers 1000
+  canaryctl simulate examples/sticky/rules-cookie-50-50.json --browsers 1000 --against examples/sticky/rules-cookie.json
 
 Exit codes: 0 done, 1 the rules are rejected (by the parser or the compiled filter) or the request
 matches nothing, 2 a file or the .wasm cannot be read."
@@ -72,6 +78,9 @@ pub struct Args {
     /// Send N distinct values of the matched rule's sticky key (each twice) and count keys per destination.
     #[arg(long, value_name = "N")]
     pub sticky_keys: Option<u64>,
+    /// Model N first-time browsers of a rule that issues its cookie: a visit without it, then one with the cookie issued.
+    #[arg(long, value_name = "N", conflicts_with = "sticky_keys")]
+    pub browsers: Option<u64>,
     /// Older rules: count the sticky keys that move between them and FILE (implies --sticky-keys 1000).
     #[arg(long, value_name = "OLD")]
     pub against: Option<PathBuf>,
@@ -307,6 +316,15 @@ fn default_cluster_of(set: &RuleSet, headers: &[(String, String)], port: u16) ->
 /// route header's, or, when it wrote none but counted the request as
 /// routed, the service's `defaultDestination`.
 fn send(vm: &mut Vm, headers: &[(String, String)], to: &Target<'_>) -> Result<Option<String>> {
+    send_full(vm, headers, to).map(|(cluster, _)| cluster)
+}
+
+/// [`send`], and the `Set-Cookie` values of the response.
+fn send_full(
+    vm: &mut Vm,
+    headers: &[(String, String)],
+    to: &Target<'_>,
+) -> Result<(Option<String>, Vec<String>)> {
     let pairs: Vec<(&str, &str)> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -321,12 +339,37 @@ fn send(vm: &mut Vm, headers: &[(String, String)], to: &Target<'_>) -> Result<Op
         None if vm.metric(PASSTHROUGH).unwrap_or(0) == passed_before => to.default_cluster.clone(),
         None => None,
     };
+    let mut set_cookies = Vec::new();
     if r.forwarded() {
-        vm.respond(&r, &[(":status", "200")]).map_err(fail)?;
+        let resp = vm.respond(&r, &[(":status", "200")]).map_err(fail)?;
+        set_cookies = resp.headers.get_all("set-cookie");
     } else {
         vm.close(&r).map_err(fail)?;
     }
-    Ok(cluster)
+    Ok((cluster, set_cookies))
+}
+
+/// The `name=value` the browser sends back, from the `Set-Cookie` values of
+/// a response: the one for cookie `name`, if the filter issued it.
+fn issued_cookie(set_cookies: &[String], name: &str) -> Option<String> {
+    set_cookies.iter().find_map(|c| {
+        let pair = c.split(';').next()?.trim();
+        (pair.split_once('=')?.0 == name).then(|| pair.to_string())
+    })
+}
+
+/// The headers with `cookie` added to the request's `cookie` header (after
+/// the cookies it already has, as a browser adds one).
+fn with_cookie(base: &[(String, String)], cookie: &str) -> Vec<(String, String)> {
+    let mut h = base.to_vec();
+    match h.iter_mut().find(|(k, _)| k == "cookie") {
+        Some((_, v)) => {
+            v.push_str("; ");
+            v.push_str(cookie);
+        }
+        None => h.push(("cookie".into(), cookie.to_string())),
+    }
+    h
 }
 
 /// One destination's result.
@@ -374,11 +417,27 @@ pub struct Report {
     /// Sticky mode: keys whose two requests went to different destinations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unstable_keys: Option<u64>,
+    /// `--browsers`: what the filter's cookie did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookies: Option<Cookies>,
     /// `--against`: the comparison.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub against: Option<Against>,
     /// The seed of the host's randomness.
     pub seed: u64,
+}
+
+/// The cookies of `--browsers`.
+#[derive(Debug, Serialize)]
+pub struct Cookies {
+    /// The cookie's name.
+    pub name: String,
+    /// First visits answered with the cookie.
+    pub issued: u64,
+    /// Return visits (the cookie brought back) answered with a new one.
+    pub reissued: u64,
+    /// The attributes of the cookie issued (`; Max-Age=...; Path=/; ...`).
+    pub attributes: String,
 }
 
 /// Sticky keys that moved between two rule sets.
@@ -522,6 +581,27 @@ fn sticky_key_of(
     }
 }
 
+/// The name and attributes of the cookie the rule the requests match
+/// issues (`--browsers`).
+fn cookie_of(set: &RuleSet, headers: &[(String, String)], port: u16) -> Result<(String, String)> {
+    let (key, rule) = sticky_key_of(set, headers, port)?;
+    let issuer = set
+        .services()
+        .iter()
+        .flat_map(|s| &s.rules)
+        .find(|r| *r.name == *rule)
+        .and_then(|r| r.route.issuer());
+    match (key, issuer) {
+        (StickyKey::Cookie(name), Some(i)) => Ok((
+            String::from_utf8_lossy(&name).into_owned(),
+            i.attributes().to_string(),
+        )),
+        _ => Err(CliError::rejected(format!(
+            "rule {rule} (the one the requests match) issues no cookie: --browsers needs `sticky: {{cookie: ..., setCookie: {{...}}}}`; use --sticky-keys"
+        ))),
+    }
+}
+
 /// The headers and source address of sticky key number `i`.
 fn keyed(
     base: &[(String, String)],
@@ -619,7 +699,21 @@ pub fn run(args: &Args) -> Result<()> {
     let base = base_headers(args, &new.set)?;
     let target = Target::of(&new, &base);
     let mut vm = start_vm(&module, &new, seed)?;
-    let sticky = args.sticky_keys.or(args.against.as_ref().map(|_| 1000));
+    let sticky = args
+        .browsers
+        .or(args.sticky_keys)
+        .or(args.against.as_ref().map(|_| 1000));
+    // --browsers: the cookie the matched rule issues.
+    let issuing = match args.browsers {
+        None => None,
+        Some(_) => Some(cookie_of(&new.set, &base, args.port)?),
+    };
+    let mut cookies = issuing.as_ref().map(|(name, attributes)| Cookies {
+        name: name.clone(),
+        issued: 0,
+        reissued: 0,
+        attributes: attributes.clone(),
+    });
 
     let mut header_counts: BTreeMap<Option<String>, u64> = BTreeMap::new();
     let (sent, unit, unstable, against) = match sticky {
@@ -640,9 +734,23 @@ pub fn run(args: &Args) -> Result<()> {
             let mut unstable = 0u64;
             let mut moves: BTreeMap<(Option<String>, Option<String>), u64> = BTreeMap::new();
             for i in 0..keys {
-                let (h, source) = keyed(&base, &key, i);
+                let (mut h, source) = keyed(&base, &key, i);
                 let mut chosen = Vec::with_capacity(2);
-                for _ in 0..2 {
+                if let Some(c) = cookies.as_mut() {
+                    // A first visit without the cookie, then one with what it got.
+                    let (first, set) = send_full(&mut vm, &base, &target)?;
+                    chosen.push(first);
+                    let issued = issued_cookie(&set, &c.name);
+                    c.issued += u64::from(issued.is_some());
+                    h = match &issued {
+                        Some(cookie) => with_cookie(&base, cookie),
+                        None => base.clone(),
+                    };
+                    let (again, set) = send_full(&mut vm, &h, &target)?;
+                    c.reissued += u64::from(issued_cookie(&set, &c.name).is_some());
+                    chosen.push(again);
+                }
+                while chosen.len() < 2 {
                     if let Some(ip) = &source {
                         vm.set_property(&["source", "address"], ip.as_bytes());
                     }
@@ -737,12 +845,14 @@ pub fn run(args: &Args) -> Result<()> {
             "warning: the filter's stats count {routed_by_stats} routed {unit}, its route header {routed_by_header}"
         );
     }
+    let unit = if cookies.is_some() { "browsers" } else { unit };
     let report = Report {
         sent,
         unit,
         unrouted,
         rules,
         unstable_keys: unstable,
+        cookies,
         against,
         seed,
     };
@@ -752,11 +862,15 @@ pub fn run(args: &Args) -> Result<()> {
             serde_json::to_string_pretty(&report).map_err(|e| CliError::usage(e.to_string()))?
         ),
         SimOutput::Text => {
-            let key = match sticky {
-                Some(_) => sticky_key_of(&new.set, &base, args.port)
+            let key = match (sticky, &report.cookies) {
+                (Some(_), Some(c)) => Some(format!(
+                    "first-time browsers (a visit without the cookie {}, then one with the cookie it was issued)",
+                    c.name
+                )),
+                (Some(_), None) => sticky_key_of(&new.set, &base, args.port)
                     .ok()
                     .map(|(k, _)| describe_key(&k)),
-                None => None,
+                (None, _) => None,
             };
             print!(
                 "{}",
@@ -777,6 +891,9 @@ fn render_text(
     let mut s = String::new();
     let headers: Vec<String> = base.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     match key {
+        Some(k) if r.cookies.is_some() => {
+            let _ = writeln!(s, "{} {k}, through {}", r.sent, wasm.display());
+        }
         Some(k) => {
             let _ = writeln!(
                 s,
@@ -841,31 +958,41 @@ fn render_text(
             r.unrouted, r.sent, r.unit
         );
     }
+    if let Some(c) = &r.cookies {
+        let _ = writeln!(
+            s,
+            "\ncookie: {} of {} first visits got Set-Cookie: {}=<random key>{}; {} of {} return visits got a new one",
+            c.issued, r.sent, c.name, c.attributes, c.reissued, r.sent
+        );
+    }
     if let Some(u) = r.unstable_keys {
         if u == 0 {
             let _ = writeln!(
                 s,
-                "\nsticky: every key went to the same destination both times"
+                "\nsticky: every {} went to the same destination both times",
+                r.unit.trim_end_matches('s')
             );
         } else {
             let _ = writeln!(
                 s,
-                "\nsticky: {u} keys went to different destinations on their two requests"
+                "\nsticky: {u} {} went to different destinations on their two requests",
+                r.unit
             );
         }
     }
     if let Some(a) = &r.against {
         let _ = writeln!(
             s,
-            "\nagainst {}: {} of {} keys moved ({:.2}%); the change in weights moves at least {:.2}%",
+            "\nagainst {}: {} of {} {} moved ({:.2}%); the change in weights moves at least {:.2}%",
             a.file,
             a.moved,
             a.keys,
+            r.unit,
             100.0 * bars::share(a.moved, a.keys),
             100.0 * a.fewest_possible
         );
         for m in &a.moves {
-            let _ = writeln!(s, "  {} -> {}  {} keys", m.from, m.to, m.keys);
+            let _ = writeln!(s, "  {} -> {}  {} {}", m.from, m.to, m.keys, r.unit);
         }
         if let Some(n) = &a.note {
             let _ = writeln!(s, "  note: {n}");

@@ -463,3 +463,90 @@ fn port_less_destinations_take_the_port_the_requests_arrive_on() {
         run.stdout
     );
 }
+
+#[test]
+fn browsers_get_the_issued_cookie_stay_and_only_move_onto_the_canary() {
+    let n = 2000u64;
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules-cookie.json"),
+        "--browsers",
+        &n.to_string(),
+        "-H",
+        "cookie: theme=dark",
+        "-o",
+        "json",
+    ])
+    .expect_code(0);
+    let r = run.json();
+    assert_eq!(r["unit"], "browsers");
+    assert_eq!(r["sent"], n);
+    assert_eq!(r["unstable_keys"], 0);
+    assert_eq!(r["cookies"]["name"], "canary-id");
+    assert_eq!(r["cookies"]["issued"], n);
+    assert_eq!(r["cookies"]["reissued"], 0);
+    assert_eq!(
+        r["cookies"]["attributes"],
+        "; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"
+    );
+    let v2 = count(&r, "split", "v2");
+    assert_eq!(count(&r, "split", "v1") + v2, n);
+    within(n, 0.2, v2);
+
+    // The ramp to 50/50: browsers move from v1 to v2 only, about 30% of them.
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules-cookie-50-50.json"),
+        "--browsers",
+        &n.to_string(),
+        "--against",
+        &repo("examples/sticky/rules-cookie.json"),
+        "-o",
+        "json",
+    ])
+    .expect_code(0);
+    let r = run.json();
+    let moves = r["against"]["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(
+        (&moves[0]["from"], &moves[0]["to"]),
+        (&"v1".into(), &"v2".into())
+    );
+    within(n, 0.3, moves[0]["keys"].as_u64().unwrap());
+    within(n, 0.5, count(&r, "split", "v2"));
+
+    // The text report says what the cookie did.
+    let text = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules-cookie.json"),
+        "--browsers",
+        "50",
+    ])
+    .expect_code(0)
+    .stdout;
+    assert!(
+        text.contains(
+            "cookie: 50 of 50 first visits got Set-Cookie: canary-id=<random key>; Max-Age=604800"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("sticky: every browser went to the same destination both times"),
+        "{text}"
+    );
+
+    // A rule that issues no cookie is refused for --browsers, by name.
+    let run = canaryctl_wasm(&[
+        "simulate",
+        &repo("examples/sticky/rules.json"),
+        "--browsers",
+        "10",
+    ])
+    .expect_code(1);
+    assert!(
+        run.stderr
+            .contains("rule split (the one the requests match) issues no cookie"),
+        "{}",
+        run.stderr
+    );
+}
