@@ -59,6 +59,11 @@ pub enum Kind {
     /// request arrived on (`destination.port`) and builds the cluster name
     /// with it (see [`clusters_json`]).
     CanaryRouterPortless,
+    /// canary-router as deployed (2 rules, `defaultDestination`) with a
+    /// guard on v2 of the split: every v2 answer is counted (its `:status`
+    /// read) and flushed to shared data in batches; the upstreams never
+    /// fail, so nothing is ejected.
+    CanaryRouterGuard,
     /// canary-router (2 rules) built without trimming its exports: Envoy
     /// calls every proxy-wasm callback the SDK exports (`canary_tools::exports`).
     CanaryRouterUntrimmed,
@@ -86,6 +91,7 @@ impl Kind {
             Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
             Kind::CanaryRouterEveryRequest => "canary-router, header on every request".into(),
             Kind::CanaryRouterPortless => "canary-router, port-less destinations".into(),
+            Kind::CanaryRouterGuard => "canary-router with a guard".into(),
             Kind::CanaryRouterUntrimmed => "canary-router, untrimmed exports".into(),
             Kind::Module { name, .. } => name.clone(),
         }
@@ -271,6 +277,25 @@ pub fn rules_json_every_request(n: usize) -> String {
     rules_json_inner(n, Filler::Header, false)
 }
 
+/// [`rules_json`] (2 rules) with a guard on the split's v2.
+pub fn rules_json_guard() -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&rules_json(2)).unwrap_or_default();
+    if let Some(route) = v["services"][0]["http"]
+        .as_array_mut()
+        .and_then(|h| h.last_mut())
+        .and_then(|r| r["route"].as_array_mut())
+    {
+        for d in route
+            .iter_mut()
+            .filter(|d| d["destination"]["subset"] == "v2")
+        {
+            d["guard"] =
+                serde_json::json!({"maxErrorRate": 0.05, "minRequests": 100, "interval": "30s"});
+        }
+    }
+    v.to_string()
+}
+
 /// [`rules_json_every_request`] with destinations that name no port: they
 /// take the port the request arrived on.
 pub fn rules_json_portless(n: usize) -> String {
@@ -389,6 +414,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
         Kind::CanaryRouterPortless => {
             wasm_filter("canary-router", &wasm_path, &rules_json_portless(2))
         }
+        Kind::CanaryRouterGuard => wasm_filter("canary-router", &wasm_path, &rules_json_guard()),
         Kind::CanaryRouterUntrimmed => wasm_filter("canary-router", &wasm_path, &rules_json(2)),
         Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),
     };
@@ -458,6 +484,15 @@ mod tests {
             assert_eq!(rules.len(), n);
             assert_eq!(&*rules[n - 1].name, "split");
         }
+        let json = rules_json_guard();
+        let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
+        let set = plugin.rules.unwrap().set;
+        let guarded: Vec<_> = set
+            .all_destinations()
+            .filter(|(_, _, d)| d.guard.is_some())
+            .map(|(_, r, d)| (r.name.to_string(), d.label.to_string()))
+            .collect();
+        assert_eq!(guarded, [("split".to_string(), "v2".to_string())]);
         let json = rules_json_portless(2);
         let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
         let set = plugin.rules.unwrap().set;
@@ -476,6 +511,7 @@ mod tests {
             Kind::WasmFloor,
             Kind::CanaryRouter { rules: 1000 },
             Kind::CanaryRouterPortless,
+            Kind::CanaryRouterGuard,
         ] {
             let yaml = under_test_yaml(&kind, Some(wasm));
             canary_envoy::EnvoyConfig::from_yaml_str(&yaml, "test")

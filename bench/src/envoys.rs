@@ -85,7 +85,8 @@ impl<'a> Starter<'a> {
             }
             Kind::CanaryRouter { .. }
             | Kind::CanaryRouterEveryRequest
-            | Kind::CanaryRouterPortless => from(|m| m.filter),
+            | Kind::CanaryRouterPortless
+            | Kind::CanaryRouterGuard => from(|m| m.filter),
             Kind::CanaryRouterUntrimmed => from(|m| m.untrimmed),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
         }

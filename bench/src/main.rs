@@ -445,6 +445,7 @@ fn envoy_runs(
         (Kind::CanaryRouter { rules: 2 }, all),
         (Kind::CanaryRouterEveryRequest, all),
         (Kind::CanaryRouterPortless, all),
+        (Kind::CanaryRouterGuard, all),
         (Kind::CanaryRouterUntrimmed, all),
         (Kind::CanaryRouter { rules: 1 }, h1),
         (Kind::CanaryRouter { rules: 10 }, h1),
@@ -561,6 +562,7 @@ fn envoy_runs(
             Kind::CanaryRouter { rules: 2 },
             Kind::CanaryRouterEveryRequest,
             Kind::CanaryRouterPortless,
+            Kind::CanaryRouterGuard,
         ] {
             let pair_kinds = [Kind::WasmFloor, other];
             report

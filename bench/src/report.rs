@@ -284,6 +284,7 @@ impl Report {
                     Kind::CanaryRouter { rules: 2 },
                     Kind::CanaryRouterEveryRequest,
                     Kind::CanaryRouterPortless,
+                    Kind::CanaryRouterGuard,
                 ] {
                     if let Some(c) = self.find(&kind).filter(|c| !c.samples(proto).is_empty()) {
                         self.targets_of(c, proto, floor, lua, &mut out);

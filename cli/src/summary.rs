@@ -225,8 +225,39 @@ pub fn describe_rules(set: &RuleSet) -> String {
                     "      {:<12} {share:6.2}%  weight {:<7} {}{via}{port}",
                     d.label, d.weight, d.cluster
                 );
+                if let Some(g) = &d.guard {
+                    let _ = writeln!(s, "        {}", guard_text(g, rule, d));
+                }
             }
         }
     }
     s
+}
+
+/// What a destination's guard does, in words.
+fn guard_text(
+    g: &canary_router::guard::Spec,
+    rule: &canary_router::rules::Rule,
+    d: &canary_router::rules::Destination,
+) -> String {
+    let others = rule
+        .route
+        .destinations
+        .iter()
+        .any(|o| o.stat_index != d.stat_index && o.weight > 0);
+    let interval = if g.interval_ms % 1000 == 0 {
+        format!("{}s", g.interval_ms / 1000)
+    } else {
+        format!("{}ms", g.interval_ms)
+    };
+    if !others {
+        return format!(
+            "guard: never ejects (it is the rule's only destination with weight; it keeps its traffic, failing or not); counts its responses over {interval}"
+        );
+    }
+    format!(
+        "guard: ejected when, over the last {interval}, at least {} responses were counted in one Envoy and {}% or more of them were 5xx or never came; then its requests (and sticky users) go to the rule's other destinations until the rule set changes (never the rule's last destination)",
+        g.min_requests,
+        g.max_error_rate * 100.0
+    )
 }

@@ -272,6 +272,8 @@ pub struct Snapshot {
     /// The other counters and gauges, by their name after `canary_router.`
     /// (`passthrough`, `rules.reload_success`, `rules_version`...).
     pub counters: BTreeMap<String, u64>,
+    /// Destinations a guard ejected (its gauge reads 1).
+    pub ejected: std::collections::BTreeSet<(String, String, String)>,
 }
 
 const KNOWN: [&str; 8] = [
@@ -304,6 +306,12 @@ pub fn parse_stats_text(text: &str) -> Snapshot {
             if let Some(key) = parse_tags(tags) {
                 *snap.requests.entry(key).or_default() += value;
             }
+        } else if let Some(tags) = name.strip_prefix("guard.ejected.") {
+            if let (Some(key), 1..) = (parse_tags(tags), value) {
+                snap.ejected.insert(key);
+            }
+        } else if name.starts_with("guard.") {
+            // The guards' counters: per destination, not shown.
         } else {
             *snap.counters.entry(name.to_string()).or_default() += value;
         }
@@ -357,7 +365,15 @@ pub fn parse_prometheus(text: &str) -> Snapshot {
         let Some(short) = name.strip_prefix("canary_router_") else {
             continue;
         };
-        if short == "requests" {
+        if short == "guard_ejected" && value > 0 {
+            if let (Some(s), Some(r), Some(d)) = (
+                labels.get("service"),
+                labels.get("rule"),
+                labels.get("destination"),
+            ) {
+                snap.ejected.insert((s.clone(), r.clone(), d.clone()));
+            }
+        } else if short == "requests" {
             if let (Some(s), Some(r), Some(d)) = (
                 labels.get("service"),
                 labels.get("rule"),
@@ -445,6 +461,10 @@ pub struct DestView {
     /// Share of its rule's requests in the last interval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval_share: Option<f64>,
+    /// Its guard ejected it (`canary_router_guard_ejected` is 1): it gets
+    /// no new requests until the rule set changes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ejected: bool,
 }
 
 /// One rule in a view.
@@ -533,6 +553,7 @@ pub fn view(admin: &str, now: &Snapshot, prev: Option<(&Snapshot, Duration)>) ->
             share: 0.0,
             interval: d_int,
             interval_share: None,
+            ejected: now.ejected.contains(key),
         });
     }
     for sv in &mut services {
@@ -608,18 +629,23 @@ pub fn render_text(v: &View) -> String {
                     dv.destination,
                     bars::bar(shown, bars::WIDTH)
                 );
+                let ejected = if dv.ejected {
+                    "  EJECTED by its guard"
+                } else {
+                    ""
+                };
                 match (dv.interval, dv.interval_share) {
                     (Some(i), Some(is)) => {
                         let interval = if idle { "      -".to_string() } else { pct(is) };
                         let _ = writeln!(
                             s,
-                            "{interval} {i:>8}   overall {} {:>10}",
+                            "{interval} {i:>8}   overall {} {:>10}{ejected}",
                             pct(dv.share),
                             dv.total
                         );
                     }
                     _ => {
-                        let _ = writeln!(s, "{} {:>10}", pct(dv.share), dv.total);
+                        let _ = writeln!(s, "{} {:>10}{ejected}", pct(dv.share), dv.total);
                     }
                 }
             }
@@ -751,6 +777,8 @@ wasmcustom.canary_router.requests.service=backend.default.svc.cluster.local;.rul
 wasmcustom.canary_router.requests.service=backend.default.svc.cluster.local;.rule=split;.destination=v2;: 10
 wasmcustom.canary_router.rules.reload_success: 2
 wasmcustom.canary_router.rules_version: 77
+wasmcustom.canary_router.guard.ejected.service=backend.default.svc.cluster.local;.rule=split;.destination=v2;: 1
+wasmcustom.canary_router.guard.errors.service=backend.default.svc.cluster.local;.rule=split;.destination=v2;: 20
 ";
         let prom = r#"
 # TYPE canary_router_requests counter
@@ -761,13 +789,20 @@ canary_router_host_call_errors{} 0
 canary_router_rules_reload_success{} 2
 # TYPE canary_router_rules_version gauge
 canary_router_rules_version{} 77
+canary_router_guard_ejected{service="backend.default.svc.cluster.local",rule="split",destination="v2"} 1
+canary_router_guard_errors{service="backend.default.svc.cluster.local",rule="split",destination="v2"} 20
 envoy_cluster_upstream_rq{envoy_cluster_name="x"} 5
 "#;
         let a = parse_stats_text(text);
         let b = parse_prometheus(prom);
         assert_eq!(a.requests, b.requests);
         assert_eq!(a.counters, b.counters);
+        assert_eq!(a.ejected, b.ejected);
+        assert_eq!(a.ejected.len(), 1, "v2 is ejected");
+        assert!(!a.counters.keys().any(|k| k.starts_with("guard")));
         let v = view("x", &a, None);
+        assert!(v.services[0].rules[0].destinations[1].ejected);
+        assert!(render_text(&v).contains("EJECTED by its guard"));
         assert_eq!(v.services.len(), 1);
         let rule = &v.services[0].rules[0];
         assert_eq!(rule.total, 100);

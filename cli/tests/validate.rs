@@ -339,3 +339,36 @@ fn destinations_that_take_the_requests_port_are_shown() {
         run.stdout
     );
 }
+
+#[test]
+fn a_guard_is_explained_and_its_errors_have_paths() {
+    let guard =
+        r#""weight": 10, "guard": { "maxErrorRate": 0.05, "minRequests": 100, "interval": "30s" }"#;
+    let good = TempFile::new("guard.json", &GOOD.replace("\"weight\": 10", guard));
+    let run = canaryctl(&["validate", &good.path()], None).expect_code(0);
+    assert!(
+        run.stdout.contains(
+            "guard: ejected when, over the last 30s, at least 100 responses were counted in one Envoy and 5% or more of them were 5xx or never came"
+        ),
+        "{}",
+        run.stdout
+    );
+    // A rule's only destination: the guard never ejects it, and says so.
+    let lone = GOOD
+        .replace("\"weight\": 90", "\"weight\": 0")
+        .replace("\"weight\": 10", guard);
+    let lone = TempFile::new("lone.json", &lone);
+    let run = canaryctl(&["validate", &lone.path()], None).expect_code(0);
+    assert!(run.stdout.contains("guard: never ejects"), "{}", run.stdout);
+    let bad = TempFile::new(
+        "bad-guard.json",
+        &GOOD.replace("\"weight\": 10", &guard.replace("30s", "30 s")),
+    );
+    let run = canaryctl(&["validate", &bad.path()], None).expect_code(1);
+    assert!(
+        run.stderr
+            .contains("services[0].http[0].route[1].guard.interval: `30 s` is not a duration"),
+        "{}",
+        run.stderr
+    );
+}

@@ -7,8 +7,11 @@
 //! - the polled rule file (the ConfigMap path): a new file every second,
 //!   broken files, HTTP 500s, a hanging server and a dead server.
 //!
-//! Every response must be a 2xx (wrk's non-2xx count and socket errors are
-//! 0), and after the last change the split matches the last good rules.
+//! Every good rule set guards v2 (`maxErrorRate` 0.05 over 50 answers in
+//! 10 s): the guard counts through every change and, v2 being healthy,
+//! ejects nothing. Every response must be a 2xx (wrk's non-2xx count and
+//! socket errors are 0), and after the last change the split matches the
+//! last good rules.
 
 mod support;
 
@@ -88,6 +91,32 @@ fn wrk(addr: SocketAddr, seconds: u64) -> std::thread::JoinHandle<Wrk> {
             text,
         }
     })
+}
+
+/// v2's weight in the templates, replaced whole: a plain `"weight": 10`
+/// also matched the start of v1's `"weight": 100` when v2's step was 0
+/// (the rules then did not parse and were refused).
+const V2_WEIGHT: &str = r#""subset": "v2", "port": { "number": 80 } }, "weight": 10"#;
+const V1_WEIGHT: &str = r#""subset": "v1", "port": { "number": 80 } }, "weight": 90"#;
+const V1_AT: &str = r#""subset": "v1", "port": { "number": 80 } }, "weight": "#;
+const V2_AT: &str = r#""subset": "v2", "port": { "number": 80 } }, "weight": "#;
+
+/// A guard on v2 in every good rule set: counting every v2 answer, through
+/// every rule change, and never ejecting (v2 never fails).
+const GUARD: &str = r#", "guard": { "maxErrorRate": 0.05, "minRequests": 50, "interval": "10s" }"#;
+
+/// The guard counted v2's answers and ejected nothing.
+fn assert_guarded(envoy: &Envoy, what: &str) {
+    let stats = or_panic(envoy.stats());
+    let counted = stats.sum_prefix("wasmcustom.canary_router.guard.requests");
+    let ejected = stats.sum_prefix("wasmcustom.canary_router.guard.ejected");
+    let errors = stats.sum_prefix("wasmcustom.canary_router.guard.errors");
+    eprintln!("{what}: the guard counted {counted} v2 answers, {errors} errors");
+    assert!(counted > 100, "{what}: the guard counted {counted}");
+    assert_eq!(ejected, 0, "{what}: a healthy v2 was ejected");
+    // wrk's requests in flight when it stops end without a response: the
+    // only errors a healthy v2 can have (one per connection at most).
+    assert!(errors <= 64, "{what}: {errors} errors from a healthy v2");
 }
 
 fn options() -> EnvoyOptions {
@@ -172,7 +201,7 @@ fn soak_ecds_updates_every_second_under_wrk() {
         example_dir("ecds-reload").join("canary-router-90-10.yaml"),
     ));
     assert!(
-        template.contains("\"weight\": 90") && template.contains("\"weight\": 10"),
+        template.contains(V1_WEIGHT) && template.contains(V2_WEIGHT),
         "the template changed"
     );
     let invalid = or_panic(std::fs::read(
@@ -195,8 +224,8 @@ fn soak_ecds_updates_every_second_under_wrk() {
                     "version_info: \"90-10\"",
                     &format!("version_info: \"soak-{step}\""),
                 )
-                .replace("\"weight\": 90", &format!("\"weight\": {}", 100 - v2))
-                .replace("\"weight\": 10", &format!("\"weight\": {v2}"));
+                .replace(V2_WEIGHT, &format!("{V2_AT}{v2}{GUARD}"))
+                .replace(V1_WEIGHT, &format!("{V1_AT}{}", 100 - v2));
             install_ecds_bytes(&dir, file.as_bytes());
             good += 1;
             last_v2 = v2;
@@ -205,6 +234,7 @@ fn soak_ecds_updates_every_second_under_wrk() {
     let report = or_panic(load.join().map_err(|_| "wrk thread panicked"));
     eprintln!("ecds: {good} good and {refused} refused updates under load");
     assert_clean(&report, &envoy, "ecds");
+    assert_guarded(&envoy, "ecds");
     let ecds = "extension_config_discovery.http_filter.canary-router";
     wait_stats(&envoy, "ECDS to settle", Duration::from_secs(10), |s| {
         s.get(&format!("{ecds}.update_success")) >= 1
@@ -231,14 +261,16 @@ fn soak_polled_rule_file_changes_and_faults_under_wrk() {
         example_dir("configmap-poll").join("rule-file-90-10.json"),
     ));
     assert!(
-        template.contains("\"weight\": 90") && template.contains("\"version\": 1,"),
+        template.contains(V1_WEIGHT)
+            && template.contains(V2_WEIGHT)
+            && template.contains("\"version\": 1,"),
         "the template changed"
     );
     let file = |version: u64, v2: u64| {
         template
             .replace("\"version\": 1,", &format!("\"version\": {version},"))
-            .replace("\"weight\": 90", &format!("\"weight\": {}", 100 - v2))
-            .replace("\"weight\": 10", &format!("\"weight\": {v2}"))
+            .replace(V2_WEIGHT, &format!("{V2_AT}{v2}{GUARD}"))
+            .replace(V1_WEIGHT, &format!("{V1_AT}{}", 100 - v2))
     };
     let mut server = or_panic(RuleServer::start(
         or_panic(envoy.addr(8000)),
@@ -300,6 +332,7 @@ fn soak_polled_rule_file_changes_and_faults_under_wrk() {
     let report = or_panic(load.join().map_err(|_| "wrk thread panicked"));
     eprintln!("configmap: {changes} new files and {faults} faults under load");
     assert_clean(&report, &envoy, "configmap");
+    assert_guarded(&envoy, "configmap");
     // Backoff after the faults is at most 30 s; the last good file then shows.
     wait_stats(
         &envoy,
