@@ -62,6 +62,17 @@ pub fn run(args: &Args) -> Result<()> {
                 "note: {}: no canary-router configuration in it; nothing to check",
                 src.name
             );
+            let routes = loaded
+                .notes
+                .iter()
+                .any(|n| n.contains(": HTTPRoute ") || n.contains(": VirtualService "));
+            if routes {
+                eprintln!(
+                    "note: {}: it holds routes: `canaryctl import {} | canaryctl validate -` checks the rules they import to",
+                    src.name,
+                    path.display()
+                );
+            }
             continue;
         }
         // A manifest file may hold a WasmPlugin with a ruleSource and the

@@ -58,6 +58,15 @@ fn import(name: &str, extra: &[&str]) -> Value {
     args.extend(extra);
     let run = canaryctl(&args, Some(&input)).expect_code(0);
     canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
+    // The routes themselves are not rules: validate says how to check them.
+    let direct = canaryctl(&["validate", "-"], Some(&input)).expect_code(1);
+    assert!(
+        direct
+            .stderr
+            .contains("it holds routes: `canaryctl import - | canaryctl validate -`"),
+        "{}",
+        direct.stderr
+    );
     run.json()
 }
 
