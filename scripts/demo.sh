@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the filter and shows it routing in a real Envoy: each example of
 # examples/ is started, sent traffic, and the split it produced is printed.
-# Compiles only the filter (wasm32), the demo and wasm-trim: no wasm runtime,
+# Compiles only the filter (wasm32) and the demo: no wasm runtime,
 # no LTO for the native tools (profile `tools`). Shows cargo's progress.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

@@ -64,9 +64,6 @@ pub enum Kind {
     /// read) and flushed to shared data in batches; the upstreams never
     /// fail, so nothing is ejected.
     CanaryRouterGuard,
-    /// canary-router (2 rules) built without trimming its exports: Envoy
-    /// calls every proxy-wasm callback the SDK exports (`canary_tools::exports`).
-    CanaryRouterUntrimmed,
     /// Any module, with its plugin configuration (`canary-bench compare`);
     /// routed by the cluster header like canary-router.
     Module {
@@ -92,7 +89,6 @@ impl Kind {
             Kind::CanaryRouterEveryRequest => "canary-router, header on every request".into(),
             Kind::CanaryRouterPortless => "canary-router, port-less destinations".into(),
             Kind::CanaryRouterGuard => "canary-router with a guard".into(),
-            Kind::CanaryRouterUntrimmed => "canary-router, untrimmed exports".into(),
             Kind::Module { name, .. } => name.clone(),
         }
     }
@@ -415,7 +411,6 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
             wasm_filter("canary-router", &wasm_path, &rules_json_portless(2))
         }
         Kind::CanaryRouterGuard => wasm_filter("canary-router", &wasm_path, &rules_json_guard()),
-        Kind::CanaryRouterUntrimmed => wasm_filter("canary-router", &wasm_path, &rules_json(2)),
         Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),
     };
     format!(

@@ -10,12 +10,11 @@ use crate::{pin, ENVOY_CORE, LOAD_CORE};
 
 /// The `.wasm` modules the Envoys under test load.
 pub struct Modules<'a> {
-    /// canary-router, trimmed (what scripts/build-wasm.sh ships).
+    /// canary-router (what scripts/build-wasm.sh ships).
     pub filter: &'a Path,
-    /// The wasm floor, trimmed the same way.
+    /// The wasm floor, its exports trimmed to the callbacks it implements
+    /// (as canary-router exports only those).
     pub floor: &'a Path,
-    /// canary-router as cargo builds it.
-    pub untrimmed: &'a Path,
 }
 
 /// The upstream Envoy, and how to start Envoys under test that send to it.
@@ -26,10 +25,14 @@ pub struct Starter<'a> {
     upstream_ports: (u16, u16),
     modules: Option<&'a Modules<'a>>,
     pin_cores: bool,
+    /// Worker threads of each Envoy under test (`--concurrency`).
+    workers: usize,
 }
 
-fn options(wasm: Option<&Path>, extra: Vec<String>) -> EnvoyOptions {
-    let mut o = EnvoyOptions::default().concurrency(1).without_access_logs();
+fn options(wasm: Option<&Path>, extra: Vec<String>, workers: usize) -> EnvoyOptions {
+    let mut o = EnvoyOptions::default()
+        .concurrency(workers)
+        .without_access_logs();
     o.log_level = "warn".into();
     o.extra_args = extra;
     if let Some(w) = wasm {
@@ -52,7 +55,8 @@ impl<'a> Starter<'a> {
     pub fn new(modules: Option<&'a Modules<'a>>, pin_cores: bool) -> Result<Self, String> {
         let cfg = EnvoyConfig::from_yaml_str(&configs::upstream_yaml(), "bench upstream")
             .map_err(|e| e.to_string())?;
-        let upstream = Envoy::start(cfg, &options(None, Vec::new())).map_err(|e| e.to_string())?;
+        let upstream =
+            Envoy::start(cfg, &options(None, Vec::new(), 1)).map_err(|e| e.to_string())?;
         if pin_cores {
             pin(upstream.pid(), LOAD_CORE)?;
         }
@@ -68,7 +72,14 @@ impl<'a> Starter<'a> {
             upstream_ports,
             modules,
             pin_cores,
+            workers: 1,
         })
+    }
+
+    /// Envoys under test run this many workers (default 1).
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
     }
 
     /// The module an Envoy of this kind loads, if any.
@@ -87,7 +98,6 @@ impl<'a> Starter<'a> {
             | Kind::CanaryRouterEveryRequest
             | Kind::CanaryRouterPortless
             | Kind::CanaryRouterGuard => from(|m| m.filter),
-            Kind::CanaryRouterUntrimmed => from(|m| m.untrimmed),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
         }
     }
@@ -102,7 +112,7 @@ impl<'a> Starter<'a> {
         let (v1, v2) = self.upstream_ports;
         let clusters = configs::clusters_json(port, v1, v2);
         let yaml = configs::under_test_yaml(kind, wasm);
-        let o = options(wasm, vec!["--config-yaml".into(), clusters])
+        let o = options(wasm, vec!["--config-yaml".into(), clusters], self.workers)
             .bind_port(configs::LISTENER_PORT, port);
         let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
         let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;

@@ -8,6 +8,7 @@ mod configs;
 mod decide;
 mod envoys;
 mod load;
+mod memory;
 mod report;
 mod wasmcost;
 
@@ -148,6 +149,13 @@ fn main() {
     if args.first().map(String::as_str) == Some("compare") {
         if let Err(e) = alternate::compare(&args[1..]) {
             eprintln!("canary-bench compare: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("memory") {
+        if let Err(e) = memory::memory(&args[1..]) {
+            eprintln!("canary-bench memory: {e}");
             std::process::exit(1);
         }
         return;
@@ -296,8 +304,8 @@ fn run_in(
         .map_err(|e| e.to_string())?
         .to_path_buf();
     let floor = build_floor(&repo_root().join("target/wasm"), None)?;
-    // The floor gets the same trimmed exports as canary-router (build_filter_wasm
-    // trims it), so that the two differ only in what they do per request.
+    // The floor (built with the SDK) exports only the callbacks it implements,
+    // as canary-router does, so that the two differ only in what they do per request.
     canary_tools::exports::trim_file(&floor)?;
     for (name, path) in [
         ("canary_router.wasm", &filter),
@@ -307,14 +315,9 @@ fn run_in(
     }
 
     let version = if opts.envoy {
-        // And canary-router as cargo leaves it, to show what trimming saves.
-        let untrimmed_dir = repo_root().join("target/bench-untrimmed");
-        cargo_wasm("canary-router", &untrimmed_dir, None)?;
-        let untrimmed = untrimmed_dir.join("wasm32-wasip1/release/canary_router.wasm");
         let modules = Modules {
             filter: &filter,
             floor: &floor,
-            untrimmed: &untrimmed,
         };
         envoy_runs(opts, pin_cores, scratch, &modules, &mut report)?
     } else {
@@ -428,7 +431,7 @@ fn envoy_runs(
 
     // Every configuration and the protocols it runs: HTTP/1.1 for all; HTTP/2
     // for all but the rule-count rows; one request at a time for the four
-    // compared configurations and the untrimmed module.
+    // compared configurations.
     let (all, both, h1) = (
         &[Proto::H1, Proto::H2, Proto::Serial][..],
         &[Proto::H1, Proto::H2][..],
@@ -446,7 +449,6 @@ fn envoy_runs(
         (Kind::CanaryRouterEveryRequest, all),
         (Kind::CanaryRouterPortless, all),
         (Kind::CanaryRouterGuard, all),
-        (Kind::CanaryRouterUntrimmed, all),
         (Kind::CanaryRouter { rules: 1 }, h1),
         (Kind::CanaryRouter { rules: 10 }, h1),
         (Kind::CanaryRouter { rules: 100 }, h1),

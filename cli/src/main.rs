@@ -13,7 +13,6 @@ mod render;
 mod simulate;
 mod summary;
 mod validate;
-mod wasm_trim;
 mod watch;
 
 use std::process::ExitCode;
@@ -52,7 +51,6 @@ enum Command {
     Import(import::Args),
     Render(Box<render::Args>),
     Watch(watch::Args),
-    WasmTrim(wasm_trim::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,7 +67,6 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Watch(args) => watch::run(&args),
-        Command::WasmTrim(args) => wasm_trim::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,29 +1,29 @@
-//! Trimming the built `.wasm`: the proxy-wasm Rust SDK exports a function
-//! for every callback of the ABI, and Envoy calls each one the module
-//! exports, for every request, whether or not the filter does anything in
-//! it. Those calls cost Envoy 1% to 3% of its CPU per request for the
-//! callbacks below (`docs/benchmarks.md`, the *untrimmed exports* row),
-//! about as much as canary-router's own work.
+//! Trimming a module built with the proxy-wasm Rust SDK: the SDK exports a
+//! function for every callback of the ABI, and Envoy calls each one the
+//! module exports, for every request, whether or not the module does
+//! anything in it (1% to 3% of Envoy's CPU per request, measured when
+//! canary-router still used the SDK's dispatcher).
 //! The host skips a callback the module does not export (proxy-wasm-cpp-host
-//! answers as the SDK's default would: continue, done), so the build removes
-//! the exports of the callbacks canary-router leaves at the SDK's default.
+//! answers as the SDK's default would: continue, done).
 //!
-//! Only the export section changes: the functions stay in the module (the
-//! SDK's dispatcher still links them), and every other byte is kept.
-//! `scripts/build-wasm.sh` (through `canaryctl wasm-trim`) and the test
-//! harness apply it to the release module; an untrimmed module behaves the
-//! same, one call per skipped callback slower.
+//! canary-router itself has its own dispatcher and exports only what it
+//! implements (`filter/src/glue/abi.rs`); a test checks that it exports none
+//! of [`SKIPPED_CALLBACKS`]. The benchmark trims its wasm floor, which uses
+//! the SDK, so that the two differ only in what they do per request.
+//!
+//! Only the export section changes: the functions stay in the module, and
+//! every other byte is kept.
 
 use std::fmt;
 
-/// Exports of callbacks canary-router does not implement (the SDK's
+/// Exports of callbacks canary-router does not implement (an SDK module's
 /// defaults: continue, done, nothing logged). Each is called once or more
 /// per request when exported: bodies and trailers in both directions, the
 /// access-log hook, and the done notification (whose default answer,
 /// "done", is also the host's answer when it is missing).
 ///
-/// A test (`glue_implements_none_of_the_skipped_callbacks`) fails if the
-/// glue starts implementing one of them.
+/// A test (`the_built_filter_exports_none_of_the_skipped_callbacks`) fails
+/// if the filter starts exporting one of them.
 pub const SKIPPED_CALLBACKS: [&str; 6] = [
     "proxy_on_request_body",
     "proxy_on_request_trailers",

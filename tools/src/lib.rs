@@ -1,6 +1,6 @@
 //! Build tools of canary-router, apart from the filter and from the test
-//! hosts: [`exports`] trims the built module (`scripts/build-wasm.sh` runs
-//! it through the `wasm-trim` binary), [`modules`] finds or builds the
+//! hosts: [`exports`] trims the exports of a module built with the
+//! proxy-wasm SDK (the benchmark's wasm floor), [`modules`] finds or builds the
 //! `.wasm` modules the tests load, and [`fixtures`] holds the rule sets of
 //! tests and benchmarks. It depends on `serde_json` only, so that nothing
 //! which needs it (the demo, the benchmark, the Envoy tests) compiles a wasm

@@ -19,8 +19,7 @@ pub fn workspace_root() -> &'static Path {
 /// runs `cargo build -p canary-router --release --target wasm32-wasip1` with
 /// `CARGO_TARGET_DIR=<workspace>/target/wasm` (a target dir of its own, so it does not wait on
 /// the lock of the `cargo test` that runs us), after `rustup target add wasm32-wasip1` if the
-/// target is missing, trims the callbacks it does not implement from its exports
-/// (`crate::exports`, as `scripts/build-wasm.sh` does), and returns
+/// target is missing, and returns
 /// `<workspace>/target/wasm/wasm32-wasip1/release/canary_router.wasm`.
 /// Cargo decides whether anything needs rebuilding.
 ///
@@ -47,13 +46,7 @@ pub fn filter_wasm() -> &'static Path {
             &["-p", "canary-router"],
             &target_dir,
         );
-        let wasm = target_dir.join(TARGET).join("release/canary_router.wasm");
-        // As scripts/build-wasm.sh does: the module Envoy loads in the tests
-        // is the one users ship.
-        if let Err(e) = crate::exports::trim_file(&wasm) {
-            panic!("trimming the filter's exports: {e}");
-        }
-        wasm
+        target_dir.join(TARGET).join("release/canary_router.wasm")
     })
 }
 

@@ -55,8 +55,8 @@ fn the_filter_writes_a_cluster_header() {
     }
 }
 
-/// The module every test (and Envoy in the e2e tests) loads is the trimmed one
-/// `scripts/build-wasm.sh` ships: Envoy skips the callbacks it does not export.
+/// The filter exports only the callbacks it implements (`glue/abi.rs`):
+/// Envoy skips the others, with no call into the VM.
 #[test]
 fn the_built_filter_exports_none_of_the_skipped_callbacks() {
     use canary_tools::exports::{trim_exports, SKIPPED_CALLBACKS};

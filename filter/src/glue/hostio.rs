@@ -136,11 +136,23 @@ extern "C" {
         name_size: usize,
         return_id: *mut u32,
     ) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
-/// Bytes the host wrote into memory it allocated through the SDK's
+/// Bytes the host wrote into memory it allocated through
 /// `proxy_on_memory_allocate` (a `Vec<u8>` of exactly `len` capacity);
 /// freed on drop.
 pub struct HostBytes {
@@ -327,4 +339,49 @@ pub fn increment_metric(id: u32, offset: i64) -> HostResult<()> {
 pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
     // SAFETY: no pointers.
     check(unsafe { proxy_record_metric(id, value) })
+}
+
+/// A header map in the ABI's encoding: the pair count, each pair's name
+/// and value lengths (all u32 little-endian), then each name and value
+/// followed by a NUL.
+fn encode_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let text: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + 8 * pairs.len() + text);
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&len(pairs.len()));
+    for (n, v) in pairs {
+        out.extend_from_slice(&len(n.len()));
+        out.extend_from_slice(&len(v.len()));
+    }
+    for (n, v) in pairs {
+        for part in [n, v] {
+            out.extend_from_slice(part.as_bytes());
+            out.push(0);
+        }
+    }
+    out
+}
+
+/// Sends an HTTP request without a body to `cluster`; the answer comes to
+/// the calling root context's `proxy_on_http_call_response` with the token.
+pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> HostResult<u32> {
+    let headers = encode_pairs(headers);
+    let trailers = encode_pairs(&[]);
+    let mut token = 0;
+    // SAFETY: pointers and lengths of live slices; a valid out-pointer.
+    check(unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            null(),
+            0,
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
 }

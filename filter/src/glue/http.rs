@@ -6,14 +6,12 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-
 use crate::cluster::Built;
 use crate::cookie::{Key, MAX_SET_COOKIE_LEN};
 use crate::pairs::Pairs;
 use crate::rules::{Outcome, RequestView, Via};
 
+use super::abi::Action;
 use super::hostio::{self, Map, Status};
 use super::metrics::bump;
 use super::root::{self, Active};
@@ -285,17 +283,15 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
     (served, issued)
 }
 
-impl Context for Filter {}
-
-impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+impl Filter {
+    pub fn on_request_headers(&mut self) -> Action {
         if let Some(active) = &self.active {
             (self.served, self.cookie) = route(active);
         }
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    pub fn on_response_headers(&mut self) -> Action {
         let Some(active) = &self.active else {
             return Action::Continue;
         };

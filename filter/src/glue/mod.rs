@@ -2,6 +2,7 @@
 //! decision code and back. Thin on purpose; everything here is about the
 //! host, nothing about routing policy.
 
+mod abi;
 mod guard;
 mod hostio;
 mod http;
@@ -10,8 +11,3 @@ mod metrics;
 mod node;
 mod root;
 mod source;
-
-proxy_wasm::main! {{
-    logger::init();
-    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
-}}

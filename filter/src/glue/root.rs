@@ -4,16 +4,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
-
 use crate::config::PluginConfig;
 use crate::pick::Rng;
 use crate::plugin::{self, Plugin, Rules, Settings};
 
 use super::guard::Guards;
 use super::hostio::{self, Buffer};
-use super::http::Filter;
 use super::metrics::{self, bump, record, Global};
 use super::node::Node;
 use super::source::Host;
@@ -242,14 +238,14 @@ fn workload_for(node: &mut Node, bytes: &[u8]) -> crate::Workload {
     node.workload(&keys)
 }
 
-impl Context for Root {
-    fn on_http_call_response(
-        &mut self,
-        token: u32,
-        num_headers: usize,
-        body_size: usize,
-        _trailers: usize,
-    ) {
+/// The callbacks of a root context (dispatched by [`super::abi`]).
+impl Root {
+    /// What a new stream of this root routes with.
+    pub fn active(&self) -> Option<Rc<Active>> {
+        self.active.clone()
+    }
+
+    pub fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
         let (Some(poller), Some(active)) = (self.poller.as_mut(), self.active.clone()) else {
             return;
         };
@@ -264,10 +260,8 @@ impl Context for Root {
             self.install(rules, true);
         }
     }
-}
 
-impl RootContext for Root {
-    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+    pub fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
         super::logger::follow_host_level();
         log::info!(
             "#{} VM started: canary-router {} ({})",
@@ -278,7 +272,7 @@ impl RootContext for Root {
         true
     }
 
-    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+    pub fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         let result = if plugin_configuration_size > crate::limits::MAX_CONFIG_BYTES {
             Err(crate::ConfigError::TooLarge {
                 size: plugin_configuration_size,
@@ -306,7 +300,7 @@ impl RootContext for Root {
         }
     }
 
-    fn on_tick(&mut self) {
+    pub fn on_tick(&mut self) {
         let Some(active) = self.active.clone() else {
             return;
         };
@@ -326,13 +320,5 @@ impl RootContext for Root {
         if let Some(rules) = adopted {
             self.install(rules, false);
         }
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Filter::new(self.active.clone())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }

@@ -49,13 +49,8 @@ impl PollHost for Host<'_> {
         headers: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<u32, String> {
-        // The SDK's call, not a raw one: its dispatcher must learn the token
-        // to route the answer back to this root context. It panics only on a
-        // status Envoy does not return from proxy_http_call (Envoy answers
-        // Ok, BadArgument for an unknown cluster or bad headers, or
-        // InternalFailure).
-        proxy_wasm::hostcalls::dispatch_http_call(cluster, headers.to_vec(), None, vec![], timeout)
-            .map_err(|s| format!("{s:?}"))
+        let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        hostio::http_call(cluster, headers, ms).map_err(|s| s.to_string())
     }
 
     fn response_header(&mut self, name: &str) -> Option<Vec<u8>> {

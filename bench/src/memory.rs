@@ -1,0 +1,209 @@
+//! `canary-bench memory`: Envoy's resident memory with no wasm filter, with
+//! the wasm floor, and with canary-router (2 rules and 1000 rules), at 1, 2
+//! and 4 workers, side by side: every round starts one fresh Envoy of each
+//! kind in a rotated order, sends each the same requests, and reads its
+//! VmRSS once the requests are answered.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use canary_envoy::{build_filter_wasm, repo_root, HttpClient};
+
+use crate::configs::{Kind, CANARY_HEADER, HOST, LISTENER_PORT};
+use crate::envoys::{Modules, Starter};
+use crate::report::median;
+use crate::{build_floor, file_size, load, number, progress};
+
+pub const MEMORY_USAGE: &str = "\
+usage: canary-bench memory [--workers 1,2,4] [--rounds N] [--requests N] [--out PATH]
+
+Envoy's VmRSS with no wasm filter, with the wasm floor, and with canary-router
+(the benchmark's 2-rule set, and 1000 rules), each kind on a fresh Envoy per
+round, rounds rotating the order; median per kind and worker count.
+  --workers LIST  worker counts (`--concurrency`), comma-separated (default 1,2,4)
+  --rounds N      fresh Envoys per kind and worker count (default 3)
+  --requests N    requests each Envoy answers before it is weighed (default 100;
+                  every tenth carries the canary header)
+  --out PATH      also write the table into PATH between the markers
+                  <!-- memory:begin --> and <!-- memory:end --> (e.g. docs/benchmarks.md)";
+
+const BEGIN: &str = "<!-- memory:begin -->";
+const END: &str = "<!-- memory:end -->";
+
+/// The target of issue 14: canary-router within this much of the floor.
+const TARGET_OVER_FLOOR_MIB: f64 = 5.0;
+
+/// `canary-bench memory`: prints the table, or returns an error.
+pub fn memory(args: &[String]) -> Result<(), String> {
+    let mut workers = vec![1usize, 2, 4];
+    let mut rounds = 3usize;
+    let mut requests = 100u64;
+    let mut out: Option<PathBuf> = None;
+    let mut it = args.iter();
+    let num = |v: Option<&String>, flag: &str| number(v, flag, MEMORY_USAGE);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--workers" => {
+                let list = it
+                    .next()
+                    .ok_or_else(|| format!("--workers needs a list\n{MEMORY_USAGE}"))?;
+                workers = list
+                    .split(',')
+                    .map(|w| w.trim().parse::<usize>().ok().filter(|&w| w >= 1))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| format!("--workers {list:?}: not a list of counts >= 1"))?;
+            }
+            "--rounds" => rounds = num(it.next(), a)?.max(1) as usize,
+            "--requests" => requests = num(it.next(), a)?,
+            "--out" => {
+                out =
+                    Some(PathBuf::from(it.next().ok_or_else(|| {
+                        format!("--out needs a path\n{MEMORY_USAGE}")
+                    })?))
+            }
+            "-h" | "--help" => return Err(MEMORY_USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{MEMORY_USAGE}")),
+        }
+    }
+
+    progress("building the modules (release, wasm32-wasip1)");
+    let filter = build_filter_wasm()
+        .map_err(|e| e.to_string())?
+        .to_path_buf();
+    let floor = build_floor(&repo_root().join("target/wasm"), None)?;
+    canary_tools::exports::trim_file(&floor)?;
+    let modules = Modules {
+        filter: &filter,
+        floor: &floor,
+    };
+    let kinds = [
+        Kind::Native,
+        Kind::WasmFloor,
+        Kind::CanaryRouter { rules: 2 },
+        Kind::CanaryRouter { rules: 1000 },
+    ];
+    // rss[w][k]: the rounds' VmRSS in KiB.
+    let mut rss = vec![vec![Vec::new(); kinds.len()]; workers.len()];
+    for (wi, &w) in workers.iter().enumerate() {
+        let starter = Starter::new(Some(&modules), false)?.with_workers(w);
+        for round in 0..rounds {
+            for step in 0..kinds.len() {
+                let k = (step + round) % kinds.len();
+                let kib = weigh(&starter, &kinds[k], requests)?;
+                progress(format!(
+                    "{w} worker(s), round {}/{rounds}: {:<28} {:.1} MiB",
+                    round + 1,
+                    kinds[k].name(),
+                    kib as f64 / 1024.0
+                ));
+                rss[wi][k].push(kib);
+            }
+        }
+    }
+
+    let table = render(
+        &workers,
+        &kinds,
+        &rss,
+        rounds,
+        requests,
+        file_size(&filter)?,
+        file_size(&floor)?,
+    );
+    println!("{table}");
+    if let Some(path) = out {
+        splice(&path, &table)?;
+        eprintln!("canary-bench memory: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Starts a fresh Envoy of `kind`, has it answer `requests` requests (every
+/// tenth with the canary header), waits a moment, and returns its VmRSS.
+fn weigh(starter: &Starter<'_>, kind: &Kind, requests: u64) -> Result<u64, String> {
+    let envoy = starter.start(kind)?;
+    let addr = envoy.addr(LISTENER_PORT).map_err(|e| e.to_string())?;
+    let mut client = HttpClient::new(addr).with_timeout(Duration::from_secs(10));
+    for i in 0..requests {
+        let headers: &[(&[u8], &[u8])] = if i % 10 == 9 {
+            &[(CANARY_HEADER.0.as_bytes(), CANARY_HEADER.1.as_bytes())]
+        } else {
+            &[]
+        };
+        let resp = client
+            .get(HOST, "/", headers)
+            .map_err(|e| format!("{}: request {i}: {e}", kind.name()))?;
+        if resp.status != 200 {
+            return Err(format!(
+                "{}: request {i} answered {}",
+                kind.name(),
+                resp.status
+            ));
+        }
+    }
+    drop(client);
+    // Let the workers settle (the VM of each is created at start).
+    std::thread::sleep(Duration::from_millis(500));
+    load::rss_kib(envoy.pid()).ok_or_else(|| format!("{}: no VmRSS", kind.name()))
+}
+
+fn mib(kib: f64) -> f64 {
+    kib / 1024.0
+}
+
+fn render(
+    workers: &[usize],
+    kinds: &[Kind],
+    rss: &[Vec<Vec<u64>>],
+    rounds: usize,
+    requests: u64,
+    filter_bytes: u64,
+    floor_bytes: u64,
+) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Envoy's VmRSS in MiB, median of {rounds} fresh Envoys per cell (each answered {requests} \
+         requests first); `canary_router.wasm` {filter_bytes} bytes, the floor {floor_bytes} bytes. \
+         Target: canary-router with the 2-rule set at most the floor + {TARGET_OVER_FLOOR_MIB} MiB.\n\n"
+    ));
+    s.push_str("| workers |");
+    for k in kinds {
+        s.push_str(&format!(" {} |", k.name()));
+    }
+    s.push_str(" 2 rules − floor | 1000 rules − floor | target |\n|---:|");
+    for _ in kinds {
+        s.push_str("---:|");
+    }
+    s.push_str("---:|---:|---|\n");
+    for (wi, w) in workers.iter().enumerate() {
+        let med: Vec<f64> = rss[wi]
+            .iter()
+            .map(|v| mib(median(v.iter().map(|&k| k as f64))))
+            .collect();
+        s.push_str(&format!("| {w} |"));
+        for m in &med {
+            s.push_str(&format!(" {m:.1} |"));
+        }
+        let over2 = med[2] - med[1];
+        let over1000 = med[3] - med[1];
+        let verdict = if over2 <= TARGET_OVER_FLOOR_MIB {
+            "met"
+        } else {
+            "**missed**"
+        };
+        s.push_str(&format!(" {over2:+.1} | {over1000:+.1} | {verdict} |\n"));
+    }
+    s
+}
+
+/// Replaces what lies between the markers in `path` with `table` (appends
+/// the markers and the table when they are missing).
+fn splice(path: &std::path::Path, table: &str) -> Result<(), String> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{BEGIN}\n{table}{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+        _ => format!("{old}\n## Memory\n\n{block}\n"),
+    };
+    std::fs::write(path, new).map_err(|e| format!("writing {}: {e}", path.display()))
+}
