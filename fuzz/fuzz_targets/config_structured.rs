@@ -1,7 +1,9 @@
 //! Rule sets built from a grammar of the configuration (valid-ish JSON:
 //! every field the format knows, with values both right and wrong), raw and
 //! tidied: the validator accepts or names a field, never panics; an accepted
-//! rule set decides a request.
+//! rule set decides a request; a rule that issues its cookie (`setCookie`)
+//! gives a key that, brought back as the cookie, picks the same destination
+//! and gets no new one.
 #![no_main]
 
 use canary_router::plugin::Plugin;
@@ -27,9 +29,42 @@ fuzz_target!(|input: (RuleSetG, RequestG)| {
         match Plugin::from_bytes(json.as_bytes(), &workload) {
             Ok(p) => {
                 if let Some(r) = p.rules {
-                    let _ = r
-                        .set
-                        .decide(&Req(req.headers(&set.claimed_hosts())), || req.random);
+                    let headers = req.headers(&set.claimed_hosts());
+                    let _ = r.set.decide(&Req(headers.clone()), || req.random);
+                    // A rule that issues its cookie: the issued key, brought
+                    // back as the cookie, picks the same destination.
+                    let bits = req.random.to_le_bytes();
+                    let fresh = [bits, bits].concat().try_into().ok();
+                    let first =
+                        r.set
+                            .decide_issuing(&Req(headers.clone()), || req.random, || fresh);
+                    if let canary_router::Outcome::Routed(d) = first {
+                        if let Some(key) = d.issued {
+                            assert!(d.sticky);
+                            let name =
+                                match r.set.services()[d.service].rules[d.rule].route.sticky() {
+                                    Some(canary_router::rules::StickyKey::Cookie(n)) => n.clone(),
+                                    other => panic!("issued without a cookie key: {other:?}"),
+                                };
+                            let mut again = headers.clone();
+                            again.retain(|(n, _)| n != "cookie");
+                            let mut cookie = name.to_vec();
+                            cookie.push(b'=');
+                            cookie.extend_from_slice(key.as_bytes());
+                            again.push(("cookie".into(), cookie));
+                            let second = r.set.decide_issuing(&Req(again), || !req.random, || None);
+                            // (Another rule may match once the cookie header changed.)
+                            if let Some(second) = second.decision() {
+                                if (second.service, second.rule) == (d.service, d.rule) {
+                                    assert!(
+                                        second.issued.is_none(),
+                                        "a brought key gets no new one"
+                                    );
+                                    assert_eq!(second.destination, d.destination, "the key sticks");
+                                }
+                            }
+                        }
+                    }
                 }
             }
             Err(e) => {

@@ -157,6 +157,9 @@ pub enum StickyG {
     Cookie(Val),
     SourceIp(bool),
     Two,
+    /// By a cookie the filter issues (`setCookie`): name, `maxAge`, and
+    /// bits choosing `sameSite`, `secure`, `httpOnly`, `path`, `domain`.
+    Issuing(Val, Option<i64>, u8),
 }
 
 /// One rule.
@@ -302,6 +305,27 @@ fn rule_json(r: &RuleG, tidy: bool) -> Value {
             StickyG::Cookie(c) => json!({ "cookie": c.text() }),
             StickyG::SourceIp(b) => json!({ "sourceIp": b }),
             StickyG::Two => json!({ "header": "x-user", "sourceIp": true }),
+            StickyG::Issuing(c, max_age, bits) => {
+                let mut set = serde_json::Map::new();
+                if let Some(a) = max_age {
+                    set.insert("maxAge".into(), json!(a));
+                }
+                let same_site = ["Strict", "Lax", "None", "lax"][usize::from(bits & 3)];
+                set.insert("sameSite".into(), json!(same_site));
+                if bits & 4 != 0 {
+                    set.insert("secure".into(), json!(true));
+                }
+                if bits & 8 != 0 {
+                    set.insert("httpOnly".into(), json!(false));
+                }
+                if bits & 16 != 0 {
+                    set.insert("path".into(), json!(c.text()));
+                }
+                if bits & 32 != 0 {
+                    set.insert("domain".into(), json!(c.text()));
+                }
+                json!({ "cookie": c.text(), "setCookie": set })
+            }
         };
         rule.insert("sticky".into(), v);
     }
