@@ -60,12 +60,13 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
             "{name}: three result rows and a routing check:\n{md}"
         );
     }
-    // The three canary-router configurations also have a row per protocol in
+    // The four canary-router configurations also have a row per protocol in
     // the alternating table.
     for name in [
         "canary-router",
         "canary-router, header on every request",
         "canary-router, port-less destinations",
+        "canary-router with a guard",
     ] {
         assert_eq!(
             rows(name),
