@@ -19,4 +19,10 @@ if ! command -v valgrind >/dev/null 2>&1; then
   fi
 fi
 cargo build --quiet --profile tools -p canary-bench
-exec "$ROOT/target/tools/canary-bench" "$@"
+"$ROOT/target/tools/canary-bench" "$@"
+# Then Envoy's memory at 1, 2 and 4 workers, into the report's Memory section
+# (skipped when the report was not written to docs/benchmarks.md).
+case " $* " in
+  *" --smoke "*|*" --no-out "*|*" --out "*|*" --no-envoy "*) ;;
+  *) "$ROOT/target/tools/canary-bench" memory --out docs/benchmarks.md ;;
+esac

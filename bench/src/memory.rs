@@ -12,7 +12,7 @@ use canary_envoy::{build_filter_wasm, repo_root, HttpClient};
 use crate::configs::{Kind, CANARY_HEADER, HOST, LISTENER_PORT};
 use crate::envoys::{Modules, Starter};
 use crate::report::median;
-use crate::{build_floor, file_size, load, number, progress};
+use crate::{build_floor, file_size, git, load, number, progress, utc_now};
 
 pub const MEMORY_USAGE: &str = "\
 usage: canary-bench memory [--workers 1,2,4] [--rounds N] [--requests N] [--out PATH]
@@ -160,7 +160,12 @@ fn render(
     filter_bytes: u64,
     floor_bytes: u64,
 ) -> String {
-    let mut s = String::new();
+    let mut s = format!(
+        "Measured by `canary-bench memory` on {} at commit {} (a run of its own: \
+         the tables above may come from an earlier full run).\n\n",
+        utc_now(),
+        git(&["rev-parse", "--short=12", "HEAD"])
+    );
     s.push_str(&format!(
         "Envoy's VmRSS in MiB, median of {rounds} fresh Envoys per cell (each answered {requests} \
          requests first); `canary_router.wasm` {filter_bytes} bytes, the floor {floor_bytes} bytes. \
