@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use canary_router::cluster::ClusterName;
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::render::{map, s};
+
 /// Where the filter runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attachment {
@@ -23,18 +25,6 @@ pub enum Attachment {
     Gateway(String),
     /// An ambient waypoint, for a Service (`targetRefs` kind Service).
     Waypoint(String),
-}
-
-fn s(v: &str) -> Value {
-    Value::String(v.to_string())
-}
-
-fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    let mut m = Mapping::new();
-    for (k, v) in pairs {
-        m.insert(s(k), v);
-    }
-    Value::Mapping(m)
 }
 
 impl Attachment {

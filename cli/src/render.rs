@@ -119,12 +119,13 @@ pub enum FailStrategy {
     FailClose,
 }
 
-fn s(v: &str) -> Value {
+/// A YAML string.
+pub(crate) fn s(v: &str) -> Value {
     Value::String(v.to_string())
 }
 
 /// A mapping from `(key, value)` pairs, in order.
-fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+pub(crate) fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     let mut m = Mapping::new();
     for (k, v) in pairs {
         m.insert(s(k), v);

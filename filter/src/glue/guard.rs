@@ -10,7 +10,7 @@ use crate::guard::{self, Flushed, Shape, SharedStore, Spec, Tally};
 use crate::poll::CasMismatch;
 use crate::rules::{Decision, Outcome, RequestView, RuleSet};
 
-use super::hostio::{self, MetricKind, Status};
+use super::hostio::{self, MetricKind};
 use super::metrics::{define, record};
 
 const NONE: u32 = u32::MAX;
@@ -20,11 +20,7 @@ struct Host;
 
 impl SharedStore for Host {
     fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-        match hostio::shared_data(key) {
-            Ok((bytes, cas)) => Ok(Some((bytes.as_slice().to_vec(), cas))),
-            Err(Status::NOT_FOUND) => Ok(None),
-            Err(s) => Err(s.to_string()),
-        }
+        hostio::shared_entry(key)
     }
 
     fn set(
@@ -33,11 +29,7 @@ impl SharedStore for Host {
         value: &[u8],
         cas: u32,
     ) -> Result<Result<(), CasMismatch>, String> {
-        match hostio::set_shared_data(key, value, cas) {
-            Ok(()) => Ok(Ok(())),
-            Err(Status(8)) => Ok(Err(CasMismatch)),
-            Err(s) => Err(s.to_string()),
-        }
+        hostio::shared_write(key, value, cas)
     }
 }
 

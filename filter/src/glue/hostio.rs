@@ -10,12 +10,15 @@
 
 use std::ptr::{null, null_mut};
 
+use crate::poll::CasMismatch;
+
 /// A non-Ok status returned by the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status(pub u32);
 
 impl Status {
     pub const NOT_FOUND: Status = Status(1);
+    pub const CAS_MISMATCH: Status = Status(8);
 }
 
 impl std::fmt::Display for Status {
@@ -293,6 +296,26 @@ pub fn shared_data(key: &str) -> HostResult<(HostBytes, u32)> {
         proxy_get_shared_data(key.as_ptr(), key.len(), d, s, &mut cas)
     })?;
     Ok((bytes, cas))
+}
+
+/// A shared-data value and its CAS token as the poller and the guards
+/// read it: `None` when the key was never written, a host error as text.
+pub fn shared_entry(key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+    match shared_data(key) {
+        Ok((bytes, cas)) => Ok(Some((bytes.as_slice().to_vec(), cas))),
+        Err(Status::NOT_FOUND) => Ok(None),
+        Err(s) => Err(s.to_string()),
+    }
+}
+
+/// [`set_shared_data`] as the poller and the guards write: a lost CAS
+/// apart from host errors (as text).
+pub fn shared_write(key: &str, value: &[u8], cas: u32) -> Result<Result<(), CasMismatch>, String> {
+    match set_shared_data(key, value, cas) {
+        Ok(()) => Ok(Ok(())),
+        Err(Status::CAS_MISMATCH) => Ok(Err(CasMismatch)),
+        Err(s) => Err(s.to_string()),
+    }
 }
 
 /// Writes shared data if its CAS token is still `cas` (0: unconditionally).

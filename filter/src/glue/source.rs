@@ -6,11 +6,8 @@ use std::time::Duration;
 
 use crate::poll::{CasMismatch, Counter, Level, PollHost};
 
-use super::hostio::{self, Buffer, Map, Status};
+use super::hostio::{self, Buffer, Map};
 use super::metrics::{bump, Global};
-
-/// Status of a CAS write that lost.
-const CAS_MISMATCH: Status = Status(8);
 
 /// The host, as the poller of one root context sees it.
 pub struct Host<'a> {
@@ -23,11 +20,7 @@ impl PollHost for Host<'_> {
     }
 
     fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-        match hostio::shared_data(key) {
-            Ok((bytes, cas)) => Ok(Some((bytes.as_slice().to_vec(), cas))),
-            Err(Status::NOT_FOUND) => Ok(None),
-            Err(s) => Err(s.to_string()),
-        }
+        hostio::shared_entry(key)
     }
 
     fn shared_set(
@@ -36,11 +29,7 @@ impl PollHost for Host<'_> {
         value: &[u8],
         cas: u32,
     ) -> Result<Result<(), CasMismatch>, String> {
-        match hostio::set_shared_data(key, value, cas) {
-            Ok(()) => Ok(Ok(())),
-            Err(CAS_MISMATCH) => Ok(Err(CasMismatch)),
-            Err(s) => Err(s.to_string()),
-        }
+        hostio::shared_write(key, value, cas)
     }
 
     fn fetch(
