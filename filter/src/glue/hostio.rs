@@ -282,7 +282,13 @@ pub fn property(path: &[&str]) -> HostResult<HostBytes> {
         }
         serialized.extend_from_slice(part.as_bytes());
     }
-    // SAFETY: pointer and length of a live Vec; out-pointers into a live HostBytes.
+    property_at(&serialized)
+}
+
+/// A property, by its path already serialized (segments separated by NUL,
+/// e.g. `b"destination\0port"`): no allocation, for the request path.
+pub fn property_at(serialized: &[u8]) -> HostResult<HostBytes> {
+    // SAFETY: pointer and length of a live slice; out-pointers into a live HostBytes.
     returning_bytes(|d, s| unsafe {
         proxy_get_property(serialized.as_ptr(), serialized.len(), d, s)
     })

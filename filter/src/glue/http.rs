@@ -127,7 +127,7 @@ impl RequestView for Request<'_> {
 
     fn source_address(&self) -> Option<&[u8]> {
         self.source
-            .get_or_init(|| match hostio::property(&["source", "address"]) {
+            .get_or_init(|| match hostio::property_at(b"source\0address") {
                 Ok(bytes) => Some(bytes),
                 Err(Status::NOT_FOUND) => None,
                 Err(s) => {
@@ -143,7 +143,7 @@ impl RequestView for Request<'_> {
     fn local_port(&self) -> Option<u16> {
         *self.port.get_or_init(|| {
             // Envoy answers an int64 attribute as 8 little-endian bytes.
-            match hostio::property(&["destination", "port"]) {
+            match hostio::property_at(b"destination\0port") {
                 Ok(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
                     Ok(b) => u16::try_from(i64::from_le_bytes(b)).ok().filter(|p| *p > 0),
                     Err(_) => None,
