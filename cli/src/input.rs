@@ -5,7 +5,6 @@
 //! YAML is converted to JSON first and then judged by the same parser, so the
 //! paths in errors are the same as for JSON.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -344,7 +343,7 @@ fn node_workload(doc: &Value) -> Option<Workload> {
         .get("NAMESPACE")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let labels: BTreeMap<String, String> = meta
+    let labels: canary_router::map::Map<String> = meta
         .get("LABELS")
         .and_then(Value::as_object)
         .into_iter()

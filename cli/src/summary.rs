@@ -1,7 +1,6 @@
 //! Judging a configuration with the filter's parser, and describing what it
 //! compiled to.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use canary_router::config::PluginConfig;
@@ -42,7 +41,7 @@ impl Identity {
         }
         Workload {
             namespace: self.namespace.clone(),
-            labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            labels: self.labels.iter().cloned().collect(),
             gateway: from_file.is_some_and(|w| w.gateway),
         }
     }

@@ -700,10 +700,12 @@ fn plugin_config_bytes(o: &Obj) -> Vec<u8> {
 fn frontend() -> Workload {
     Workload {
         namespace: Some("default".into()),
-        labels: BTreeMap::from([
+        labels: [
             ("app".into(), "frontend".into()),
             ("version".into(), "v1".into()),
-        ]),
+        ]
+        .into_iter()
+        .collect(),
         gateway: false,
     }
 }
@@ -1309,7 +1311,9 @@ fn the_gateway_manifests_issue_the_cookie_on_the_gateways_and_route_its_clusters
     let objs = load_all();
     let gateway = Workload {
         namespace: Some("istio-system".into()),
-        labels: BTreeMap::from([("istio".into(), "ingressgateway".into())]),
+        labels: [("istio".into(), "ingressgateway".into())]
+            .into_iter()
+            .collect(),
         gateway: true,
     };
     let example: Value = serde_json::from_str(

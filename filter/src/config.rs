@@ -6,7 +6,7 @@
 //! default) but hold raw values; [`crate::rules::compile`] checks the meaning
 //! (weights, regexes, hosts) and builds the structures the request path uses.
 
-use std::collections::BTreeMap;
+use crate::map::Map;
 
 use serde::Deserialize;
 
@@ -117,18 +117,18 @@ pub struct MatchRequest {
     /// `:authority` (as sent, port included).
     pub authority: Option<StringMatch>,
     /// Headers that must be present and match; `{}` means present.
-    pub headers: Option<BTreeMap<String, StringMatch>>,
+    pub headers: Option<Map<StringMatch>>,
     /// Headers that must not match; `{}` means absent.
-    pub without_headers: Option<BTreeMap<String, StringMatch>>,
+    pub without_headers: Option<Map<StringMatch>>,
     /// Port the request arrived on (the listener's, Envoy's
     /// `destination.port`; not the port in `:authority`).
     pub port: Option<i64>,
     /// Query parameters; `{}` means present.
-    pub query_params: Option<BTreeMap<String, StringMatch>>,
+    pub query_params: Option<Map<StringMatch>>,
     /// Match `uri` without regard to ASCII case.
     pub ignore_uri_case: Option<bool>,
     /// Labels of the workload this sidecar runs in.
-    pub source_labels: Option<BTreeMap<String, String>>,
+    pub source_labels: Option<Map<String>>,
     /// Namespace of the workload this sidecar runs in.
     pub source_namespace: Option<String>,
 }

@@ -52,9 +52,7 @@ fn services(r: &mut Reader<'_>) -> R<Vec<Service>> {
     r.seq(&mut Service::read)
 }
 
-fn string_matches(
-    r: &mut Reader<'_>,
-) -> R<Option<std::collections::BTreeMap<String, StringMatch>>> {
+fn string_matches(r: &mut Reader<'_>) -> R<Option<crate::map::Map<StringMatch>>> {
     r.opt(|r| r.map(&mut StringMatch::read))
 }
 

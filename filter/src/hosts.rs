@@ -172,9 +172,11 @@ impl HostIndex {
             if let Some((_, s)) = self.wildcards.iter().find(|(w, _)| &**w == suffix) {
                 return Some(*s);
             }
-            self.wildcards.push((suffix.into(), service));
-            self.wildcards
-                .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+            // Longest suffix first, then by name.
+            let at = self
+                .wildcards
+                .partition_point(|(w, _)| (suffix.len(), &**w) < (w.len(), suffix));
+            self.wildcards.insert(at, (suffix.into(), service));
             return None;
         }
         if let Some(s) = self.exact.get(name) {

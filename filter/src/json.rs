@@ -10,9 +10,8 @@
 //! or `]`; `key` for an unknown field; the object's path for missing and
 //! duplicate fields; `?` for a key that could not be read).
 
-use std::collections::BTreeMap;
-
 use crate::error::ConfigError;
+use crate::map::Map;
 
 /// One step of a JSON path.
 enum Seg {
@@ -550,12 +549,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an object with string keys, each value with `f` under its key.
-    pub fn map<T>(&mut self, f: &mut dyn FnMut(&mut Self) -> R<T>) -> R<BTreeMap<String, T>> {
+    pub fn map<T>(&mut self, f: &mut dyn FnMut(&mut Self) -> R<T>) -> R<Map<T>> {
         if self.ws() != Some(b'{') {
             return Err(self.invalid_type(Expected::Map));
         }
         self.i += 1;
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         let mut first = true;
         while let Some(k) = self.key(first)? {
             first = false;
@@ -563,10 +562,10 @@ impl<'a> Reader<'a> {
             self.path.push(Seg::Key(k));
             let v = f(self)?;
             if let Some(Seg::Key(k)) = self.path.pop() {
-                out.insert(k, v);
+                out.push((k, v));
             }
         }
-        Ok(out)
+        Ok(Map::from_entries(out))
     }
 
     /// Reads an object with the given fields (serde's `deny_unknown_fields`):

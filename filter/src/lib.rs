@@ -20,6 +20,7 @@ pub mod guard;
 pub mod hosts;
 pub mod json;
 pub mod limits;
+pub mod map;
 pub mod matcher;
 pub mod pairs;
 pub mod pick;

@@ -1,7 +1,6 @@
 //! From configuration bytes to a ready plugin: parsing with JSON paths in
 //! every error, the filter's settings, and the compiled rules.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::config::{self, PluginConfig, RuleFile};
@@ -87,14 +86,20 @@ pub fn parse<T: crate::decode::FromJson>(bytes: &[u8]) -> Result<T, ConfigError>
 
 /// The label keys the rules ask about, so the glue reads only those from the
 /// node metadata.
-pub fn source_label_keys(services: &[config::Service]) -> BTreeSet<String> {
-    services
+pub fn source_label_keys(services: &[config::Service]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let all = services
         .iter()
         .flat_map(|s| &s.http)
         .flat_map(|r| &r.matches)
         .filter_map(|m| m.source_labels.as_ref())
-        .flat_map(|l| l.keys().cloned())
-        .collect()
+        .flat_map(|l| l.keys());
+    for key in all {
+        if let Err(at) = keys.binary_search(key) {
+            keys.insert(at, key.clone());
+        }
+    }
+    keys
 }
 
 /// Refuses rules that read the route header: clients must never steer with it.

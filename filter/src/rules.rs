@@ -1,7 +1,9 @@
 //! Compiled rules: what the request path runs. Built once per configuration
 //! by [`compile`]; immutable afterwards and shared by every request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use crate::map::Map;
 use std::hash::BuildHasherDefault;
 
 use crate::cluster::{ClusterName, PortlessAs};
@@ -21,7 +23,7 @@ pub struct Workload {
     /// The workload's namespace, if the node metadata names one.
     pub namespace: Option<String>,
     /// The workload's labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Map<String>,
     /// Whether this proxy is an Istio gateway (node id `router~...`). Its
     /// listener port is the gateway's, not a service's, so a destination
     /// without a port needs the service's `destinationPort` there.
@@ -67,7 +69,7 @@ pub const MAX_INDEXED_HEADERS: usize = 64;
 /// with fewer, a plain scan is as fast.
 pub const INDEX_MIN_RULES: usize = 8;
 
-type ValueMap = HashMap<Box<[u8]>, Box<[u32]>, BuildHasherDefault<Fnv>>;
+type ValueMap = HashMap<Box<[u8]>, Vec<u32>, BuildHasherDefault<Fnv>>;
 
 /// Which rules can match a request. A rule whose every match entry requires
 /// an exact header value (`headers: {x-user: {exact: ...}}`, the usual
@@ -106,8 +108,10 @@ impl RuleIndex {
     #[inline(never)]
     fn build(rules: &[Rule]) -> RuleIndex {
         let names = indexed_names(rules);
-        let mut by_header: BTreeMap<&str, BTreeMap<&[u8], Vec<u32>>> = BTreeMap::new();
-        let mut by_prefix: BTreeMap<&[u8], Vec<u32>> = BTreeMap::new();
+        // Slot `n` of `by_header` is `names[n]`: the names in the order the
+        // rules first use them.
+        let mut by_header: Vec<ValueMap> = names.iter().map(|_| ValueMap::default()).collect();
+        let mut by_prefix = ValueMap::default();
         let mut always = Vec::new();
         let mut filed = 0;
         for (i, rule) in rules.iter().enumerate() {
@@ -115,39 +119,51 @@ impl RuleIndex {
             if !rule.reachable {
                 continue;
             }
-            let keys: Option<Vec<IndexKey<'_>>> = if rule.matches.is_empty() {
+            let keys: Option<Vec<(Option<usize>, &[u8])>> = if rule.matches.is_empty() {
                 None
             } else {
                 rule.matches
                     .iter()
-                    .map(|m| match m.index_key() {
-                        Some(IndexKey::Header(name, _)) if !names.contains(&name) => None,
-                        key => key,
+                    .map(|m| match m.index_key()? {
+                        IndexKey::Header(name, value) => {
+                            Some((Some(names.iter().position(|n| *n == name)?), value))
+                        }
+                        IndexKey::PathPrefix(prefix) => Some((None, prefix)),
                     })
                     .collect()
             };
-            match keys {
-                Some(keys) => {
-                    filed += 1;
-                    for key in keys {
-                        let list = match key {
-                            IndexKey::Header(name, value) => {
-                                by_header.entry(name).or_default().entry(value).or_default()
-                            }
-                            IndexKey::PathPrefix(prefix) => by_prefix.entry(prefix).or_default(),
-                        };
-                        if list.last() != Some(&i) {
-                            list.push(i);
-                        }
+            let Some(keys) = keys else {
+                always.push(i);
+                continue;
+            };
+            filed += 1;
+            for (slot, key) in keys {
+                let map = match slot {
+                    Some(slot) => by_header.get_mut(slot),
+                    None => Some(&mut by_prefix),
+                };
+                if let Some(map) = map {
+                    let list = map.entry(Box::from(key)).or_default();
+                    if list.last() != Some(&i) {
+                        list.push(i);
                     }
                 }
-                None => always.push(i),
             }
         }
         let mut slots_by_len = Box::new([0u64; 64]);
-        for (slot, name) in by_header.keys().enumerate() {
+        for (slot, name) in names.iter().enumerate() {
             if let Some(set) = slots_by_len.get_mut(name.len().min(63)) {
                 *set |= 1u64 << slot;
+            }
+        }
+        for map in by_header.iter_mut().chain([&mut by_prefix]) {
+            map.values_mut().for_each(Vec::shrink_to_fit);
+            map.shrink_to_fit();
+        }
+        let mut prefix_lens: Vec<usize> = Vec::new();
+        for len in by_prefix.keys().map(|p| p.len()) {
+            if let Err(at) = prefix_lens.binary_search(&len) {
+                prefix_lens.insert(at, len);
             }
         }
         RuleIndex {
@@ -155,17 +171,9 @@ impl RuleIndex {
                 .filter(|&n| slots_by_len.get(n).is_some_and(|&s| s != 0))
                 .fold(0, |lens, n| lens | 1u64 << n),
             slots_by_len,
-            by_header: by_header
-                .into_iter()
-                .map(|(name, values)| (Box::from(name), value_map(values)))
-                .collect(),
-            prefix_lens: {
-                let mut lens: Vec<usize> = by_prefix.keys().map(|p| p.len()).collect();
-                lens.sort_unstable();
-                lens.dedup();
-                lens.into_boxed_slice()
-            },
-            by_prefix: value_map(by_prefix),
+            by_header: names.into_iter().map(Box::from).zip(by_header).collect(),
+            prefix_lens: prefix_lens.into_boxed_slice(),
+            by_prefix,
             always: always.into_boxed_slice(),
             filed,
         }
@@ -186,15 +194,6 @@ fn indexed_names(rules: &[Rule]) -> Vec<&str> {
         }
     }
     names
-}
-
-/// The lookup table of one index key kind, from the map it was filed in.
-#[inline(never)]
-fn value_map(filed: BTreeMap<&[u8], Vec<u32>>) -> ValueMap {
-    filed
-        .into_iter()
-        .map(|(v, list)| (Box::from(v), list.into_boxed_slice()))
-        .collect()
 }
 
 /// What a match entry is filed under in a [`RuleIndex`].
@@ -781,7 +780,9 @@ pub fn compile(
         ));
     }
     let mut set = RuleSet::default();
-    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+    // Each host claimed so far → its JSON path, in `claim_paths`.
+    let mut claimed: hosts::HostMap<u32> = hosts::HostMap::default();
+    let mut claim_paths: Vec<String> = Vec::new();
     let mut aliases: Vec<(String, u32)> = Vec::new();
     for (si, svc) in services.iter().enumerate() {
         let spath = format!("{path}[{si}]");
@@ -825,16 +826,18 @@ pub fn compile(
             if name.is_empty() {
                 name.clone_from(&fqdn);
             }
-            if let Some(first) = claimed.get(&fqdn) {
+            if let Some(first) = claimed.get(fqdn.as_str()) {
+                let first = claim_paths
+                    .get(*first as usize)
+                    .cloned()
+                    .unwrap_or_default();
                 return Err(ConfigError::invalid(
                     hpath,
-                    Reason::DuplicateHost {
-                        host: fqdn,
-                        first: first.clone(),
-                    },
+                    Reason::DuplicateHost { host: fqdn, first },
                 ));
             }
-            claimed.insert(fqdn.clone(), hpath);
+            claimed.insert(fqdn.as_str().into(), claim_paths.len() as u32);
+            claim_paths.push(hpath);
             let client_ns = opts.workload.namespace.as_deref().or(Some(opts.namespace));
             let mut names = hosts::aliases(&fqdn, opts.cluster_domain, client_ns).into_iter();
             if let Some(primary) = names.next() {
@@ -946,10 +949,10 @@ fn compile_match(
     opts: &CompileOptions<'_>,
 ) -> Result<Option<MatchEntry>, ConfigError> {
     let conditions = [
-        m.headers.as_ref().map_or(0, BTreeMap::len),
-        m.without_headers.as_ref().map_or(0, BTreeMap::len),
-        m.query_params.as_ref().map_or(0, BTreeMap::len),
-        m.source_labels.as_ref().map_or(0, BTreeMap::len),
+        m.headers.as_ref().map_or(0, Map::len),
+        m.without_headers.as_ref().map_or(0, Map::len),
+        m.query_params.as_ref().map_or(0, Map::len),
+        m.source_labels.as_ref().map_or(0, Map::len),
     ];
     if conditions.iter().sum::<usize>() > limits::MAX_CONDITIONS_PER_MATCH {
         return Err(ConfigError::invalid(
@@ -1034,7 +1037,7 @@ type Matchers<K> = Box<[(K, StringMatcher)]>;
 
 #[inline(never)]
 fn header_matchers(
-    map: Option<&BTreeMap<String, config::StringMatch>>,
+    map: Option<&Map<config::StringMatch>>,
     path: &str,
     field: Field,
 ) -> Result<Matchers<Box<str>>, ConfigError> {
@@ -1055,7 +1058,7 @@ fn header_matchers(
 
 #[inline(never)]
 fn query_matchers(
-    map: Option<&BTreeMap<String, config::StringMatch>>,
+    map: Option<&Map<config::StringMatch>>,
     path: &str,
 ) -> Result<Matchers<Box<[u8]>>, ConfigError> {
     let Some(map) = map else {
@@ -1551,12 +1554,13 @@ mod tests {
         assert_eq!(prefix("/api/v2"), Some(vec![15]));
         assert_eq!(prefix("/"), Some(vec![18]));
         assert_eq!(&*index.prefix_lens, &[1, 4, 6, 7]);
+        // The names in the order the rules first use them.
         let names: Vec<&str> = index.by_header.iter().map(|(n, _)| &**n).collect();
-        assert_eq!(names, ["x-build", "x-region", "x-tenant", "x-user"]);
-        let user = &index.by_header[3].1;
+        assert_eq!(names, ["x-user", "x-tenant", "x-region", "x-build"]);
+        let user = &index.by_header[0].1;
         assert_eq!(user.get(&b"alice"[..]).map(|l| &**l), Some(&[0u32][..]));
         assert_eq!(user.get(&b"zed"[..]).map(|l| &**l), Some(&[12u32][..]));
-        let tenant = &index.by_header[2].1;
+        let tenant = &index.by_header[1].1;
         assert_eq!(tenant.get(&b"t1"[..]).map(|l| &**l), Some(&[1u32, 6][..]));
     }
 }

@@ -12,10 +12,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::mem::MaybeUninit;
+
+use crate::hosts::Fnv;
 
 use super::http::Filter;
 use super::root::Root;
+use super::Single;
 
 /// What a stream callback tells the host. Only `Continue` is used.
 #[repr(u32)]
@@ -23,36 +27,36 @@ pub enum Action {
     Continue = 0,
 }
 
-#[derive(Default)]
 struct Contexts {
     /// Root contexts: one per plugin configuration, so a linear search.
     roots: Vec<(u32, Root)>,
     /// Stream contexts by id.
-    streams: HashMap<u32, Filter>,
+    streams: HashMap<u32, Filter, BuildHasherDefault<Fnv>>,
 }
 
-thread_local! {
-    static CONTEXTS: RefCell<Contexts> = RefCell::new(Contexts::default());
-}
+static CONTEXTS: Single<RefCell<Contexts>> = Single(RefCell::new(Contexts {
+    roots: Vec::new(),
+    streams: HashMap::with_hasher(BuildHasherDefault::new()),
+}));
 
 fn with_root<R>(id: u32, default: R, f: impl FnOnce(&mut Root) -> R) -> R {
-    CONTEXTS.with(|c| match c.try_borrow_mut() {
+    match CONTEXTS.0.try_borrow_mut() {
         Ok(mut c) => match c.roots.iter_mut().find(|(i, _)| *i == id) {
             Some((_, root)) => f(root),
             None => default,
         },
         Err(_) => default,
-    })
+    }
 }
 
 fn with_stream<R>(id: u32, default: R, f: impl FnOnce(&mut Filter) -> R) -> R {
-    CONTEXTS.with(|c| match c.try_borrow_mut() {
+    match CONTEXTS.0.try_borrow_mut() {
         Ok(mut c) => match c.streams.get_mut(&id) {
             Some(filter) => f(filter),
             None => default,
         },
         Err(_) => default,
-    })
+    }
 }
 
 #[cfg(target_os = "wasi")]
@@ -87,22 +91,20 @@ pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
-    CONTEXTS.with(|c| {
-        let Ok(mut c) = c.try_borrow_mut() else {
-            return;
-        };
-        if parent_id == 0 {
-            c.roots.retain(|(i, _)| *i != context_id);
-            c.roots.push((context_id, Root::new(context_id)));
-        } else {
-            let active = c
-                .roots
-                .iter()
-                .find(|(i, _)| *i == parent_id)
-                .and_then(|(_, root)| root.active());
-            c.streams.insert(context_id, Filter::new(active));
-        }
-    });
+    let Ok(mut c) = CONTEXTS.0.try_borrow_mut() else {
+        return;
+    };
+    if parent_id == 0 {
+        c.roots.retain(|(i, _)| *i != context_id);
+        c.roots.push((context_id, Root::new(context_id)));
+    } else {
+        let active = c
+            .roots
+            .iter()
+            .find(|(i, _)| *i == parent_id)
+            .and_then(|(_, root)| root.active());
+        c.streams.insert(context_id, Filter::new(active));
+    }
 }
 
 #[no_mangle]
@@ -156,11 +158,9 @@ pub extern "C" fn proxy_on_response_headers(
 /// The context is gone: forget it (a root's streams keep their `Active`).
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
-    CONTEXTS.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            if c.streams.remove(&context_id).is_none() {
-                c.roots.retain(|(i, _)| *i != context_id);
-            }
+    if let Ok(mut c) = CONTEXTS.0.try_borrow_mut() {
+        if c.streams.remove(&context_id).is_none() {
+            c.roots.retain(|(i, _)| *i != context_id);
         }
-    });
+    }
 }

@@ -2,8 +2,7 @@
 //! as Istio writes them). Envoy 1.40 answers under `xds.node.metadata`; older
 //! proxies under `node.metadata`. Both are tried, newest first.
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use crate::map::Map;
 use crate::Workload;
 
 use super::hostio;
@@ -16,7 +15,8 @@ const PREFIXES: [&[&str]; 2] = [&["xds", "node", "metadata"], &["node", "metadat
 pub struct Node {
     namespace: Option<Option<String>>,
     gateway: Option<bool>,
-    labels: BTreeMap<String, Option<String>>,
+    /// Label keys read so far, and their values.
+    labels: Vec<(String, Option<String>)>,
 }
 
 fn read(path_tail: &[&str]) -> Option<String> {
@@ -43,7 +43,7 @@ fn read_under(prefixes: &[&[&str]], path_tail: &[&str]) -> Option<String> {
 
 impl Node {
     /// The workload, with the labels the rules ask about.
-    pub fn workload(&mut self, label_keys: &BTreeSet<String>) -> Workload {
+    pub fn workload(&mut self, label_keys: &[String]) -> Workload {
         let namespace = self
             .namespace
             .get_or_insert_with(|| {
@@ -55,16 +55,21 @@ impl Node {
                 ns
             })
             .clone();
-        let mut labels = BTreeMap::new();
+        let mut labels = Vec::new();
         for key in label_keys {
-            let value = self
-                .labels
-                .entry(key.clone())
-                .or_insert_with(|| read(&["LABELS", key]));
+            let value = match self.labels.iter().find(|(k, _)| k == key) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = read(&["LABELS", key]);
+                    self.labels.push((key.clone(), v.clone()));
+                    v
+                }
+            };
             if let Some(v) = value {
-                labels.insert(key.clone(), v.clone());
+                labels.push((key.clone(), v));
             }
         }
+        let labels = Map::from_entries(labels);
         // Istio names a gateway's node `router~<ip>~<pod>~<domain>`, a
         // sidecar's `sidecar~...`.
         let gateway = *self.gateway.get_or_insert_with(|| {

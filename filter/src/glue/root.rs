@@ -1,7 +1,7 @@
 //! The root context: configuration, the active rule set, ticks and the rule
 //! source's callouts.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::config::PluginConfig;
@@ -13,11 +13,11 @@ use super::hostio::{self, Buffer};
 use super::metrics::{self, bump, record, Global};
 use super::node::Node;
 use super::source::Host;
+use super::Single;
 use crate::poll::Poller;
 
-thread_local! {
-    static RNG: RefCell<Rng> = RefCell::new(Rng::new(seed()));
-}
+/// The weighted picks' generator, seeded on first use.
+static RNG: Single<Cell<Option<Rng>>> = Single(Cell::new(None));
 
 /// A seed from the host's randomness (WASI `random_get`); the clock only if
 /// that fails.
@@ -33,7 +33,10 @@ fn seed() -> u64 {
 
 /// 64 random bits for a weighted pick.
 pub fn random() -> u64 {
-    RNG.with(|r| r.borrow_mut().next_u64())
+    let mut rng = RNG.0.take().unwrap_or_else(|| Rng::new(seed()));
+    let bits = rng.next_u64();
+    RNG.0.set(Some(rng));
+    bits
 }
 
 /// Everything a request needs, immutable once built; a reload builds a new one.

@@ -1,8 +1,6 @@
 //! Helpers shared by the filter's tests.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
 use canary_router::{Outcome, Plugin, RequestView, RuleSet, Workload};
 
 /// A request as a list of headers (names lower-case, pseudo-headers included).
@@ -71,7 +69,7 @@ pub fn workload(ns: &str, labels: &[(&str, &str)]) -> Workload {
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+            .collect(),
         gateway: false,
     }
 }
