@@ -474,19 +474,31 @@ impl<'a> Reader<'a> {
 
     /// Reads a list, each element with `f` under its index.
     pub fn seq<T>(&mut self, f: &mut dyn FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+        let mut out = Vec::new();
+        self.seq_each(&mut |r| {
+            out.push(f(r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Reader::seq`]'s walk, once for every element type: `f` reads each
+    /// element under its index.
+    #[inline(never)]
+    fn seq_each(&mut self, f: &mut dyn FnMut(&mut Self) -> R<()>) -> R<()> {
         if self.ws() != Some(b'[') {
             return Err(self.invalid_type(Expected::Seq));
         }
         self.i += 1;
-        let mut out = Vec::new();
+        let mut n = 0;
         loop {
             match self.ws() {
                 None => return Err(self.peek_err("EOF while parsing a list")),
                 Some(b']') => {
                     self.i += 1;
-                    return Ok(out);
+                    return Ok(());
                 }
-                Some(b',') if !out.is_empty() => {
+                Some(b',') if n > 0 => {
                     self.i += 1;
                     match self.ws() {
                         Some(b']') => return Err(self.peek_err("trailing comma")),
@@ -494,13 +506,13 @@ impl<'a> Reader<'a> {
                         None => return Err(self.peek_err("EOF while parsing a value")),
                     }
                 }
-                Some(_) if out.is_empty() => {}
+                Some(_) if n == 0 => {}
                 Some(_) => return Err(self.peek_err("expected `,` or `]`")),
             }
-            self.path.push(Seg::Index(out.len()));
-            let v = f(self)?;
+            self.path.push(Seg::Index(n));
+            f(self)?;
             self.path.pop();
-            out.push(v);
+            n += 1;
         }
     }
 
@@ -550,22 +562,41 @@ impl<'a> Reader<'a> {
 
     /// Reads an object with string keys, each value with `f` under its key.
     pub fn map<T>(&mut self, f: &mut dyn FnMut(&mut Self) -> R<T>) -> R<Map<T>> {
+        let mut out = Vec::new();
+        let mut value = None;
+        self.map_each(&mut |r, key| match key {
+            None => {
+                value = Some(f(r)?);
+                Ok(())
+            }
+            Some(k) => {
+                out.extend(value.take().map(|v| (k, v)));
+                Ok(())
+            }
+        })?;
+        Ok(Map::from_entries(out))
+    }
+
+    /// [`Reader::map`]'s walk, once for every value type: for each entry,
+    /// `f(reader, None)` reads the value under its key, then
+    /// `f(reader, Some(key))` hands the key over.
+    #[inline(never)]
+    fn map_each(&mut self, f: &mut dyn FnMut(&mut Self, Option<String>) -> R<()>) -> R<()> {
         if self.ws() != Some(b'{') {
             return Err(self.invalid_type(Expected::Map));
         }
         self.i += 1;
-        let mut out = Vec::new();
         let mut first = true;
         while let Some(k) = self.key(first)? {
             first = false;
             self.colon()?;
             self.path.push(Seg::Key(k));
-            let v = f(self)?;
+            f(self, None)?;
             if let Some(Seg::Key(k)) = self.path.pop() {
-                out.push((k, v));
+                f(self, Some(k))?;
             }
         }
-        Ok(Map::from_entries(out))
+        Ok(())
     }
 
     /// Reads an object with the given fields (serde's `deny_unknown_fields`):

@@ -164,6 +164,21 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Whole milliseconds as `Duration`'s `{:?}` writes them (`500ms`, `5s`,
+/// `1.25s`), without its general formatter.
+pub fn show_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0ns".to_string();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let frac = format!("{:03}", ms % 1000);
+    let frac = frac.trim_end_matches('0');
+    let dot = if frac.is_empty() { "" } else { "." };
+    format!("{}{dot}{frac}s", ms / 1000)
+}
+
 /// How much of an error answer's body is logged.
 const MAX_DETAIL_BYTES: usize = 256;
 
@@ -583,10 +598,10 @@ impl Poller {
             host.log(
                 Level::Warn,
                 &format!(
-                    "rule source {}{}: {why}{detail}; keeping the last good rules; next try in {:?}",
+                    "rule source {}{}: {why}{detail}; keeping the last good rules; next try in {}",
                     self.source.cluster,
                     self.source.path,
-                    Duration::from_millis(backoff)
+                    show_ms(backoff)
                 ),
             );
         }
@@ -645,6 +660,22 @@ mod tests {
     #[test]
     fn tick_period_is_a_fifth_of_the_interval_within_bounds() {
         assert_eq!(tick_period_ms(Duration::from_millis(500)), 100);
+        for ms in [
+            0,
+            1,
+            500,
+            999,
+            1000,
+            1001,
+            1250,
+            1500,
+            5000,
+            60_000,
+            3_600_000,
+            123_456_789,
+        ] {
+            assert_eq!(show_ms(ms), format!("{:?}", Duration::from_millis(ms)));
+        }
         assert_eq!(tick_period_ms(Duration::from_millis(2000)), 400);
         assert_eq!(tick_period_ms(Duration::from_secs(3600)), 1000);
     }

@@ -184,9 +184,11 @@ impl Root {
         if let Some(p) = &self.poller {
             let source = p.source();
             log::info!(
-                "#{} polling rules every {:?} from cluster {} path {} (authority {})",
+                "#{} polling rules every {} from cluster {} path {} (authority {})",
                 self.context_id,
-                source.poll_interval,
+                crate::poll::show_ms(
+                    u64::try_from(source.poll_interval.as_millis()).unwrap_or(u64::MAX)
+                ),
                 source.cluster,
                 source.path,
                 source.authority
