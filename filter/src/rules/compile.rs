@@ -1,0 +1,619 @@
+//! Configuration → compiled rules: every check, with the JSON path of the
+//! field it refuses.
+
+use crate::cluster::{ClusterName, PortlessAs};
+use crate::config;
+use crate::cookie::{self};
+use crate::error::{ConfigError, Reason};
+use crate::hosts::{self, Expansion};
+use crate::limits;
+use crate::map::Map;
+use crate::matcher::{Field, StringMatcher};
+use crate::pick::{hash_key, Weights};
+
+use super::{
+    CompileOptions, Destination, MatchEntry, Route, Rule, RuleIndex, RuleSet, Service, StickyKey,
+    Via, INDEX_MIN_RULES,
+};
+
+// ---------------------------------------------------------------------------
+// Compilation.
+//
+// The `#[inline(never)]` on the compile steps (here and on `RuleIndex::build`)
+// is for memory, not speed. Envoy's V8 compiles every function of the
+// module with TurboFan when it loads it, and the compiler's scratch memory
+// grows faster than the function: inlined into one 28 KiB function, the
+// compile steps left about 9 MiB more in Envoy's heap than kept apart
+// (bench/README.md, "Memory"). This code runs once per configuration.
+// ---------------------------------------------------------------------------
+
+/// Compiles services into a rule set, or names the first field that is wrong.
+/// `path` is the JSON path of the `services` list (usually `services`).
+pub fn compile(
+    services: &[config::Service],
+    path: &str,
+    opts: &CompileOptions<'_>,
+) -> Result<RuleSet, ConfigError> {
+    if services.len() > limits::MAX_SERVICES {
+        return Err(ConfigError::invalid(
+            path,
+            Reason::TooMany {
+                what: "services",
+                limit: limits::MAX_SERVICES,
+            },
+        ));
+    }
+    let rules: usize = services.iter().map(|s| s.http.len()).sum();
+    if rules > limits::MAX_RULES {
+        return Err(ConfigError::invalid(
+            path,
+            Reason::TooMany {
+                what: "rules across all services",
+                limit: limits::MAX_RULES,
+            },
+        ));
+    }
+    let mut set = RuleSet::default();
+    // Each host claimed so far → its JSON path, in `claim_paths`.
+    let mut claimed: hosts::HostMap<u32> = hosts::HostMap::default();
+    let mut claim_paths: Vec<String> = Vec::new();
+    let mut aliases: Vec<(String, u32)> = Vec::new();
+    for (si, svc) in services.iter().enumerate() {
+        let spath = format!("{path}[{si}]");
+        let namespace = svc.namespace.as_deref().unwrap_or(opts.namespace);
+        if namespace.is_empty() || !hosts::valid_host(namespace) || namespace.contains('.') {
+            return Err(ConfigError::invalid(
+                format!("{spath}.namespace"),
+                Reason::BadHost(namespace.to_string()),
+            ));
+        }
+        let exp = Expansion {
+            namespace,
+            cluster_domain: opts.cluster_domain,
+        };
+        if svc.hosts.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{spath}.hosts"),
+                Reason::EmptyList,
+            ));
+        }
+        if svc.hosts.len() > limits::MAX_HOSTS_PER_SERVICE {
+            return Err(ConfigError::invalid(
+                format!("{spath}.hosts"),
+                Reason::TooMany {
+                    what: "hosts",
+                    limit: limits::MAX_HOSTS_PER_SERVICE,
+                },
+            ));
+        }
+        let index = u32::try_from(si).unwrap_or(u32::MAX);
+        let mut name = String::new();
+        for (hi, host) in svc.hosts.iter().enumerate() {
+            let hpath = format!("{spath}.hosts[{hi}]");
+            if host.is_empty() {
+                return Err(ConfigError::invalid(hpath, Reason::EmptyString));
+            }
+            if !hosts::valid_host(host) {
+                return Err(ConfigError::invalid(hpath, Reason::BadHost(host.clone())));
+            }
+            let fqdn = hosts::expand(host, &exp);
+            if name.is_empty() {
+                name.clone_from(&fqdn);
+            }
+            if let Some(first) = claimed.get(fqdn.as_str()) {
+                let first = claim_paths
+                    .get(*first as usize)
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(ConfigError::invalid(
+                    hpath,
+                    Reason::DuplicateHost { host: fqdn, first },
+                ));
+            }
+            claimed.insert(fqdn.as_str().into(), claim_paths.len() as u32);
+            claim_paths.push(hpath);
+            let client_ns = opts.workload.namespace.as_deref().or(Some(opts.namespace));
+            let mut names = hosts::aliases(&fqdn, opts.cluster_domain, client_ns).into_iter();
+            if let Some(primary) = names.next() {
+                set.hosts.insert(&primary, index);
+            }
+            aliases.extend(names.map(|a| (a, index)));
+        }
+        if svc.http.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{spath}.http"),
+                Reason::EmptyList,
+            ));
+        }
+        let portless = match svc.destination_port {
+            Some(p) => PortlessAs::Port(
+                port(p).map_err(|r| ConfigError::invalid(format!("{spath}.destinationPort"), r))?,
+            ),
+            None if opts.workload.gateway => PortlessAs::Refused,
+            None => PortlessAs::RequestPort,
+        };
+        let mut rules = Vec::with_capacity(svc.http.len());
+        for (ri, rule) in svc.http.iter().enumerate() {
+            rules.push(compile_rule(
+                rule,
+                &format!("{spath}.http[{ri}]"),
+                ri,
+                (&exp, portless),
+                opts,
+                &mut set.destinations,
+            )?);
+        }
+        if let Some(d) = &svc.default_destination {
+            let dpath = format!("{spath}.defaultDestination");
+            mark_default_route(&mut rules, d, &dpath, &exp, portless)?;
+        }
+        let index = Some(RuleIndex::build(&rules)).filter(|i| i.filed >= INDEX_MIN_RULES);
+        set.services.push(Service {
+            name: name.into(),
+            rules,
+            index,
+        });
+    }
+    // Short aliases never override a name some service claimed in full.
+    for (alias, index) in aliases {
+        set.hosts.insert(&alias, index);
+    }
+    Ok(set)
+}
+
+#[inline(never)]
+fn compile_rule(
+    rule: &config::HttpRoute,
+    path: &str,
+    index: usize,
+    (exp, portless): (&Expansion<'_>, PortlessAs),
+    opts: &CompileOptions<'_>,
+    next_stat: &mut u32,
+) -> Result<Rule, ConfigError> {
+    let name = match &rule.name {
+        Some(n) if n.is_empty() => {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                Reason::EmptyString,
+            ))
+        }
+        Some(n) if n.len() > limits::MAX_NAME_LEN => {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                Reason::TooMany {
+                    what: "bytes in a name",
+                    limit: limits::MAX_NAME_LEN,
+                },
+            ))
+        }
+        Some(n) => n.clone(),
+        None => format!("http-{index}"),
+    };
+    if rule.matches.len() > limits::MAX_MATCHES_PER_RULE {
+        return Err(ConfigError::invalid(
+            format!("{path}.match"),
+            Reason::TooMany {
+                what: "match entries",
+                limit: limits::MAX_MATCHES_PER_RULE,
+            },
+        ));
+    }
+    let mut matches = Vec::with_capacity(rule.matches.len());
+    for (mi, m) in rule.matches.iter().enumerate() {
+        if let Some(entry) = compile_match(m, &format!("{path}.match[{mi}]"), opts)? {
+            matches.push(entry);
+        }
+    }
+    let reachable = rule.matches.is_empty() || !matches.is_empty();
+    let route = compile_route(rule, path, exp, portless, next_stat)?;
+    Ok(Rule {
+        name: name.into(),
+        matches,
+        reachable,
+        route,
+    })
+}
+
+/// Compiles one match entry; `None` when its source conditions rule it out
+/// on this sidecar.
+#[inline(never)]
+fn compile_match(
+    m: &config::MatchRequest,
+    path: &str,
+    opts: &CompileOptions<'_>,
+) -> Result<Option<MatchEntry>, ConfigError> {
+    let conditions = [
+        m.headers.as_ref().map_or(0, Map::len),
+        m.without_headers.as_ref().map_or(0, Map::len),
+        m.query_params.as_ref().map_or(0, Map::len),
+        m.source_labels.as_ref().map_or(0, Map::len),
+    ];
+    if conditions.iter().sum::<usize>() > limits::MAX_CONDITIONS_PER_MATCH {
+        return Err(ConfigError::invalid(
+            path,
+            Reason::TooMany {
+                what: "conditions in one match entry",
+                limit: limits::MAX_CONDITIONS_PER_MATCH,
+            },
+        ));
+    }
+    let ignore_case = m.ignore_uri_case.unwrap_or(false);
+    let single = |field: &str, sm: &Option<config::StringMatch>, ic: bool| {
+        let kind = if field == "uri" {
+            Field::Uri
+        } else {
+            Field::Pseudo
+        };
+        sm.as_ref()
+            .map(|sm| {
+                StringMatcher::compile(sm, kind, ic)
+                    .map_err(|(sub, r)| ConfigError::invalid(join(path, field, sub), r))
+            })
+            .transpose()
+    };
+    let entry = MatchEntry {
+        uri: single("uri", &m.uri, ignore_case)?,
+        scheme: single("scheme", &m.scheme, false)?,
+        method: single("method", &m.method, false)?,
+        authority: single("authority", &m.authority, false)?,
+        headers: header_matchers(
+            m.headers.as_ref(),
+            &format!("{path}.headers"),
+            Field::Present,
+        )?,
+        without_headers: header_matchers(
+            m.without_headers.as_ref(),
+            &format!("{path}.withoutHeaders"),
+            Field::Without,
+        )?,
+        port: m
+            .port
+            .map(|p| port(p).map_err(|r| ConfigError::invalid(format!("{path}.port"), r)))
+            .transpose()?,
+        query: query_matchers(m.query_params.as_ref(), &format!("{path}.queryParams"))?,
+    };
+    if let Some(ns) = &m.source_namespace {
+        if ns.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{path}.sourceNamespace"),
+                Reason::EmptyString,
+            ));
+        }
+        if opts.workload.namespace.as_deref() != Some(ns.as_str()) {
+            return Ok(None);
+        }
+    }
+    if let Some(labels) = &m.source_labels {
+        for (k, v) in labels {
+            if k.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{path}.sourceLabels"),
+                    Reason::EmptyString,
+                ));
+            }
+            if opts.workload.labels.get(k) != Some(v) {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(entry))
+}
+
+fn join(path: &str, field: &str, sub: &str) -> String {
+    if sub.is_empty() {
+        format!("{path}.{field}")
+    } else {
+        format!("{path}.{field}.{sub}")
+    }
+}
+
+type Matchers<K> = Box<[(K, StringMatcher)]>;
+
+#[inline(never)]
+fn header_matchers(
+    map: Option<&Map<config::StringMatch>>,
+    path: &str,
+    field: Field,
+) -> Result<Matchers<Box<str>>, ConfigError> {
+    let Some(map) = map else {
+        return Ok(Box::default());
+    };
+    map.iter()
+        .map(|(name, sm)| {
+            let hpath = format!("{path}.{name}");
+            let lower = header_name(name).map_err(|r| ConfigError::invalid(&hpath, r))?;
+            let lower = as_envoy_names(lower);
+            let m = StringMatcher::compile(sm, field, false)
+                .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
+            Ok((lower.into(), m))
+        })
+        .collect()
+}
+
+#[inline(never)]
+fn query_matchers(
+    map: Option<&Map<config::StringMatch>>,
+    path: &str,
+) -> Result<Matchers<Box<[u8]>>, ConfigError> {
+    let Some(map) = map else {
+        return Ok(Box::default());
+    };
+    map.iter()
+        .map(|(name, sm)| {
+            if name.is_empty() {
+                return Err(ConfigError::invalid(path, Reason::EmptyString));
+            }
+            let m = StringMatcher::compile(sm, Field::Present, false)
+                .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
+            Ok((name.as_bytes().into(), m))
+        })
+        .collect()
+}
+
+/// Envoy keeps HTTP/1's `Host` as `:authority`, and its header matchers
+/// find `host` there; so does the filter.
+fn as_envoy_names(lower: String) -> String {
+    if lower == "host" {
+        ":authority".into()
+    } else {
+        lower
+    }
+}
+
+/// Validates and lower-cases a header name (an RFC 9110 token, or a
+/// pseudo-header such as `:path`).
+pub fn header_name(name: &str) -> Result<String, Reason> {
+    let token = name.strip_prefix(':').unwrap_or(name);
+    let ok = !token.is_empty()
+        && name.len() <= limits::MAX_NAME_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(Reason::BadHeaderName(name.to_string()))
+    }
+}
+
+fn port(p: i64) -> Result<u16, Reason> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(Reason::BadPort(p))
+}
+
+#[inline(never)]
+fn compile_route(
+    rule: &config::HttpRoute,
+    path: &str,
+    exp: &Expansion<'_>,
+    portless: PortlessAs,
+    next_stat: &mut u32,
+) -> Result<Route, ConfigError> {
+    let rpath = format!("{path}.route");
+    if rule.route.is_empty() {
+        return Err(ConfigError::invalid(rpath, Reason::EmptyList));
+    }
+    if rule.route.len() > limits::MAX_DESTINATIONS {
+        return Err(ConfigError::invalid(
+            rpath,
+            Reason::TooMany {
+                what: "destinations",
+                limit: limits::MAX_DESTINATIONS,
+            },
+        ));
+    }
+    let lone = rule.route.len() == 1;
+    let mut destinations = Vec::with_capacity(rule.route.len());
+    for (di, rd) in rule.route.iter().enumerate() {
+        let dpath = format!("{rpath}[{di}]");
+        let weight = match rd.weight {
+            None if lone => 1,
+            None => {
+                return Err(ConfigError::invalid(
+                    format!("{dpath}.weight"),
+                    Reason::MissingWeight,
+                ))
+            }
+            Some(w) if w < 0 => {
+                return Err(ConfigError::invalid(
+                    format!("{dpath}.weight"),
+                    Reason::NegativeWeight(w),
+                ))
+            }
+            Some(w) if w > limits::MAX_WEIGHT => {
+                return Err(ConfigError::invalid(
+                    format!("{dpath}.weight"),
+                    Reason::WeightTooLarge(w),
+                ))
+            }
+            Some(w) => u32::try_from(w).unwrap_or(0),
+        };
+        let (cluster, label) = cluster_name(
+            &rd.destination,
+            &format!("{dpath}.destination"),
+            exp,
+            portless,
+        )?;
+        let guard = rd
+            .guard
+            .as_ref()
+            .map(|g| crate::guard::compile(g, &format!("{dpath}.guard")))
+            .transpose()?;
+        destinations.push(Destination {
+            cluster,
+            label: label.into(),
+            weight,
+            stat_index: *next_stat,
+            via: Via::RouteHeader,
+            guard,
+        });
+        *next_stat = next_stat.saturating_add(1);
+    }
+    if destinations.iter().all(|d| d.weight == 0) {
+        return Err(ConfigError::invalid(rpath, Reason::AllZeroWeights));
+    }
+    let weights: Vec<u32> = destinations.iter().map(|d| d.weight).collect();
+    let seeds: Vec<u64> = destinations
+        .iter()
+        .map(|d| hash_key(d.cluster.key().as_bytes()))
+        .collect();
+    let (sticky, issuer) = match &rule.sticky {
+        None => (None, None),
+        Some(s) => {
+            let spath = format!("{path}.sticky");
+            let key = sticky_key(s, &spath)?;
+            let issuer = match (&s.set_cookie, &s.cookie) {
+                (None, _) => None,
+                (Some(c), Some(name)) => Some(Box::new(cookie::compile(name, c, &spath)?)),
+                (Some(_), None) => {
+                    return Err(ConfigError::invalid(
+                        format!("{spath}.setCookie"),
+                        Reason::SetCookieNeedsCookie,
+                    ))
+                }
+            };
+            (Some(key), issuer)
+        }
+    };
+    Ok(Route {
+        weights: Weights::new(&weights, &seeds),
+        destinations,
+        sticky,
+        issuer,
+    })
+}
+
+/// Marks the destinations that are the service's `defaultDestination`
+/// ([`Via::DefaultRoute`]).
+#[inline(never)]
+fn mark_default_route(
+    rules: &mut [Rule],
+    default: &config::Destination,
+    path: &str,
+    exp: &Expansion<'_>,
+    portless: PortlessAs,
+) -> Result<(), ConfigError> {
+    let (cluster, _) = cluster_name(default, path, exp, portless)?;
+    rules
+        .iter_mut()
+        .flat_map(|r| r.route.destinations.iter_mut())
+        .filter(|d| d.cluster == cluster)
+        .for_each(|d| d.via = Via::DefaultRoute);
+    Ok(())
+}
+
+#[inline(never)]
+fn cluster_name(
+    d: &config::Destination,
+    path: &str,
+    exp: &Expansion<'_>,
+    portless: PortlessAs,
+) -> Result<(ClusterName, String), ConfigError> {
+    match (&d.host, &d.cluster) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(path, Reason::HostAndCluster)),
+        (None, None) => Err(ConfigError::invalid(path, Reason::MissingDestination)),
+        (None, Some(cluster)) => {
+            let cpath = format!("{path}.cluster");
+            plain_value(cluster).map_err(|r| ConfigError::invalid(&cpath, r))?;
+            if d.subset.is_some() || d.port.is_some() {
+                return Err(ConfigError::invalid(path, Reason::HostAndCluster));
+            }
+            Ok((ClusterName::Fixed(cluster.as_str().into()), cluster.clone()))
+        }
+        (Some(host), None) => {
+            let hpath = format!("{path}.host");
+            if host.is_empty() {
+                return Err(ConfigError::invalid(hpath, Reason::EmptyString));
+            }
+            if !hosts::valid_host(host) || host.starts_with('*') {
+                return Err(ConfigError::invalid(hpath, Reason::BadHost(host.clone())));
+            }
+            let fqdn = hosts::expand(host, exp);
+            let subset = d.subset.as_deref().unwrap_or("");
+            if d.subset.is_some() {
+                plain_value(subset)
+                    .map_err(|r| ConfigError::invalid(format!("{path}.subset"), r))?;
+            }
+            let port = match (&d.port, portless) {
+                (Some(p), _) => Some(
+                    port(p.number)
+                        .map_err(|r| ConfigError::invalid(format!("{path}.port.number"), r))?,
+                ),
+                (None, PortlessAs::Port(p)) => Some(p),
+                (None, PortlessAs::RequestPort) => None,
+                (None, PortlessAs::Refused) => {
+                    return Err(ConfigError::invalid(
+                        format!("{path}.port"),
+                        Reason::MissingPort,
+                    ))
+                }
+            };
+            let label = if subset.is_empty() {
+                fqdn.clone()
+            } else {
+                subset.to_string()
+            };
+            let tail = format!("|{subset}|{fqdn}");
+            let name = match port {
+                Some(p) => ClusterName::Fixed(format!("outbound|{p}{tail}").into()),
+                None => ClusterName::RequestPort(tail.into()),
+            };
+            Ok((name, label))
+        }
+    }
+}
+
+/// A value that goes into a header or a stat name: non-empty, printable, no spaces.
+fn plain_value(v: &str) -> Result<(), Reason> {
+    if v.is_empty() {
+        return Err(Reason::EmptyString);
+    }
+    if v.len() > limits::MAX_NAME_LEN {
+        return Err(Reason::TooMany {
+            what: "bytes in a name",
+            limit: limits::MAX_NAME_LEN,
+        });
+    }
+    if v.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(Reason::BadCharacters(v.to_string()));
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> {
+    let given = [
+        s.header.is_some(),
+        s.cookie.is_some(),
+        s.source_ip.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ConfigError::invalid(path, Reason::StickyNeedsOneKey));
+    }
+    if let Some(h) = &s.header {
+        let name = header_name(h).map_err(|r| ConfigError::invalid(format!("{path}.header"), r))?;
+        let name = as_envoy_names(name);
+        return Ok(StickyKey::Header(name.into()));
+    }
+    if let Some(c) = &s.cookie {
+        if c.is_empty()
+            || c.bytes()
+                .any(|b| !b.is_ascii_graphic() || b == b';' || b == b'=')
+        {
+            return Err(ConfigError::invalid(
+                format!("{path}.cookie"),
+                Reason::BadCharacters(c.clone()),
+            ));
+        }
+        return Ok(StickyKey::Cookie(c.as_bytes().into()));
+    }
+    match s.source_ip {
+        Some(true) => Ok(StickyKey::SourceIp),
+        _ => Err(ConfigError::invalid(
+            format!("{path}.sourceIp"),
+            Reason::StickySourceIpFalse,
+        )),
+    }
+}

@@ -1,0 +1,253 @@
+//! The rule index: which rules of a service a request can match, found
+//! from its header values and path prefixes instead of by testing every rule.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::hosts::Fnv;
+use crate::matcher::StringMatcher;
+
+use super::decide::RequestParts;
+use super::{MatchEntry, RequestView, Rule, Service};
+
+/// At most this many distinct header names are indexed in a service; rules
+/// on further names are tested for every request, like unindexed rules.
+pub const MAX_INDEXED_HEADERS: usize = 64;
+
+/// Services where at least this many rules can be filed get a [`RuleIndex`];
+/// with fewer, a plain scan is as fast.
+pub const INDEX_MIN_RULES: usize = 8;
+
+type ValueMap = HashMap<Box<[u8]>, Vec<u32>, BuildHasherDefault<Fnv>>;
+
+/// Which rules can match a request. A rule whose every match entry requires
+/// an exact header value (`headers: {x-user: {exact: ...}}`, the usual
+/// canary rule) or a path prefix (`uri: {prefix: ...}`, `{pathPrefix: ...}` or `{exact: ...}`,
+/// case-sensitive) can only match a request carrying one of those, so it is
+/// filed under each `(header, value)` or path prefix; every other rule is
+/// tested for every request. The first matching rule is then found by testing only the
+/// rules filed under the request's own header values and the others, in rule
+/// order: the cost of a decision depends on those, not on how many exact
+/// header rules there are.
+#[derive(Debug, Clone)]
+pub(super) struct RuleIndex {
+    /// Header name → (value → indices of the rules filed there, ascending).
+    /// At most [`MAX_INDEXED_HEADERS`] names, so that one `u64` can mark the
+    /// names a request has already shown.
+    pub(super) by_header: Box<[(Box<str>, ValueMap)]>,
+    /// For each name length `n` (the last entry: 63 bytes or more), the
+    /// slots of `by_header` whose names are that long, as a bit set: most
+    /// request headers are passed over on their length alone, the others
+    /// are compared with one or two names.
+    pub(super) slots_by_len: Box<[u64; 64]>,
+    /// Bit `n` set when `slots_by_len[n]` is not empty.
+    pub(super) name_lens: u64,
+    /// Path prefix → indices of the rules filed there, ascending.
+    pub(super) by_prefix: ValueMap,
+    /// The distinct lengths of the filed prefixes, ascending.
+    pub(super) prefix_lens: Box<[usize]>,
+    /// Indices of the rules that are not filed (ascending).
+    pub(super) always: Box<[u32]>,
+    /// How many rules are filed.
+    pub(super) filed: usize,
+}
+
+impl RuleIndex {
+    /// Builds the index of a service's rules.
+    #[inline(never)]
+    pub(super) fn build(rules: &[Rule]) -> RuleIndex {
+        let names = indexed_names(rules);
+        // Slot `n` of `by_header` is `names[n]`: the names in the order the
+        // rules first use them.
+        let mut by_header: Vec<ValueMap> = names.iter().map(|_| ValueMap::default()).collect();
+        let mut by_prefix = ValueMap::default();
+        let mut always = Vec::new();
+        let mut filed = 0;
+        for (i, rule) in rules.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            if !rule.reachable {
+                continue;
+            }
+            let keys: Option<Vec<(Option<usize>, &[u8])>> = if rule.matches.is_empty() {
+                None
+            } else {
+                rule.matches
+                    .iter()
+                    .map(|m| match m.index_key()? {
+                        IndexKey::Header(name, value) => {
+                            Some((Some(names.iter().position(|n| *n == name)?), value))
+                        }
+                        IndexKey::PathPrefix(prefix) => Some((None, prefix)),
+                    })
+                    .collect()
+            };
+            let Some(keys) = keys else {
+                always.push(i);
+                continue;
+            };
+            filed += 1;
+            for (slot, key) in keys {
+                let map = match slot {
+                    Some(slot) => by_header.get_mut(slot),
+                    None => Some(&mut by_prefix),
+                };
+                if let Some(map) = map {
+                    let list = map.entry(Box::from(key)).or_default();
+                    if list.last() != Some(&i) {
+                        list.push(i);
+                    }
+                }
+            }
+        }
+        let mut slots_by_len = Box::new([0u64; 64]);
+        for (slot, name) in names.iter().enumerate() {
+            if let Some(set) = slots_by_len.get_mut(name.len().min(63)) {
+                *set |= 1u64 << slot;
+            }
+        }
+        for map in by_header.iter_mut().chain([&mut by_prefix]) {
+            map.values_mut().for_each(Vec::shrink_to_fit);
+            map.shrink_to_fit();
+        }
+        let mut prefix_lens: Vec<usize> = Vec::new();
+        for len in by_prefix.keys().map(|p| p.len()) {
+            if let Err(at) = prefix_lens.binary_search(&len) {
+                prefix_lens.insert(at, len);
+            }
+        }
+        RuleIndex {
+            name_lens: (0..64)
+                .filter(|&n| slots_by_len.get(n).is_some_and(|&s| s != 0))
+                .fold(0, |lens, n| lens | 1u64 << n),
+            slots_by_len,
+            by_header: names.into_iter().map(Box::from).zip(by_header).collect(),
+            prefix_lens: prefix_lens.into_boxed_slice(),
+            by_prefix,
+            always: always.into_boxed_slice(),
+            filed,
+        }
+    }
+}
+
+/// The header names to index: the first [`MAX_INDEXED_HEADERS`] met in rule order.
+#[inline(never)]
+fn indexed_names(rules: &[Rule]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for rule in rules.iter().filter(|r| r.reachable) {
+        for m in &rule.matches {
+            if let Some(IndexKey::Header(name, _)) = m.index_key() {
+                if !names.contains(&name) && names.len() < MAX_INDEXED_HEADERS {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// What a match entry is filed under in a [`RuleIndex`].
+enum IndexKey<'a> {
+    /// An exact header value: `(name, value)`.
+    Header(&'a str, &'a [u8]),
+    /// A path prefix (from `uri.prefix` or `uri.pathPrefix`, or `uri.exact`, which implies it).
+    PathPrefix(&'a [u8]),
+}
+
+impl Service {
+    /// The index of the first rule that matches, if any.
+    #[inline]
+    pub(super) fn first_match<R: RequestView>(&self, parts: &RequestParts<'_, R>) -> Option<usize> {
+        let Some(index) = &self.index else {
+            return self.rules.iter().position(|r| r.matches(parts));
+        };
+        let mut best = usize::MAX;
+        let scan = |list: &[u32], best: &mut usize| {
+            for &i in list {
+                let i = i as usize;
+                if i >= *best {
+                    break;
+                }
+                if self.rules.get(i).is_some_and(|r| r.matches(parts)) {
+                    *best = i;
+                    break;
+                }
+            }
+        };
+        if !index.by_header.is_empty() {
+            // One walk of the request's headers, each name looked up among
+            // the indexed ones. Every value of a repeated name is looked up:
+            // a rule matches when any one of them does, as in
+            // `RequestView::any_header_value`.
+            let walked = parts
+                .req
+                .for_each_header_of_len(index.name_lens, |name, value| {
+                    let mut candidates = index
+                        .slots_by_len
+                        .get(name.len().min(63))
+                        .copied()
+                        .unwrap_or(0);
+                    while candidates != 0 {
+                        let slot = candidates.trailing_zeros() as usize;
+                        candidates &= candidates - 1;
+                        let Some((n, values)) = index.by_header.get(slot) else {
+                            return;
+                        };
+                        // Most same-length names already differ in their
+                        // first byte (`x-` headers against pseudo-headers and
+                        // standard ones): no call to compare them.
+                        if n.as_bytes().first() == name.first() && n.as_bytes() == name {
+                            if let Some(list) = values.get(value) {
+                                scan(list, &mut best);
+                            }
+                            return;
+                        }
+                    }
+                });
+            if !walked {
+                for (name, values) in index.by_header.iter() {
+                    parts.req.any_header_value(name, |v| {
+                        if let Some(list) = values.get(v) {
+                            scan(list, &mut best);
+                        }
+                        false
+                    });
+                }
+            }
+        }
+        for &len in index.prefix_lens.iter() {
+            let Some(head) = parts.path.get(..len) else {
+                break;
+            };
+            if let Some(list) = index.by_prefix.get(head) {
+                scan(list, &mut best);
+            }
+        }
+        scan(&index.always, &mut best);
+        (best != usize::MAX).then_some(best)
+    }
+}
+
+impl MatchEntry {
+    /// What this entry is filed under: its first exact header condition, else
+    /// a case-sensitive path prefix. A request without it cannot match.
+    fn index_key(&self) -> Option<IndexKey<'_>> {
+        if let Some((name, value)) = self.exact_header() {
+            return Some(IndexKey::Header(name, value));
+        }
+        match &self.uri {
+            Some(
+                StringMatcher::Prefix(p) | StringMatcher::Exact(p) | StringMatcher::PathPrefix(p),
+            ) => Some(IndexKey::PathPrefix(p)),
+            _ => None,
+        }
+    }
+
+    /// The first exact header condition, `(name, value)`: a request without
+    /// that value cannot match this entry.
+    fn exact_header(&self) -> Option<(&str, &[u8])> {
+        self.headers.iter().find_map(|(name, m)| match m {
+            StringMatcher::Exact(v) => Some((&**name, &**v)),
+            _ => None,
+        })
+    }
+}

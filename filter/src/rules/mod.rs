@@ -1,0 +1,223 @@
+//! Compiled rules: what the request path runs. Built once per configuration
+//! by [`compile`]; immutable afterwards and shared by every request.
+//!
+//! - [`compile`](mod@compile): configuration → rules, every check with its JSON path;
+//! - `index`: which rules a request can match, without testing them all;
+//! - `decide`: the request path, from a [`RequestView`] to an [`Outcome`].
+
+mod compile;
+mod decide;
+mod index;
+#[cfg(test)]
+mod tests;
+
+pub use compile::{compile, header_name};
+pub use decide::cookie;
+pub use index::{INDEX_MIN_RULES, MAX_INDEXED_HEADERS};
+
+use crate::cluster::ClusterName;
+use crate::cookie::{Issuer, Key};
+use crate::hosts::HostIndex;
+use crate::map::Map;
+use crate::matcher::StringMatcher;
+use crate::pick::Weights;
+
+use index::RuleIndex;
+
+/// Who this sidecar is: the workload's namespace and labels, from Envoy's
+/// node metadata (`NAMESPACE`, `LABELS`). Source-label and source-namespace
+/// conditions are judged against it once, at compile time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// The workload's namespace, if the node metadata names one.
+    pub namespace: Option<String>,
+    /// The workload's labels.
+    pub labels: Map<String>,
+    /// Whether this proxy is an Istio gateway (node id `router~...`). Its
+    /// listener port is the gateway's, not a service's, so a destination
+    /// without a port needs the service's `destinationPort` there.
+    pub gateway: bool,
+}
+
+/// How hosts expand while compiling.
+#[derive(Debug, Clone)]
+pub struct CompileOptions<'a> {
+    /// Namespace short hosts expand against when a service names none.
+    pub namespace: &'a str,
+    /// Kubernetes cluster domain.
+    pub cluster_domain: &'a str,
+    /// The sidecar's own workload.
+    pub workload: &'a Workload,
+}
+
+/// A compiled rule set.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    services: Vec<Service>,
+    hosts: HostIndex,
+    destinations: u32,
+}
+
+/// A compiled service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Canonical name (the first host, expanded), used in stats.
+    pub name: Box<str>,
+    /// Rules, in order.
+    pub rules: Vec<Rule>,
+    /// Finds the candidate rules of a request without testing every rule
+    /// (services with at least [`INDEX_MIN_RULES`] rules it can file).
+    index: Option<RuleIndex>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's name, or `http-<index>`.
+    pub name: Box<str>,
+    /// Match entries (ORed). Empty with `always` means every request.
+    matches: Vec<MatchEntry>,
+    /// False when every match entry was ruled out at compile time (its source
+    /// labels or namespace are not this sidecar's).
+    reachable: bool,
+    /// Where matching requests go.
+    pub route: Route,
+}
+
+/// Where a rule sends requests.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The destinations.
+    pub destinations: Vec<Destination>,
+    weights: Weights,
+    sticky: Option<StickyKey>,
+    /// The cookie issued to requests that bring none (`sticky.setCookie`).
+    issuer: Option<Box<Issuer>>,
+}
+
+/// One destination of a route.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The Envoy cluster requests are sent to (some take the request's port).
+    pub cluster: ClusterName,
+    /// A short label for stats and the debug header (the subset, or the cluster).
+    pub label: Box<str>,
+    /// The relative weight.
+    pub weight: u32,
+    /// Index of this destination across the whole rule set, for stats.
+    pub stat_index: u32,
+    /// How a request gets there.
+    pub via: Via,
+    /// Its guard, if it has one.
+    pub guard: Option<crate::guard::Spec>,
+}
+
+/// How a request reaches a [`Destination`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The filter writes the cluster into the route header and Envoy
+    /// re-selects the route.
+    RouteHeader,
+    /// The destination is the service's `defaultDestination`: Envoy's own
+    /// route already sends the request there, so the filter leaves it alone.
+    DefaultRoute,
+}
+
+/// What a sticky pick hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyKey {
+    /// A request header (lower-case name).
+    Header(Box<str>),
+    /// A cookie, by name.
+    Cookie(Box<[u8]>),
+    /// The client's IP address.
+    SourceIp,
+}
+
+#[derive(Debug, Clone, Default)]
+struct MatchEntry {
+    uri: Option<StringMatcher>,
+    scheme: Option<StringMatcher>,
+    method: Option<StringMatcher>,
+    authority: Option<StringMatcher>,
+    headers: Box<[(Box<str>, StringMatcher)]>,
+    without_headers: Box<[(Box<str>, StringMatcher)]>,
+    port: Option<u16>,
+    query: Box<[(Box<[u8]>, StringMatcher)]>,
+}
+
+/// What the filter needs to know of a request. Header names are lower-case;
+/// pseudo-headers (`:authority`, `:path`, `:method`, `:scheme`) included.
+pub trait RequestView {
+    /// The first value of a header.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// Whether any value of header `name` satisfies `f` (stopping at the
+    /// first that does), or `None` if the request has no such header.
+    /// Header conditions use it: Envoy 1.40's `HeaderMatcher` matches a
+    /// repeated header when one of its values matches. The default asks
+    /// [`header`](Self::header) only, for views with one value per name.
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        self.header(name).map(f)
+    }
+    /// Calls `f` with every header whose name is `n` bytes long with bit
+    /// `min(n, 63)` of `lengths` set, in order (repeated names repeatedly),
+    /// and returns true; or returns false without calling it if the view
+    /// cannot list its headers. Rule indexes use it to read many names in
+    /// one walk.
+    fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
+        let _ = (lengths, f);
+        false
+    }
+    /// The client's address (`ip:port` or `ip`), asked only by `sticky.sourceIp` rules.
+    fn source_address(&self) -> Option<&[u8]> {
+        None
+    }
+    /// The port the request arrived on: the port of the address the client
+    /// dialled (Envoy's `destination.port`), not the one in `:authority`.
+    /// Asked only by `match[].port` and by destinations without a port.
+    fn local_port(&self) -> Option<u16> {
+        None
+    }
+}
+
+/// The result of a decision.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// The request is for no configured service.
+    NoService,
+    /// The request is for a service, but no rule matched.
+    NoRule {
+        /// The service's index.
+        service: usize,
+    },
+    /// A rule matched and chose a destination.
+    Routed(Decision<'a>),
+}
+
+/// A routing decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// The service's index in the rule set.
+    pub service: usize,
+    /// The rule's index in the service.
+    pub rule: usize,
+    /// The destination's index in the rule's route.
+    pub destination: usize,
+    /// The chosen destination.
+    pub target: &'a Destination,
+    /// Whether the pick was by a sticky key (false: random).
+    pub sticky: bool,
+    /// The fresh key this request was routed by, for the cookie its
+    /// response carries (the rule's [`Route::issuer`]).
+    pub issued: Option<Key>,
+}
+
+impl<'a> Outcome<'a> {
+    /// The decision, if routed.
+    pub fn decision(&self) -> Option<&Decision<'a>> {
+        match self {
+            Outcome::Routed(d) => Some(d),
+            _ => None,
+        }
+    }
+}

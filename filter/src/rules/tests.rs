@@ -1,0 +1,217 @@
+//! Tests of compilation, the index and decisions.
+
+use super::decide::RequestParts;
+use super::*;
+use crate::pairs::{serialize, Pairs};
+use crate::plugin::Plugin;
+
+/// Rules of every kind the index treats differently, in an order where
+/// filed and unfiled rules interleave.
+fn mixed_rules(catch_all: bool) -> serde_json::Value {
+    let to = serde_json::json!([{ "destination": { "cluster": "c" } }]);
+    let mut rules = vec![
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "alice" } } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "bob" }, "x-tenant": { "exact": "t1" } } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "carol" } } }, { "uri": { "prefix": "/carol" } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "prefix": "dav" } } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "dave" } }, "sourceLabels": { "app": "elsewhere" } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "alice" }, "x-region": { "exact": "eu" } } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-tenant": { "exact": "t1" } } }] }),
+        serde_json::json!({ "match": [{ "method": { "exact": "POST" } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "erin" } } }, { "headers": { "x-build": { "exact": "b1" } } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "regex": "e.*" }, "x-build": { "exact": "b2" } } }] }),
+        serde_json::json!({ "match": [{ "headers": { "x-user": { "regex": "z.*" } } }] }),
+    ];
+    if catch_all {
+        rules.push(serde_json::json!({}));
+    }
+    rules.push(serde_json::json!({ "match": [{ "headers": { "x-user": { "exact": "zed" } } }] }));
+    // Eight filed rules: enough for an index (INDEX_MIN_RULES).
+    rules.push(serde_json::json!({ "match": [{ "headers": { "x-region": { "exact": "us" } } }] }));
+    // Path rules: filed by prefix (an exact uri is a prefix too), except
+    // a case-insensitive one.
+    rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/api" } , "method": { "exact": "POST" } }] }));
+    rules.push(serde_json::json!({ "match": [{ "uri": { "exact": "/api/v2" } }, { "headers": { "x-user": { "exact": "bob" } } }] }));
+    rules.push(
+        serde_json::json!({ "match": [{ "uri": { "prefix": "/API" }, "ignoreUriCase": true }] }),
+    );
+    rules.push(serde_json::json!({ "match": [{ "uri": { "pathPrefix": "/carol" } }] }));
+    rules.push(serde_json::json!({ "match": [{ "uri": { "prefix": "/" } }] }));
+    for r in &mut rules {
+        r["route"] = to.clone();
+    }
+    serde_json::Value::Array(rules)
+}
+
+/// A request view without `for_each_header`: lookups by name only.
+struct LookupOnly<'b>(Pairs<'b>);
+
+impl RequestView for LookupOnly<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name)
+    }
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        self.0.any_value(name, f)
+    }
+}
+
+#[test]
+fn header_names_past_the_index_limit_are_scanned() {
+    let n = MAX_INDEXED_HEADERS + 6;
+    let http: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("r{i}"),
+                "match": [{ "headers": { format!("x-h{i}"): { "exact": "on" } } }],
+                "route": [{ "destination": { "cluster": format!("c{i}") } }],
+            })
+        })
+        .collect();
+    let config = serde_json::json!({ "services": [{ "hosts": ["a"], "http": http }] });
+    let set = Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default())
+        .unwrap()
+        .rules
+        .unwrap()
+        .set;
+    let index = set.services()[0].index.as_ref().unwrap();
+    assert_eq!(index.by_header.len(), MAX_INDEXED_HEADERS);
+    let first_unfiled = u32::try_from(MAX_INDEXED_HEADERS).unwrap();
+    assert_eq!(
+        &*index.always,
+        &(first_unfiled..u32::try_from(n).unwrap()).collect::<Vec<_>>()[..]
+    );
+    for i in [0, MAX_INDEXED_HEADERS - 1, MAX_INDEXED_HEADERS, n - 1] {
+        let name = format!("x-h{i}");
+        let buf = serialize(vec![
+            (&b":authority"[..], &b"a"[..]),
+            (name.as_bytes(), b"on"),
+        ]);
+        let pairs = Pairs::parse(&buf).unwrap();
+        let outcome = set.decide(&pairs, || 0);
+        assert_eq!(outcome.decision().map(|d| d.rule), Some(i), "{name}");
+    }
+}
+
+#[test]
+fn the_index_finds_the_same_first_rule_as_a_scan() {
+    let config = serde_json::json!({ "services": [
+        { "hosts": ["a"], "http": mixed_rules(true) },
+        { "hosts": ["b"], "http": mixed_rules(false) },
+    ]});
+    let plugin = Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default()).unwrap();
+    let set = plugin.rules.unwrap().set;
+    let regions = [None, Some("eu"), Some("us")];
+    let users = [
+        None,
+        Some("alice"),
+        Some("bob"),
+        Some("carol"),
+        Some("dave"),
+        Some("erin"),
+        Some("zed"),
+        Some("eve"),
+    ];
+    let mut compared = 0;
+    for service in set.services() {
+        assert!(
+            service.index.is_some(),
+            "{} rules get an index",
+            service.rules.len()
+        );
+        for user in users {
+            for tenant in [None, Some("t1")] {
+                for region in regions {
+                    for build in [None, Some("b1"), Some("b2")] {
+                        for method in ["GET", "POST"] {
+                            for path in [
+                                "/", "/carol/x", "/carolx", "/carol", "/api/v2", "/API/x", "/apix",
+                                "",
+                            ] {
+                                let mut h: Vec<(&[u8], &[u8])> = vec![
+                                    (b":authority", b"a"),
+                                    (b":path", path.as_bytes()),
+                                    (b":method", method.as_bytes()),
+                                ];
+                                for (name, v) in [
+                                    ("x-user", user),
+                                    ("x-tenant", tenant),
+                                    ("x-region", region),
+                                    ("x-build", build),
+                                ] {
+                                    if let Some(v) = v {
+                                        h.push((name.as_bytes(), v.as_bytes()));
+                                    }
+                                }
+                                // A repeated header: a rule matches on any of its values.
+                                h.push((b"x-user", b"zed"));
+                                h.push((b"x-region", b"us"));
+                                let buf = serialize(h);
+                                let pairs = Pairs::parse(&buf).unwrap();
+                                let parts = RequestParts::new(&pairs, b"a");
+                                let scan = service.rules.iter().position(|r| r.matches(&parts));
+                                assert_eq!(
+                                    service.first_match(&parts),
+                                    scan,
+                                    "one walk: {user:?} {tenant:?} {region:?} {build:?} {method} {path}"
+                                );
+                                // A view that cannot list its headers: a lookup per name.
+                                let lookups = LookupOnly(pairs);
+                                let parts = RequestParts::new(&lookups, b"a");
+                                assert_eq!(
+                                    service.first_match(&parts),
+                                    scan,
+                                    "lookups: {user:?} {tenant:?} {region:?} {build:?} {method} {path}"
+                                );
+                                compared += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 8 * 2 * 3 * 3 * 2 * 8);
+}
+
+#[test]
+fn small_services_are_scanned_and_exact_header_rules_are_filed() {
+    let few = serde_json::json!({ "services": [{ "hosts": ["a"], "http": [
+        { "match": [{ "headers": { "x-user": { "exact": "alice" } } }], "route": [{ "destination": { "cluster": "c" } }] },
+        { "route": [{ "destination": { "cluster": "c" } }] },
+    ]}]});
+    let set = Plugin::from_bytes(few.to_string().as_bytes(), &Workload::default())
+        .unwrap()
+        .rules
+        .unwrap()
+        .set;
+    assert!(set.services()[0].index.is_none());
+    let rules = mixed_rules(true);
+    let index = {
+        let config = serde_json::json!({ "services": [{ "hosts": ["a"], "http": rules }] });
+        let set = Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default())
+            .unwrap()
+            .rules
+            .unwrap()
+            .set;
+        set.services()[0].index.clone().unwrap()
+    };
+    // Unreachable (4) is nowhere; one entry without an exact header
+    // condition makes a rule "always"; 9 is filed under its exact x-build.
+    assert_eq!(&*index.always, &[3, 7, 10, 11, 16]);
+    // 2 (carol: a header or /carol), 14, 15 (/api/v2 or bob), 17
+    // (pathPrefix /carol) and 18 are filed by path.
+    let prefix = |p: &str| index.by_prefix.get(p.as_bytes()).map(|l| l.to_vec());
+    assert_eq!(prefix("/carol"), Some(vec![2, 17]));
+    assert_eq!(prefix("/api"), Some(vec![14]));
+    assert_eq!(prefix("/api/v2"), Some(vec![15]));
+    assert_eq!(prefix("/"), Some(vec![18]));
+    assert_eq!(&*index.prefix_lens, &[1, 4, 6, 7]);
+    // The names in the order the rules first use them.
+    let names: Vec<&str> = index.by_header.iter().map(|(n, _)| &**n).collect();
+    assert_eq!(names, ["x-user", "x-tenant", "x-region", "x-build"]);
+    let user = &index.by_header[0].1;
+    assert_eq!(user.get(&b"alice"[..]).map(|l| &**l), Some(&[0u32][..]));
+    assert_eq!(user.get(&b"zed"[..]).map(|l| &**l), Some(&[12u32][..]));
+    let tenant = &index.by_header[1].1;
+    assert_eq!(tenant.get(&b"t1"[..]).map(|l| &**l), Some(&[1u32, 6][..]));
+}
