@@ -32,7 +32,7 @@
 
 use crate::config;
 use crate::error::{ConfigError, Reason};
-use crate::poll::CasMismatch;
+use crate::shared::{CasMismatch, SharedStore};
 
 /// Buckets of a window.
 pub const BUCKETS: usize = 10;
@@ -358,15 +358,6 @@ impl Record {
             .filter(|(_, w)| w.ejected)
             .fold(0, |m, (i, _)| m | (1u64 << (i % 64)))
     }
-}
-
-/// The host's shared data, as the guard needs it.
-pub trait SharedStore {
-    /// A value and its CAS token; `Ok(None)` when the key does not exist.
-    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String>;
-    /// Writes if the CAS token is still `cas` (0: always).
-    fn set(&mut self, key: &str, value: &[u8], cas: u32)
-        -> Result<Result<(), CasMismatch>, String>;
 }
 
 /// What a flush came to.

@@ -27,6 +27,7 @@ pub mod pick;
 pub mod plugin;
 pub mod poll;
 pub mod rules;
+pub mod shared;
 pub mod stats;
 
 #[cfg(target_arch = "wasm32")]

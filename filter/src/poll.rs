@@ -58,24 +58,12 @@ pub enum Level {
     Warn,
 }
 
-/// A shared-data write that lost a compare-and-swap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CasMismatch;
+use crate::shared::{CasMismatch, SharedStore};
 
-/// What the poller needs from the host.
-pub trait PollHost {
+/// What the poller needs from the host: its shared data, and the rest.
+pub trait PollHost: SharedStore {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&mut self) -> Option<u64>;
-    /// A shared-data value and its CAS token; `Ok(None)` when the key does
-    /// not exist.
-    fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String>;
-    /// Writes a shared-data value if its CAS token is still `cas` (0: always).
-    fn shared_set(
-        &mut self,
-        key: &str,
-        value: &[u8],
-        cas: u32,
-    ) -> Result<Result<(), CasMismatch>, String>;
     /// Starts a GET of the rule file from `cluster`; returns the call's token.
     fn fetch(
         &mut self,
@@ -284,7 +272,7 @@ impl Poller {
         host: &mut dyn PollHost,
         compile: &mut dyn FnMut(&[u8]) -> Result<Rules, ConfigError>,
     ) -> Option<Rules> {
-        let head = match host.shared_get(&self.head_key) {
+        let head = match host.get(&self.head_key) {
             Ok(Some((head, _))) => head,
             Ok(None) => return None,
             Err(e) => {
@@ -296,7 +284,7 @@ impl Poller {
         if self.adopted == Some(want) {
             return None;
         }
-        let body = match host.shared_get(&self.rules_key) {
+        let body = match host.get(&self.rules_key) {
             Ok(Some((body, _))) => body,
             Ok(None) => return None,
             Err(e) => {
@@ -345,12 +333,12 @@ impl Poller {
             next_fetch_ms: give_up_at.max(now.saturating_add(self.interval_ms())),
             failures: lease.failures,
         };
-        match host.shared_set(&self.lease_key, claim.encode().as_bytes(), cas) {
+        match host.set(&self.lease_key, claim.encode().as_bytes(), cas) {
             Ok(Ok(())) => {}
             // Another VM won, or shared data failed: try again next tick.
             Ok(Err(CasMismatch)) | Err(_) => return,
         }
-        let etag = match host.shared_get(&self.head_key) {
+        let etag = match host.get(&self.head_key) {
             Ok(Some((head, _))) => parse_head(&head).map(|(_, e)| e.to_vec()),
             _ => None,
         }
@@ -377,7 +365,7 @@ impl Poller {
 
     /// The lease and its CAS token; creates a free lease if there is none.
     fn read_lease(&mut self, host: &mut dyn PollHost) -> Option<(Lease, u32)> {
-        let (bytes, cas) = match host.shared_get(&self.lease_key).ok()? {
+        let (bytes, cas) = match host.get(&self.lease_key).ok()? {
             Some(v) => v,
             None => {
                 // Creating a key cannot be conditional (CAS 0 always
@@ -389,10 +377,10 @@ impl Poller {
                     next_fetch_ms: 0,
                     failures: 0,
                 };
-                host.shared_set(&self.lease_key, free.encode().as_bytes(), 0)
+                host.set(&self.lease_key, free.encode().as_bytes(), 0)
                     .ok()?
                     .ok()?;
-                host.shared_get(&self.lease_key).ok()??
+                host.get(&self.lease_key).ok()??
             }
         };
         let lease = Lease::parse(&bytes).unwrap_or(Lease {
@@ -419,7 +407,7 @@ impl Poller {
         }
         self.in_flight = None;
         let now = host.now_ms().unwrap_or(0);
-        let failures = match host.shared_get(&self.lease_key) {
+        let failures = match host.get(&self.lease_key) {
             Ok(Some((bytes, _))) => Lease::parse(&bytes).map_or(0, |l| l.failures),
             _ => 0,
         };
@@ -503,7 +491,7 @@ impl Poller {
         };
         let etag = clean_etag(host.response_header("etag"));
         let new = digest(&body);
-        let head = match host.shared_get(&self.head_key) {
+        let head = match host.get(&self.head_key) {
             Ok(Some((head, _))) => parse_head(&head).map(|(d, e)| (d, e.to_vec())),
             _ => None,
         };
@@ -513,7 +501,7 @@ impl Poller {
                 // changed with nothing else): keep the new ETag so the next
                 // polls get 304s, and install nothing.
                 if *old_etag != etag {
-                    let _ = host.shared_set(&self.head_key, &encode_head(new, &etag), 0);
+                    let _ = host.set(&self.head_key, &encode_head(new, &etag), 0);
                 }
                 return Outcome::Unchanged;
             }
@@ -524,8 +512,8 @@ impl Poller {
         };
         // Body first, then the head naming it (see the module doc).
         let published = host
-            .shared_set(&self.rules_key, &body, 0)
-            .and_then(|_| host.shared_set(&self.head_key, &encode_head(new, &etag), 0));
+            .set(&self.rules_key, &body, 0)
+            .and_then(|_| host.set(&self.head_key, &encode_head(new, &etag), 0));
         if let Err(e) = published {
             host.log(
                 Level::Warn,
@@ -542,10 +530,10 @@ impl Poller {
             next_fetch_ms: now.saturating_add(self.interval_ms()),
             failures: 0,
         };
-        let _ = host.shared_set(&self.lease_key, lease.encode().as_bytes(), 0);
-        let recovered = match host.shared_get(&self.error_key) {
+        let _ = host.set(&self.lease_key, lease.encode().as_bytes(), 0);
+        let recovered = match host.get(&self.error_key) {
             Ok(Some((error, cas))) if !error.is_empty() => {
-                matches!(host.shared_set(&self.error_key, b"", cas), Ok(Ok(())))
+                matches!(host.set(&self.error_key, b"", cas), Ok(Ok(())))
             }
             Ok(_) => false,
             Err(_) => self.last_error.is_some(),
@@ -577,21 +565,15 @@ impl Poller {
             next_fetch_ms: now.saturating_add(backoff),
             failures,
         };
-        let _ = host.shared_set(&self.lease_key, lease.encode().as_bytes(), 0);
+        let _ = host.set(&self.lease_key, lease.encode().as_bytes(), 0);
         host.count(Counter::ReloadFailure);
         // Log once per Envoy: the first VM to record a new failure logs it.
-        let first = match host.shared_get(&self.error_key) {
+        let first = match host.get(&self.error_key) {
             Ok(Some((seen, _))) if seen == why.as_bytes() => false,
             Ok(Some((_, cas))) => {
-                matches!(
-                    host.shared_set(&self.error_key, why.as_bytes(), cas),
-                    Ok(Ok(()))
-                )
+                matches!(host.set(&self.error_key, why.as_bytes(), cas), Ok(Ok(())))
             }
-            Ok(None) => matches!(
-                host.shared_set(&self.error_key, why.as_bytes(), 0),
-                Ok(Ok(()))
-            ),
+            Ok(None) => matches!(host.set(&self.error_key, why.as_bytes(), 0), Ok(Ok(()))),
             Err(_) => self.last_error.as_deref() != Some(why.as_str()),
         };
         if first {

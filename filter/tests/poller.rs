@@ -15,7 +15,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use canary_router::plugin::{self, Rules, Settings};
-use canary_router::poll::{self, CasMismatch, Counter, Level, PollHost, Poller};
+use canary_router::poll::{self, Counter, Level, PollHost, Poller};
+use canary_router::shared::{CasMismatch, SharedStore};
 use canary_router::{ConfigError, Plugin, Workload};
 
 const INTERVAL: u64 = 1000;
@@ -80,16 +81,12 @@ struct Host<'w> {
     response: Option<(u16, Option<String>, Vec<u8>)>,
 }
 
-impl PollHost for Host<'_> {
-    fn now_ms(&mut self) -> Option<u64> {
-        Some(self.world.now.get())
-    }
-
-    fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+impl SharedStore for Host<'_> {
+    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
         Ok(self.world.store.borrow().map.get(key).cloned())
     }
 
-    fn shared_set(
+    fn set(
         &mut self,
         key: &str,
         value: &[u8],
@@ -105,6 +102,12 @@ impl PollHost for Host<'_> {
         let cas = store.next_cas;
         store.map.insert(key.to_string(), (value.to_vec(), cas));
         Ok(Ok(()))
+    }
+}
+
+impl PollHost for Host<'_> {
+    fn now_ms(&mut self) -> Option<u64> {
+        Some(self.world.now.get())
     }
 
     fn fetch(
@@ -595,7 +598,7 @@ fn the_lease_is_created_once_and_claimed_with_cas() {
         failures: 0,
     };
     sim.host(0)
-        .shared_set(&key, lease.encode().as_bytes(), 0)
+        .set(&key, lease.encode().as_bytes(), 0)
         .unwrap()
         .unwrap();
     sim.tick_all();

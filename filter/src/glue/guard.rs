@@ -6,9 +6,9 @@
 
 use std::cell::Cell;
 
-use crate::guard::{self, Flushed, Shape, SharedStore, Spec, Tally};
-use crate::poll::CasMismatch;
+use crate::guard::{self, Flushed, Shape, Spec, Tally};
 use crate::rules::{Decision, Outcome, RequestView, RuleSet};
+use crate::shared::{CasMismatch, SharedStore};
 
 use super::hostio::{self, MetricKind};
 use super::metrics::{define, record};

@@ -10,7 +10,7 @@
 
 use std::ptr::{null, null_mut};
 
-use crate::poll::CasMismatch;
+use crate::shared::CasMismatch;
 
 /// A non-Ok status returned by the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

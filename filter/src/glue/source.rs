@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::poll::{CasMismatch, Counter, Level, PollHost};
+use crate::poll::{Counter, Level, PollHost};
+use crate::shared::{CasMismatch, SharedStore};
 
 use super::hostio::{self, Buffer, Map};
 use super::metrics::{bump, Global};
@@ -14,22 +15,24 @@ pub struct Host<'a> {
     pub global: &'a Global,
 }
 
-impl PollHost for Host<'_> {
-    fn now_ms(&mut self) -> Option<u64> {
-        hostio::now_ms().ok()
-    }
-
-    fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+impl SharedStore for Host<'_> {
+    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
         hostio::shared_entry(key)
     }
 
-    fn shared_set(
+    fn set(
         &mut self,
         key: &str,
         value: &[u8],
         cas: u32,
     ) -> Result<Result<(), CasMismatch>, String> {
         hostio::shared_write(key, value, cas)
+    }
+}
+
+impl PollHost for Host<'_> {
+    fn now_ms(&mut self) -> Option<u64> {
+        hostio::now_ms().ok()
     }
 
     fn fetch(
