@@ -10,15 +10,11 @@
 
 use crate::config;
 use crate::error::{ConfigError, Reason};
-use crate::limits::MAX_NAME_LEN;
+use crate::limits::{MAX_COOKIE_AGE_SECS, MAX_NAME_LEN};
 
 /// Length of an issued key: 128 bits in 22 characters of the URL-safe
 /// base64 alphabet (RFC 4648 §5, no padding), all of them cookie octets.
 pub const KEY_LEN: usize = 22;
-
-/// The largest `maxAge`: 400 days, the most browsers keep a cookie
-/// (RFC 6265bis caps `Max-Age` there).
-pub const MAX_AGE_LIMIT: i64 = 400 * 24 * 3600;
 
 /// A brought cookie value longer than this is not used as a key: the
 /// filter issues a fresh one, which replaces it in the browser.
@@ -135,7 +131,7 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
     let key_at = t.len();
     t.extend(std::iter::repeat_n('A', KEY_LEN));
     if let Some(age) = c.max_age {
-        if !(1..=MAX_AGE_LIMIT).contains(&age) {
+        if !(1..=MAX_COOKIE_AGE_SECS).contains(&age) {
             return Err(ConfigError::invalid(at("maxAge"), Reason::BadMaxAge(age)));
         }
         t.push_str("; Max-Age=");
@@ -283,13 +279,13 @@ mod tests {
                 Reason::BadSameSite("lax".into())
             )
         );
-        for age in [0, -1, MAX_AGE_LIMIT + 1] {
+        for age in [0, -1, MAX_COOKIE_AGE_SECS + 1] {
             assert_eq!(
                 reason(&format!(r#"{{"maxAge":{age}}}"#)),
                 ("s.setCookie.maxAge".into(), Reason::BadMaxAge(age))
             );
         }
-        assert!(issuer(&format!(r#"{{"maxAge":{MAX_AGE_LIMIT}}}"#)).is_ok());
+        assert!(issuer(&format!(r#"{{"maxAge":{MAX_COOKIE_AGE_SECS}}}"#)).is_ok());
         assert_eq!(reason(r#"{"path":"shop"}"#).0, "s.setCookie.path");
         assert_eq!(reason(r#"{"path":"/a;b"}"#).0, "s.setCookie.path");
         assert_eq!(reason(r#"{"domain":"a b"}"#).0, "s.setCookie.domain");

@@ -115,7 +115,7 @@ pub enum Reason {
     BadSameSite(String),
     /// `sameSite: None` without `secure: true` (browsers drop the cookie).
     SameSiteNoneNeedsSecure,
-    /// `maxAge` is outside 1..=[`crate::cookie::MAX_AGE_LIMIT`].
+    /// `maxAge` is outside 1..=[`crate::limits::MAX_COOKIE_AGE_SECS`].
     BadMaxAge(i64),
     /// A cookie `path` does not start with `/`, or holds a control character or `;`.
     BadCookiePath(String),
@@ -243,7 +243,7 @@ impl fmt::Display for Reason {
             Reason::BadMaxAge(v) => write!(
                 f,
                 "maxAge {v} is outside 1..={} seconds (400 days, the most browsers keep a cookie)",
-                crate::cookie::MAX_AGE_LIMIT
+                crate::limits::MAX_COOKIE_AGE_SECS
             ),
             Reason::BadCookiePath(p) => write!(
                 f,

@@ -33,6 +33,9 @@ pub const MAX_REGEX_INPUT_BYTES: usize = 4096;
 pub const MAX_REGEX_NESTING: u32 = 32;
 /// Longest name (rule, destination label, header name), in bytes.
 pub const MAX_NAME_LEN: usize = 256;
+/// The largest `sticky.setCookie.maxAge`, in seconds: 400 days, the most
+/// browsers keep a cookie (RFC 6265bis caps `Max-Age` there).
+pub const MAX_COOKIE_AGE_SECS: i64 = 400 * 24 * 3600;
 /// Shortest poll interval of a rule source, in milliseconds.
 pub const MIN_POLL_INTERVAL_MS: u64 = 500;
 /// Longest poll interval of a rule source, in milliseconds.
