@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use canary_router::cluster::ClusterName;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::render::{map, s};
+use crate::yaml::{map, s};
 
 /// Where the filter runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ mod simulate;
 mod summary;
 mod validate;
 mod watch;
+mod yaml;
 
 use std::process::ExitCode;
 

@@ -14,6 +14,7 @@ use crate::error::{CliError, Result};
 use crate::glue::{self, Attachment};
 use crate::input::{self, Kind};
 use crate::summary::{self, parse_label};
+use crate::yaml::{map, push, s};
 
 /// Print the WasmPlugin (and with --configmap the ConfigMap) that deploy a rule file.
 #[derive(Debug, clap::Args)]
@@ -117,26 +118,6 @@ pub enum FailStrategy {
     FailOpen,
     /// Fail the requests.
     FailClose,
-}
-
-/// A YAML string.
-pub(crate) fn s(v: &str) -> Value {
-    Value::String(v.to_string())
-}
-
-/// A mapping from `(key, value)` pairs, in order.
-pub(crate) fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    let mut m = Mapping::new();
-    for (k, v) in pairs {
-        m.insert(s(k), v);
-    }
-    Value::Mapping(m)
-}
-
-fn push(m: &mut Value, key: &str, value: Value) {
-    if let Value::Mapping(m) = m {
-        m.insert(s(key), value);
-    }
 }
 
 /// The input configuration as an ordered YAML value (keys keep the file's
