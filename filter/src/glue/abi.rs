@@ -17,15 +17,9 @@ use std::mem::MaybeUninit;
 
 use crate::hosts::Fnv;
 
-use super::http::Filter;
+use super::http::{Action, Filter};
 use super::root::Root;
 use super::Single;
-
-/// What a stream callback tells the host. Only `Continue` is used.
-#[repr(u32)]
-pub enum Action {
-    Continue = 0,
-}
 
 struct Contexts {
     /// Root contexts: one per plugin configuration, so a linear search.

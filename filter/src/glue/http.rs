@@ -11,10 +11,15 @@ use crate::cookie::{Key, MAX_SET_COOKIE_LEN};
 use crate::pairs::Pairs;
 use crate::rules::{Outcome, RequestView, Via};
 
-use super::abi::Action;
 use super::hostio::{self, Map, Status};
 use super::metrics::bump;
 use super::root::{self, Active};
+
+/// What a stream callback tells the host. Only `Continue` is used.
+#[repr(u32)]
+pub enum Action {
+    Continue = 0,
+}
 
 /// One HTTP stream.
 pub struct Filter {
