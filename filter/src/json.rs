@@ -562,26 +562,19 @@ impl<'a> Reader<'a> {
 
     /// Reads an object with string keys, each value with `f` under its key.
     pub fn map<T>(&mut self, f: &mut dyn FnMut(&mut Self) -> R<T>) -> R<Map<T>> {
-        let mut out = Vec::new();
-        let mut value = None;
-        self.map_each(&mut |r, key| match key {
-            None => {
-                value = Some(f(r)?);
-                Ok(())
-            }
-            Some(k) => {
-                out.extend(value.take().map(|v| (k, v)));
-                Ok(())
-            }
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        self.map_each(&mut keys, &mut |r| {
+            values.push(f(r)?);
+            Ok(())
         })?;
-        Ok(Map::from_entries(out))
+        Ok(Map::from_entries(keys.into_iter().zip(values).collect()))
     }
 
-    /// [`Reader::map`]'s walk, once for every value type: for each entry,
-    /// `f(reader, None)` reads the value under its key, then
-    /// `f(reader, Some(key))` hands the key over.
+    /// [`Reader::map`]'s walk, once for every value type: `f` reads each
+    /// value under its key, and the key then goes to `keys`.
     #[inline(never)]
-    fn map_each(&mut self, f: &mut dyn FnMut(&mut Self, Option<String>) -> R<()>) -> R<()> {
+    fn map_each(&mut self, keys: &mut Vec<String>, f: &mut dyn FnMut(&mut Self) -> R<()>) -> R<()> {
         if self.ws() != Some(b'{') {
             return Err(self.invalid_type(Expected::Map));
         }
@@ -591,9 +584,9 @@ impl<'a> Reader<'a> {
             first = false;
             self.colon()?;
             self.path.push(Seg::Key(k));
-            f(self, None)?;
+            f(self)?;
             if let Some(Seg::Key(k)) = self.path.pop() {
-                f(self, Some(k))?;
+                keys.push(k);
             }
         }
         Ok(())

@@ -5,8 +5,8 @@
 //! in key order or by key. A `BTreeMap` does the same with far more code:
 //! its node, search, insertion and bulk-build routines, and a stable sort,
 //! are instantiated once per value type, and V8 compiles all of them in every
-//! sidecar (see bench/README.md, "Module size"). Here every value type
-//! shares one sort, [`order`], and the rest is a few lines per type.
+//! sidecar (see bench/README.md, "Module size"). Here each value type costs
+//! a small heapsort ([`sort_by`]) and a few lines.
 
 use std::fmt;
 
@@ -53,38 +53,17 @@ pub fn sort_by<T>(v: &mut [T], less: &dyn Fn(&T, &T) -> bool) {
     }
 }
 
-/// The order of `keys` sorted by key, ties in input order: one sort for
-/// every map of the module.
-#[inline(never)]
-fn order(keys: &[&str]) -> Vec<usize> {
-    let mut by_key: Vec<(&str, usize)> = keys.iter().copied().zip(0..).collect();
-    sort_by(&mut by_key, &|a, b| a < b);
-    by_key.into_iter().map(|(_, i)| i).collect()
-}
-
 impl<V> Map<V> {
-    /// An empty map.
-    pub fn new() -> Self {
-        Map(Vec::new())
-    }
-
     /// The map of `entries`: sorted by key, the last of equal keys kept.
     pub fn from_entries(entries: Vec<(String, V)>) -> Self {
-        let sorted = entries.windows(2).all(|w| match w {
-            [a, b] => a.0 < b.0,
-            _ => true,
-        });
-        if sorted {
+        if entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
             return Map(entries);
         }
-        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-        let order = order(&keys);
-        let mut slots: Vec<Option<(String, V)>> = entries.into_iter().map(Some).collect();
-        let mut out: Vec<(String, V)> = Vec::with_capacity(slots.len());
-        for i in order {
-            let Some(entry) = slots.get_mut(i).and_then(Option::take) else {
-                continue;
-            };
+        // By key, then by position: of equal keys the last comes last.
+        let mut numbered: Vec<(usize, (String, V))> = entries.into_iter().enumerate().collect();
+        sort_by(&mut numbered, &|(i, (a, _)), (j, (b, _))| (a, i) < (b, j));
+        let mut out: Vec<(String, V)> = Vec::with_capacity(numbered.len());
+        for (_, entry) in numbered {
             match out.last_mut() {
                 Some(last) if last.0 == entry.0 => *last = entry,
                 _ => out.push(entry),
@@ -102,22 +81,6 @@ impl<V> Map<V> {
             .map(|(_, v)| v)
     }
 
-    /// Whether `key` has a value.
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
-    /// Sets the value under `key`, returning the one it replaces.
-    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
-            Ok(i) => self.0.get_mut(i).map(|(_, v)| std::mem::replace(v, value)),
-            Err(i) => {
-                self.0.insert(i, (key, value));
-                None
-            }
-        }
-    }
-
     /// The entries, in key order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &V)> + Clone {
         self.0.iter().map(|(k, v)| (k, v))
@@ -126,11 +89,6 @@ impl<V> Map<V> {
     /// The keys, in order.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + Clone {
         self.0.iter().map(|(k, _)| k)
-    }
-
-    /// The values, in key order.
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> + Clone {
-        self.0.iter().map(|(_, v)| v)
     }
 
     /// How many entries.
@@ -190,7 +148,7 @@ mod tests {
         );
         assert_eq!(ours.get("a"), Some(&4));
         assert_eq!(ours.get("z"), None);
-        assert!(ours.contains_key(""));
+        assert_eq!(ours.get(""), Some(&6));
     }
 
     #[test]
@@ -213,20 +171,5 @@ mod tests {
                 assert_eq!(v, want);
             }
         }
-    }
-
-    #[test]
-    fn insert_keeps_the_order_and_replaces() {
-        let mut m = Map::new();
-        for (k, v) in [("m", 1), ("c", 2), ("x", 3), ("c", 4)] {
-            m.insert(k.to_string(), v);
-        }
-        assert_eq!(
-            m.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["c", "m", "x"]
-        );
-        assert_eq!(m.insert("m".into(), 9), Some(1));
-        assert_eq!(m.get("c"), Some(&4));
-        assert_eq!(m.len(), 3);
     }
 }

@@ -30,6 +30,7 @@ use crate::error::ConfigError;
 use crate::limits;
 use crate::pick::hash_key;
 use crate::plugin::{Rules, SourceSettings};
+use crate::shared::{CasMismatch, SharedStore};
 
 /// The longest backoff after repeated failures (unless the poll interval is
 /// longer still).
@@ -57,8 +58,6 @@ pub enum Level {
     /// Failures (once per distinct failure).
     Warn,
 }
-
-use crate::shared::{CasMismatch, SharedStore};
 
 /// What the poller needs from the host: its shared data, and the rest.
 pub trait PollHost: SharedStore {
@@ -148,7 +147,8 @@ pub fn tick_period_ms(interval: Duration) -> u32 {
     u32::try_from(ms).unwrap_or(1000)
 }
 
-fn millis(d: Duration) -> u64 {
+/// A duration in whole milliseconds (saturating).
+pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

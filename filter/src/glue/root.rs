@@ -186,9 +186,7 @@ impl Root {
             log::info!(
                 "#{} polling rules every {} from cluster {} path {} (authority {})",
                 self.context_id,
-                crate::poll::show_ms(
-                    u64::try_from(source.poll_interval.as_millis()).unwrap_or(u64::MAX)
-                ),
+                crate::poll::show_ms(crate::poll::millis(source.poll_interval)),
                 source.cluster,
                 source.path,
                 source.authority
