@@ -9,6 +9,8 @@
 //! once with the port left out, and the full name is written into a stack
 //! buffer when a request is sent there: no allocation, no parsing.
 
+use alloc::{boxed::Box, format, string::String, string::ToString};
+
 use core::fmt;
 
 /// The longest cluster name [`ClusterName::RequestPort`] can build: the

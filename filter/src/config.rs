@@ -6,14 +6,18 @@
 //! default) but hold raw values; [`crate::rules::compile`] checks the meaning
 //! (weights, regexes, hosts) and builds the structures the request path uses.
 
-use crate::map::Map;
+use alloc::{string::String, vec::Vec};
 
-use serde::Deserialize;
+use crate::map::Map;
 
 /// The plugin configuration: the WasmPlugin's `pluginConfig`, or the
 /// `configuration` of an Envoy wasm filter.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct PluginConfig {
     /// Request header the chosen cluster is written to (default `x-canary-upstream`).
     pub route_header: Option<String>,
@@ -34,21 +38,29 @@ pub struct PluginConfig {
 
 /// A rule file fetched from a [`RuleSource`]: the routing part of a
 /// [`PluginConfig`] only.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RuleFile {
     /// Namespace that short hosts expand against (default: the plugin's, then `default`).
     pub namespace: Option<String>,
     /// Version of this file, shown in the `rules_version` gauge.
     pub version: Option<u64>,
     /// The rules.
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub services: Vec<Service>,
 }
 
 /// Where to poll a rule file from.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RuleSource {
     /// The Envoy cluster that serves the rule file.
     pub cluster: String,
@@ -66,15 +78,19 @@ pub struct RuleSource {
 
 /// One service: the hosts it answers for and its ordered rules
 /// (an Istio VirtualService `spec`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Service {
     /// Hosts the service answers for: FQDNs, short names or `*.suffix` wildcards.
     pub hosts: Vec<String>,
     /// Namespace short hosts of this service expand against.
     pub namespace: Option<String>,
     /// Rules, tried in order.
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub http: Vec<HttpRoute>,
     /// Where Envoy's own route sends this service's requests when the
     /// filter leaves them alone (in Istio: the last route of the
@@ -88,13 +104,17 @@ pub struct Service {
 }
 
 /// One rule: an Istio `HTTPRoute` (the fields canary-router supports).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct HttpRoute {
     /// Rule name, used in stats and the debug header.
     pub name: Option<String>,
     /// Match entries, ORed; none matches every request.
-    #[serde(default, rename = "match")]
+    #[cfg_attr(feature = "serde", serde(default, rename = "match"))]
     pub matches: Vec<MatchRequest>,
     /// Weighted destinations.
     pub route: Vec<RouteDestination>,
@@ -103,8 +123,12 @@ pub struct HttpRoute {
 }
 
 /// An Istio `HTTPMatchRequest`: every field given must match (AND).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct MatchRequest {
     /// Name of the match entry (informational, as in Istio).
     pub name: Option<String>,
@@ -135,8 +159,9 @@ pub struct MatchRequest {
 
 /// An Istio `StringMatch`: at most one kind (none means "present"), plus,
 /// in `uri` only, Gateway API's element-wise path prefix.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct StringMatch {
     /// The whole value equals this.
     pub exact: Option<String>,
@@ -147,13 +172,14 @@ pub struct StringMatch {
     /// `uri` only: the path is this, or starts with this followed by `/`
     /// (Gateway API's `PathPrefix`, Envoy's `path_separated_prefix`):
     /// `/api` matches `/api`, `/api/` and `/api/x`, not `/apix`.
-    #[serde(rename = "pathPrefix")]
+    #[cfg_attr(feature = "serde", serde(rename = "pathPrefix"))]
     pub path_prefix: Option<String>,
 }
 
 /// An Istio `HTTPRouteDestination`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct RouteDestination {
     /// Where the traffic goes.
     pub destination: Destination,
@@ -167,8 +193,12 @@ pub struct RouteDestination {
 /// A destination's guard: over the last `interval`, once at least
 /// `minRequests` responses were counted and the share of errors (5xx, or no
 /// response) reaches `maxErrorRate`, the destination is ejected.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Guard {
     /// Error share that ejects, in (0, 1].
     pub max_error_rate: f64,
@@ -179,8 +209,9 @@ pub struct Guard {
 }
 
 /// An Istio `Destination`, or an explicit Envoy cluster.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct Destination {
     /// Service host (short names expand like the service's hosts).
     pub host: Option<String>,
@@ -194,16 +225,21 @@ pub struct Destination {
 }
 
 /// An Istio `PortSelector`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct PortSelector {
     /// The port number.
     pub number: i64,
 }
 
 /// What keeps a user on one destination: exactly one field.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Sticky {
     /// Hash this request header.
     pub header: Option<String>,
@@ -217,8 +253,12 @@ pub struct Sticky {
 }
 
 /// The attributes of the sticky cookie the filter issues.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct SetCookie {
     /// `Max-Age` in seconds; absent: a session cookie.
     pub max_age: Option<i64>,

@@ -8,6 +8,8 @@
 //! gets one `Set-Cookie` header. The key is random: it holds no personal
 //! data, and names a user to nobody but the rule's hash.
 
+use alloc::{boxed::Box, format, string::String, string::ToString};
+
 use crate::config;
 use crate::error::{ConfigError, Reason};
 use crate::limits::{MAX_COOKIE_AGE_SECS, MAX_NAME_LEN};
@@ -49,9 +51,9 @@ impl Key {
     }
 }
 
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(std::str::from_utf8(&self.0).unwrap_or("?"))
+impl core::fmt::Debug for Key {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(core::str::from_utf8(&self.0).unwrap_or("?"))
     }
 }
 
@@ -73,8 +75,8 @@ pub struct Issuer {
     key_at: usize,
 }
 
-impl std::fmt::Debug for Issuer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(&String::from_utf8_lossy(&self.template))
     }
 }
@@ -96,7 +98,7 @@ impl Issuer {
 
     /// The attributes after the key (`; Max-Age=...; Path=/; ...`).
     pub fn attributes(&self) -> &str {
-        std::str::from_utf8(
+        core::str::from_utf8(
             self.template
                 .get(self.key_at + KEY_LEN..)
                 .unwrap_or_default(),
@@ -129,7 +131,7 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
     t.push_str(name);
     t.push('=');
     let key_at = t.len();
-    t.extend(std::iter::repeat_n('A', KEY_LEN));
+    t.extend(core::iter::repeat_n('A', KEY_LEN));
     if let Some(age) = c.max_age {
         if !(1..=MAX_COOKIE_AGE_SECS).contains(&age) {
             return Err(ConfigError::invalid(at("maxAge"), Reason::BadMaxAge(age)));
@@ -240,7 +242,7 @@ mod tests {
     #[test]
     fn defaults_and_every_attribute() {
         let key = Key::from_bits([7; 16]);
-        let k = std::str::from_utf8(key.as_bytes()).unwrap().to_string();
+        let k = core::str::from_utf8(key.as_bytes()).unwrap().to_string();
         assert_eq!(
             rendered(&issuer("{}").unwrap(), &key),
             format!("canary-id={k}; Path=/; HttpOnly; SameSite=Lax")

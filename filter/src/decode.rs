@@ -2,6 +2,8 @@
 //! [`crate::json`] reader: strict (an unknown field is an error), with the
 //! JSON path and serde's message in every error.
 
+use alloc::{format, string::String, vec::Vec};
+
 use crate::config::{
     Destination, Guard, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination,
     RuleFile, RuleSource, Service, SetCookie, Sticky, StringMatch,
@@ -369,7 +371,7 @@ mod tests {
     use crate::error::ConfigError;
 
     /// What serde_json with serde_path_to_error said (the parser this one replaced).
-    fn serde<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+    fn serde<T: serde::de::DeserializeOwned + core::fmt::Debug>(
         bytes: &[u8],
     ) -> Result<String, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -414,7 +416,7 @@ mod tests {
         }
     }
 
-    fn ours<T: FromJson + std::fmt::Debug>(bytes: &[u8]) -> Result<String, ConfigError> {
+    fn ours<T: FromJson + core::fmt::Debug>(bytes: &[u8]) -> Result<String, ConfigError> {
         crate::plugin::parse::<T>(bytes).map(|v| format!("{v:?}"))
     }
 

@@ -1,6 +1,8 @@
 //! Errors of a rule set: each names the JSON path of the offending field and why.
 
-use std::fmt;
+use alloc::string::String;
+
+use core::fmt;
 
 /// Why a rule set was rejected. The whole set is rejected; whatever rules
 /// were serving before keep serving.
@@ -158,7 +160,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl core::error::Error for ConfigError {}
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -30,6 +30,8 @@
 //! a race can lose is what a third VM flushed between the other's read of
 //! `…/current` and its clearing write, two consecutive host calls.
 
+use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
+
 use crate::config;
 use crate::error::{ConfigError, Reason};
 use crate::shared::{CasMismatch, SharedStore};

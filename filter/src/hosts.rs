@@ -1,8 +1,10 @@
 //! Which service a request is for: Istio-style host names, their short
 //! aliases, and the `:authority` of a request.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use alloc::{boxed::Box, format, string::String, string::ToString, vec, vec::Vec};
+
+use core::hash::{BuildHasherDefault, Hasher};
+use hashbrown::HashMap;
 
 /// FNV-1a, for the small string keys of the host index: fast, no per-process
 /// seed needed (keys come from the operator, not the client).
@@ -110,9 +112,9 @@ pub fn normalize_authority<'b>(authority: &'b [u8], buf: &'b mut [u8; 256]) -> O
         for (o, b) in out.iter_mut().zip(host) {
             *o = b.to_ascii_lowercase();
         }
-        std::str::from_utf8(out).ok()
+        core::str::from_utf8(out).ok()
     } else {
-        std::str::from_utf8(host).ok()
+        core::str::from_utf8(host).ok()
     }
 }
 
@@ -142,7 +144,7 @@ pub fn authority_port(authority: &[u8]) -> Option<u16> {
     if after.is_empty() || after.len() > 5 || !after.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(after).ok()?.parse().ok()
+    core::str::from_utf8(after).ok()?.parse().ok()
 }
 
 /// Maps a normalized host to a service index: exact names first, then

@@ -10,6 +10,8 @@
 //! or `]`; `key` for an unknown field; the object's path for missing and
 //! duplicate fields; `?` for a key that could not be read).
 
+use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
+
 use crate::error::ConfigError;
 use crate::map::Map;
 
@@ -317,7 +319,7 @@ impl<'a> Reader<'a> {
             self.digits()?;
         }
         let text = self.src.get(start..self.i).unwrap_or_default();
-        let text = std::str::from_utf8(text).unwrap_or_default();
+        let text = core::str::from_utf8(text).unwrap_or_default();
         if !float {
             if negative {
                 // `-0` is a float to serde_json.

@@ -11,6 +11,10 @@
 //! proxy-wasm glue (built only for `wasm32`) reads the request, calls
 //! `decide`, writes the cluster header and bumps stats.
 
+#![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
+
+extern crate alloc;
+
 pub mod cluster;
 pub mod config;
 pub mod cookie;

@@ -8,7 +8,9 @@
 //! sidecar (see bench/README.md, "Module size"). Here each value type costs
 //! a small heapsort ([`sort_by`]) and a few lines.
 
-use std::fmt;
+use alloc::{string::String, vec::Vec};
+
+use core::fmt;
 
 /// A map from `String` keys, iterated in key order, one entry per key.
 /// Built from entries where a key may repeat, the last one is kept, as
@@ -110,8 +112,8 @@ impl<V> FromIterator<(String, V)> for Map<V> {
 
 impl<'a, V> IntoIterator for &'a Map<V> {
     type Item = (&'a String, &'a V);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, V)>,
+    type IntoIter = core::iter::Map<
+        core::slice::Iter<'a, (String, V)>,
         fn(&'a (String, V)) -> (&'a String, &'a V),
     >;
     fn into_iter(self) -> Self::IntoIter {
@@ -125,6 +127,7 @@ impl<V: fmt::Debug> fmt::Debug for Map<V> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Map<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let m = std::collections::BTreeMap::<String, V>::deserialize(d)?;

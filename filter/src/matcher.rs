@@ -1,6 +1,8 @@
 //! Compiled string matchers: Istio's `StringMatch` (`exact`, `prefix`,
 //! `regex`, or `{}` for "present").
 
+use alloc::{boxed::Box, format, string::String, string::ToString};
+
 use regex_lite::{Regex, RegexBuilder};
 
 use crate::config::StringMatch;
@@ -158,7 +160,7 @@ fn regex_matches(re: &Regex, value: &[u8]) -> bool {
     if value.len() > limits::MAX_REGEX_INPUT_BYTES {
         return false;
     }
-    match std::str::from_utf8(value) {
+    match core::str::from_utf8(value) {
         Ok(s) if s.is_ascii() => re.is_match(s),
         _ => regex_matches_bytes(re, value),
     }
@@ -178,7 +180,7 @@ fn regex_matches_bytes(re: &Regex, value: &[u8]) -> bool {
         len += ch.len();
     }
     buf.get(..len)
-        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|b| core::str::from_utf8(b).ok())
         .is_some_and(|s| re.is_match(s))
 }
 

@@ -3,6 +3,8 @@
 //! key and value followed by a NUL byte. Used by the glue to read all request
 //! headers with one host call and no allocation per header.
 
+use alloc::vec::Vec;
+
 use crate::rules::RequestView;
 
 /// A validated pairs buffer.

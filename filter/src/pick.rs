@@ -2,6 +2,8 @@
 //! hash of the user's key that never moves a user off a destination whose
 //! weight only grew.
 
+use alloc::boxed::Box;
+
 /// A small, fast PRNG (wyrand). Seeded from the host's randomness once per
 /// VM; never a fixed seed in the filter.
 #[derive(Debug, Clone)]
@@ -117,7 +119,7 @@ impl Weights {
             let h = mix(key_hash ^ *seed);
             // A uniform in (0, 1): 53 random bits, never 0.
             let u = ((h >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
-            let score = -u.ln() / *w;
+            let score = -libm::log(u) / *w;
             if score < best_score {
                 best_score = score;
                 best = i;

@@ -1,7 +1,9 @@
 //! From configuration bytes to a ready plugin: parsing with JSON paths in
 //! every error, the filter's settings, and the compiled rules.
 
-use std::time::Duration;
+use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
+
+use core::time::Duration;
 
 use crate::config::{self, PluginConfig, RuleFile};
 use crate::error::{ConfigError, Reason};

@@ -24,7 +24,9 @@
 //! A bad file, an error status, a timeout or an unreachable server leaves the
 //! last good rules serving and counts `rules.reload_failure`.
 
-use std::time::Duration;
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+
+use core::time::Duration;
 
 use crate::error::ConfigError;
 use crate::limits;
@@ -94,7 +96,7 @@ pub struct Lease {
 impl Lease {
     /// Parses `owner:next_fetch_ms:failures`.
     pub fn parse(bytes: &[u8]) -> Option<Self> {
-        let s = std::str::from_utf8(bytes).ok()?;
+        let s = core::str::from_utf8(bytes).ok()?;
         let mut parts = s.split(':');
         let owner = parts.next()?.to_owned();
         let lease = Lease {
@@ -119,7 +121,7 @@ pub fn digest(body: &[u8]) -> u64 {
 /// Parses `…/head`: `<digest hex> <etag>` (the ETag may be empty).
 pub fn parse_head(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let sp = bytes.iter().position(|b| *b == b' ')?;
-    let hex = std::str::from_utf8(bytes.get(..sp)?).ok()?;
+    let hex = core::str::from_utf8(bytes.get(..sp)?).ok()?;
     let digest = u64::from_str_radix(hex, 16).ok()?;
     Some((digest, bytes.get(sp + 1..)?))
 }

@@ -1,6 +1,8 @@
 //! Envoy's shared data as the poller and the guards use it: one value per
 //! key across the VMs of an Envoy, written with a compare-and-swap token.
 
+use alloc::{string::String, vec::Vec};
+
 /// A shared-data write that lost a compare-and-swap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CasMismatch;

@@ -1,6 +1,8 @@
 //! Names of the filter's stats, shared by the glue that defines them and the
 //! tools (`canaryctl`) that read them.
 
+use alloc::{format, string::String};
+
 /// Prefix of every stat of the filter (Envoy adds `wasmcustom.` in `/stats`).
 pub const PREFIX: &str = "canary_router.";
 

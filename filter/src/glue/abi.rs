@@ -10,10 +10,12 @@
 //! A callback for a context the table does not hold (the host never sends
 //! one) is answered as the host's default, never with a panic.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-use std::mem::MaybeUninit;
+use alloc::vec::Vec;
+
+use core::cell::RefCell;
+use core::hash::BuildHasherDefault;
+use core::mem::MaybeUninit;
+use hashbrown::HashMap;
 
 use crate::hosts::Fnv;
 
@@ -79,7 +81,7 @@ pub extern "C" fn proxy_abi_version_0_2_1() {}
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
     let mut block: Vec<MaybeUninit<u8>> = Vec::with_capacity(size);
     let ptr = block.as_mut_ptr().cast::<u8>();
-    std::mem::forget(block);
+    core::mem::forget(block);
     ptr
 }
 

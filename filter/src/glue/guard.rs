@@ -4,7 +4,9 @@
 //! only for rule sets with a guard; without one, the request and response
 //! paths test one `Option` and nothing else.
 
-use std::cell::Cell;
+use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
+
+use core::cell::Cell;
 
 use crate::guard::{self, Flushed, Shape, Spec, Tally};
 use crate::rules::{Decision, Outcome, RequestView, RuleSet};

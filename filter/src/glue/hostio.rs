@@ -4,11 +4,13 @@
 //! not expect, and a panic aborts the VM — the sidecar's filter is then dead.
 //! Every host call of the request and configure paths goes through here
 //! instead and returns `Err(status)`; callers decide how to carry on.
+
 // The SDK declares the same imports with its own enum types; ours use plain
 // integers so an unexpected status from the host is a value, not UB.
 #![allow(clashing_extern_declarations)]
 
-use std::ptr::{null, null_mut};
+use alloc::{string::String, string::ToString, vec::Vec};
+use core::ptr::{null, null_mut};
 
 use crate::shared::CasMismatch;
 
@@ -21,8 +23,8 @@ impl Status {
     pub const CAS_MISMATCH: Status = Status(8);
 }
 
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Status {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let name = match self.0 {
             1 => "NotFound",
             2 => "BadArgument",
@@ -177,7 +179,7 @@ impl HostBytes {
             &[]
         } else {
             // SAFETY: the host wrote `len` bytes at `ptr`, in a block we own.
-            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+            unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
         }
     }
 }

@@ -3,8 +3,8 @@
 //! service's `defaultDestination` writes nothing and re-selects nothing:
 //! Envoy's own route already goes there.
 
-use std::cell::OnceCell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use core::cell::OnceCell;
 
 use crate::cluster::Built;
 use crate::cookie::{Key, MAX_SET_COOKIE_LEN};

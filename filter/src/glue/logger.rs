@@ -1,6 +1,8 @@
 //! A `log` backend over `proxy_log` that ignores host errors (the SDK's
-//! logger unwraps them, which would abort the VM), and a panic hook that
-//! reports the panic through the host before the VM aborts.
+//! logger unwraps them, which would abort the VM), and the panic handler,
+//! which reports the panic through the host before the VM aborts.
+
+use alloc::{format, string::ToString};
 
 use super::hostio;
 
@@ -17,12 +19,18 @@ const ERROR: u32 = 4;
 const CRITICAL: u32 = 5;
 
 pub fn init() {
-    if log::set_logger(&LOGGER).is_ok() {
-        std::panic::set_hook(Box::new(|info| {
-            let _ = hostio::log(CRITICAL, &format!("canary-router: panic: {info}"));
-        }));
-    }
+    let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
+}
+
+/// The module is `no_std`: a panic (a bug; the crate denies `unwrap`,
+/// `expect` and `panic!`) is reported through the host, then the VM aborts
+/// as `panic = "abort"` would.
+#[cfg(not(test))]
+#[panic_handler]
+fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let _ = hostio::log(CRITICAL, &format!("canary-router: panic: {info}"));
+    core::arch::wasm32::unreachable()
 }
 
 /// Follows Envoy's own level for the wasm component, so `--component-log-level

@@ -3,6 +3,8 @@
 //! their service, rule and destination as `.name=value;` segments that the
 //! `stats_tags` of the examples turn into Prometheus labels.
 
+use alloc::boxed::Box;
+
 use crate::RuleSet;
 
 use super::hostio::{self, MetricKind};

@@ -4,9 +4,11 @@
 
 mod abi;
 mod guard;
+mod heap;
 mod hostio;
 mod http;
 mod logger;
+mod mem;
 mod metrics;
 mod node;
 mod root;

@@ -2,6 +2,8 @@
 //! as Istio writes them). Envoy 1.40 answers under `xds.node.metadata`; older
 //! proxies under `node.metadata`. Both are tried, newest first.
 
+use alloc::{string::String, vec::Vec};
+
 use crate::map::Map;
 use crate::Workload;
 

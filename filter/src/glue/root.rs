@@ -1,8 +1,10 @@
 //! The root context: configuration, the active rule set, ticks and the rule
 //! source's callouts.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use alloc::{boxed::Box, format, string::String};
+
+use alloc::rc::Rc;
+use core::cell::Cell;
 
 use crate::config::PluginConfig;
 use crate::pick::Rng;

@@ -2,7 +2,9 @@
 //! host calls. The protocol itself (lease, backoff, shared rules, logging
 //! once) lives in [`crate::poll`], where it is tested without a host.
 
-use std::time::Duration;
+use alloc::{string::String, string::ToString, vec::Vec};
+
+use core::time::Duration;
 
 use crate::poll::{Counter, Level, PollHost};
 use crate::shared::{CasMismatch, SharedStore};

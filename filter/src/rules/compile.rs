@@ -1,6 +1,8 @@
 //! Configuration → compiled rules: every check, with the JSON path of the
 //! field it refuses.
 
+use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
+
 use crate::cluster::{ClusterName, PortlessAs};
 use crate::config;
 use crate::cookie::{self};

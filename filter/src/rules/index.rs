@@ -1,8 +1,10 @@
 //! The rule index: which rules of a service a request can match, found
 //! from its header values and path prefixes instead of by testing every rule.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use alloc::{boxed::Box, vec::Vec};
+
+use core::hash::BuildHasherDefault;
+use hashbrown::HashMap;
 
 use crate::hosts::Fnv;
 use crate::matcher::StringMatcher;

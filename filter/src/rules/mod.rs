@@ -5,6 +5,8 @@
 //! - `index`: which rules a request can match, without testing them all;
 //! - `decide`: the request path, from a [`RequestView`] to an [`Outcome`].
 
+use alloc::{boxed::Box, string::String, vec::Vec};
+
 mod compile;
 mod decide;
 mod index;
