@@ -145,7 +145,8 @@ pub fn backoff_ms(interval_ms: u64, failures: u32) -> u64 {
 /// The tick period: often enough that every VM sees new rules well within
 /// one poll interval (a fifth of it, between 100 ms and 1 s).
 pub fn tick_period_ms(interval: Duration) -> u32 {
-    let ms = (interval.as_millis() / 5).clamp(100, 1000);
+    // In u64: a u128 division would link compiler_builtins' (1 KiB).
+    let ms = (millis(interval) / 5).clamp(100, 1000);
     u32::try_from(ms).unwrap_or(1000)
 }
 

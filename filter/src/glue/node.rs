@@ -32,8 +32,8 @@ fn read_under(prefixes: &[&[&str]], path_tail: &[&str]) -> Option<String> {
             Ok(bytes) if !bytes.as_slice().is_empty() => {
                 log::debug!(
                     "node metadata {} read from {}",
-                    path_tail.join("."),
-                    prefix.join(".")
+                    Dotted(path_tail),
+                    Dotted(prefix)
                 );
                 return String::from_utf8(bytes.as_slice().to_vec()).ok();
             }
@@ -41,6 +41,22 @@ fn read_under(prefixes: &[&[&str]], path_tail: &[&str]) -> Option<String> {
         }
     }
     None
+}
+
+/// A property path as Envoy's attributes write it: `node.metadata.NAME`
+/// (what `join(".")` would build, without building it).
+struct Dotted<'a>(&'a [&'a str]);
+
+impl core::fmt::Display for Dotted<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, part) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
 }
 
 impl Node {
