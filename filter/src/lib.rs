@@ -11,6 +11,8 @@
 //! proxy-wasm glue (built only for `wasm32`) reads the request, calls
 //! `decide`, writes the cluster header and bumps stats.
 
+extern crate alloc;
+
 pub mod cluster;
 pub mod config;
 pub mod cookie;
@@ -26,6 +28,7 @@ pub mod pairs;
 pub mod pick;
 pub mod plugin;
 pub mod poll;
+pub mod regex;
 pub mod rules;
 pub mod shared;
 pub mod stats;
