@@ -150,25 +150,26 @@ fn fold(s: &mut Set) {
     }
 }
 
-/// The POSIX classes (`[[:name:]]`), as ranges.
+/// The POSIX classes (`[[:name:]]`): name, then ranges as pairs of bytes.
+const POSIX: [(&[u8], &[u8]); 14] = [
+    (b"alnum", b"09AZaz"),
+    (b"alpha", b"AZaz"),
+    (b"ascii", b"\x00\x7f"),
+    (b"blank", b"\t\t  "),
+    (b"cntrl", b"\x00\x1f\x7f\x7f"),
+    (b"digit", b"09"),
+    (b"graph", b"!~"),
+    (b"lower", b"az"),
+    (b"print", b" ~"),
+    (b"punct", b"!/:@[`{~"),
+    (b"space", b"\t\r  "),
+    (b"upper", b"AZ"),
+    (b"word", b"09AZ__az"),
+    (b"xdigit", b"09AFaf"),
+];
+
 fn posix(name: &[u8]) -> Option<Set> {
-    let ranges: &[u8] = match name {
-        b"alnum" => b"09AZaz",
-        b"alpha" => b"AZaz",
-        b"ascii" => b"\x00\x7f",
-        b"blank" => b"\t\t  ",
-        b"cntrl" => b"\x00\x1f\x7f\x7f",
-        b"digit" => b"09",
-        b"graph" => b"!~",
-        b"lower" => b"az",
-        b"print" => b" ~",
-        b"punct" => b"!/:@[`{~",
-        b"space" => b"\t\r  ",
-        b"upper" => b"AZ",
-        b"word" => b"09AZ__az",
-        b"xdigit" => b"09AFaf",
-        _ => return None,
-    };
+    let (_, ranges) = POSIX.iter().find(|(n, _)| *n == name)?;
     let mut s = [0; 8];
     for r in ranges.chunks(2) {
         if let [lo, hi] = r {
@@ -427,12 +428,13 @@ impl<'a> Parser<'a> {
             b'x' | b'u' | b'U' => return self.hex(c),
             b'd' | b's' | b'w' | b'D' | b'S' | b'W' => {
                 self.bump();
-                let name: &[u8] = match c.to_ascii_lowercase() {
-                    b'd' => b"digit",
-                    b's' => b"space",
-                    _ => b"word",
+                // digit, space, word.
+                let i = match c.to_ascii_lowercase() {
+                    b'd' => 5,
+                    b's' => 10,
+                    _ => 12,
                 };
-                let mut s = posix(name).unwrap_or_default();
+                let mut s = POSIX.get(i).and_then(|(n, _)| posix(n)).unwrap_or_default();
                 if c.is_ascii_uppercase() {
                     negate(&mut s);
                 }
@@ -495,13 +497,12 @@ impl<'a> Parser<'a> {
             return Err(SPECIAL_WORD_BOUNDARY_UNCLOSED);
         }
         self.bump();
-        Ok(Some(match name.get(..len).unwrap_or_default() {
-            b"start" => 8,
-            b"end" => 9,
-            b"start-half" => 10,
-            b"end-half" => 11,
-            _ => return Err(SPECIAL_WORD_BOUNDARY_UNRECOGNIZED),
-        }))
+        let name = name.get(..len).unwrap_or_default();
+        let names: [&[u8]; 4] = [b"start", b"end", b"start-half", b"end-half"];
+        let k = names.iter().position(|n| *n == name);
+        // WordStart, WordEnd, WordStartHalf, WordEndHalf.
+        k.map(|k| Some(8 + k as u8))
+            .ok_or(SPECIAL_WORD_BOUNDARY_UNRECOGNIZED)
     }
 
     /// `\xNN`, `\uNNNN`, `\UNNNNNNNN`, or any of them with `{hex}`.
