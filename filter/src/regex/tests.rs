@@ -903,3 +903,35 @@ fn a_busy_scratch_is_not_shared() {
     re.busy.store(false, core::sync::atomic::Ordering::Relaxed);
     assert!(re.is_match(b"ab") && !re.clone().is_match(b"b"));
 }
+
+/// Not a check: prints the cost of the worst patterns within the size
+/// limit on a 4 KiB value, ours and regex-lite's
+/// (`cargo test --release -p canary-router --lib worst_case -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn worst_case_timing() {
+    for p in [
+        "(?:(?:a{0,20}){1,50})*x",
+        "(?:a|aa|aaa){1,400}x",
+        "(?:.*a){300}x",
+        "(?:.*a){490}x",
+        "(?:a*){600}x",
+        "[a-z]{1,1000}x",
+    ] {
+        let re = Regex::new(p.as_bytes(), false);
+        let Ok(re) = re else {
+            eprintln!("{p}: refused");
+            continue;
+        };
+        let v = vec![b'a'; limits::MAX_REGEX_INPUT_BYTES];
+        let t = std::time::Instant::now();
+        let m = re.is_match(&v);
+        eprintln!("{p}: {} insts, {m}, {:?}", re.prog.len(), t.elapsed());
+        if let Ok(r) = reference(p.as_bytes(), false) {
+            let s = latin1(&v);
+            let t = std::time::Instant::now();
+            let m = r.is_match(&s);
+            eprintln!("  regex-lite: {m}, {:?}", t.elapsed());
+        }
+    }
+}
