@@ -30,6 +30,7 @@ pub mod pairs;
 pub mod pick;
 pub mod plugin;
 pub mod poll;
+pub mod regex;
 pub mod rules;
 pub mod shared;
 pub mod stats;

@@ -1,13 +1,12 @@
 //! Compiled string matchers: Istio's `StringMatch` (`exact`, `prefix`,
 //! `regex`, or `{}` for "present").
 
-use alloc::{boxed::Box, format, string::String, string::ToString};
-
-use regex_lite::{Regex, RegexBuilder};
+use alloc::{boxed::Box, string::ToString};
 
 use crate::config::StringMatch;
 use crate::error::Reason;
 use crate::limits;
+use crate::regex::Regex;
 
 /// A compiled `StringMatch`. Regexes are anchored: they must match the whole
 /// value, as in Istio and Envoy.
@@ -148,43 +147,18 @@ fn path_prefix(
     })
 }
 
-/// Whether a regex compiled by [`compile_regex`] matches `value`, read one
-/// byte to a character: RE2 as Envoy 1.40 runs `safe_regex` on a header
-/// matches bytes, not UTF-8 characters (measured side by side: `.` does not
-/// match `ü`, `..` does, `.*` matches a lone `0xff`). A value with bytes over
-/// 0x7f is written out with each byte as the character of that number (as
-/// the pattern was), in a stack buffer: no allocation, and only for such
-/// values; an ASCII value is matched as it is.
+/// Whether a regex compiled by [`compile_regex`] matches `value`, one byte
+/// to a character: RE2 as Envoy 1.40 runs `safe_regex` on a header matches
+/// bytes, not UTF-8 characters (measured side by side: `.` does not match
+/// `ü`, `..` does, `.*` matches a lone `0xff`).
 #[inline]
 fn regex_matches(re: &Regex, value: &[u8]) -> bool {
-    if value.len() > limits::MAX_REGEX_INPUT_BYTES {
-        return false;
-    }
-    match core::str::from_utf8(value) {
-        Ok(s) if s.is_ascii() => re.is_match(s),
-        _ => regex_matches_bytes(re, value),
-    }
+    value.len() <= limits::MAX_REGEX_INPUT_BYTES && re.is_match(value)
 }
 
-#[inline(never)]
-fn regex_matches_bytes(re: &Regex, value: &[u8]) -> bool {
-    let mut buf = [0u8; 2 * limits::MAX_REGEX_INPUT_BYTES];
-    let mut len = 0;
-    for &b in value {
-        let mut utf8 = [0u8; 2];
-        let ch = char::from(b).encode_utf8(&mut utf8).as_bytes();
-        let Some(to) = buf.get_mut(len..len + ch.len()) else {
-            return false;
-        };
-        to.copy_from_slice(ch);
-        len += ch.len();
-    }
-    buf.get(..len)
-        .and_then(|b| core::str::from_utf8(b).ok())
-        .is_some_and(|s| re.is_match(s))
-}
-
-/// Compiles an anchored regex within the documented limits.
+/// Compiles an anchored regex within the documented limits. The pattern is
+/// read one byte to a character too, as RE2 reads it for bytes (`日` is
+/// three characters).
 pub fn compile_regex(pattern: &str, ignore_case: bool) -> Result<Regex, Reason> {
     if pattern.len() > limits::MAX_REGEX_LEN {
         return Err(Reason::TooMany {
@@ -192,23 +166,7 @@ pub fn compile_regex(pattern: &str, ignore_case: bool) -> Result<Regex, Reason> 
             limit: limits::MAX_REGEX_LEN,
         });
     }
-    // The pattern is read one byte to a character too, as RE2 reads it
-    // for bytes (`日` is three characters); ASCII patterns are unchanged.
-    let pattern: String = pattern.bytes().map(char::from).collect();
-    RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
-        .case_insensitive(ignore_case)
-        .size_limit(limits::MAX_REGEX_PROGRAM_BYTES)
-        .nest_limit(limits::MAX_REGEX_NESTING)
-        .build()
-        .map_err(|e| Reason::BadRegex(first_line(&e.to_string())))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_string()
+    Regex::new(pattern.as_bytes(), ignore_case).map_err(|e| Reason::BadRegex(e.into()))
 }
 
 #[cfg(test)]
