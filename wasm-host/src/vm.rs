@@ -524,6 +524,13 @@ impl Vm {
         Ok(ok)
     }
 
+    /// The size of the module's linear memory, in bytes: how far its heap
+    /// has grown (wasm memory never shrinks).
+    pub fn memory_bytes(&self) -> usize {
+        let memory = self.store.data().memory;
+        memory.map_or(0, |m| m.data_size(&self.store))
+    }
+
     /// Starts the VM if needed, then runs `proxy_on_configure` with `plugin_configuration`
     /// (readable by the guest only during that call, as in Envoy). Returns what it returned;
     /// requests are refused until a configuration is accepted. Can be called again with a new
