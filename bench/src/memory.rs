@@ -16,6 +16,7 @@ use crate::{build_floor, file_size, git, load, number, progress, utc_now};
 
 pub const MEMORY_USAGE: &str = "\
 usage: canary-bench memory [--workers 1,2,4] [--rounds N] [--requests N] [--out PATH]
+                           [--other PATH]
 
 Envoy's VmRSS with no wasm filter, with the wasm floor, and with canary-router
 (the benchmark's 2-rule set, and 1000 rules), each kind on a fresh Envoy per
@@ -25,7 +26,9 @@ round, rounds rotating the order; median per kind and worker count.
   --requests N    requests each Envoy answers before it is weighed (default 100;
                   every tenth carries the canary header)
   --out PATH      also write the table into PATH between the markers
-                  <!-- memory:begin --> and <!-- memory:end --> (e.g. docs/benchmarks.md)";
+                  <!-- memory:begin --> and <!-- memory:end --> (e.g. docs/benchmarks.md)
+  --other PATH    also weigh another canary-router module (2 and 1000 rules) in
+                  the same rounds, for an A/B of two builds; printed only";
 
 const BEGIN: &str = "<!-- memory:begin -->";
 const END: &str = "<!-- memory:end -->";
@@ -39,6 +42,7 @@ pub fn memory(args: &[String]) -> Result<(), String> {
     let mut rounds = 3usize;
     let mut requests = 100u64;
     let mut out: Option<PathBuf> = None;
+    let mut other: Option<PathBuf> = None;
     let mut it = args.iter();
     let num = |v: Option<&String>, flag: &str| number(v, flag, MEMORY_USAGE);
     while let Some(a) = it.next() {
@@ -61,6 +65,12 @@ pub fn memory(args: &[String]) -> Result<(), String> {
                         format!("--out needs a path\n{MEMORY_USAGE}")
                     })?))
             }
+            "--other" => {
+                other =
+                    Some(PathBuf::from(it.next().ok_or_else(|| {
+                        format!("--other needs a path\n{MEMORY_USAGE}")
+                    })?))
+            }
             "-h" | "--help" => return Err(MEMORY_USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{MEMORY_USAGE}")),
         }
@@ -76,29 +86,51 @@ pub fn memory(args: &[String]) -> Result<(), String> {
         filter: &filter,
         floor: &floor,
     };
+    let other_modules = other.as_deref().map(|filter| Modules {
+        filter,
+        floor: &floor,
+    });
     let kinds = [
         Kind::Native,
         Kind::WasmFloor,
         Kind::CanaryRouter { rules: 2 },
         Kind::CanaryRouter { rules: 1000 },
     ];
-    // rss[w][k]: the rounds' VmRSS in KiB.
-    let mut rss = vec![vec![Vec::new(); kinds.len()]; workers.len()];
+    // What each round weighs: (the other module?, kind); the other module's
+    // two kinds come after the four of the table.
+    let mut entries: Vec<(bool, usize)> = (0..kinds.len()).map(|k| (false, k)).collect();
+    if other_modules.is_some() {
+        entries.extend([(true, 2), (true, 3)]);
+    }
+    // rss[w][e]: the rounds' VmRSS in KiB.
+    let mut rss = vec![vec![Vec::new(); entries.len()]; workers.len()];
     for (wi, &w) in workers.iter().enumerate() {
         let starter = Starter::new(Some(&modules), false)?.with_workers(w);
+        let other_starter = match &other_modules {
+            Some(m) => Some(Starter::new(Some(m), false)?.with_workers(w)),
+            None => None,
+        };
         for round in 0..rounds {
-            for step in 0..kinds.len() {
-                let k = (step + round) % kinds.len();
-                let kib = weigh(&starter, &kinds[k], requests)?;
+            for step in 0..entries.len() {
+                let e = (step + round) % entries.len();
+                let (is_other, k) = entries[e];
+                let (starter, label) = match &other_starter {
+                    Some(o) if is_other => (o, " (other)"),
+                    _ => (&starter, ""),
+                };
+                let kib = weigh(starter, &kinds[k], requests)?;
                 progress(format!(
-                    "{w} worker(s), round {}/{rounds}: {:<28} {:.1} MiB",
+                    "{w} worker(s), round {}/{rounds}: {:<36} {:.1} MiB",
                     round + 1,
-                    kinds[k].name(),
+                    format!("{}{label}", kinds[k].name()),
                     kib as f64 / 1024.0
                 ));
-                rss[wi][k].push(kib);
+                rss[wi][e].push(kib);
             }
         }
+    }
+    if let Some(path) = &other {
+        println!("{}", render_other(&workers, &rss, path, file_size(path)?));
     }
 
     let table = render(
@@ -147,6 +179,34 @@ fn weigh(starter: &Starter<'_>, kind: &Kind, requests: u64) -> Result<u64, Strin
     load::rss_kib(envoy.pid()).ok_or_else(|| format!("{}: no VmRSS", kind.name()))
 }
 
+/// The other module's rows: its medians and how far they sit from the floor
+/// and from the table's module, measured in the same rounds.
+fn render_other(
+    workers: &[usize],
+    rss: &[Vec<Vec<u64>>],
+    path: &std::path::Path,
+    bytes: u64,
+) -> String {
+    let mut s = format!(
+        "Other module {} ({bytes} bytes), weighed in the same rounds:\n\n\
+         | workers | 2 rules | 1000 rules | 2 rules − floor | 1000 rules − floor | 2 rules − this module's |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+        path.display()
+    );
+    for (wi, w) in workers.iter().enumerate() {
+        let med = |e: usize| mib(median(rss[wi][e].iter().map(|&k| k as f64)));
+        s.push_str(&format!(
+            "| {w} | {:.1} | {:.1} | {:+.1} | {:+.1} | {:+.1} |\n",
+            med(4),
+            med(5),
+            med(4) - med(1),
+            med(5) - med(1),
+            med(4) - med(2)
+        ));
+    }
+    s
+}
+
 fn mib(kib: f64) -> f64 {
     kib / 1024.0
 }
@@ -183,6 +243,7 @@ fn render(
     for (wi, w) in workers.iter().enumerate() {
         let med: Vec<f64> = rss[wi]
             .iter()
+            .take(kinds.len())
             .map(|v| mib(median(v.iter().map(|&k| k as f64))))
             .collect();
         s.push_str(&format!("| {w} |"));

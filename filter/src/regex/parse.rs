@@ -381,6 +381,7 @@ impl<'a> Parser<'a> {
         Ok(self.list(alts, true))
     }
 
+    #[inline(never)]
     fn primitive(&mut self) -> Result<Node, &'static str> {
         let c = self.cur().unwrap_or_default();
         self.bump();
@@ -418,6 +419,7 @@ impl<'a> Parser<'a> {
     }
 
     /// After a `\`.
+    #[inline(never)]
     fn escape(&mut self) -> Result<Node, &'static str> {
         let Some(c) = self.cur() else {
             return Err(ESCAPE_UNEXPECTED_EOF);
@@ -474,6 +476,7 @@ impl<'a> Parser<'a> {
 
     /// `\b{start}`, `\b{end}`, `\b{start-half}`, `\b{end-half}`; `None`
     /// (and back at the `{`) for what may be a counted repetition.
+    #[inline(never)]
     fn special_word(&mut self) -> Result<Option<u8>, &'static str> {
         let valid = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphabetic() || c == b'-');
         let start = self.pos;
@@ -506,6 +509,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `\xNN`, `\uNNNN`, `\UNNNNNNNN`, or any of them with `{hex}`.
+    #[inline(never)]
     fn hex(&mut self, c: u8) -> Result<Node, &'static str> {
         let digits = match c {
             b'x' => 2,
@@ -573,6 +577,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `{n}`, `{n,}`, `{n,m}` (and a lazy `?`) after `sub`.
+    #[inline(never)]
     fn counted(&mut self, sub: Node) -> Result<Node, &'static str> {
         if !self.bsp() {
             return Err(COUNTED_REP_UNCLOSED);
@@ -609,6 +614,7 @@ impl<'a> Parser<'a> {
 
     /// `(…)`, `(?:…)`, `(?flags)`, `(?flags:…)`, `(?P<name>…)`, `(?<name>…)`;
     /// `None` for a flag directive.
+    #[inline(never)]
     fn group(&mut self) -> Result<Option<Node>, &'static str> {
         self.bsp();
         if self.bump_if(b"?=")
@@ -641,6 +647,7 @@ impl<'a> Parser<'a> {
         Ok(Some(self.wrap(sub.h + 1, Kind::Cap(Box::new(sub)))))
     }
 
+    #[inline(never)]
     fn name(&mut self) -> Result<(), &'static str> {
         if self.done() {
             return Err(MISSING_GROUP_NAME);
@@ -671,6 +678,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The flags of `(?…)` up to the `:` or `)`.
+    #[inline(never)]
     fn flag_list(&mut self) -> Result<u8, &'static str> {
         let mut flags = self.flags;
         let mut negate = false;
@@ -715,6 +723,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `[…]`.
+    #[inline(never)]
     fn class(&mut self) -> Result<Node, &'static str> {
         let mut s = [0; 8];
         if !self.bsp() {
@@ -768,6 +777,7 @@ impl<'a> Parser<'a> {
     }
 
     /// One item of a class: a character, a range, or an escaped class.
+    #[inline(never)]
     fn class_range(&mut self, s: &mut Set) -> Result<(), &'static str> {
         let first = self.class_item()?;
         self.space();
