@@ -785,10 +785,20 @@ fn push_u64(out: &mut String, v: u64) {
     out.push(char::from(b'0' + (v % 10) as u8));
 }
 
-/// Appends `s` as `{:?}` shows it (serde's `string "…"`).
+/// Appends `s` as `{:?}` shows it (serde's `string "…"`): each character
+/// as `char::escape_debug` writes it, but for `'`, which a string's
+/// `Debug` leaves alone (both escape every grapheme extender, also after
+/// a base character). The same text without linking `<str as Debug>::fmt`.
 fn push_debug_str(out: &mut String, s: &str) {
-    use core::fmt::Write;
-    let _ = write!(out, "{s:?}");
+    out.push('"');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    out.push('"');
 }
 
 /// Appends a number as serde shows an unexpected one (`integer `5``).
@@ -863,4 +873,41 @@ fn unknown_field(key: &str, fields: &[&str]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::{format, string::ToString};
+
+    fn ours(s: &str) -> String {
+        let mut out = String::new();
+        push_debug_str(&mut out, s);
+        out
+    }
+
+    /// `push_debug_str` writes what `{:?}` does, for every scalar value
+    /// alone, after a base character and before a combining mark.
+    #[test]
+    fn debug_str_is_str_debug() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            for s in [
+                c.to_string(),
+                format!("a{c}"),
+                format!("{c}\u{301}"),
+                format!("\u{301}{c}'"),
+            ] {
+                assert_eq!(ours(&s), format!("{s:?}"), "U+{:04X}", u32::from(c));
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_in_decimal() {
+        for v in [0, 1, 9, 10, 99, 100, 12345, u64::MAX, i64::MAX as u64] {
+            let mut out = String::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+    }
 }
