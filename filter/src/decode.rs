@@ -2,13 +2,14 @@
 //! [`crate::json`] reader: strict (an unknown field is an error), with the
 //! JSON path and serde's message in every error.
 
-use alloc::{format, string::String, vec::Vec};
+use alloc::{string::String, vec::Vec};
 
 use crate::config::{
     Destination, Guard, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination,
     RuleFile, RuleSource, Service, SetCookie, Sticky, StringMatch,
 };
-use crate::json::{Reader, R};
+use crate::json::{Fail, Reader, R};
+use crate::map::Map;
 
 /// The fields of a match entry (`MatchRequest`), in the order serde's
 /// messages list them; `canaryctl import` carries exactly these.
@@ -34,28 +35,51 @@ pub trait FromJson: Sized {
     fn read(r: &mut Reader<'_>) -> R<Self>;
 }
 
+/// serde's `missing field` error, at the object's path.
+#[inline(never)]
+fn missing(r: &Reader<'_>, field: &str) -> Fail {
+    r.custom(&["missing field `", field, "`"].concat())
+}
+
 fn required<T>(r: &Reader<'_>, v: Option<T>, field: &str) -> R<T> {
-    v.ok_or_else(|| r.custom(&format!("missing field `{field}`")))
+    v.ok_or_else(|| missing(r, field))
 }
 
-fn opt_string(r: &mut Reader<'_>) -> R<Option<String>> {
-    r.opt(Reader::string)
+// Readers of one field's value into its slot: one function per value type,
+// not one per field.
+
+fn opt_string(r: &mut Reader<'_>, slot: &mut Option<String>) -> R<()> {
+    *slot = r.opt(Reader::string)?;
+    Ok(())
 }
 
-fn opt_u64(r: &mut Reader<'_>) -> R<Option<u64>> {
-    r.opt(Reader::u64)
+fn opt_u64(r: &mut Reader<'_>, slot: &mut Option<u64>) -> R<()> {
+    *slot = r.opt(Reader::u64)?;
+    Ok(())
 }
 
-fn opt_i64(r: &mut Reader<'_>) -> R<Option<i64>> {
-    r.opt(Reader::i64)
+fn opt_i64(r: &mut Reader<'_>, slot: &mut Option<i64>) -> R<()> {
+    *slot = r.opt(Reader::i64)?;
+    Ok(())
+}
+
+fn opt_bool(r: &mut Reader<'_>, slot: &mut Option<bool>) -> R<()> {
+    *slot = r.opt(Reader::bool)?;
+    Ok(())
+}
+
+fn opt_string_match(r: &mut Reader<'_>, slot: &mut Option<StringMatch>) -> R<()> {
+    *slot = r.opt(StringMatch::read)?;
+    Ok(())
+}
+
+fn string_matches(r: &mut Reader<'_>, slot: &mut Option<Map<StringMatch>>) -> R<()> {
+    *slot = r.opt(|r| r.map(&mut StringMatch::read))?;
+    Ok(())
 }
 
 fn services(r: &mut Reader<'_>) -> R<Vec<Service>> {
     r.seq(&mut Service::read)
-}
-
-fn string_matches(r: &mut Reader<'_>) -> R<Option<crate::map::Map<StringMatch>>> {
-    r.opt(|r| r.map(&mut StringMatch::read))
 }
 
 impl FromJson for PluginConfig {
@@ -72,17 +96,20 @@ impl FromJson for PluginConfig {
                 "services",
                 "ruleSource",
             ],
-            &mut |r, n| {
-                match n {
-                    0 => c.route_header = opt_string(r)?,
-                    1 => c.debug_header = opt_string(r)?,
-                    2 => c.namespace = opt_string(r)?,
-                    3 => c.cluster_domain = opt_string(r)?,
-                    4 => c.version = opt_u64(r)?,
-                    5 => c.services = r.opt(services)?,
-                    _ => c.rule_source = r.opt(RuleSource::read)?,
+            &mut |r, n| match n {
+                0 => opt_string(r, &mut c.route_header),
+                1 => opt_string(r, &mut c.debug_header),
+                2 => opt_string(r, &mut c.namespace),
+                3 => opt_string(r, &mut c.cluster_domain),
+                4 => opt_u64(r, &mut c.version),
+                5 => {
+                    c.services = r.opt(services)?;
+                    Ok(())
                 }
-                Ok(())
+                _ => {
+                    c.rule_source = r.opt(RuleSource::read)?;
+                    Ok(())
+                }
             },
         )?;
         Ok(c)
@@ -95,13 +122,13 @@ impl FromJson for RuleFile {
         r.object(
             "RuleFile",
             &["namespace", "version", "services"],
-            &mut |r, n| {
-                match n {
-                    0 => c.namespace = opt_string(r)?,
-                    1 => c.version = opt_u64(r)?,
-                    _ => c.services = services(r)?,
+            &mut |r, n| match n {
+                0 => opt_string(r, &mut c.namespace),
+                1 => opt_u64(r, &mut c.version),
+                _ => {
+                    c.services = services(r)?;
+                    Ok(())
                 }
-                Ok(())
             },
         )?;
         Ok(c)
@@ -121,15 +148,15 @@ impl FromJson for RuleSource {
                 "pollIntervalMs",
                 "timeoutMs",
             ],
-            &mut |r, n| {
-                match n {
-                    0 => cluster = Some(r.string()?),
-                    1 => authority = opt_string(r)?,
-                    2 => path = Some(r.string()?),
-                    3 => poll = opt_u64(r)?,
-                    _ => timeout = opt_u64(r)?,
+            &mut |r, n| match n {
+                0 | 2 => {
+                    let v = Some(r.string()?);
+                    *if n == 0 { &mut cluster } else { &mut path } = v;
+                    Ok(())
                 }
-                Ok(())
+                1 => opt_string(r, &mut authority),
+                3 => opt_u64(r, &mut poll),
+                _ => opt_u64(r, &mut timeout),
             },
         )?;
         Ok(RuleSource {
@@ -158,10 +185,10 @@ impl FromJson for Service {
             &mut |r, n| {
                 match n {
                     0 => hosts = Some(r.seq(&mut Reader::string)?),
-                    1 => namespace = opt_string(r)?,
+                    1 => return opt_string(r, &mut namespace),
                     2 => http = r.seq(&mut HttpRoute::read)?,
                     3 => default = r.opt(Destination::read)?,
-                    _ => port = opt_i64(r)?,
+                    _ => return opt_i64(r, &mut port),
                 }
                 Ok(())
             },
@@ -184,7 +211,7 @@ impl FromJson for HttpRoute {
             &["name", "match", "route", "sticky"],
             &mut |r, n| {
                 match n {
-                    0 => name = opt_string(r)?,
+                    0 => return opt_string(r, &mut name),
                     1 => matches = r.seq(&mut MatchRequest::read)?,
                     2 => route = Some(r.seq(&mut RouteDestination::read)?),
                     _ => sticky = r.opt(Sticky::read)?,
@@ -204,22 +231,22 @@ impl FromJson for HttpRoute {
 impl FromJson for MatchRequest {
     fn read(r: &mut Reader<'_>) -> R<Self> {
         let mut m = MatchRequest::default();
-        r.object("MatchRequest", &MATCH_REQUEST_FIELDS, &mut |r, n| {
-            match n {
-                0 => m.name = opt_string(r)?,
-                1 => m.uri = r.opt(StringMatch::read)?,
-                2 => m.scheme = r.opt(StringMatch::read)?,
-                3 => m.method = r.opt(StringMatch::read)?,
-                4 => m.authority = r.opt(StringMatch::read)?,
-                5 => m.headers = string_matches(r)?,
-                6 => m.without_headers = string_matches(r)?,
-                7 => m.port = opt_i64(r)?,
-                8 => m.query_params = string_matches(r)?,
-                9 => m.ignore_uri_case = r.opt(Reader::bool)?,
-                10 => m.source_labels = r.opt(|r| r.map(&mut Reader::string))?,
-                _ => m.source_namespace = opt_string(r)?,
+        r.object("MatchRequest", &MATCH_REQUEST_FIELDS, &mut |r, n| match n {
+            0 => opt_string(r, &mut m.name),
+            1 => opt_string_match(r, &mut m.uri),
+            2 => opt_string_match(r, &mut m.scheme),
+            3 => opt_string_match(r, &mut m.method),
+            4 => opt_string_match(r, &mut m.authority),
+            5 => string_matches(r, &mut m.headers),
+            6 => string_matches(r, &mut m.without_headers),
+            7 => opt_i64(r, &mut m.port),
+            8 => string_matches(r, &mut m.query_params),
+            9 => opt_bool(r, &mut m.ignore_uri_case),
+            10 => {
+                m.source_labels = r.opt(|r| r.map(&mut Reader::string))?;
+                Ok(())
             }
-            Ok(())
+            _ => opt_string(r, &mut m.source_namespace),
         })?;
         Ok(m)
     }
@@ -230,14 +257,15 @@ impl FromJson for StringMatch {
         let mut m = StringMatch::default();
         let fields = ["exact", "prefix", "regex", "pathPrefix"];
         r.object("StringMatch", &fields, &mut |r, n| {
-            let v = opt_string(r)?;
-            match n {
-                0 => m.exact = v,
-                1 => m.prefix = v,
-                2 => m.regex = v,
-                _ => m.path_prefix = v,
-            }
-            Ok(())
+            opt_string(
+                r,
+                match n {
+                    0 => &mut m.exact,
+                    1 => &mut m.prefix,
+                    2 => &mut m.regex,
+                    _ => &mut m.path_prefix,
+                },
+            )
         })?;
         Ok(m)
     }
@@ -252,7 +280,7 @@ impl FromJson for RouteDestination {
             &mut |r, n| {
                 match n {
                     0 => destination = Some(Destination::read(r)?),
-                    1 => weight = opt_i64(r)?,
+                    1 => return opt_i64(r, &mut weight),
                     _ => guard = r.opt(Guard::read)?,
                 }
                 Ok(())
@@ -295,14 +323,14 @@ impl FromJson for Destination {
         r.object(
             "Destination",
             &["host", "subset", "port", "cluster"],
-            &mut |r, n| {
-                match n {
-                    0 => d.host = opt_string(r)?,
-                    1 => d.subset = opt_string(r)?,
-                    2 => d.port = r.opt(PortSelector::read)?,
-                    _ => d.cluster = opt_string(r)?,
+            &mut |r, n| match n {
+                0 => opt_string(r, &mut d.host),
+                1 => opt_string(r, &mut d.subset),
+                2 => {
+                    d.port = r.opt(PortSelector::read)?;
+                    Ok(())
                 }
-                Ok(())
+                _ => opt_string(r, &mut d.cluster),
             },
         )?;
         Ok(d)
@@ -328,14 +356,14 @@ impl FromJson for Sticky {
         r.object(
             "Sticky",
             &["header", "cookie", "sourceIp", "setCookie"],
-            &mut |r, n| {
-                match n {
-                    0 => s.header = opt_string(r)?,
-                    1 => s.cookie = opt_string(r)?,
-                    2 => s.source_ip = r.opt(Reader::bool)?,
-                    _ => s.set_cookie = r.opt(SetCookie::read)?,
+            &mut |r, n| match n {
+                0 => opt_string(r, &mut s.header),
+                1 => opt_string(r, &mut s.cookie),
+                2 => opt_bool(r, &mut s.source_ip),
+                _ => {
+                    s.set_cookie = r.opt(SetCookie::read)?;
+                    Ok(())
                 }
-                Ok(())
             },
         )?;
         Ok(s)
@@ -348,16 +376,13 @@ impl FromJson for SetCookie {
         r.object(
             "SetCookie",
             &["maxAge", "path", "httpOnly", "secure", "sameSite", "domain"],
-            &mut |r, n| {
-                match n {
-                    0 => c.max_age = opt_i64(r)?,
-                    1 => c.path = opt_string(r)?,
-                    2 => c.http_only = r.opt(Reader::bool)?,
-                    3 => c.secure = r.opt(Reader::bool)?,
-                    4 => c.same_site = opt_string(r)?,
-                    _ => c.domain = opt_string(r)?,
-                }
-                Ok(())
+            &mut |r, n| match n {
+                0 => opt_i64(r, &mut c.max_age),
+                1 => opt_string(r, &mut c.path),
+                2 => opt_bool(r, &mut c.http_only),
+                3 => opt_bool(r, &mut c.secure),
+                4 => opt_string(r, &mut c.same_site),
+                _ => opt_string(r, &mut c.domain),
             },
         )?;
         Ok(c)

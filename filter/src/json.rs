@@ -10,7 +10,7 @@
 //! or `]`; `key` for an unknown field; the object's path for missing and
 //! duplicate fields; `?` for a key that could not be read).
 
-use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 use crate::error::ConfigError;
 use crate::map::Map;
@@ -94,7 +94,7 @@ impl<'a> Reader<'a> {
             match seg {
                 Seg::Index(i) => {
                     out.push('[');
-                    out.push_str(&i.to_string());
+                    push_u64(&mut out, *i as u64);
                     out.push(']');
                 }
                 Seg::Key(k) => {
@@ -123,9 +123,13 @@ impl<'a> Reader<'a> {
             .map_or(0, |p| p + 1);
         let line = 1 + before.iter().take(start).filter(|&&b| b == b'\n').count();
         let column = at - start;
+        let mut text = cat(&[message, " at line "]);
+        push_u64(&mut text, line as u64);
+        text.push_str(" column ");
+        push_u64(&mut text, column as u64);
         Box::new(ConfigError::Syntax {
             path: self.path_string(),
-            message: format!("{message} at line {line} column {column}"),
+            message: text,
         })
     }
 
@@ -157,8 +161,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn ident(&mut self, rest: &[u8]) -> R<()> {
-        for &want in rest {
+    /// Reads the literal `word` (`null`, `true`, `false`), whose first byte
+    /// was just peeked.
+    fn ident(&mut self, word: &[u8]) -> R<()> {
+        self.i += 1;
+        for &want in word.get(1..).unwrap_or_default() {
             match self.peek() {
                 None => return Err(self.err("EOF while parsing a value")),
                 Some(b) => {
@@ -321,13 +328,19 @@ impl<'a> Reader<'a> {
         let text = self.src.get(start..self.i).unwrap_or_default();
         let text = core::str::from_utf8(text).unwrap_or_default();
         if !float {
-            if negative {
-                // `-0` is a float to serde_json.
-                if let Ok(v @ ..=-1) = text.parse::<i64>() {
-                    return Ok(Num::I(v));
+            // The magnitude, if a u64 holds it.
+            let mut magnitude = Some(0u64);
+            for d in text.trim_start_matches('-').bytes() {
+                magnitude =
+                    magnitude.and_then(|m| m.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+            }
+            match magnitude {
+                Some(v) if !negative => return Ok(Num::U(v)),
+                // `-0` is a float to serde_json, as is anything below `i64::MIN`.
+                Some(v @ 1..=0x8000_0000_0000_0000) => {
+                    return Ok(Num::I(0i64.wrapping_sub_unsigned(v)))
                 }
-            } else if let Ok(v) = text.parse::<u64>() {
-                return Ok(Num::U(v));
+                _ => {}
             }
         }
         if over_f64(text) {
@@ -353,45 +366,53 @@ impl<'a> Reader<'a> {
     /// it if it is a scalar and report serde's `invalid type`.
     #[inline(never)]
     fn invalid_type(&mut self, exp: Expected) -> Fail {
-        let unexpected = match self.ws() {
+        let mut message = String::from("invalid type: ");
+        match self.ws() {
             None => return self.peek_err("EOF while parsing a value"),
-            Some(b'n') => {
-                self.i += 1;
-                if let Err(e) = self.ident(b"ull") {
+            Some(b @ (b'n' | b't' | b'f')) => {
+                let (word, shown): (&[u8], _) = match b {
+                    b'n' => (b"null", "null"),
+                    b't' => (b"true", "boolean `true`"),
+                    _ => (b"false", "boolean `false`"),
+                };
+                if let Err(e) = self.ident(word) {
                     return e;
                 }
-                "null".to_string()
-            }
-            Some(b't') => {
-                self.i += 1;
-                if let Err(e) = self.ident(b"rue") {
-                    return e;
-                }
-                "boolean `true`".to_string()
-            }
-            Some(b'f') => {
-                self.i += 1;
-                if let Err(e) = self.ident(b"alse") {
-                    return e;
-                }
-                "boolean `false`".to_string()
+                message.push_str(shown);
             }
             Some(b'-' | b'0'..=b'9') => match self.number() {
                 Err(e) => return e,
-                Ok(n) => describe(&n),
+                Ok(n) => describe(&mut message, &n),
             },
             Some(b'"') => match self.raw_string() {
                 Err(e) => return e,
-                Ok(s) => format!("string {s:?}"),
+                Ok(s) => {
+                    message.push_str("string ");
+                    push_debug_str(&mut message, &s);
+                }
             },
-            Some(b'[') => "sequence".to_string(),
-            Some(b'{') => "map".to_string(),
+            Some(b'[') => message.push_str("sequence"),
+            Some(b'{') => message.push_str("map"),
             Some(_) => return self.peek_err("expected value"),
-        };
-        self.err(&format!(
-            "invalid type: {unexpected}, expected {}",
-            expected(exp)
-        ))
+        }
+        message.push_str(", expected ");
+        push_expected(&mut message, exp);
+        self.err(&message)
+    }
+
+    /// A number of the wrong kind for `exp` (`u64` or `i64`): serde's
+    /// `invalid value` for an integer out of its range, `invalid type` for
+    /// a float.
+    #[inline(never)]
+    fn wrong_number(&self, n: &Num<'_>, exp: Expected) -> Fail {
+        let mut message = String::from(match n {
+            Num::F(_) => "invalid type: ",
+            _ => "invalid value: ",
+        });
+        describe(&mut message, n);
+        message.push_str(", expected ");
+        push_expected(&mut message, exp);
+        self.err(&message)
     }
 
     /// Reads a string.
@@ -402,11 +423,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads a `null` if one is next: whether it did.
+    #[inline(never)]
+    pub fn null(&mut self) -> R<bool> {
+        if self.ws() != Some(b'n') {
+            return Ok(false);
+        }
+        self.ident(b"null")?;
+        Ok(true)
+    }
+
     /// Reads `null` as `None`, anything else with `f`.
+    #[inline]
     pub fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<Option<T>> {
-        if self.ws() == Some(b'n') {
-            self.i += 1;
-            self.ident(b"ull")?;
+        if self.null()? {
             return Ok(None);
         }
         f(self).map(Some)
@@ -424,24 +454,17 @@ impl<'a> Reader<'a> {
     pub fn u64(&mut self) -> R<u64> {
         match self.integer(Expected::U64)? {
             Num::U(v) => Ok(v),
-            n @ Num::I(_) => {
-                Err(self.err(&format!("invalid value: {}, expected u64", describe(&n))))
-            }
-            n @ Num::F(_) => {
-                Err(self.err(&format!("invalid type: {}, expected u64", describe(&n))))
-            }
+            n => Err(self.wrong_number(&n, Expected::U64)),
         }
     }
 
     /// Reads a signed integer.
     pub fn i64(&mut self) -> R<i64> {
-        match self.integer(Expected::I64)? {
+        let n = self.integer(Expected::I64)?;
+        match n {
             Num::I(v) => Ok(v),
-            Num::U(v) => i64::try_from(v)
-                .map_err(|_| self.err(&format!("invalid value: integer `{v}`, expected i64"))),
-            n @ Num::F(_) => {
-                Err(self.err(&format!("invalid type: {}, expected i64", describe(&n))))
-            }
+            Num::U(v) if v <= i64::MAX as u64 => Ok(v as i64),
+            n => Err(self.wrong_number(&n, Expected::I64)),
         }
     }
 
@@ -459,19 +482,13 @@ impl<'a> Reader<'a> {
 
     /// Reads `true` or `false`.
     pub fn bool(&mut self) -> R<bool> {
-        match self.ws() {
-            Some(b't') => {
-                self.i += 1;
-                self.ident(b"rue")?;
-                Ok(true)
-            }
-            Some(b'f') => {
-                self.i += 1;
-                self.ident(b"alse")?;
-                Ok(false)
-            }
-            _ => Err(self.invalid_type(Expected::Bool)),
-        }
+        let value = match self.ws() {
+            Some(b't') => true,
+            Some(b'f') => false,
+            _ => return Err(self.invalid_type(Expected::Bool)),
+        };
+        self.ident(if value { b"true" } else { b"false" })?;
+        Ok(value)
     }
 
     /// Reads a list, each element with `f` under its index.
@@ -627,7 +644,7 @@ impl<'a> Reader<'a> {
             };
             if seen & (1 << n) != 0 {
                 self.end_after_error();
-                return Err(self.err(&format!("duplicate field `{k}`")));
+                return Err(self.err(&cat(&["duplicate field `", &k, "`"])));
             }
             seen |= 1 << n;
             self.colon()?;
@@ -661,20 +678,19 @@ fn over_f64(text: &str) -> bool {
     let int = int.trim_start_matches('0');
     // The exponent of the first significant digit, and the digits from it.
     let (first, digits) = if int.is_empty() {
-        let zeros = frac.len() - frac.trim_start_matches('0').len();
-        if zeros == frac.len() {
+        let significant = frac.trim_start_matches('0');
+        if significant.is_empty() {
             return false; // zero
         }
-        (
-            -(zeros as i64) - 1,
-            frac.trim_start_matches('0').to_string(),
-        )
+        let zeros = frac.len() - significant.len();
+        (-(zeros as i64) - 1, "".bytes().chain(significant.bytes()))
     } else {
-        (int.len() as i64 - 1, format!("{int}{frac}"))
+        (int.len() as i64 - 1, int.bytes().chain(frac.bytes()))
     };
     match first + exp_value {
         309.. => true,
-        308 => digits.as_str() > "17976931348623158",
+        // Compared as text, as the digits' string was.
+        308 => digits.gt("17976931348623158".bytes()),
         _ => false,
     }
 }
@@ -752,10 +768,53 @@ fn exponent_overflow(text: &str) -> Option<usize> {
     None
 }
 
-fn describe(n: &Num<'_>) -> String {
-    match n {
-        Num::U(v) => format!("integer `{v}`"),
-        Num::I(v) => format!("integer `{v}`"),
+/// The strings of `parts`, one after another.
+fn cat(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
+/// Appends `v` in decimal.
+fn push_u64(out: &mut String, v: u64) {
+    if v >= 10 {
+        push_u64(out, v / 10);
+    }
+    out.push(char::from(b'0' + (v % 10) as u8));
+}
+
+/// Appends `s` as `{:?}` shows it (serde's `string "…"`): each character
+/// as `char::escape_debug` writes it, but for `'`, which a string's
+/// `Debug` leaves alone (both escape every grapheme extender, also after
+/// a base character). The same text without linking `<str as Debug>::fmt`.
+fn push_debug_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    out.push('"');
+}
+
+/// Appends a number as serde shows an unexpected one (`integer `5``).
+fn describe(out: &mut String, n: &Num<'_>) {
+    match *n {
+        Num::U(v) => {
+            out.push_str("integer `");
+            push_u64(out, v);
+        }
+        Num::I(v) => {
+            out.push_str("integer `");
+            if v < 0 {
+                out.push('-');
+            }
+            push_u64(out, v.unsigned_abs());
+        }
         Num::F(t) => {
             // serde prints the shortest form: `1.50` as `1.5`, `2.0` as `2.0`.
             let t = match t.find(['e', 'E']) {
@@ -769,31 +828,38 @@ fn describe(n: &Num<'_>) -> String {
                 }
                 _ => t,
             };
-            format!("floating point `{t}`")
+            out.push_str("floating point `");
+            out.push_str(t);
         }
     }
+    out.push('`');
 }
 
-fn expected(exp: Expected) -> String {
-    match exp {
-        Expected::Str => "a string".into(),
-        Expected::U64 => "u64".into(),
-        Expected::I64 => "i64".into(),
-        Expected::F64 => "f64".into(),
-        Expected::Bool => "a boolean".into(),
-        Expected::Seq => "a sequence".into(),
-        Expected::Map => "a map".into(),
-        Expected::Struct(name) => format!("struct {name}"),
-    }
+/// Appends what was expected, as serde words it.
+fn push_expected(out: &mut String, exp: Expected) {
+    let text = match exp {
+        Expected::Str => "a string",
+        Expected::U64 => "u64",
+        Expected::I64 => "i64",
+        Expected::F64 => "f64",
+        Expected::Bool => "a boolean",
+        Expected::Seq => "a sequence",
+        Expected::Map => "a map",
+        Expected::Struct(name) => {
+            out.push_str("struct ");
+            name
+        }
+    };
+    out.push_str(text);
 }
 
 /// serde's `unknown field` message.
 fn unknown_field(key: &str, fields: &[&str]) -> String {
-    let mut out = format!("unknown field `{key}`, ");
+    let mut out = cat(&["unknown field `", key, "`, "]);
     match fields {
         [] => out.push_str("there are no fields"),
-        [a] => out.push_str(&format!("expected `{a}`")),
-        [a, b] => out.push_str(&format!("expected `{a}` or `{b}`")),
+        [a] => out.push_str(&cat(&["expected `", a, "`"])),
+        [a, b] => out.push_str(&cat(&["expected `", a, "` or `", b, "`"])),
         _ => {
             out.push_str("expected one of ");
             for (i, f) in fields.iter().enumerate() {
@@ -807,4 +873,41 @@ fn unknown_field(key: &str, fields: &[&str]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::{format, string::ToString};
+
+    fn ours(s: &str) -> String {
+        let mut out = String::new();
+        push_debug_str(&mut out, s);
+        out
+    }
+
+    /// `push_debug_str` writes what `{:?}` does, for every scalar value
+    /// alone, after a base character and before a combining mark.
+    #[test]
+    fn debug_str_is_str_debug() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            for s in [
+                c.to_string(),
+                format!("a{c}"),
+                format!("{c}\u{301}"),
+                format!("\u{301}{c}'"),
+            ] {
+                assert_eq!(ours(&s), format!("{s:?}"), "U+{:04X}", u32::from(c));
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_in_decimal() {
+        for v in [0, 1, 9, 10, 99, 100, 12345, u64::MAX, i64::MAX as u64] {
+            let mut out = String::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+    }
 }
