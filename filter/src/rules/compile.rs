@@ -213,6 +213,7 @@ fn compile_rule(
 /// Compiles one match entry; `None` when its source conditions rule it out
 /// on this sidecar.
 #[inline(never)]
+#[allow(clippy::field_reassign_with_default)] // see `entry` below
 fn compile_match(
     m: &config::MatchRequest,
     path: &str,
@@ -234,27 +235,28 @@ fn compile_match(
         ));
     }
     let ignore_case = m.ignore_uri_case.unwrap_or(false);
-    let entry = MatchEntry {
-        uri: single(path, "uri", &m.uri, ignore_case)?,
-        scheme: single(path, "scheme", &m.scheme, false)?,
-        method: single(path, "method", &m.method, false)?,
-        authority: single(path, "authority", &m.authority, false)?,
-        headers: header_matchers(
-            m.headers.as_ref(),
-            &field_path(path, "headers"),
-            Field::Present,
-        )?,
-        without_headers: header_matchers(
-            m.without_headers.as_ref(),
-            &field_path(path, "withoutHeaders"),
-            Field::Without,
-        )?,
-        port: m
-            .port
-            .map(|p| port(p).map_err(|r| ConfigError::at(path, "port", r)))
-            .transpose()?,
-        query: query_matchers(m.query_params.as_ref(), &field_path(path, "queryParams"))?,
-    };
+    // Filled in field by field, not as one struct expression: an error
+    // then drops one `MatchEntry`, rather than each field compiled so far
+    // with its own inlined drop code.
+    let mut entry = MatchEntry::default();
+    entry.uri = single(path, "uri", &m.uri, ignore_case)?;
+    entry.scheme = single(path, "scheme", &m.scheme, false)?;
+    entry.method = single(path, "method", &m.method, false)?;
+    entry.authority = single(path, "authority", &m.authority, false)?;
+    entry.headers = header_matchers(
+        m.headers.as_ref(),
+        &field_path(path, "headers"),
+        Field::Present,
+    )?;
+    entry.without_headers = header_matchers(
+        m.without_headers.as_ref(),
+        &field_path(path, "withoutHeaders"),
+        Field::Without,
+    )?;
+    if let Some(p) = m.port {
+        entry.port = Some(port(p).map_err(|r| ConfigError::at(path, "port", r))?);
+    }
+    entry.query = query_matchers(m.query_params.as_ref(), &field_path(path, "queryParams"))?;
     if let Some(ns) = &m.source_namespace {
         if ns.is_empty() {
             return Err(ConfigError::at(
