@@ -415,6 +415,8 @@ fn compile_route(
     }
     let lone = rule.route.len() == 1;
     let mut destinations = Vec::with_capacity(rule.route.len());
+    let mut weights = Vec::with_capacity(rule.route.len());
+    let mut seeds = Vec::with_capacity(rule.route.len());
     for (di, rd) in rule.route.iter().enumerate() {
         let dpath = index_path(&rpath, di);
         let weight = match rd.weight {
@@ -438,6 +440,8 @@ fn compile_route(
             None => None,
             Some(g) => Some(crate::guard::compile(g, &field_path(&dpath, "guard"))?),
         };
+        weights.push(weight);
+        seeds.push(hash_key(cluster.key().as_bytes()));
         destinations.push(Destination {
             cluster,
             label: label.into(),
@@ -448,14 +452,9 @@ fn compile_route(
         });
         *next_stat = next_stat.saturating_add(1);
     }
-    if destinations.iter().all(|d| d.weight == 0) {
+    if weights.iter().all(|w| *w == 0) {
         return Err(ConfigError::invalid(rpath, Reason::AllZeroWeights));
     }
-    let weights: Vec<u32> = destinations.iter().map(|d| d.weight).collect();
-    let seeds: Vec<u64> = destinations
-        .iter()
-        .map(|d| hash_key(d.cluster.key().as_bytes()))
-        .collect();
     let (sticky, issuer) = match &rule.sticky {
         None => (None, None),
         Some(s) => {
