@@ -8,7 +8,7 @@
 //! gets one `Set-Cookie` header. The key is random: it holds no personal
 //! data, and names a user to nobody but the rule's hash.
 
-use alloc::{boxed::Box, format, string::String, string::ToString};
+use alloc::{boxed::Box, string::String, string::ToString};
 
 use crate::config;
 use crate::error::{ConfigError, Reason};
@@ -120,10 +120,10 @@ pub fn is_token(name: &str) -> bool {
 /// header. `path` is the JSON path of the `sticky` block.
 #[inline(never)]
 pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, ConfigError> {
-    let at = |field: &str| format!("{path}.setCookie.{field}");
     if !is_token(name) || name.len() > MAX_NAME_LEN {
-        return Err(ConfigError::invalid(
-            format!("{path}.cookie"),
+        return Err(ConfigError::at(
+            path,
+            "cookie",
             Reason::BadCookieName(name.to_string()),
         ));
     }
@@ -134,7 +134,11 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
     t.extend(core::iter::repeat_n('A', KEY_LEN));
     if let Some(age) = c.max_age {
         if !(1..=MAX_COOKIE_AGE_SECS).contains(&age) {
-            return Err(ConfigError::invalid(at("maxAge"), Reason::BadMaxAge(age)));
+            return Err(ConfigError::at(
+                path,
+                "setCookie.maxAge",
+                Reason::BadMaxAge(age),
+            ));
         }
         t.push_str("; Max-Age=");
         t.push_str(&age.to_string());
@@ -146,8 +150,9 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
             || d.len() > MAX_NAME_LEN
             || !crate::hosts::valid_host(d)
         {
-            return Err(ConfigError::invalid(
-                at("domain"),
+            return Err(ConfigError::at(
+                path,
+                "setCookie.domain",
                 Reason::BadHost(domain.clone()),
             ));
         }
@@ -161,8 +166,9 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
             .bytes()
             .any(|b| b.is_ascii_control() || b == b';')
     {
-        return Err(ConfigError::invalid(
-            at("path"),
+        return Err(ConfigError::at(
+            path,
+            "setCookie.path",
             Reason::BadCookiePath(cookie_path.to_string()),
         ));
     }
@@ -177,22 +183,25 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
     }
     let same_site = c.same_site.as_deref().unwrap_or("Lax");
     if !["Strict", "Lax", "None"].contains(&same_site) {
-        return Err(ConfigError::invalid(
-            at("sameSite"),
+        return Err(ConfigError::at(
+            path,
+            "setCookie.sameSite",
             Reason::BadSameSite(same_site.to_string()),
         ));
     }
     if same_site == "None" && !secure {
-        return Err(ConfigError::invalid(
-            at("sameSite"),
+        return Err(ConfigError::at(
+            path,
+            "setCookie.sameSite",
             Reason::SameSiteNoneNeedsSecure,
         ));
     }
     t.push_str("; SameSite=");
     t.push_str(same_site);
     if t.len() > MAX_SET_COOKIE_LEN {
-        return Err(ConfigError::invalid(
-            format!("{path}.setCookie"),
+        return Err(ConfigError::at(
+            path,
+            "setCookie",
             Reason::TooMany {
                 what: "bytes in the Set-Cookie header",
                 limit: MAX_SET_COOKIE_LEN,

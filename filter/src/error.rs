@@ -132,6 +132,13 @@ impl ConfigError {
         }
     }
 
+    /// [`ConfigError::Invalid`] at `{path}.{field}`: one out-of-line
+    /// constructor for the many checks that refuse a field of an object.
+    #[inline(never)]
+    pub fn at(path: &str, field: &str, reason: Reason) -> Self {
+        Self::invalid(field_path(path, field), reason)
+    }
+
     /// The JSON path the error is about, if any.
     pub fn path(&self) -> Option<&str> {
         match self {
@@ -139,6 +146,22 @@ impl ConfigError {
             ConfigError::TooLarge { .. } | ConfigError::Empty => None,
         }
     }
+}
+
+/// The JSON path `{path}.{field}`.
+#[inline(never)]
+pub fn field_path(path: &str, field: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 1 + field.len());
+    out.push_str(path);
+    out.push('.');
+    out.push_str(field);
+    out
+}
+
+/// The JSON path `{path}[{index}]`.
+#[inline(never)]
+pub fn index_path(path: &str, index: usize) -> String {
+    alloc::format!("{path}[{index}]")
 }
 
 impl fmt::Display for ConfigError {

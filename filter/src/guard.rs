@@ -72,35 +72,38 @@ impl Spec {
 pub fn compile(g: &config::Guard, path: &str) -> Result<Spec, ConfigError> {
     // `!(x > 0)` also refuses NaN (not that JSON can write one).
     if !(g.max_error_rate > 0.0 && g.max_error_rate <= 1.0) {
-        return Err(ConfigError::invalid(
-            format!("{path}.maxErrorRate"),
-            Reason::GuardRate,
-        ));
+        return Err(ConfigError::at(path, "maxErrorRate", Reason::GuardRate));
     }
     let min_requests = match u32::try_from(g.min_requests) {
         Ok(n @ 1..) => n,
         Ok(_) => {
-            return Err(ConfigError::invalid(
-                format!("{path}.minRequests"),
+            return Err(ConfigError::at(
+                path,
+                "minRequests",
                 Reason::GuardMinRequests(g.min_requests),
             ))
         }
         // Over u32: as good as "never enough", but not wrong; cap it.
         Err(_) if g.min_requests > 0 => u32::MAX,
         Err(_) => {
-            return Err(ConfigError::invalid(
-                format!("{path}.minRequests"),
+            return Err(ConfigError::at(
+                path,
+                "minRequests",
                 Reason::GuardMinRequests(g.min_requests),
             ))
         }
     };
-    let ipath = || format!("{path}.interval");
     let interval_ms = parse_duration(&g.interval).ok_or_else(|| {
-        ConfigError::invalid(ipath(), Reason::MalformedDuration(g.interval.clone()))
+        ConfigError::at(
+            path,
+            "interval",
+            Reason::MalformedDuration(g.interval.clone()),
+        )
     })?;
     if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
-        return Err(ConfigError::invalid(
-            ipath(),
+        return Err(ConfigError::at(
+            path,
+            "interval",
             Reason::BadDuration {
                 min: MIN_INTERVAL_MS,
                 max: MAX_INTERVAL_MS,

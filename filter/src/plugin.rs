@@ -216,6 +216,7 @@ impl Settings {
     }
 }
 
+#[inline(never)]
 fn header(name: Option<&str>, field: &str) -> Result<Option<Box<str>>, ConfigError> {
     let Some(name) = name else { return Ok(None) };
     if name.starts_with(':') {
@@ -283,8 +284,9 @@ fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
         if (min..=max).contains(&v) {
             Ok(Duration::from_millis(v))
         } else {
-            Err(ConfigError::invalid(
-                format!("ruleSource.{field}"),
+            Err(ConfigError::at(
+                "ruleSource",
+                field,
                 Reason::BadDuration { min, max },
             ))
         }

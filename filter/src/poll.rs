@@ -176,15 +176,43 @@ const MAX_DETAIL_BYTES: usize = 256;
 /// Bytes as one log-safe line: control characters become spaces, runs of
 /// spaces one, invalid UTF-8 is replaced.
 fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut out = String::with_capacity(bytes.len());
+    lossy_chars(bytes, &mut |c| {
         let c = if c.is_control() { ' ' } else { c };
         if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
             out.push(c);
         }
-    }
+    });
     out.trim_end().to_string()
+}
+
+/// The characters `String::from_utf8_lossy(bytes)` holds, one by one: each
+/// invalid sequence (as `Utf8Error::error_len` delimits it, or a truncated
+/// one at the end) is one U+FFFD. Built on `core::str::from_utf8`, which is
+/// linked anyway, rather than on `from_utf8_lossy` and its `Utf8Chunks`.
+fn lossy_chars(mut bytes: &[u8], f: &mut dyn FnMut(char)) {
+    loop {
+        let (valid, rest) = match core::str::from_utf8(bytes) {
+            Ok(s) => (s, None),
+            Err(e) => {
+                let (head, tail) = bytes.split_at(e.valid_up_to());
+                // `head` is valid: checking it again cannot fail.
+                let head = core::str::from_utf8(head).unwrap_or_default();
+                (head, Some(e.error_len().and_then(|n| tail.get(n..))))
+            }
+        };
+        valid.chars().for_each(&mut *f);
+        match rest {
+            None => return,
+            Some(rest) => {
+                f('\u{fffd}');
+                match rest {
+                    Some(rest) => bytes = rest,
+                    None => return,
+                }
+            }
+        }
+    }
 }
 
 /// An ETag as it may be sent back in `if-none-match`: visible ASCII and
@@ -672,6 +700,84 @@ mod tests {
             "upstream connect error reset reason: refused"
         );
         assert_eq!(printable(b"\xff ok"), "\u{fffd} ok");
+    }
+
+    /// `lossy_chars` against `String::from_utf8_lossy`.
+    fn check_lossy(bytes: &[u8]) {
+        let mut got = String::new();
+        lossy_chars(bytes, &mut |c| got.push(c));
+        assert_eq!(got, String::from_utf8_lossy(bytes), "{bytes:x?}");
+    }
+
+    #[test]
+    fn lossy_chars_replace_invalid_utf8_as_from_utf8_lossy_does() {
+        let crafted: &[&[u8]] = &[
+            b"",
+            b"plain",
+            b"\xff",
+            b"\xff\xfe\xfd",
+            b"a\xffb",
+            "é€😀".as_bytes(),
+            b"\xc3",             // truncated 2-byte
+            b"\xe2\x82",         // truncated 3-byte
+            b"\xf0\x9f\x98",     // truncated 4-byte
+            b"x\xf0\x9f\x98",    // truncated after text
+            b"\xf0\x9f\x98x",    // cut short by text
+            b"\xc0\x80",         // overlong NUL
+            b"\xc1\xbf",         // overlong
+            b"\xe0\x80\xaf",     // overlong 3-byte
+            b"\xf0\x80\x80\xaf", // overlong 4-byte
+            b"\xed\xa0\x80",     // surrogate D800
+            b"\xed\xbf\xbf",     // surrogate DFFF
+            b"\xf4\x90\x80\x80", // over U+10FFFF
+            b"\xf5\x80\x80\x80",
+            b"\x80", // lone continuation
+            b"\x80\x80\x80\x80",
+            b"\xe2\x82\xe2\x82\xac",
+            b"\xc3\xa9\xff\xc3",
+        ];
+        for bytes in crafted {
+            check_lossy(bytes);
+        }
+        // Every string of up to three bytes drawn from a set that covers
+        // every lead, continuation and invalid class.
+        let alphabet = [
+            0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0,
+            0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xf8, 0xfe, 0xff,
+        ];
+        for &a in &alphabet {
+            check_lossy(&[a]);
+            for &b in &alphabet {
+                check_lossy(&[a, b]);
+                for &c in &alphabet {
+                    check_lossy(&[a, b, c]);
+                }
+            }
+        }
+        // Random strings, biased towards bytes that start or continue
+        // multi-byte sequences (xorshift, fixed seed).
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut bytes = Vec::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 12) as usize;
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let r = state >> 32;
+                let byte = match r % 4 {
+                    0 => r as u8 & 0x7f,
+                    1 => 0x80 | (r as u8 & 0x3f),
+                    2 => 0xc0 | (r as u8 & 0x3f),
+                    _ => (r >> 8) as u8,
+                };
+                bytes.push(byte);
+            }
+            check_lossy(&bytes);
+        }
     }
 
     #[test]

@@ -79,6 +79,8 @@ impl Guards {
         let n = set.destination_count() as usize;
         let mut of_stat = vec![(NONE, NONE); n];
         let mut rules = Vec::new();
+        // Each rule's shared key and slot count, for `guard::install`.
+        let mut keys: Vec<(String, usize)> = Vec::new();
         for s in set.services() {
             for r in &s.rules {
                 let ds = &r.route.destinations;
@@ -114,8 +116,10 @@ impl Guards {
                         errors: define(MetricKind::Counter, &tags("errors")),
                     });
                 }
+                let key = format!("{prefix}/{digest}/{ordinal}");
+                keys.push((key.clone(), slots.len()));
                 rules.push(Rule {
-                    key: format!("{prefix}/{digest}/{ordinal}"),
+                    key,
                     specs: specs.into(),
                     shape: Shape {
                         live: live.into(),
@@ -125,10 +129,6 @@ impl Guards {
                 });
             }
         }
-        let keys: Vec<(String, usize)> = rules
-            .iter()
-            .map(|r| (r.key.clone(), r.slots.len()))
-            .collect();
         let fresh = guard::install(&mut Host, &prefix, &digest, &keys);
         let bucket = rules
             .iter()

@@ -6,7 +6,7 @@ use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
 use crate::cluster::{ClusterName, PortlessAs};
 use crate::config;
 use crate::cookie::{self};
-use crate::error::{ConfigError, Reason};
+use crate::error::{field_path, index_path, ConfigError, Reason};
 use crate::hosts::{self, Expansion};
 use crate::limits;
 use crate::map::Map;
@@ -61,11 +61,12 @@ pub fn compile(
     let mut claim_paths: Vec<String> = Vec::new();
     let mut aliases: Vec<(String, u32)> = Vec::new();
     for (si, svc) in services.iter().enumerate() {
-        let spath = format!("{path}[{si}]");
+        let spath = index_path(path, si);
         let namespace = svc.namespace.as_deref().unwrap_or(opts.namespace);
         if namespace.is_empty() || !hosts::valid_host(namespace) || namespace.contains('.') {
-            return Err(ConfigError::invalid(
-                format!("{spath}.namespace"),
+            return Err(ConfigError::at(
+                &spath,
+                "namespace",
                 Reason::BadHost(namespace.to_string()),
             ));
         }
@@ -73,15 +74,13 @@ pub fn compile(
             namespace,
             cluster_domain: opts.cluster_domain,
         };
+        let hosts_path = field_path(&spath, "hosts");
         if svc.hosts.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{spath}.hosts"),
-                Reason::EmptyList,
-            ));
+            return Err(ConfigError::invalid(hosts_path, Reason::EmptyList));
         }
         if svc.hosts.len() > limits::MAX_HOSTS_PER_SERVICE {
             return Err(ConfigError::invalid(
-                format!("{spath}.hosts"),
+                hosts_path,
                 Reason::TooMany {
                     what: "hosts",
                     limit: limits::MAX_HOSTS_PER_SERVICE,
@@ -91,7 +90,7 @@ pub fn compile(
         let index = u32::try_from(si).unwrap_or(u32::MAX);
         let mut name = String::new();
         for (hi, host) in svc.hosts.iter().enumerate() {
-            let hpath = format!("{spath}.hosts[{hi}]");
+            let hpath = index_path(&hosts_path, hi);
             if host.is_empty() {
                 return Err(ConfigError::invalid(hpath, Reason::EmptyString));
             }
@@ -121,15 +120,13 @@ pub fn compile(
             }
             aliases.extend(names.map(|a| (a, index)));
         }
+        let http_path = field_path(&spath, "http");
         if svc.http.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{spath}.http"),
-                Reason::EmptyList,
-            ));
+            return Err(ConfigError::invalid(http_path, Reason::EmptyList));
         }
         let portless = match svc.destination_port {
             Some(p) => PortlessAs::Port(
-                port(p).map_err(|r| ConfigError::invalid(format!("{spath}.destinationPort"), r))?,
+                port(p).map_err(|r| ConfigError::at(&spath, "destinationPort", r))?,
             ),
             None if opts.workload.gateway => PortlessAs::Refused,
             None => PortlessAs::RequestPort,
@@ -138,7 +135,7 @@ pub fn compile(
         for (ri, rule) in svc.http.iter().enumerate() {
             rules.push(compile_rule(
                 rule,
-                &format!("{spath}.http[{ri}]"),
+                &index_path(&http_path, ri),
                 ri,
                 (&exp, portless),
                 opts,
@@ -146,7 +143,7 @@ pub fn compile(
             )?);
         }
         if let Some(d) = &svc.default_destination {
-            let dpath = format!("{spath}.defaultDestination");
+            let dpath = field_path(&spath, "defaultDestination");
             mark_default_route(&mut rules, d, &dpath, &exp, portless)?;
         }
         let index = Some(RuleIndex::build(&rules)).filter(|i| i.filed >= INDEX_MIN_RULES);
@@ -173,15 +170,11 @@ fn compile_rule(
     next_stat: &mut u32,
 ) -> Result<Rule, ConfigError> {
     let name = match &rule.name {
-        Some(n) if n.is_empty() => {
-            return Err(ConfigError::invalid(
-                format!("{path}.name"),
-                Reason::EmptyString,
-            ))
-        }
+        Some(n) if n.is_empty() => return Err(ConfigError::at(path, "name", Reason::EmptyString)),
         Some(n) if n.len() > limits::MAX_NAME_LEN => {
-            return Err(ConfigError::invalid(
-                format!("{path}.name"),
+            return Err(ConfigError::at(
+                path,
+                "name",
                 Reason::TooMany {
                     what: "bytes in a name",
                     limit: limits::MAX_NAME_LEN,
@@ -191,9 +184,10 @@ fn compile_rule(
         Some(n) => n.clone(),
         None => format!("http-{index}"),
     };
+    let mpath = field_path(path, "match");
     if rule.matches.len() > limits::MAX_MATCHES_PER_RULE {
         return Err(ConfigError::invalid(
-            format!("{path}.match"),
+            mpath,
             Reason::TooMany {
                 what: "match entries",
                 limit: limits::MAX_MATCHES_PER_RULE,
@@ -202,7 +196,7 @@ fn compile_rule(
     }
     let mut matches = Vec::with_capacity(rule.matches.len());
     for (mi, m) in rule.matches.iter().enumerate() {
-        if let Some(entry) = compile_match(m, &format!("{path}.match[{mi}]"), opts)? {
+        if let Some(entry) = compile_match(m, &index_path(&mpath, mi), opts)? {
             matches.push(entry);
         }
     }
@@ -219,6 +213,7 @@ fn compile_rule(
 /// Compiles one match entry; `None` when its source conditions rule it out
 /// on this sidecar.
 #[inline(never)]
+#[allow(clippy::field_reassign_with_default)] // see `entry` below
 fn compile_match(
     m: &config::MatchRequest,
     path: &str,
@@ -240,44 +235,33 @@ fn compile_match(
         ));
     }
     let ignore_case = m.ignore_uri_case.unwrap_or(false);
-    let single = |field: &str, sm: &Option<config::StringMatch>, ic: bool| {
-        let kind = if field == "uri" {
-            Field::Uri
-        } else {
-            Field::Pseudo
-        };
-        sm.as_ref()
-            .map(|sm| {
-                StringMatcher::compile(sm, kind, ic)
-                    .map_err(|(sub, r)| ConfigError::invalid(join(path, field, sub), r))
-            })
-            .transpose()
-    };
-    let entry = MatchEntry {
-        uri: single("uri", &m.uri, ignore_case)?,
-        scheme: single("scheme", &m.scheme, false)?,
-        method: single("method", &m.method, false)?,
-        authority: single("authority", &m.authority, false)?,
-        headers: header_matchers(
-            m.headers.as_ref(),
-            &format!("{path}.headers"),
-            Field::Present,
-        )?,
-        without_headers: header_matchers(
-            m.without_headers.as_ref(),
-            &format!("{path}.withoutHeaders"),
-            Field::Without,
-        )?,
-        port: m
-            .port
-            .map(|p| port(p).map_err(|r| ConfigError::invalid(format!("{path}.port"), r)))
-            .transpose()?,
-        query: query_matchers(m.query_params.as_ref(), &format!("{path}.queryParams"))?,
-    };
+    // Filled in field by field, not as one struct expression: an error
+    // then drops one `MatchEntry`, rather than each field compiled so far
+    // with its own inlined drop code.
+    let mut entry = MatchEntry::default();
+    entry.uri = single(path, "uri", &m.uri, ignore_case)?;
+    entry.scheme = single(path, "scheme", &m.scheme, false)?;
+    entry.method = single(path, "method", &m.method, false)?;
+    entry.authority = single(path, "authority", &m.authority, false)?;
+    entry.headers = header_matchers(
+        m.headers.as_ref(),
+        &field_path(path, "headers"),
+        Field::Present,
+    )?;
+    entry.without_headers = header_matchers(
+        m.without_headers.as_ref(),
+        &field_path(path, "withoutHeaders"),
+        Field::Without,
+    )?;
+    if let Some(p) = m.port {
+        entry.port = Some(port(p).map_err(|r| ConfigError::at(path, "port", r))?);
+    }
+    entry.query = query_matchers(m.query_params.as_ref(), &field_path(path, "queryParams"))?;
     if let Some(ns) = &m.source_namespace {
         if ns.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{path}.sourceNamespace"),
+            return Err(ConfigError::at(
+                path,
+                "sourceNamespace",
                 Reason::EmptyString,
             ));
         }
@@ -288,10 +272,7 @@ fn compile_match(
     if let Some(labels) = &m.source_labels {
         for (k, v) in labels {
             if k.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("{path}.sourceLabels"),
-                    Reason::EmptyString,
-                ));
+                return Err(ConfigError::at(path, "sourceLabels", Reason::EmptyString));
             }
             if opts.workload.labels.get(k) != Some(v) {
                 return Ok(None);
@@ -301,11 +282,36 @@ fn compile_match(
     Ok(Some(entry))
 }
 
-fn join(path: &str, field: &str, sub: &str) -> String {
-    if sub.is_empty() {
-        format!("{path}.{field}")
+/// The StringMatch `field` of a match entry at `path` (`uri`, `scheme`,
+/// `method`, `authority`), if given.
+#[inline(never)]
+fn single(
+    path: &str,
+    field: &str,
+    sm: &Option<config::StringMatch>,
+    ignore_case: bool,
+) -> Result<Option<StringMatcher>, ConfigError> {
+    let kind = if field == "uri" {
+        Field::Uri
     } else {
-        format!("{path}.{field}.{sub}")
+        Field::Pseudo
+    };
+    match sm {
+        None => Ok(None),
+        Some(sm) => StringMatcher::compile(sm, kind, ignore_case)
+            .map(Some)
+            .map_err(|(sub, r)| ConfigError::invalid(join(path, field, sub), r)),
+    }
+}
+
+/// `{path}.{field}`, then `.{sub}` unless `sub` is empty.
+#[inline(never)]
+fn join(path: &str, field: &str, sub: &str) -> String {
+    let out = field_path(path, field);
+    if sub.is_empty() {
+        out
+    } else {
+        field_path(&out, sub)
     }
 }
 
@@ -320,16 +326,17 @@ fn header_matchers(
     let Some(map) = map else {
         return Ok(Box::default());
     };
-    map.iter()
-        .map(|(name, sm)| {
-            let hpath = format!("{path}.{name}");
-            let lower = header_name(name).map_err(|r| ConfigError::invalid(&hpath, r))?;
-            let lower = as_envoy_names(lower);
-            let m = StringMatcher::compile(sm, field, false)
-                .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
-            Ok((lower.into(), m))
-        })
-        .collect()
+    // A loop, not `collect::<Result<…>>()`: the same boxed slice, without
+    // an iterator adapter instantiated for each element type.
+    let mut out = Vec::with_capacity(map.len());
+    for (name, sm) in map.iter() {
+        let lower = header_name(name).map_err(|r| ConfigError::at(path, name, r))?;
+        let lower = as_envoy_names(lower);
+        let m = StringMatcher::compile(sm, field, false)
+            .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
+        out.push((lower.into(), m));
+    }
+    Ok(out.into_boxed_slice())
 }
 
 #[inline(never)]
@@ -340,16 +347,16 @@ fn query_matchers(
     let Some(map) = map else {
         return Ok(Box::default());
     };
-    map.iter()
-        .map(|(name, sm)| {
-            if name.is_empty() {
-                return Err(ConfigError::invalid(path, Reason::EmptyString));
-            }
-            let m = StringMatcher::compile(sm, Field::Present, false)
-                .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
-            Ok((name.as_bytes().into(), m))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(map.len());
+    for (name, sm) in map.iter() {
+        if name.is_empty() {
+            return Err(ConfigError::invalid(path, Reason::EmptyString));
+        }
+        let m = StringMatcher::compile(sm, Field::Present, false)
+            .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
+        out.push((name.as_bytes().into(), m));
+    }
+    Ok(out.into_boxed_slice())
 }
 
 /// Envoy keeps HTTP/1's `Host` as `:authority`, and its header matchers
@@ -393,7 +400,7 @@ fn compile_route(
     portless: PortlessAs,
     next_stat: &mut u32,
 ) -> Result<Route, ConfigError> {
-    let rpath = format!("{path}.route");
+    let rpath = field_path(path, "route");
     if rule.route.is_empty() {
         return Err(ConfigError::invalid(rpath, Reason::EmptyList));
     }
@@ -408,41 +415,33 @@ fn compile_route(
     }
     let lone = rule.route.len() == 1;
     let mut destinations = Vec::with_capacity(rule.route.len());
+    let mut weights = Vec::with_capacity(rule.route.len());
+    let mut seeds = Vec::with_capacity(rule.route.len());
     for (di, rd) in rule.route.iter().enumerate() {
-        let dpath = format!("{rpath}[{di}]");
+        let dpath = index_path(&rpath, di);
         let weight = match rd.weight {
             None if lone => 1,
-            None => {
-                return Err(ConfigError::invalid(
-                    format!("{dpath}.weight"),
-                    Reason::MissingWeight,
-                ))
-            }
+            None => return Err(ConfigError::at(&dpath, "weight", Reason::MissingWeight)),
             Some(w) if w < 0 => {
-                return Err(ConfigError::invalid(
-                    format!("{dpath}.weight"),
-                    Reason::NegativeWeight(w),
-                ))
+                return Err(ConfigError::at(&dpath, "weight", Reason::NegativeWeight(w)))
             }
             Some(w) if w > limits::MAX_WEIGHT => {
-                return Err(ConfigError::invalid(
-                    format!("{dpath}.weight"),
-                    Reason::WeightTooLarge(w),
-                ))
+                return Err(ConfigError::at(&dpath, "weight", Reason::WeightTooLarge(w)))
             }
             Some(w) => u32::try_from(w).unwrap_or(0),
         };
         let (cluster, label) = cluster_name(
             &rd.destination,
-            &format!("{dpath}.destination"),
+            &field_path(&dpath, "destination"),
             exp,
             portless,
         )?;
-        let guard = rd
-            .guard
-            .as_ref()
-            .map(|g| crate::guard::compile(g, &format!("{dpath}.guard")))
-            .transpose()?;
+        let guard = match &rd.guard {
+            None => None,
+            Some(g) => Some(crate::guard::compile(g, &field_path(&dpath, "guard"))?),
+        };
+        weights.push(weight);
+        seeds.push(hash_key(cluster.key().as_bytes()));
         destinations.push(Destination {
             cluster,
             label: label.into(),
@@ -453,25 +452,21 @@ fn compile_route(
         });
         *next_stat = next_stat.saturating_add(1);
     }
-    if destinations.iter().all(|d| d.weight == 0) {
+    if weights.iter().all(|w| *w == 0) {
         return Err(ConfigError::invalid(rpath, Reason::AllZeroWeights));
     }
-    let weights: Vec<u32> = destinations.iter().map(|d| d.weight).collect();
-    let seeds: Vec<u64> = destinations
-        .iter()
-        .map(|d| hash_key(d.cluster.key().as_bytes()))
-        .collect();
     let (sticky, issuer) = match &rule.sticky {
         None => (None, None),
         Some(s) => {
-            let spath = format!("{path}.sticky");
+            let spath = field_path(path, "sticky");
             let key = sticky_key(s, &spath)?;
             let issuer = match (&s.set_cookie, &s.cookie) {
                 (None, _) => None,
                 (Some(c), Some(name)) => Some(Box::new(cookie::compile(name, c, &spath)?)),
                 (Some(_), None) => {
-                    return Err(ConfigError::invalid(
-                        format!("{spath}.setCookie"),
+                    return Err(ConfigError::at(
+                        &spath,
+                        "setCookie",
                         Reason::SetCookieNeedsCookie,
                     ))
                 }
@@ -517,15 +512,14 @@ fn cluster_name(
         (Some(_), Some(_)) => Err(ConfigError::invalid(path, Reason::HostAndCluster)),
         (None, None) => Err(ConfigError::invalid(path, Reason::MissingDestination)),
         (None, Some(cluster)) => {
-            let cpath = format!("{path}.cluster");
-            plain_value(cluster).map_err(|r| ConfigError::invalid(&cpath, r))?;
+            plain_value(cluster).map_err(|r| ConfigError::at(path, "cluster", r))?;
             if d.subset.is_some() || d.port.is_some() {
                 return Err(ConfigError::invalid(path, Reason::HostAndCluster));
             }
             Ok((ClusterName::Fixed(cluster.as_str().into()), cluster.clone()))
         }
         (Some(host), None) => {
-            let hpath = format!("{path}.host");
+            let hpath = field_path(path, "host");
             if host.is_empty() {
                 return Err(ConfigError::invalid(hpath, Reason::EmptyString));
             }
@@ -535,21 +529,16 @@ fn cluster_name(
             let fqdn = hosts::expand(host, exp);
             let subset = d.subset.as_deref().unwrap_or("");
             if d.subset.is_some() {
-                plain_value(subset)
-                    .map_err(|r| ConfigError::invalid(format!("{path}.subset"), r))?;
+                plain_value(subset).map_err(|r| ConfigError::at(path, "subset", r))?;
             }
             let port = match (&d.port, portless) {
-                (Some(p), _) => Some(
-                    port(p.number)
-                        .map_err(|r| ConfigError::invalid(format!("{path}.port.number"), r))?,
-                ),
+                (Some(p), _) => {
+                    Some(port(p.number).map_err(|r| ConfigError::at(path, "port.number", r))?)
+                }
                 (None, PortlessAs::Port(p)) => Some(p),
                 (None, PortlessAs::RequestPort) => None,
                 (None, PortlessAs::Refused) => {
-                    return Err(ConfigError::invalid(
-                        format!("{path}.port"),
-                        Reason::MissingPort,
-                    ))
+                    return Err(ConfigError::at(path, "port", Reason::MissingPort))
                 }
             };
             let label = if subset.is_empty() {
@@ -595,7 +584,7 @@ fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> 
         return Err(ConfigError::invalid(path, Reason::StickyNeedsOneKey));
     }
     if let Some(h) = &s.header {
-        let name = header_name(h).map_err(|r| ConfigError::invalid(format!("{path}.header"), r))?;
+        let name = header_name(h).map_err(|r| ConfigError::at(path, "header", r))?;
         let name = as_envoy_names(name);
         return Ok(StickyKey::Header(name.into()));
     }
@@ -604,8 +593,9 @@ fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> 
             || c.bytes()
                 .any(|b| !b.is_ascii_graphic() || b == b';' || b == b'=')
         {
-            return Err(ConfigError::invalid(
-                format!("{path}.cookie"),
+            return Err(ConfigError::at(
+                path,
+                "cookie",
                 Reason::BadCharacters(c.clone()),
             ));
         }
@@ -613,8 +603,9 @@ fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> 
     }
     match s.source_ip {
         Some(true) => Ok(StickyKey::SourceIp),
-        _ => Err(ConfigError::invalid(
-            format!("{path}.sourceIp"),
+        _ => Err(ConfigError::at(
+            path,
+            "sourceIp",
             Reason::StickySourceIpFalse,
         )),
     }
