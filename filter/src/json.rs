@@ -123,7 +123,7 @@ impl<'a> Reader<'a> {
             .map_or(0, |p| p + 1);
         let line = 1 + before.iter().take(start).filter(|&&b| b == b'\n').count();
         let column = at - start;
-        let mut text = cat(&[message, " at line "]);
+        let mut text = [message, " at line "].concat();
         push_u64(&mut text, line as u64);
         text.push_str(" column ");
         push_u64(&mut text, column as u64);
@@ -644,7 +644,7 @@ impl<'a> Reader<'a> {
             };
             if seen & (1 << n) != 0 {
                 self.end_after_error();
-                return Err(self.err(&cat(&["duplicate field `", &k, "`"])));
+                return Err(self.err(&["duplicate field `", &k, "`"].concat()));
             }
             seen |= 1 << n;
             self.colon()?;
@@ -768,15 +768,6 @@ fn exponent_overflow(text: &str) -> Option<usize> {
     None
 }
 
-/// The strings of `parts`, one after another.
-fn cat(parts: &[&str]) -> String {
-    let mut out = String::new();
-    for p in parts {
-        out.push_str(p);
-    }
-    out
-}
-
 /// Appends `v` in decimal.
 fn push_u64(out: &mut String, v: u64) {
     if v >= 10 {
@@ -855,11 +846,11 @@ fn push_expected(out: &mut String, exp: Expected) {
 
 /// serde's `unknown field` message.
 fn unknown_field(key: &str, fields: &[&str]) -> String {
-    let mut out = cat(&["unknown field `", key, "`, "]);
+    let mut out = ["unknown field `", key, "`, "].concat();
     match fields {
         [] => out.push_str("there are no fields"),
-        [a] => out.push_str(&cat(&["expected `", a, "`"])),
-        [a, b] => out.push_str(&cat(&["expected `", a, "` or `", b, "`"])),
+        [a] => out.push_str(&["expected `", a, "`"].concat()),
+        [a, b] => out.push_str(&["expected `", a, "` or `", b, "`"].concat()),
         _ => {
             out.push_str("expected one of ");
             for (i, f) in fields.iter().enumerate() {

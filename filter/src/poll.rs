@@ -192,25 +192,21 @@ fn printable(bytes: &[u8]) -> String {
 /// linked anyway, rather than on `from_utf8_lossy` and its `Utf8Chunks`.
 fn lossy_chars(mut bytes: &[u8], f: &mut dyn FnMut(char)) {
     loop {
-        let (valid, rest) = match core::str::from_utf8(bytes) {
-            Ok(s) => (s, None),
-            Err(e) => {
-                let (head, tail) = bytes.split_at(e.valid_up_to());
-                // `head` is valid: checking it again cannot fail.
-                let head = core::str::from_utf8(head).unwrap_or_default();
-                (head, Some(e.error_len().and_then(|n| tail.get(n..))))
-            }
+        let e = match core::str::from_utf8(bytes) {
+            Ok(s) => return s.chars().for_each(f),
+            Err(e) => e,
         };
-        valid.chars().for_each(&mut *f);
-        match rest {
+        let (head, tail) = bytes.split_at(e.valid_up_to());
+        // `head` is valid: checking it again cannot fail.
+        core::str::from_utf8(head)
+            .unwrap_or_default()
+            .chars()
+            .for_each(&mut *f);
+        f('\u{fffd}');
+        // No `error_len`: the input ends inside a sequence.
+        match e.error_len().and_then(|n| tail.get(n..)) {
+            Some(rest) => bytes = rest,
             None => return,
-            Some(rest) => {
-                f('\u{fffd}');
-                match rest {
-                    Some(rest) => bytes = rest,
-                    None => return,
-                }
-            }
         }
     }
 }
