@@ -1,7 +1,9 @@
 //! What `canaryctl render` attaches the filter to, and the routing glue
 //! (`--glue`): the EnvoyFilter whose route, first in each of the rules'
 //! virtual hosts, sends a request to the cluster the filter wrote in the
-//! route header (as wasmplugin/route-envoyfilter.yaml, for any rule file).
+//! route header (as wasmplugin/route-envoyfilter.yaml, for any rule file),
+//! or, for a destination without a port written port-less
+//! (`portlessDestinations: glue`), to the cluster of the route's own port.
 //!
 //! Istio attaches policies to a Gateway API gateway (a pod labelled
 //! `gateway.networking.k8s.io/gateway-name`) by `targetRefs` only: a
@@ -69,35 +71,38 @@ impl Attachment {
     }
 }
 
-/// The Istio clusters each service's rules route to, by service name
-/// (its first host, expanded): the glue sends a header only to these.
-pub fn clusters_by_service(set: &canary_router::RuleSet) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// What each service's rules can write into the route header, by service
+/// name (its first host, expanded): the glue routes only these values.
+/// Plain Envoy clusters (not `outbound|...`) need no glue and are left out.
+pub fn routes_by_service(set: &canary_router::RuleSet) -> BTreeMap<String, Vec<ClusterName>> {
+    let mut out: BTreeMap<String, Vec<ClusterName>> = BTreeMap::new();
     for (svc, _, d) in set.all_destinations() {
-        if let ClusterName::Fixed(name) = &d.cluster {
-            if name.starts_with("outbound|") {
-                out.entry(svc.name.to_string())
-                    .or_default()
-                    .insert(name.to_string());
-            }
+        if matches!(&d.cluster, ClusterName::Fixed(n) if !n.starts_with("outbound|")) {
+            continue;
+        }
+        let names = out.entry(svc.name.to_string()).or_default();
+        if !names.contains(&d.cluster) {
+            names.push(d.cluster.clone());
         }
     }
     out
 }
 
-/// The EnvoyFilter of the routing glue: for each service, port and cluster
+/// The EnvoyFilter of the routing glue: for each service, port and value
 /// of that service's rules, a route inserted first in the virtual host
 /// `<service>:<port>` of the route configuration of that port (Istio's
-/// names, on sidecars and gateways) that matches the route header naming
-/// exactly that cluster (an exact match: a regex over several clusters
-/// soon exceeds Envoy's default RE2 program size of 100, which Envoy then
-/// refuses) and routes by `cluster_header`.
+/// names, on sidecars and gateways) that matches the route header holding
+/// exactly that value (an exact match: a regex over several clusters soon
+/// exceeds Envoy's default RE2 program size of 100, which Envoy then
+/// refuses). A cluster name routes by `cluster_header`; a name with the
+/// request's port, by `cluster_header` with that port's name; a port-less
+/// value (`portlessDestinations: glue`) to that port's cluster.
 pub fn envoy_filter(
     name: &str,
     namespace: &str,
     attach: &Attachment,
     route_header: &str,
-    clusters: &BTreeMap<String, BTreeSet<String>>,
+    routes: &BTreeMap<String, Vec<ClusterName>>,
     ports: &BTreeSet<u16>,
 ) -> Value {
     let context = match attach {
@@ -105,7 +110,7 @@ pub fn envoy_filter(
         _ => "SIDECAR_OUTBOUND",
     };
     let mut patches = Vec::new();
-    for (service, names) in clusters {
+    for (service, names) in routes {
         for port in ports {
             for cluster in names {
                 patches.push(patch(context, service, *port, route_header, cluster));
@@ -131,10 +136,31 @@ pub fn envoy_filter(
     ])
 }
 
-fn patch(context: &str, service: &str, port: u16, route_header: &str, cluster: &str) -> Value {
+/// The header value a route of port `port` matches, and where it sends it.
+fn glue_route(cluster: &ClusterName, port: u16, route_header: &str) -> (String, Value) {
+    match cluster {
+        ClusterName::GluePort(value) => (
+            value.to_string(),
+            map([("cluster", s(&cluster.with_port(port)))]),
+        ),
+        _ => (
+            cluster.with_port(port),
+            map([("cluster_header", s(route_header))]),
+        ),
+    }
+}
+
+fn patch(
+    context: &str,
+    service: &str,
+    port: u16,
+    route_header: &str,
+    cluster: &ClusterName,
+) -> Value {
+    let (value, action) = glue_route(cluster, port, route_header);
     let header = map([
         ("name", s(route_header)),
-        ("string_match", map([("exact", s(cluster))])),
+        ("string_match", map([("exact", s(&value))])),
     ]);
     let value = map([
         ("name", s("canary-router")),
@@ -145,7 +171,7 @@ fn patch(context: &str, service: &str, port: u16, route_header: &str, cluster: &
                 ("headers", Value::Sequence(vec![header])),
             ]),
         ),
-        ("route", map([("cluster_header", s(route_header))])),
+        ("route", action),
     ]);
     let route_configuration = map([
         ("portNumber", Value::from(port)),

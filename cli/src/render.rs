@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use canary_router::cluster::ClusterName;
+use canary_router::cluster::{ClusterName, PortlessMode};
 use canary_router::plugin::{rule_file_from_bytes, DEFAULT_CLUSTER_DOMAIN};
 use canary_router::{Plugin, Workload};
 use serde_yaml_ng::{Mapping, Value};
@@ -160,7 +160,7 @@ fn destination_ports(set: &canary_router::RuleSet) -> Result<BTreeSet<u16>> {
     for (s, r, d) in set.all_destinations() {
         let name = match &d.cluster {
             ClusterName::Fixed(name) => name,
-            ClusterName::RequestPort(_) => {
+            ClusterName::RequestPort(_) | ClusterName::GluePort(_) => {
                 return Err(CliError::rejected(format!(
                     "service {}, rule {}, destination {}: no port (it takes the port the request \
                      arrived on), so the ports to run on are not known: give them with --port \
@@ -175,6 +175,49 @@ fn destination_ports(set: &canary_router::RuleSet) -> Result<BTreeSet<u16>> {
         }
     }
     Ok(ports)
+}
+
+/// The `portlessDestinations` of the rendered configuration: the file's,
+/// except that `--glue` gives rules with port-less destinations the glue
+/// mode (its routes name each port, so the filter reads no port per
+/// request). On a gateway the listener port is the gateway's own, so a
+/// port-less destination there needs its service's `destinationPort`,
+/// except when the operator's own VirtualService glue resolves it.
+fn portless_mode(
+    args: &Args,
+    given: PortlessMode,
+    set: &canary_router::RuleSet,
+) -> Result<PortlessMode> {
+    let first = set
+        .all_destinations()
+        .find(|(_, _, d)| d.cluster.takes_request_port() || d.cluster.takes_glue_port());
+    let Some((svc, rule, d)) = first else {
+        return Ok(given);
+    };
+    let named = format!(
+        "service {}, rule {}, destination {}",
+        svc.name, rule.name, d.label
+    );
+    let mode = if args.glue { PortlessMode::Glue } else { given };
+    if args.gateway.is_some() && (args.glue || mode == PortlessMode::RequestPort) {
+        return Err(CliError::rejected(format!(
+            "{named}: no port, and on a gateway the listener port is the gateway's own, not the \
+             service's: give the service's `destinationPort` (or the destination's `port`){}",
+            if args.glue {
+                ""
+            } else {
+                ", or set `portlessDestinations: glue` with a VirtualService glue that names \
+                 the port-less values (wasmplugin/route-virtualservice.yaml)"
+            }
+        )));
+    }
+    if mode != given {
+        eprintln!(
+            "note: {named} has no port: with --glue it is written port-less \
+             (portlessDestinations: glue) and the glue's route of each port names its cluster"
+        );
+    }
+    Ok(mode)
 }
 
 fn yaml(v: &Value) -> Result<String> {
@@ -223,6 +266,10 @@ pub fn run(args: &Args) -> Result<()> {
     if &*st.cluster_domain != DEFAULT_CLUSTER_DOMAIN {
         push(&mut plugin, "clusterDomain", s(&st.cluster_domain));
     }
+    let portless = portless_mode(args, st.portless, set)?;
+    if portless == PortlessMode::Glue {
+        push(&mut plugin, "portlessDestinations", s("glue"));
+    }
     let services = input
         .get("services")
         .cloned()
@@ -233,6 +280,8 @@ pub fn run(args: &Args) -> Result<()> {
         .or_else(|| input.get("version").cloned());
 
     let mut docs: Vec<(String, Value)> = Vec::new();
+    // The rules as the rendered configuration compiles them (the glue's values).
+    let rendered: canary_router::RuleSet;
     if args.configmap {
         let mut file = Mapping::new();
         if let Some(v) = &version {
@@ -261,11 +310,13 @@ pub fn run(args: &Args) -> Result<()> {
         let p = Plugin::from_bytes(&plugin_json, &Workload::default()).map_err(|e| {
             CliError::rejected(format!("the rendered pluginConfig is rejected: {e}"))
         })?;
-        rule_file_from_bytes(text.as_bytes(), &p.settings, &Workload::default()).map_err(|e| {
-            CliError::rejected(format!(
-                "the rendered ConfigMap's rules.json is rejected: {e}"
-            ))
-        })?;
+        rendered = rule_file_from_bytes(text.as_bytes(), &p.settings, &Workload::default())
+            .map_err(|e| {
+                CliError::rejected(format!(
+                    "the rendered ConfigMap's rules.json is rejected: {e}"
+                ))
+            })?
+            .set;
         let configmap = map([
             ("apiVersion", s("v1")),
             ("kind", s("ConfigMap")),
@@ -294,9 +345,10 @@ pub fn run(args: &Args) -> Result<()> {
         }
         push(&mut plugin, "services", services);
         let plugin_json = serde_json::to_vec(&plugin).unwrap_or_default();
-        Plugin::from_bytes(&plugin_json, &Workload::default()).map_err(|e| {
+        let p = Plugin::from_bytes(&plugin_json, &Workload::default()).map_err(|e| {
             CliError::rejected(format!("the rendered pluginConfig is rejected: {e}"))
         })?;
+        rendered = p.rules.map(|r| r.set).unwrap_or_default();
     }
 
     // The WasmPlugin.
@@ -400,7 +452,7 @@ pub fn run(args: &Args) -> Result<()> {
     ));
 
     if args.glue {
-        let clusters = glue::clusters_by_service(set);
+        let clusters = glue::routes_by_service(&rendered);
         if clusters.is_empty() {
             return Err(CliError::rejected(
                 "--glue: the rules name no Istio cluster (outbound|...) to route to",
@@ -409,13 +461,18 @@ pub fn run(args: &Args) -> Result<()> {
         docs.push((
             format!(
                 "# The routing glue: a route first in each service's virtual host on port(s) {}\n\
-                 # sends a request whose {} names one of that service's clusters there.\n",
+                 # sends a request whose {} names one of that service's clusters there{}.\n",
                 ports
                     .iter()
                     .map(u16::to_string)
                     .collect::<Vec<_>>()
                     .join(", "),
-                st.route_header
+                st.route_header,
+                if portless == PortlessMode::Glue {
+                    ",\n# and one holding a port-less value (outbound||<subset>|<host>) to that port's cluster"
+                } else {
+                    ""
+                }
             ),
             glue::envoy_filter(
                 &args.name,

@@ -380,7 +380,7 @@ pub struct DestResult {
     /// The Envoy cluster.
     pub cluster: String,
     /// Whether the destination names no port (the cluster's port is the
-    /// request's, `--port`).
+    /// request's, `--port`, given by the filter or by the glue's route).
     pub request_port: bool,
     /// Requests (or keys, in sticky mode) that went there.
     pub count: u64,
@@ -495,7 +495,7 @@ fn results(
                     DestResult {
                         destination: d.label.to_string(),
                         cluster: d.cluster.with_port(port),
-                        request_port: d.cluster.takes_request_port(),
+                        request_port: d.cluster.takes_request_port() || d.cluster.takes_glue_port(),
                         count,
                         share: bars::share(count, sent),
                         expected: bars::share(u64::from(d.weight), total_w),

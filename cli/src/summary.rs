@@ -87,6 +87,7 @@ pub fn default_settings() -> Settings {
         debug_header: None,
         namespace: canary_router::plugin::DEFAULT_NAMESPACE.into(),
         cluster_domain: canary_router::plugin::DEFAULT_CLUSTER_DOMAIN.into(),
+        portless: canary_router::cluster::PortlessMode::RequestPort,
         source: None,
     })
 }
@@ -216,6 +217,8 @@ pub fn describe_rules(set: &RuleSet) -> String {
                 };
                 let port = if d.cluster.takes_request_port() {
                     "  (no port: the port the request arrived on)"
+                } else if d.cluster.takes_glue_port() {
+                    "  (no port: written port-less, the glue's route of each port names it)"
                 } else {
                     ""
                 };

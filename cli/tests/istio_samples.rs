@@ -93,25 +93,81 @@ fn domains(service: &str, port: u16) -> Vec<String> {
 /// `service_port`: per service, the glue route (a cluster name the filter
 /// wrote, of this service) and the default route to v1.
 fn route_config(service_port: u16) -> Value {
+    route_config_with(service_port, &[])
+}
+
+/// [`route_config`] with `glue`, the routes `canaryctl render --glue`
+/// inserts first in each virtual host (by name), instead of the glue route.
+fn route_config_with(service_port: u16, glue: &[(String, Value)]) -> Value {
     let hosts: Vec<Value> = SERVICES
         .iter()
         .map(|s| {
             let escaped = fqdn(s).replace('.', r"\.");
-            json!({
-                "name": format!("{}:{service_port}", fqdn(s)),
-                "domains": domains(s, service_port),
-                "routes": [
-                    {"name": "canary-router", "match": {"prefix": "/", "headers": [{
-                        "name": "x-canary-upstream",
-                        "string_match": {"safe_regex": {"regex": format!(r"outbound\|[0-9]+\|v[123]\|{escaped}")}}}]},
-                     "route": {"cluster_header": "x-canary-upstream"}},
-                    {"name": "default", "match": {"prefix": "/"},
-                     "route": {"cluster": format!("outbound|{service_port}|v1|{}", fqdn(s))}}
-                ]
-            })
+            let name = format!("{}:{service_port}", fqdn(s));
+            let mut routes: Vec<Value> = glue
+                .iter()
+                .filter(|(vhost, _)| *vhost == name)
+                .map(|(_, r)| r.clone())
+                .collect();
+            if glue.is_empty() {
+                routes.push(json!({"name": "canary-router", "match": {"prefix": "/", "headers": [{
+                    "name": "x-canary-upstream",
+                    "string_match": {"safe_regex": {"regex": format!(r"outbound\|[0-9]+\|v[123]\|{escaped}")}}}]},
+                 "route": {"cluster_header": "x-canary-upstream"}}));
+            }
+            routes.push(json!({"name": "default", "match": {"prefix": "/"},
+                 "route": {"cluster": format!("outbound|{service_port}|v1|{}", fqdn(s))}}));
+            json!({"name": name, "domains": domains(s, service_port), "routes": routes})
         })
         .collect();
     json!({"name": service_port.to_string(), "virtual_hosts": hosts})
+}
+
+/// What `canaryctl render --glue --port 9080 --port 9081` prints for
+/// imported rules: its pluginConfig, and per virtual host name the routes
+/// its EnvoyFilter inserts first (each on the port of its patch).
+fn rendered(imported: &Value) -> (Value, Vec<(u16, String, Value)>) {
+    let file = common::TempFile::new("rules.json", &imported.to_string());
+    let path = file.path();
+    let run = canaryctl(
+        &[
+            "render",
+            "--image",
+            "file:///m.wasm",
+            "--glue",
+            "--port",
+            "9080",
+            "--port",
+            "9081",
+            &path,
+        ],
+        None,
+    )
+    .expect_code(0);
+    let docs: Vec<Value> = {
+        use serde::Deserialize;
+        serde_yaml_ng::Deserializer::from_str(&run.stdout)
+            .map(|d| Value::deserialize(d).expect("YAML"))
+            .collect()
+    };
+    let doc = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {}", run.stdout))
+    };
+    let plugin = doc("WasmPlugin")["spec"]["pluginConfig"].clone();
+    let glue = doc("EnvoyFilter")["spec"]["configPatches"]
+        .as_array()
+        .expect("patches")
+        .iter()
+        .map(|p| {
+            let rc = &p["match"]["routeConfiguration"];
+            let port = rc["portNumber"].as_u64().expect("a port") as u16;
+            let vhost = rc["vhost"]["name"].as_str().expect("a vhost").to_string();
+            (port, vhost, p["patch"]["value"].clone())
+        })
+        .collect();
+    (plugin, glue)
 }
 
 fn wasm_filter(rules: &str) -> Value {
@@ -181,11 +237,15 @@ fn plugin_config(imported: &Value) -> String {
 /// walkthrough's port-80 service, and `extra` listeners.
 fn sidecar(imported: &Value, extra: Vec<Value>) -> Envoy {
     let rules = plugin_config(imported);
-    let mut listeners = vec![
+    let listeners = vec![
         listener("outbound_9080", 9080, 9080, Some(&rules), None),
         listener("outbound_9081", 9081, 9081, Some(&rules), None),
         listener("outbound_80", WALKTHROUGH_LISTENER, 80, Some(&rules), None),
     ];
+    start_sidecar(listeners, extra)
+}
+
+fn start_sidecar(mut listeners: Vec<Value>, extra: Vec<Value>) -> Envoy {
     listeners.extend(extra);
     listeners.extend(SUBSETS.iter().zip(BACKENDS).map(|(s, p)| backend(s, p)));
     let doc = json!({
@@ -295,6 +355,98 @@ fn bookinfo_port_less_virtualservices_route_on_the_9080_listener_with_no_5xx() {
     check_binomial(n as u64, 0.5, split.count("v3")).unwrap_or_else(|e| panic!("{e}"));
     let stats = envoy.stats().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stats.get("http.outbound_9080.downstream_rq_5xx"), 0);
+}
+
+#[test]
+fn with_the_rendered_glue_port_less_destinations_route_with_no_port_read() {
+    // `render --glue` writes the rules port-less (`portlessDestinations:
+    // glue`) and, per port, routes mapping each port-less value to that
+    // port's cluster: the same routing as the request's port, on both
+    // ports, without the filter reading the port.
+    for (sample, jason_to, rest) in [
+        ("request-routing.yaml", &["v2"][..], &["v1"][..]),
+        (
+            "traffic-shifting.yaml",
+            &["v1", "v3"][..],
+            &["v1", "v3"][..],
+        ),
+    ] {
+        let (imported, _) = import(sample);
+        let (plugin, glue) = rendered(&imported);
+        assert_eq!(
+            plugin["portlessDestinations"], "glue",
+            "{sample}: {plugin:#}"
+        );
+        for (port, vhost, route) in &glue {
+            assert!(vhost.ends_with(&format!(":{port}")), "{vhost}");
+            let value = route["match"]["headers"][0]["string_match"]["exact"]
+                .as_str()
+                .unwrap_or_default();
+            // `outbound||v2|reviews...` goes to `outbound|<port>|v2|reviews...`.
+            assert_eq!(
+                route["route"]["cluster"].as_str().map(str::to_string),
+                Some(value.replacen("outbound||", &format!("outbound|{port}|"), 1)),
+                "{sample}: {route:#}"
+            );
+        }
+        let rules = json!({"debugHeader": "x-canary-route", "routeHeader": plugin["routeHeader"],
+            "namespace": plugin["namespace"], "portlessDestinations": plugin["portlessDestinations"],
+            "services": plugin["services"]})
+        .to_string();
+        let on = |port: u16| -> Vec<(String, Value)> {
+            glue.iter()
+                .filter(|(p, _, _)| *p == port)
+                .map(|(_, v, r)| (v.clone(), r.clone()))
+                .collect()
+        };
+        let listeners = [9080u16, 9081]
+            .iter()
+            .map(|&p| {
+                listener(
+                    &format!("outbound_{p}"),
+                    p,
+                    p,
+                    Some(&rules),
+                    Some(route_config_with(p, &on(p))),
+                )
+            })
+            .collect();
+        let envoy = start_sidecar(listeners, Vec::new());
+        let n = 200;
+        for port in [9080u16, 9081] {
+            let mut c = client(&envoy, port);
+            let jason = Request::get("/")
+                .host("reviews")
+                .header("end-user", "jason");
+            let (v, _) = served(&mut c, &jason);
+            assert!(jason_to.contains(&v.as_str()), "{sample} on {port}: {v}");
+            for _ in 0..n {
+                let (v, _) = served(&mut c, &Request::get("/").host("reviews:9080"));
+                assert!(rest.contains(&v.as_str()), "{sample} on {port}: {v}");
+            }
+        }
+        let stats = envoy.stats().unwrap_or_else(|e| panic!("{e}"));
+        let to = |c: String| stats.get(&format!("cluster.{c}.upstream_rq_total"));
+        for port in [9080u16, 9081] {
+            let sent: u64 = SUBSETS
+                .iter()
+                .map(|s| to(format!("outbound|{port}|{s}|{}", fqdn("reviews"))))
+                .sum();
+            assert_eq!(
+                sent,
+                n as u64 + 1,
+                "{sample}: every request on {port} to {port}'s clusters"
+            );
+            assert_eq!(
+                stats.get(&format!("http.outbound_{port}.downstream_rq_5xx")),
+                0
+            );
+        }
+        if rest.len() == 2 {
+            let v3 = to(format!("outbound|9080|v3|{}", fqdn("reviews")));
+            check_binomial(n as u64, 0.5, v3).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 }
 
 #[test]

@@ -284,6 +284,89 @@ fn portless_rules_need_the_service_ports_by_name() {
 }
 
 #[test]
+fn with_the_glue_portless_rules_are_written_portless_and_glued_per_port() {
+    let rules = TempFile::new(
+        "portless.json",
+        r#"{"services": [{"hosts": ["reviews"], "http": [{"name": "all", "route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}]}"#,
+    );
+    let run = canaryctl(
+        &[
+            "render",
+            "--image",
+            IMAGE,
+            "--glue",
+            "--port",
+            "9080",
+            "--port",
+            "9081",
+            &rules.path(),
+        ],
+        None,
+    )
+    .expect_code(0);
+    assert!(
+        run.stderr.contains("portlessDestinations: glue"),
+        "{}",
+        run.stderr
+    );
+    let docs = docs(&run.stdout);
+    assert_eq!(
+        docs[0]["spec"]["pluginConfig"]["portlessDestinations"],
+        "glue"
+    );
+    let patches = docs[1]["spec"]["configPatches"].as_array().unwrap();
+    let routes: Vec<(u64, String, String)> = patches
+        .iter()
+        .map(|p| {
+            let v = &p["patch"]["value"];
+            (
+                p["match"]["routeConfiguration"]["portNumber"]
+                    .as_u64()
+                    .unwrap(),
+                v["match"]["headers"][0]["string_match"]["exact"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                v["route"]["cluster"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let v1 = "|v1|reviews.default.svc.cluster.local";
+    assert_eq!(
+        routes,
+        [9080u64, 9081]
+            .map(|p| (p, format!("outbound|{v1}"), format!("outbound|{p}{v1}")))
+            .to_vec()
+    );
+    // Without --glue the file's mode stays (the request's port).
+    let run = canaryctl(
+        &["render", "--image", IMAGE, "--port", "9080", &rules.path()],
+        None,
+    )
+    .expect_code(0);
+    assert!(
+        !run.stdout.contains("portlessDestinations"),
+        "{}",
+        run.stdout
+    );
+    // A gateway's listener port is not the service's: refused by name.
+    for extra in [&["--glue"][..], &[]] {
+        let mut args = vec!["render", "--image", IMAGE, "--gateway", "edge"];
+        args.extend(extra);
+        let path = rules.path();
+        args.push(&path);
+        let run = canaryctl(&args, None).expect_code(1);
+        assert!(
+            run.stderr
+                .contains("rule all, destination v1: no port, and on a gateway")
+                && run.stderr.contains("destinationPort"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn an_httproute_setup_is_attached_by_target_refs_with_its_glue() {
     let imported = canaryctl(
         &[

@@ -8,6 +8,12 @@
 //! application dialled (Envoy's `destination.port`). Its name is compiled
 //! once with the port left out, and the full name is written into a stack
 //! buffer when a request is sent there: no allocation, no parsing.
+//!
+//! With `portlessDestinations: glue` the filter leaves the port to the
+//! routing glue instead: it writes `outbound||<subset>|<host>` (the port
+//! left empty), and the glue's route of each port, which knows its port,
+//! maps that value to the cluster of that port. The filter then reads no
+//! property per request.
 
 use alloc::{boxed::Box, format, string::String, string::ToString};
 
@@ -30,6 +36,23 @@ pub enum ClusterName {
     /// An Istio cluster whose port is the request's:
     /// `outbound|<port>` followed by this tail, `|<subset>|<host>`.
     RequestPort(Box<str>),
+    /// An Istio cluster whose port the routing glue's route names: this
+    /// value, `outbound||<subset>|<host>`, is written as it is, and each
+    /// port's glue route maps it to `outbound|<port>|<subset>|<host>`.
+    GluePort(Box<str>),
+}
+
+/// Who gives a port to destinations without one (the plugin's
+/// `portlessDestinations`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PortlessMode {
+    /// The filter: the port the request arrived on (`destination.port`,
+    /// one property read per request routed there).
+    #[default]
+    RequestPort,
+    /// The routing glue: each port's route maps the port-less value to
+    /// its own port's cluster (no property read).
+    Glue,
 }
 
 /// What a destination without `port` becomes, in one service.
@@ -37,6 +60,8 @@ pub enum ClusterName {
 pub enum PortlessAs {
     /// The request's port (a sidecar).
     RequestPort,
+    /// The glue route's port ([`PortlessMode::Glue`]).
+    Glue,
     /// The service's `destinationPort`.
     Port(u16),
     /// Refused: on a gateway the request's port is the gateway's own, and
@@ -80,11 +105,18 @@ impl ClusterName {
         matches!(self, ClusterName::RequestPort(_))
     }
 
+    /// Whether requests sent here take the port of the glue's route.
+    pub fn takes_glue_port(&self) -> bool {
+        matches!(self, ClusterName::GluePort(_))
+    }
+
     /// The bytes that identify this name in a rule set (for sticky seeds);
-    /// for a name with a port slot, its tail.
+    /// for a name without its port, its tail `|<subset>|<host>` (the same
+    /// in both [`PortlessMode`]s, so switching keeps sticky users).
     pub fn key(&self) -> &str {
         match self {
             ClusterName::Fixed(n) | ClusterName::RequestPort(n) => n,
+            ClusterName::GluePort(n) => n.get(HEAD.len()..).unwrap_or_default(),
         }
     }
 
@@ -97,7 +129,7 @@ impl ClusterName {
         built: &'b mut Built,
     ) -> Option<&'b [u8]> {
         match self {
-            ClusterName::Fixed(n) => Some(n.as_bytes()),
+            ClusterName::Fixed(n) | ClusterName::GluePort(n) => Some(n.as_bytes()),
             ClusterName::RequestPort(tail) => {
                 let port = port()?;
                 built.len = 0;
@@ -122,21 +154,24 @@ impl ClusterName {
         }
     }
 
-    /// The name for port `port`, as a string (for tools; the filter uses
-    /// [`ClusterName::resolve`]).
+    /// The cluster requests sent here reach on port `port`, as a string
+    /// (for tools; the filter uses [`ClusterName::resolve`]).
     pub fn with_port(&self, port: u16) -> String {
         match self {
             ClusterName::Fixed(n) => n.to_string(),
-            ClusterName::RequestPort(tail) => format!("outbound|{port}{tail}"),
+            ClusterName::RequestPort(_) | ClusterName::GluePort(_) => {
+                format!("outbound|{port}{}", self.key())
+            }
         }
     }
 }
 
-/// A name with a port slot shows it as `<request port>`.
+/// A name with a port slot shows it as `<request port>`; a name whose
+/// port the glue gives shows the value written, `outbound||...`.
 impl fmt::Display for ClusterName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClusterName::Fixed(n) => f.write_str(n),
+            ClusterName::Fixed(n) | ClusterName::GluePort(n) => f.write_str(n),
             ClusterName::RequestPort(tail) => write!(f, "outbound|<request port>{tail}"),
         }
     }
@@ -169,6 +204,27 @@ mod tests {
         assert_eq!(
             name.to_string(),
             "outbound|<request port>|v1|reviews.default.svc.cluster.local"
+        );
+    }
+
+    #[test]
+    fn a_glue_port_name_is_written_without_its_port() {
+        let name = ClusterName::GluePort("outbound||v1|reviews.default.svc.cluster.local".into());
+        let mut built = Built::default();
+        assert_eq!(
+            name.resolve(|| unreachable!("the glue gives the port"), &mut built),
+            Some(&b"outbound||v1|reviews.default.svc.cluster.local"[..])
+        );
+        assert_eq!(
+            name.with_port(9080),
+            "outbound|9080|v1|reviews.default.svc.cluster.local"
+        );
+        // The same sticky key as the request-port name of the destination.
+        let request = ClusterName::RequestPort("|v1|reviews.default.svc.cluster.local".into());
+        assert_eq!(name.key(), request.key());
+        assert_eq!(
+            name.to_string(),
+            "outbound||v1|reviews.default.svc.cluster.local"
         );
     }
 }

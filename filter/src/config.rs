@@ -30,6 +30,11 @@ pub struct PluginConfig {
     pub cluster_domain: Option<String>,
     /// Optional version of the inline rules, shown in the `rules_version` gauge.
     pub version: Option<u64>,
+    /// Who gives a port to destinations without one: `requestPort` (the
+    /// default: the port the request arrived on) or `glue` (the filter
+    /// writes `outbound||<subset>|<host>` and each port's routing glue maps
+    /// it to its own port's cluster).
+    pub portless_destinations: Option<String>,
     /// Inline rules.
     pub services: Option<Vec<Service>>,
     /// A rule file to poll over HTTP (a ConfigMap behind a tiny web server).

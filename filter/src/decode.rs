@@ -93,6 +93,7 @@ impl FromJson for PluginConfig {
                 "namespace",
                 "clusterDomain",
                 "version",
+                "portlessDestinations",
                 "services",
                 "ruleSource",
             ],
@@ -102,7 +103,8 @@ impl FromJson for PluginConfig {
                 2 => opt_string(r, &mut c.namespace),
                 3 => opt_string(r, &mut c.cluster_domain),
                 4 => opt_u64(r, &mut c.version),
-                5 => {
+                5 => opt_string(r, &mut c.portless_destinations),
+                6 => {
                     c.services = r.opt(services)?;
                     Ok(())
                 }

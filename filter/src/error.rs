@@ -121,6 +121,8 @@ pub enum Reason {
     BadMaxAge(i64),
     /// A cookie `path` does not start with `/`, or holds a control character or `;`.
     BadCookiePath(String),
+    /// `portlessDestinations` is not `requestPort` or `glue`.
+    BadPortlessMode(String),
 }
 
 impl ConfigError {
@@ -273,6 +275,10 @@ impl fmt::Display for Reason {
             Reason::BadCookiePath(p) => write!(
                 f,
                 "`{p}` is not a cookie path (it starts with '/', with no control characters or ';')"
+            ),
+            Reason::BadPortlessMode(v) => write!(
+                f,
+                "`{v}`: give `requestPort` (the port the request arrived on) or `glue` (each port's routing glue maps `outbound||<subset>|<host>`)"
             ),
         }
     }

@@ -5,6 +5,7 @@ use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
 
 use core::time::Duration;
 
+use crate::cluster::PortlessMode;
 use crate::config::{self, PluginConfig, RuleFile};
 use crate::error::{ConfigError, Reason};
 use crate::limits;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub namespace: Box<str>,
     /// Kubernetes cluster domain.
     pub cluster_domain: Box<str>,
+    /// Who gives a port to destinations without one (`portlessDestinations`).
+    pub portless: PortlessMode,
     /// Where to poll rules from, if anywhere.
     pub source: Option<SourceSettings>,
 }
@@ -171,6 +174,16 @@ impl Settings {
                 Reason::BadHost(cluster_domain.to_string()),
             ));
         }
+        let portless = match cfg.portless_destinations.as_deref() {
+            None | Some("requestPort") => PortlessMode::RequestPort,
+            Some("glue") => PortlessMode::Glue,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "portlessDestinations",
+                    Reason::BadPortlessMode(other.to_string()),
+                ))
+            }
+        };
         let source = cfg.rule_source.as_ref().map(source).transpose()?;
         if cfg.services.is_none() && source.is_none() {
             return Err(ConfigError::invalid("services", Reason::NoRules));
@@ -180,6 +193,7 @@ impl Settings {
             debug_header,
             namespace: namespace.into(),
             cluster_domain: cluster_domain.to_ascii_lowercase().into(),
+            portless,
             source,
         })
     }
@@ -190,6 +204,7 @@ impl Settings {
             namespace: &self.namespace,
             cluster_domain: &self.cluster_domain,
             workload,
+            portless: self.portless,
         }
     }
 
@@ -206,6 +221,7 @@ impl Settings {
             namespace,
             cluster_domain: &self.cluster_domain,
             workload,
+            portless: self.portless,
         };
         let set = rules::compile(&file.services, "services", &opts)?;
         Ok(Rules {

@@ -110,3 +110,55 @@ fn on_a_gateway_a_destination_without_a_port_is_refused_by_name() {
         Some("outbound|9080|v1|reviews.default.svc.cluster.local")
     );
 }
+
+/// `portlessDestinations: glue`: the value written is the cluster name with
+/// its port left out, whatever port the request arrived on (or none): the
+/// glue's route of each port names the port. A `destinationPort` or a
+/// destination's own port still wins, and a gateway accepts the rules (its
+/// glue resolves the port, as Istio resolves a port-less destination).
+#[test]
+fn with_the_glue_mode_the_port_is_left_out_of_the_value() {
+    let glue = BOOKINFO.replacen('{', r#"{"portlessDestinations":"glue","#, 1);
+    let gateway = Workload {
+        gateway: true,
+        ..Workload::default()
+    };
+    for w in [Workload::default(), gateway] {
+        let rules = common::compile_for(&glue, &w);
+        for req in [Req::to("reviews").on_port(9080), Req::to("reviews")] {
+            assert_eq!(
+                cluster(&rules, &req).as_deref(),
+                Some("outbound||v1|reviews.default.svc.cluster.local")
+            );
+        }
+        assert_eq!(
+            cluster(&rules, &Req::to("reviews").with("end-user", "jason")).as_deref(),
+            Some("outbound||v2|reviews.default.svc.cluster.local")
+        );
+    }
+    let fixed = glue.replace(
+        r#""hosts":["reviews"],"#,
+        r#""hosts":["reviews"],"destinationPort":9080,"#,
+    );
+    assert_eq!(
+        cluster(&compile(&fixed), &Req::to("reviews")).as_deref(),
+        Some("outbound|9080|v1|reviews.default.svc.cluster.local")
+    );
+    let explicit = glue.replace(
+        r#""subset":"v1""#,
+        r#""subset":"v1","port":{"number":9090}"#,
+    );
+    assert_eq!(
+        cluster(&compile(&explicit), &Req::to("reviews")).as_deref(),
+        Some("outbound|9090|v1|reviews.default.svc.cluster.local")
+    );
+    let bad = BOOKINFO.replacen('{', r#"{"portlessDestinations":"Glue","#, 1);
+    let err = Plugin::from_bytes(bad.as_bytes(), &Workload::default())
+        .err()
+        .unwrap_or_else(|| panic!("an unknown mode is refused"))
+        .to_string();
+    assert!(
+        err.starts_with("portlessDestinations: `Glue`: give `requestPort`"),
+        "{err}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
 
-use crate::cluster::{ClusterName, PortlessAs};
+use crate::cluster::{ClusterName, PortlessAs, PortlessMode};
 use crate::config;
 use crate::cookie::{self};
 use crate::error::{field_path, index_path, ConfigError, Reason};
@@ -128,8 +128,11 @@ pub fn compile(
             Some(p) => PortlessAs::Port(
                 port(p).map_err(|r| ConfigError::at(&spath, "destinationPort", r))?,
             ),
-            None if opts.workload.gateway => PortlessAs::Refused,
-            None => PortlessAs::RequestPort,
+            None => match opts.portless {
+                PortlessMode::Glue => PortlessAs::Glue,
+                PortlessMode::RequestPort if opts.workload.gateway => PortlessAs::Refused,
+                PortlessMode::RequestPort => PortlessAs::RequestPort,
+            },
         };
         let mut rules = Vec::with_capacity(svc.http.len());
         for (ri, rule) in svc.http.iter().enumerate() {
@@ -532,14 +535,13 @@ fn cluster_name(
                 plain_value(subset).map_err(|r| ConfigError::at(path, "subset", r))?;
             }
             let port = match (&d.port, portless) {
-                (Some(p), _) => {
-                    Some(port(p.number).map_err(|r| ConfigError::at(path, "port.number", r))?)
-                }
-                (None, PortlessAs::Port(p)) => Some(p),
-                (None, PortlessAs::RequestPort) => None,
+                (Some(p), _) => PortlessAs::Port(
+                    port(p.number).map_err(|r| ConfigError::at(path, "port.number", r))?,
+                ),
                 (None, PortlessAs::Refused) => {
                     return Err(ConfigError::at(path, "port", Reason::MissingPort))
                 }
+                (None, as_) => as_,
             };
             let label = if subset.is_empty() {
                 fqdn.clone()
@@ -548,8 +550,9 @@ fn cluster_name(
             };
             let tail = format!("|{subset}|{fqdn}");
             let name = match port {
-                Some(p) => ClusterName::Fixed(format!("outbound|{p}{tail}").into()),
-                None => ClusterName::RequestPort(tail.into()),
+                PortlessAs::Port(p) => ClusterName::Fixed(format!("outbound|{p}{tail}").into()),
+                PortlessAs::Glue => ClusterName::GluePort(format!("outbound|{tail}").into()),
+                _ => ClusterName::RequestPort(tail.into()),
             };
             Ok((name, label))
         }

@@ -50,6 +50,8 @@ pub struct CompileOptions<'a> {
     pub cluster_domain: &'a str,
     /// The sidecar's own workload.
     pub workload: &'a Workload,
+    /// Who gives a port to destinations without one.
+    pub portless: crate::cluster::PortlessMode,
 }
 
 /// A compiled rule set.
