@@ -55,10 +55,16 @@ pub enum Kind {
     /// wasm floor and Lua.
     CanaryRouterEveryRequest,
     /// canary-router (2 rules) whose destinations name no port, without
-    /// `defaultDestination`: for every request it reads the port the
-    /// request arrived on (`destination.port`) and builds the cluster name
-    /// with it (see [`clusters_json`]).
+    /// `defaultDestination`, as `canaryctl render --glue` deploys them
+    /// (`portlessDestinations: glue`): it writes `outbound||<subset>|<host>`
+    /// and the route table's glue routes, one per value, send each to the
+    /// cluster of the listener's port (see [`clusters_json`]).
     CanaryRouterPortless,
+    /// The same rules in the default `portlessDestinations: requestPort`:
+    /// for every request the filter reads the port the request arrived on
+    /// (`destination.port`) and builds the cluster name with it; the route
+    /// table routes by `cluster_header`, as for the other rows.
+    CanaryRouterPortlessRequestPort,
     /// canary-router as deployed (2 rules, `defaultDestination`) with a
     /// guard on v2 of the split: every v2 answer is counted (its `:status`
     /// read) and flushed to shared data in batches; the upstreams never
@@ -88,6 +94,9 @@ impl Kind {
             Kind::CanaryRouter { rules } => format!("canary-router, {rules} rules"),
             Kind::CanaryRouterEveryRequest => "canary-router, header on every request".into(),
             Kind::CanaryRouterPortless => "canary-router, port-less destinations".into(),
+            Kind::CanaryRouterPortlessRequestPort => {
+                "canary-router, port-less, request port".into()
+            }
             Kind::CanaryRouterGuard => "canary-router with a guard".into(),
             Kind::Module { name, .. } => name.clone(),
         }
@@ -292,11 +301,17 @@ pub fn rules_json_guard() -> String {
     v.to_string()
 }
 
-/// [`rules_json_every_request`] with destinations that name no port: they
-/// take the port the request arrived on.
-pub fn rules_json_portless(n: usize) -> String {
+/// [`rules_json_every_request`] with destinations that name no port: with
+/// `glue`, written port-less for the glue routes (`portlessDestinations:
+/// glue`), else they take the port the request arrived on.
+pub fn rules_json_portless(n: usize, glue: bool) -> String {
     let json = rules_json_inner(n, Filler::Header, false);
-    json.replace(r#","port":{"number":80}"#, "")
+    let json = json.replace(r#","port":{"number":80}"#, "");
+    if glue {
+        json.replacen('{', r#"{"portlessDestinations":"glue","#, 1)
+    } else {
+        json
+    }
 }
 
 fn rules_json_inner(n: usize, filler: Filler, default_route: bool) -> String {
@@ -348,8 +363,9 @@ fn rules_json_inner(n: usize, filler: Filler, default_route: bool) -> String {
 }
 
 /// The Envoy under test for one configuration. `wasm` is the module for the
-/// wasm kinds.
-pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
+/// wasm kinds; `listener_port` is the port its listener binds (the glue
+/// routes of [`Kind::CanaryRouterPortless`] send to that port's clusters).
+pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> String {
     let (name, value) = CANARY_HEADER;
     let routes = match kind {
         // What an Istio VirtualService with a header match and a 90/10 split
@@ -369,6 +385,27 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
             w1 = (100.0 * (1.0 - V2_SHARE)).round() as u32,
             w2 = (100.0 * V2_SHARE).round() as u32,
         ),
+        // What `canaryctl render --glue` inserts for port-less rules: one
+        // route per value, to the cluster of this listener's port.
+        Kind::CanaryRouterPortless => {
+            let mut routes = String::new();
+            for subset in ["v1", "v2"] {
+                let _ = write!(
+                    routes,
+                    r#"
+              - name: canary-router-{subset}
+                match: {{ prefix: /, headers: [{{ name: {ROUTE_HEADER}, string_match: {{ exact: "outbound||{subset}|{HOST}" }} }}] }}
+                route: {{ cluster: "{cluster}" }}"#,
+                    cluster = cluster_name(listener_port, subset)
+                );
+            }
+            format!(
+                r#"{routes}
+              - name: default
+                match: {{ prefix: / }}
+                route: {{ cluster: "{V1}" }}"#
+            )
+        }
         _ => format!(
             r#"
               - name: chosen
@@ -408,7 +445,10 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>) -> String {
             wasm_filter("canary-router", &wasm_path, &rules_json_every_request(2))
         }
         Kind::CanaryRouterPortless => {
-            wasm_filter("canary-router", &wasm_path, &rules_json_portless(2))
+            wasm_filter("canary-router", &wasm_path, &rules_json_portless(2, true))
+        }
+        Kind::CanaryRouterPortlessRequestPort => {
+            wasm_filter("canary-router", &wasm_path, &rules_json_portless(2, false))
         }
         Kind::CanaryRouterGuard => wasm_filter("canary-router", &wasm_path, &rules_json_guard()),
         Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),
@@ -488,13 +528,17 @@ mod tests {
             .map(|(_, r, d)| (r.name.to_string(), d.label.to_string()))
             .collect();
         assert_eq!(guarded, [("split".to_string(), "v2".to_string())]);
-        let json = rules_json_portless(2);
-        let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
-        let set = plugin.rules.unwrap().set;
-        assert_eq!(set.destination_count(), 3);
-        assert!(set
-            .all_destinations()
-            .all(|(_, _, d)| d.cluster.takes_request_port()));
+        for glue in [false, true] {
+            let json = rules_json_portless(2, glue);
+            let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
+            let set = plugin.rules.unwrap().set;
+            assert_eq!(set.destination_count(), 3);
+            assert!(set.all_destinations().all(|(_, _, d)| if glue {
+                d.cluster.takes_glue_port()
+            } else {
+                d.cluster.takes_request_port()
+            }));
+        }
     }
 
     #[test]
@@ -506,9 +550,10 @@ mod tests {
             Kind::WasmFloor,
             Kind::CanaryRouter { rules: 1000 },
             Kind::CanaryRouterPortless,
+            Kind::CanaryRouterPortlessRequestPort,
             Kind::CanaryRouterGuard,
         ] {
-            let yaml = under_test_yaml(&kind, Some(wasm));
+            let yaml = under_test_yaml(&kind, Some(wasm), 10080);
             canary_envoy::EnvoyConfig::from_yaml_str(&yaml, "test")
                 .unwrap_or_else(|e| panic!("{kind:?}: {e}\n{yaml}"));
         }

@@ -97,6 +97,7 @@ impl<'a> Starter<'a> {
             Kind::CanaryRouter { .. }
             | Kind::CanaryRouterEveryRequest
             | Kind::CanaryRouterPortless
+            | Kind::CanaryRouterPortlessRequestPort
             | Kind::CanaryRouterGuard => from(|m| m.filter),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
         }
@@ -111,7 +112,7 @@ impl<'a> Starter<'a> {
         let port = free_port()?;
         let (v1, v2) = self.upstream_ports;
         let clusters = configs::clusters_json(port, v1, v2);
-        let yaml = configs::under_test_yaml(kind, wasm);
+        let yaml = configs::under_test_yaml(kind, wasm, port);
         let o = options(wasm, vec!["--config-yaml".into(), clusters], self.workers)
             .bind_port(configs::LISTENER_PORT, port);
         let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;

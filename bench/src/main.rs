@@ -448,6 +448,7 @@ fn envoy_runs(
         (Kind::CanaryRouter { rules: 2 }, all),
         (Kind::CanaryRouterEveryRequest, all),
         (Kind::CanaryRouterPortless, all),
+        (Kind::CanaryRouterPortlessRequestPort, both),
         (Kind::CanaryRouterGuard, all),
         (Kind::CanaryRouter { rules: 1 }, h1),
         (Kind::CanaryRouter { rules: 10 }, h1),
@@ -564,6 +565,7 @@ fn envoy_runs(
             Kind::CanaryRouter { rules: 2 },
             Kind::CanaryRouterEveryRequest,
             Kind::CanaryRouterPortless,
+            Kind::CanaryRouterPortlessRequestPort,
             Kind::CanaryRouterGuard,
         ] {
             let pair_kinds = [Kind::WasmFloor, other];
