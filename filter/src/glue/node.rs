@@ -94,7 +94,7 @@ impl Node {
             let id = read_under(&[&["xds", "node"], &["node"]], &["id"]);
             let gateway = id.as_deref().is_some_and(|id| id.starts_with("router~"));
             if gateway {
-                log::info!("node is an Istio gateway: destinations without a port need the service's destinationPort");
+                log::info!("node is an Istio gateway: destinations without a port need the service's destinationPort (or portlessDestinations: glue)");
             }
             gateway
         });
