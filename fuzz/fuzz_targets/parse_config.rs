@@ -3,6 +3,7 @@
 //! panic, never unbounded time or memory.
 #![no_main]
 
+use canary_router::cluster::PortlessMode;
 use canary_router::plugin::{rule_file_from_bytes, Plugin, Settings};
 use canary_router::Workload;
 use libfuzzer_sys::fuzz_target;
@@ -26,14 +27,19 @@ fuzz_target!(|data: &[u8]| {
             assert!(!e.to_string().is_empty());
         }
     }
-    let settings = Settings {
-        route_header: "x-canary-upstream".into(),
-        debug_header: None,
-        namespace: "default".into(),
-        cluster_domain: "cluster.local".into(),
-        source: None,
-    };
-    if let Err(e) = rule_file_from_bytes(data, &settings, &workload) {
-        assert!(!e.to_string().is_empty());
+    // A rule file on its own, with destinations without a port given a port
+    // by the request or by the glue.
+    for portless in [PortlessMode::RequestPort, PortlessMode::Glue] {
+        let settings = Settings {
+            route_header: "x-canary-upstream".into(),
+            debug_header: None,
+            namespace: "default".into(),
+            cluster_domain: "cluster.local".into(),
+            portless,
+            source: None,
+        };
+        if let Err(e) = rule_file_from_bytes(data, &settings, &workload) {
+            assert!(!e.to_string().is_empty());
+        }
     }
 });
