@@ -31,7 +31,10 @@ name, last before the router, FAIL_OPEN. For an HTTPRoute-based setup (docs/gate
 --port names; the glue's port is 80 unless --port says), as Istio requires there, and --waypoint-service to a Service's ambient waypoint. \
 --glue adds the routing glue: an EnvoyFilter, attached the same way, whose routes, first in each \
 service's virtual host, send a request whose route header names one of that service's clusters \
-there (by cluster_header).",
+there (by cluster_header). For destinations without a port, --glue also sets \
+`portlessDestinations: glue`: the filter writes `outbound||<subset>|<host>` and reads no port, and \
+the route of each --port sends that value to its own port's cluster. On a gateway, such \
+destinations need the service's `destinationPort`.",
     after_help = "\
 Examples:
   canaryctl render --namespace default --image oci://registry/canary-router:0.1.0 \\
