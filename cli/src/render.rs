@@ -193,7 +193,7 @@ fn portless_mode(
 ) -> Result<PortlessMode> {
     let first = set
         .all_destinations()
-        .find(|(_, _, d)| d.cluster.takes_request_port() || d.cluster.takes_glue_port());
+        .find(|(_, _, d)| d.cluster.is_portless());
     let Some((svc, rule, d)) = first else {
         return Ok(given);
     };

@@ -495,7 +495,7 @@ fn results(
                     DestResult {
                         destination: d.label.to_string(),
                         cluster: d.cluster.with_port(port),
-                        request_port: d.cluster.takes_request_port() || d.cluster.takes_glue_port(),
+                        request_port: d.cluster.is_portless(),
                         count,
                         share: bars::share(count, sent),
                         expected: bars::share(u64::from(d.weight), total_w),

@@ -110,6 +110,12 @@ impl ClusterName {
         matches!(self, ClusterName::GluePort(_))
     }
 
+    /// Whether the destination names no port (the request's or the glue's
+    /// route gives it).
+    pub fn is_portless(&self) -> bool {
+        !matches!(self, ClusterName::Fixed(_))
+    }
+
     /// The bytes that identify this name in a rule set (for sticky seeds);
     /// for a name without its port, its tail `|<subset>|<host>` (the same
     /// in both [`PortlessMode`]s, so switching keeps sticky users).
