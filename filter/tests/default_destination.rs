@@ -132,7 +132,7 @@ fn a_bad_default_names_its_field() {
             "services[0].defaultDestination.port.number",
         ),
         (
-            r#"{"host":"*.backend","subset":"v1","port":{"number":80}}"#,
+            r#"{"host":"*","subset":"v1","port":{"number":80}}"#,
             "services[0].defaultDestination.host",
         ),
         (

@@ -251,6 +251,41 @@ fn host_resolution_like_an_istio_sidecar() {
     assert!(cluster(&rules, &Req::to("example.com")).is_none());
 }
 
+/// A ServiceEntry's host is a destination like a Service's, wildcard hosts
+/// (`*.example.org`, resolution NONE) included: istiod names its clusters
+/// `outbound|<port>|<subset>|<host>` with the host as written
+/// (`model.BuildSubsetKey`), and `GetDestinationCluster` takes the
+/// request's port for a destination without one.
+#[test]
+fn service_entry_hosts_route_to_the_clusters_istiod_names() {
+    let json = r#"{"services":[{"hosts":["api.example.org"],"http":[{"route":[
+        {"destination":{"host":"*.example.org","port":{"number":80}},"weight":90},
+        {"destination":{"host":"api-v2.example.org"},"weight":10}]}]},
+      {"hosts":["*.example.org"],"http":[{"route":[{"destination":{"host":"*.Example.org","subset":"eu"}}]}]}]}"#;
+    let rules = compile(json);
+    let named: Vec<String> = rules
+        .all_destinations()
+        .map(|(_, _, d)| d.cluster.with_port(80))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "outbound|80||*.example.org",
+            "outbound|80||api-v2.example.org",
+            "outbound|80|eu|*.example.org"
+        ]
+    );
+    assert_eq!(
+        cluster(&rules, &Req::to("api.example.org").on_port(80)).as_deref(),
+        Some("outbound|80||*.example.org")
+    );
+    // A name the wildcard service covers; the host lower-cased as Istio does.
+    assert_eq!(
+        cluster(&rules, &Req::to("www.example.org:8080").on_port(8080)).as_deref(),
+        Some("outbound|8080|eu|*.example.org")
+    );
+}
+
 #[test]
 fn first_matching_rule_wins_and_no_match_is_untouched() {
     let json = r#"{"services":[{"hosts":["backend"],"http":[

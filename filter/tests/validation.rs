@@ -39,6 +39,8 @@ fn errors_name_the_field_and_the_reason() {
         (route(r#"{"destination":{"host":"backend","port":{"number":0}}}"#), "services[0].http[0].route[0].destination.port.number", "outside 1..=65535"),
         (route(r#"{"destination":{"host":"backend","cluster":"x","port":{"number":80}}}"#), "services[0].http[0].route[0].destination", "not both"),
         (route(r#"{"destination":{}}"#), "services[0].http[0].route[0].destination", "give `host`"),
+        // Istio's validateDestination: `*` is no destination (`*.suffix` is).
+        (route(r#"{"destination":{"host":"*","port":{"number":80}}}"#), "services[0].http[0].route[0].destination.host", "not a valid host"),
         (route(r#"{"destination":{"cluster":"has space"}}"#), "services[0].http[0].route[0].destination.cluster", "not allowed"),
         (service(&format!(r#"{{"match":[{{"headers":{{"x":{{"regex":"("}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].headers.x.regex", "invalid regex"),
         (service(&format!(r#"{{"match":[{{"headers":{{"x":{{"exact":"a","prefix":"b"}}}}}}],"route":[{D}]}}"#)), "services[0].http[0].match[0].headers.x", "at most one"),

@@ -526,7 +526,10 @@ fn cluster_name(
             if host.is_empty() {
                 return Err(ConfigError::invalid(hpath, Reason::EmptyString));
             }
-            if !hosts::valid_host(host) || host.starts_with('*') {
+            // Istio refuses `*` as a destination, not `*.suffix` (a
+            // ServiceEntry's wildcard host names a service). Of the valid
+            // hosts only `*` ends with a `*`.
+            if !hosts::valid_host(host) || host.ends_with('*') {
                 return Err(ConfigError::invalid(hpath, Reason::BadHost(host.clone())));
             }
             let fqdn = hosts::expand(host, exp);
