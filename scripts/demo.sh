@@ -14,7 +14,7 @@ echo "== demo 2/4: the filter (.wasm)"
 export CANARY_ROUTER_WASM="$WASM"
 ENVOY_BIN="$(find_envoy)"
 export ENVOY_BIN
-echo "== demo 3/4: the demo driver (cargo build --profile tools -p canary-envoy --bin canary-demo)"
-cargo build --profile tools -p canary-envoy --bin canary-demo
+echo "== demo 3/4: the demo driver (cargo build --profile tools -p envoy-runner --bin canary-demo)"
+cargo build --profile tools -p envoy-runner --bin canary-demo
 echo "== demo 4/4: the examples in Envoy ($(( $(date +%s) - start )) s since start)"
 exec "$ROOT/target/tools/canary-demo" "$@"

@@ -43,14 +43,14 @@ step "limit tests"
 cargo test -p canary-router --test limits 2>&1 | tee "$out/limits.log"
 
 step "faults, hostile requests, failure policies"
-{ cargo test -p canary-wasm-host --test faults 2>&1; cargo test -p canary-envoy --test e2e_hostile --test e2e_fail_policy 2>&1; } |
+{ cargo test -p wasm-host --test faults 2>&1; cargo test -p envoy-runner --test e2e_hostile --test e2e_fail_policy 2>&1; } |
     tee "$out/e2e.log"
 
-for t in envoy-runner/tests/e2e_reload*.rs envoy-runner/tests/e2e_soak.rs; do
+for t in test-harness/envoy-runner/tests/e2e_reload*.rs test-harness/envoy-runner/tests/e2e_soak.rs; do
     [ -e "$t" ] || continue
     name="$(basename "$t" .rs)"
     step "$name"
-    cargo test -p canary-envoy --test "$name" -- --nocapture 2>&1 | tee "$out/reload-$name.log"
+    cargo test -p envoy-runner --test "$name" -- --nocapture 2>&1 | tee "$out/reload-$name.log"
 done
 
 {
@@ -155,7 +155,7 @@ w("")
 # Reload under load (other engineers' tests), if present
 reload_logs = sorted(glob.glob(os.path.join(out, "reload-*.log")))
 if reload_logs:
-    w("### Rule changes under load (`envoy-runner/tests/e2e_reload*.rs`, `e2e_soak.rs`: wrk, 64 connections, a minute, a change every second)")
+    w("### Rule changes under load (`test-harness/envoy-runner/tests/e2e_reload*.rs`, `e2e_soak.rs`: wrk, 64 connections, a minute, a change every second)")
     w("")
     for log in reload_logs:
         name = os.path.basename(log)[len("reload-"):-len(".log")]

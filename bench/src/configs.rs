@@ -554,9 +554,9 @@ mod tests {
             Kind::CanaryRouterGuard,
         ] {
             let yaml = under_test_yaml(&kind, Some(wasm), 10080);
-            canary_envoy::EnvoyConfig::from_yaml_str(&yaml, "test")
+            envoy_runner::EnvoyConfig::from_yaml_str(&yaml, "test")
                 .unwrap_or_else(|e| panic!("{kind:?}: {e}\n{yaml}"));
         }
-        canary_envoy::EnvoyConfig::from_yaml_str(&upstream_yaml(), "up").unwrap();
+        envoy_runner::EnvoyConfig::from_yaml_str(&upstream_yaml(), "up").unwrap();
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use canary_envoy::{Envoy, EnvoyConfig, EnvoyOptions, WasmModule};
+use envoy_runner::{Envoy, EnvoyConfig, EnvoyOptions, WasmModule};
 
 use crate::configs::{self, Kind, UPSTREAM_PORTS};
 use crate::{pin, ENVOY_CORE, LOAD_CORE};

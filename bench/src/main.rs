@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use canary_envoy::{
+use envoy_runner::{
     build_filter_wasm, check_binomial, envoy_version, find_envoy, repo_root, Envoy, HttpClient,
     Request,
 };
@@ -306,7 +306,7 @@ fn run_in(
     let floor = build_floor(&repo_root().join("target/wasm"), None)?;
     // The floor (built with the SDK) exports only the callbacks it implements,
     // as canary-router does, so that the two differ only in what they do per request.
-    canary_tools::exports::trim_file(&floor)?;
+    test_tools::exports::trim_file(&floor)?;
     for (name, path) in [
         ("canary_router.wasm", &filter),
         ("canary_wasm_floor.wasm", &floor),

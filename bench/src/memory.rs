@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use canary_envoy::{build_filter_wasm, repo_root, HttpClient};
+use envoy_runner::{build_filter_wasm, repo_root, HttpClient};
 
 use crate::configs::{Kind, CANARY_HEADER, HOST, LISTENER_PORT};
 use crate::envoys::{Modules, Starter};
@@ -81,7 +81,7 @@ pub fn memory(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .to_path_buf();
     let floor = build_floor(&repo_root().join("target/wasm"), None)?;
-    canary_tools::exports::trim_file(&floor)?;
+    test_tools::exports::trim_file(&floor)?;
     let modules = Modules {
         filter: &filter,
         floor: &floor,

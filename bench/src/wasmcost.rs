@@ -1,12 +1,12 @@
 //! The cost of one request through a `.wasm` module in the in-process host
-//! (`canary_wasm_host`, wasmtime): the module's own work plus a
+//! (`wasm_host`, wasmtime): the module's own work plus a
 //! constant host overhead, which the wasm floor measures, so canary-router
 //! minus floor is what its decision costs in wasm.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use canary_wasm_host::{LogLevel, Module, Vm, VmOptions};
+use wasm_host::{LogLevel, Module, Vm, VmOptions};
 
 use crate::configs::{ROUTE_HEADER, V1, V2};
 use crate::decide::request_headers;

@@ -130,7 +130,7 @@ fn smoke_run_routes_every_configuration_and_renders_the_report() {
 /// Envoys and prints the table; bad arguments are refused by name.
 #[test]
 fn compare_runs_two_modules_side_by_side_and_refuses_a_missing_file() {
-    let wasm = canary_envoy::build_filter_wasm().expect("the filter .wasm");
+    let wasm = envoy_runner::build_filter_wasm().expect("the filter .wasm");
     let copy = std::env::temp_dir().join(format!("canary-compare-{}.wasm", std::process::id()));
     std::fs::copy(wasm, &copy).expect("copying the module");
     let run = Command::new(env!("CARGO_BIN_EXE_canary-bench"))

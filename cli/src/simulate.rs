@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use canary_router::rules::{StickyKey, Via};
 use canary_router::stats;
 use canary_router::{Outcome, RequestView, RuleSet, Workload};
-use canary_wasm_host::{LogLevel, Module, Vm, VmOptions};
 use serde::Serialize;
+use wasm_host::{LogLevel, Module, Vm, VmOptions};
 
 use crate::bars;
 use crate::error::{CliError, Result};
@@ -329,9 +329,8 @@ fn send_full(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let fail = |e: canary_wasm_host::HostError| {
-        CliError::rejected(format!("the compiled filter failed: {e}"))
-    };
+    let fail =
+        |e: wasm_host::HostError| CliError::rejected(format!("the compiled filter failed: {e}"));
     let passed_before = vm.metric(PASSTHROUGH).unwrap_or(0);
     let r = vm.request(&pairs).map_err(fail)?;
     let cluster = match r.header(to.route_header) {

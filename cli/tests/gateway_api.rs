@@ -5,7 +5,7 @@
 //! as an Istio proxy: the filter, the routing glue first (the route of the
 //! EnvoyFilter `canaryctl render --glue` prints for these rules, with
 //! `--gateway` or, for the mesh route, a sidecar selector), then Envoy's own
-//! routes for the same rules as istiod writes them (`canary_envoy::native`)
+//! routes for the same rules as istiod writes them (`envoy_runner::native`)
 //! and a 404 for anything else, as a Gateway answers a request no route
 //! matches.
 //!
@@ -16,11 +16,11 @@
 
 mod common;
 
-use canary_envoy::{
+use common::{canaryctl, fixture, TempFile};
+use envoy_runner::{
     check_binomial, count_split, native, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request,
     SplitKey, FILTER_WASM_RELATIVE,
 };
-use common::{canaryctl, fixture, TempFile};
 use serde_json::{json, Value};
 
 const HCM: &str =

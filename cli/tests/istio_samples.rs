@@ -13,11 +13,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use canary_envoy::{
+use common::{canaryctl, fixture, Run};
+use envoy_runner::{
     check_binomial, count_split, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request, Response,
     SplitKey, FILTER_WASM_RELATIVE,
 };
-use common::{canaryctl, fixture, Run};
 use serde_json::{json, Value};
 
 const HCM: &str =

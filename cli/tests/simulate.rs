@@ -4,8 +4,8 @@
 
 mod common;
 
-use canary_envoy::check_binomial;
 use common::{canaryctl_env, canaryctl_wasm, repo, TempFile};
+use envoy_runner::check_binomial;
 use serde_json::Value;
 
 /// `(rule, destination) → count` of a JSON report.

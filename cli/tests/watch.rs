@@ -6,8 +6,8 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use canary_envoy::{check_binomial, count_split, Envoy, Request, SplitKey};
 use common::canaryctl;
+use envoy_runner::{check_binomial, count_split, Envoy, Request, SplitKey};
 use serde_json::Value;
 
 const SERVICE: &str = "backend.default.svc.cluster.local";

@@ -1,7 +1,7 @@
 //! Every documented bound of a rule set (`src/limits.rs`, `docs/limits.md`):
 //! a rule set *at* the bound is accepted, one past it is rejected with an
 //! error that names the field and the bound. And the rule set at every bound
-//! at once (`canary_tools::fixtures::rules_at_limits`, included here by
+//! at once (`test_tools::fixtures::rules_at_limits`, included here by
 //! path so this crate does not depend on the harness) compiles and routes.
 
 #![allow(
@@ -13,7 +13,7 @@
 
 mod common;
 
-#[path = "../../tools/src/fixtures.rs"]
+#[path = "../../test-harness/test-tools/src/fixtures.rs"]
 mod fixtures;
 
 use canary_router::limits::*;

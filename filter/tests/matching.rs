@@ -335,7 +335,7 @@ fn the_issue_example_routes_as_istio_would() {
     }
 }
 
-// Semantics measured against Envoy's own routes (envoy-runner/tests/e2e_oracle.rs).
+// Semantics measured against Envoy's own routes (test-harness/envoy-runner/tests/e2e_oracle.rs).
 
 #[test]
 fn a_repeated_header_matches_when_any_of_its_values_does() {

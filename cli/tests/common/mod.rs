@@ -97,7 +97,7 @@ pub fn canaryctl_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -
 
 /// Runs `canaryctl` with the compiled filter (built once per test binary).
 pub fn canaryctl_wasm(args: &[&str]) -> Run {
-    let wasm = canary_tools::filter_wasm().display().to_string();
+    let wasm = test_tools::filter_wasm().display().to_string();
     canaryctl_env(args, None, &[("CANARY_ROUTER_WASM", &wasm)])
 }
 

@@ -6,7 +6,7 @@
 //! list for the next allocation of that class. The filter's heap follows its
 //! rule set (built whole on configure, dropped whole on the next one) and
 //! its streams (a few fixed shapes), so blocks are reused as they are
-//! freed (`wasm-host/tests/host_heap.rs` checks it over reloads).
+//! freed (`test-harness/wasm-host/tests/host_heap.rs` checks it over reloads).
 //!
 //! Classes are multiples of 8 bytes up to 64, then four per power of two
 //! (80, 96, 112, 128, 160, …): a block is at most a quarter larger than

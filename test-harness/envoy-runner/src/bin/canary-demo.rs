@@ -1,0 +1,170 @@
+//! The demo: runs each example in a real Envoy and prints the split it saw.
+//!
+//! `scripts/demo.sh` builds the filter and runs this. Every number printed is
+//! counted from real responses of the upstream versions (`x-version`).
+
+use std::process::ExitCode;
+
+use envoy_runner::{
+    self, count_split, example_dir, Envoy, EnvoyConfig, EnvoyOptions, Request, Split, SplitKey,
+};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const N: usize = 1000;
+
+fn bar(count: u64, total: u64) -> String {
+    let width = 40;
+    let filled = (count * width + total / 2).checked_div(total).unwrap_or(0);
+    let filled = usize::try_from(filled).unwrap_or(0);
+    format!(
+        "{}{}",
+        "█".repeat(filled),
+        "·".repeat(40usize.saturating_sub(filled))
+    )
+}
+
+fn show(title: &str, split: &Split) {
+    println!("   {title}");
+    let total = split.total();
+    let width = split
+        .counts
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    for (version, count) in &split.counts {
+        let pct = if total == 0 {
+            0.0
+        } else {
+            100.0 * *count as f64 / total as f64
+        };
+        println!(
+            "     {version:<width$} {} {count:>5}  {pct:5.1}%",
+            bar(*count, total)
+        );
+    }
+}
+
+fn start(example: &str, rules: Option<&str>, opts: &EnvoyOptions) -> Result<Envoy> {
+    let mut config = EnvoyConfig::from_example(example)?;
+    if let Some(file) = rules {
+        config.set_rules_file(example_dir(example).join(file))?;
+    }
+    Ok(Envoy::start(config, opts)?)
+}
+
+fn run() -> Result<()> {
+    let bin = envoy_runner::find_envoy()?;
+    println!(
+        "canary-router demo: {} ({})",
+        bin.display(),
+        envoy_runner::envoy_version(&bin)?
+    );
+    println!("each line counts {N} requests answered by backend v1 / v2 through the filter\n");
+    let opts = EnvoyOptions::default().without_access_logs();
+    let backend = Request::get("/").host("backend");
+    let by_version = SplitKey::version();
+
+    println!("1. weights, stepped like an Istio canary (examples/weighted)");
+    for (file, title) in [
+        ("rules.json", "90/10"),
+        ("rules-50-50.json", "50/50"),
+        ("rules-100-v2.json", "0/100"),
+    ] {
+        let e = start("weighted", Some(file), &opts)?;
+        let split = count_split(&mut e.client(10000)?, N, &backend, &by_version)?;
+        show(&format!("{title}  ({file})"), &split);
+    }
+
+    println!("\n2. header override (examples/header-override)");
+    let e = start("header-override", None, &opts)?;
+    let mut c = e.client(10000)?;
+    let tester = backend.clone().header("canary", "canary-tester");
+    show(
+        "with `canary: canary-tester`",
+        &count_split(&mut c, N, &tester, &by_version)?,
+    );
+    show(
+        "without it",
+        &count_split(&mut c, N, &backend, &by_version)?,
+    );
+    drop(e);
+
+    println!("\n3. source labels: the sidecar's own workload (examples/source-labels)");
+    for version in ["v2", "v1"] {
+        let labels =
+            format!("{{node: {{metadata: {{LABELS: {{app: frontend, version: {version}}}}}}}}}");
+        let e = start("source-labels", None, &opts.clone().config_yaml(&labels))?;
+        let split = count_split(&mut e.client(10000)?, N, &backend, &by_version)?;
+        show(&format!("from a frontend {version} sidecar"), &split);
+    }
+
+    println!("\n4. sticky canary, 50/50 by x-user-id (examples/sticky)");
+    let e = start("sticky", None, &opts)?;
+    let mut c = e.client(10000)?;
+    let (mut users, mut stuck) = (Split::default(), 0);
+    for user in 0..200 {
+        let req = backend.clone().header("x-user-id", format!("user-{user}"));
+        let seen = count_split(&mut c, 5, &req, &by_version)?;
+        if seen.counts.len() == 1 {
+            stuck += 1;
+        }
+        if let Some(version) = seen.counts.keys().next() {
+            users.add(version.clone());
+        }
+    }
+    show("users per version (200 users, 5 requests each)", &users);
+    println!("     {stuck} of 200 users saw one version only");
+    drop(e);
+
+    println!("\n5. a client cannot choose the cluster (examples/weighted, 90/10)");
+    let e = start("weighted", None, &opts)?;
+    let spoof = backend.clone().header(
+        "x-canary-upstream",
+        "outbound|80|v2|backend.default.svc.cluster.local",
+    );
+    show(
+        "every request sends x-canary-upstream: outbound|80|v2|...",
+        &count_split(&mut e.client(10000)?, N, &spoof, &by_version)?,
+    );
+    let stats = e.stats()?;
+    let removed = stats.get("wasmcustom.canary_router.spoofed_header_removed");
+    println!("     canary_router.spoofed_header_removed = {removed}");
+    drop(e);
+
+    println!(
+        "\n6. v1 left on Envoy's own route: defaultDestination (examples/default-destination)"
+    );
+    let e = start("default-destination", None, &opts)?;
+    // Each route names itself in `x-route`: `default` (no header written)
+    // or `canary` (the filter wrote the header and re-selected the route).
+    let mut c = e.client(10000)?;
+    let mut paths = Split::default();
+    for _ in 0..N {
+        let resp = c.send(&backend)?;
+        let header = |name: &str| resp.header(name).unwrap_or_else(|| "-".into());
+        paths.add(format!("{} via {}", header("x-version"), header("x-route")));
+    }
+    show("version, and the route that took it there", &paths);
+    println!("\nstats of the last Envoy, as Prometheus sees them:");
+    let prom = e.admin_get("/stats/prometheus")?;
+    for line in prom
+        .lines()
+        .filter(|l| l.starts_with("canary_router_requests{"))
+    {
+        println!("   {line}");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
