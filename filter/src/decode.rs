@@ -1,400 +1,304 @@
 //! From JSON to the [`crate::config`] types, field by field, with the
 //! [`crate::json`] reader: strict (an unknown field is an error), with the
 //! JSON path and serde's message in every error.
+//!
+//! Each configuration type is declared once, with [`schema!`]: its fields,
+//! their JSON names, which may be left out, and their docs. The macro writes
+//! the struct, its decoder (by field name: a field cannot be named without
+//! being decoded), the list of its JSON names ([`FIELDS`](crate::config::MatchRequest::FIELDS)),
+//! a description for tools ([`Schema`]), and, with the `serde` feature,
+//! serde's derive with the same names: the oracle the decoder is tested
+//! against.
 
 use alloc::{string::String, vec::Vec};
 
-use crate::config::{
-    Destination, Guard, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination,
-    RuleFile, RuleSource, Service, SetCookie, Sticky, StringMatch,
-};
 use crate::json::{Fail, Reader, R};
 use crate::map::Map;
 
-/// The fields of a match entry (`MatchRequest`), in the order serde's
-/// messages list them; `canaryctl import` carries exactly these.
-pub const MATCH_REQUEST_FIELDS: [&str; 12] = [
-    "name",
-    "uri",
-    "scheme",
-    "method",
-    "authority",
-    "headers",
-    "withoutHeaders",
-    "port",
-    "queryParams",
-    "ignoreUriCase",
-    "sourceLabels",
-    "sourceNamespace",
-];
-
 /// A configuration type the reader can fill.
-pub trait FromJson: Sized {
+pub trait FromJson: Sized + Default {
+    /// What the value is, for tools that walk the schema.
+    const SHAPE: Shape;
+    /// Whether a field of this type may be left out (serde's rule: an
+    /// `Option` may, and is then `None`).
+    const OPTIONAL: bool = false;
+
     /// Reads one value of this type at the reader's position.
     #[doc(hidden)]
     fn read(r: &mut Reader<'_>) -> R<Self>;
+
+    /// Reads one value into a field: one function per value type, not one
+    /// per field.
+    #[doc(hidden)]
+    #[inline(never)]
+    fn fill(r: &mut Reader<'_>, field: &mut Self) -> R<()> {
+        *field = Self::read(r)?;
+        Ok(())
+    }
 }
 
-/// serde's `missing field` error, at the object's path.
+/// serde's `missing field` error for the first field of `required` (bits
+/// by declaration order) that is not in `seen`, at the object's path.
 #[inline(never)]
-fn missing(r: &Reader<'_>, field: &str) -> Fail {
+#[doc(hidden)]
+pub fn missing(r: &Reader<'_>, seen: u64, required: u64, fields: &[&str]) -> Fail {
+    let first = (required & !seen).trailing_zeros() as usize;
+    let field = fields.get(first).copied().unwrap_or_default();
     r.custom(&["missing field `", field, "`"].concat())
 }
 
-fn required<T>(r: &Reader<'_>, v: Option<T>, field: &str) -> R<T> {
-    v.ok_or_else(|| missing(r, field))
+/// The bits of the fields a document must give, by declaration order.
+#[doc(hidden)]
+pub const fn required_bits(mut required: &[bool]) -> u64 {
+    assert!(required.len() <= 64, "at most 64 fields per type");
+    let (mut bits, mut bit) = (0, 1);
+    while let [first, rest @ ..] = required {
+        if *first {
+            bits |= bit;
+        }
+        bit <<= 1;
+        required = rest;
+    }
+    bits
 }
 
-// Readers of one field's value into its slot: one function per value type,
-// not one per field.
-
-fn opt_string(r: &mut Reader<'_>, slot: &mut Option<String>) -> R<()> {
-    *slot = r.opt(Reader::string)?;
-    Ok(())
+/// What a configuration value is: the schema as data, for the tools that
+/// must know every field (the fuzz grammar, the docs and translation
+/// checks). Nothing in the filter reads it.
+#[derive(Clone, Copy)]
+pub enum Shape {
+    /// A string.
+    Str,
+    /// An unsigned integer.
+    U64,
+    /// A signed integer.
+    I64,
+    /// A number.
+    F64,
+    /// `true` or `false`.
+    Bool,
+    /// `null` (or left out), or the value.
+    Option(fn() -> Shape),
+    /// A list.
+    Seq(fn() -> Shape),
+    /// An object with string keys.
+    Map(fn() -> Shape),
+    /// An object with the fields of a declared type.
+    Struct(fn() -> &'static Schema),
 }
 
-fn opt_u64(r: &mut Reader<'_>, slot: &mut Option<u64>) -> R<()> {
-    *slot = r.opt(Reader::u64)?;
-    Ok(())
-}
-
-fn opt_i64(r: &mut Reader<'_>, slot: &mut Option<i64>) -> R<()> {
-    *slot = r.opt(Reader::i64)?;
-    Ok(())
-}
-
-fn opt_bool(r: &mut Reader<'_>, slot: &mut Option<bool>) -> R<()> {
-    *slot = r.opt(Reader::bool)?;
-    Ok(())
-}
-
-fn opt_string_match(r: &mut Reader<'_>, slot: &mut Option<StringMatch>) -> R<()> {
-    *slot = r.opt(StringMatch::read)?;
-    Ok(())
-}
-
-fn string_matches(r: &mut Reader<'_>, slot: &mut Option<Map<StringMatch>>) -> R<()> {
-    *slot = r.opt(|r| r.map(&mut StringMatch::read))?;
-    Ok(())
-}
-
-fn services(r: &mut Reader<'_>) -> R<Vec<Service>> {
-    r.seq(&mut Service::read)
-}
-
-impl FromJson for PluginConfig {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut c = PluginConfig::default();
-        r.object(
-            "PluginConfig",
-            &[
-                "routeHeader",
-                "debugHeader",
-                "namespace",
-                "clusterDomain",
-                "version",
-                "portlessDestinations",
-                "services",
-                "ruleSource",
-            ],
-            &mut |r, n| match n {
-                0 => opt_string(r, &mut c.route_header),
-                1 => opt_string(r, &mut c.debug_header),
-                2 => opt_string(r, &mut c.namespace),
-                3 => opt_string(r, &mut c.cluster_domain),
-                4 => opt_u64(r, &mut c.version),
-                5 => opt_string(r, &mut c.portless_destinations),
-                6 => {
-                    c.services = r.opt(services)?;
-                    Ok(())
-                }
-                _ => {
-                    c.rule_source = r.opt(RuleSource::read)?;
-                    Ok(())
-                }
-            },
-        )?;
-        Ok(c)
+impl core::fmt::Debug for Shape {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Shape::Str => f.write_str("string"),
+            Shape::U64 => f.write_str("u64"),
+            Shape::I64 => f.write_str("i64"),
+            Shape::F64 => f.write_str("f64"),
+            Shape::Bool => f.write_str("bool"),
+            Shape::Option(s) => write!(f, "Option<{:?}>", s()),
+            Shape::Seq(s) => write!(f, "Vec<{:?}>", s()),
+            Shape::Map(s) => write!(f, "Map<{:?}>", s()),
+            Shape::Struct(s) => f.write_str(s().name),
+        }
     }
 }
 
-impl FromJson for RuleFile {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut c = RuleFile::default();
-        r.object(
-            "RuleFile",
-            &["namespace", "version", "services"],
-            &mut |r, n| match n {
-                0 => opt_string(r, &mut c.namespace),
-                1 => opt_u64(r, &mut c.version),
-                _ => {
-                    c.services = services(r)?;
-                    Ok(())
-                }
-            },
-        )?;
-        Ok(c)
+/// A declared configuration type.
+#[derive(Debug)]
+pub struct Schema {
+    /// The Rust name (serde's `expected struct ...`).
+    pub name: &'static str,
+    /// The fields, in declaration order.
+    pub fields: &'static [Field],
+}
+
+/// One field of a declared type.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// The JSON name.
+    pub json: &'static str,
+    /// The Rust name.
+    pub rust: &'static str,
+    /// Its docs line(s).
+    pub doc: &'static str,
+    /// Whether a document must give it (else `missing field`).
+    pub required: bool,
+    /// Its value.
+    pub shape: Shape,
+}
+
+impl Schema {
+    /// The field with this JSON name.
+    pub fn field(&self, json: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.json == json)
     }
 }
 
-impl FromJson for RuleSource {
+impl FromJson for String {
+    const SHAPE: Shape = Shape::Str;
+    #[inline]
     fn read(r: &mut Reader<'_>) -> R<Self> {
-        let (mut cluster, mut authority, mut path, mut poll, mut timeout) =
-            (None, None, None, None, None);
-        r.object(
-            "RuleSource",
-            &[
-                "cluster",
-                "authority",
-                "path",
-                "pollIntervalMs",
-                "timeoutMs",
-            ],
-            &mut |r, n| match n {
-                0 | 2 => {
-                    let v = Some(r.string()?);
-                    *if n == 0 { &mut cluster } else { &mut path } = v;
-                    Ok(())
-                }
-                1 => opt_string(r, &mut authority),
-                3 => opt_u64(r, &mut poll),
-                _ => opt_u64(r, &mut timeout),
-            },
-        )?;
-        Ok(RuleSource {
-            cluster: required(r, cluster, "cluster")?,
-            authority,
-            path: required(r, path, "path")?,
-            poll_interval_ms: poll,
-            timeout_ms: timeout,
-        })
+        r.string()
     }
 }
 
-impl FromJson for Service {
+impl FromJson for u64 {
+    const SHAPE: Shape = Shape::U64;
+    #[inline]
     fn read(r: &mut Reader<'_>) -> R<Self> {
-        let (mut hosts, mut namespace, mut http, mut default, mut port) =
-            (None, None, Vec::new(), None, None);
-        r.object(
-            "Service",
-            &[
-                "hosts",
-                "namespace",
-                "http",
-                "defaultDestination",
-                "destinationPort",
-            ],
-            &mut |r, n| {
-                match n {
-                    0 => hosts = Some(r.seq(&mut Reader::string)?),
-                    1 => return opt_string(r, &mut namespace),
-                    2 => http = r.seq(&mut HttpRoute::read)?,
-                    3 => default = r.opt(Destination::read)?,
-                    _ => return opt_i64(r, &mut port),
-                }
-                Ok(())
-            },
-        )?;
-        Ok(Service {
-            hosts: required(r, hosts, "hosts")?,
-            namespace,
-            http,
-            default_destination: default,
-            destination_port: port,
-        })
+        r.u64()
     }
 }
 
-impl FromJson for HttpRoute {
+impl FromJson for i64 {
+    const SHAPE: Shape = Shape::I64;
+    #[inline]
     fn read(r: &mut Reader<'_>) -> R<Self> {
-        let (mut name, mut matches, mut route, mut sticky) = (None, Vec::new(), None, None);
-        r.object(
-            "HttpRoute",
-            &["name", "match", "route", "sticky"],
-            &mut |r, n| {
-                match n {
-                    0 => return opt_string(r, &mut name),
-                    1 => matches = r.seq(&mut MatchRequest::read)?,
-                    2 => route = Some(r.seq(&mut RouteDestination::read)?),
-                    _ => sticky = r.opt(Sticky::read)?,
-                }
-                Ok(())
-            },
-        )?;
-        Ok(HttpRoute {
-            name,
-            matches,
-            route: required(r, route, "route")?,
-            sticky,
-        })
+        r.i64()
     }
 }
 
-impl FromJson for MatchRequest {
+impl FromJson for f64 {
+    const SHAPE: Shape = Shape::F64;
+    #[inline]
     fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut m = MatchRequest::default();
-        r.object("MatchRequest", &MATCH_REQUEST_FIELDS, &mut |r, n| match n {
-            0 => opt_string(r, &mut m.name),
-            1 => opt_string_match(r, &mut m.uri),
-            2 => opt_string_match(r, &mut m.scheme),
-            3 => opt_string_match(r, &mut m.method),
-            4 => opt_string_match(r, &mut m.authority),
-            5 => string_matches(r, &mut m.headers),
-            6 => string_matches(r, &mut m.without_headers),
-            7 => opt_i64(r, &mut m.port),
-            8 => string_matches(r, &mut m.query_params),
-            9 => opt_bool(r, &mut m.ignore_uri_case),
-            10 => {
-                m.source_labels = r.opt(|r| r.map(&mut Reader::string))?;
-                Ok(())
+        r.f64()
+    }
+}
+
+impl FromJson for bool {
+    const SHAPE: Shape = Shape::Bool;
+    #[inline]
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        r.bool()
+    }
+}
+
+impl<T: FromJson> FromJson for Option<T> {
+    const SHAPE: Shape = Shape::Option(|| T::SHAPE);
+    const OPTIONAL: bool = true;
+    #[inline]
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        r.opt(T::read)
+    }
+}
+
+impl<T: FromJson> FromJson for Vec<T> {
+    const SHAPE: Shape = Shape::Seq(|| T::SHAPE);
+    #[inline]
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        r.seq(&mut T::read)
+    }
+}
+
+impl<T: FromJson> FromJson for Map<T> {
+    const SHAPE: Shape = Shape::Map(|| T::SHAPE);
+    #[inline]
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        r.map(&mut T::read)
+    }
+}
+
+/// Declares a configuration type: the struct, its decoder, its field list
+/// and its [`Schema`], and serde's derive (feature `serde`) as the oracle.
+///
+/// ```text
+/// schema! {
+///     /// The attributes of the sticky cookie the filter issues.
+///     #[derive(Debug, Clone, Default)]
+///     pub struct SetCookie {
+///         /// `Max-Age` in seconds; absent: a session cookie.
+///         "maxAge" => max_age: Option<i64>,
+///         ...
+///     }
+/// }
+/// ```
+///
+/// Each field is `"jsonName" => rust_name: Type`, under its docs. How a
+/// field left out of a document reads follows from its type, as in serde:
+/// an `Option` is `None`, anything else is `missing field`, unless the
+/// field ends in `= default` (serde's `#[serde(default)]`: the type's
+/// `Default`). Field names are refused but these (`unknown field`, serde's
+/// message), and so is a field given twice.
+macro_rules! schema {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $json:literal => $field:ident : $ty:ty $(= $default:ident)?,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Default)]
+        #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+        #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+        pub struct $name {
+            $(
+                $(#[doc = $doc])*
+                #[cfg_attr(feature = "serde", serde(rename = $json $(, $default)?))]
+                pub $field: $ty,
+            )*
+        }
+
+        impl $name {
+            /// The JSON names of the fields, in the order serde's
+            /// messages list them.
+            pub const FIELDS: &'static [&'static str] = &[$($json),*];
+
+            /// The declaration, as data.
+            pub fn schema() -> &'static $crate::decode::Schema {
+                static SCHEMA: $crate::decode::Schema = $crate::decode::Schema {
+                    name: stringify!($name),
+                    fields: &[$($crate::decode::Field {
+                        json: $json,
+                        rust: stringify!($field),
+                        doc: concat!($($doc),*),
+                        required: schema!(@required $ty $(, $default)?),
+                        shape: <$ty as $crate::decode::FromJson>::SHAPE,
+                    }),*],
+                };
+                &SCHEMA
             }
-            _ => opt_string(r, &mut m.source_namespace),
-        })?;
-        Ok(m)
-    }
-}
+        }
 
-impl FromJson for StringMatch {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut m = StringMatch::default();
-        let fields = ["exact", "prefix", "regex", "pathPrefix"];
-        r.object("StringMatch", &fields, &mut |r, n| {
-            opt_string(
-                r,
-                match n {
-                    0 => &mut m.exact,
-                    1 => &mut m.prefix,
-                    2 => &mut m.regex,
-                    _ => &mut m.path_prefix,
-                },
-            )
-        })?;
-        Ok(m)
-    }
-}
+        impl $crate::decode::FromJson for $name {
+            const SHAPE: $crate::decode::Shape = $crate::decode::Shape::Struct(Self::schema);
 
-impl FromJson for RouteDestination {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let (mut destination, mut weight, mut guard) = (None, None, None);
-        r.object(
-            "RouteDestination",
-            &["destination", "weight", "guard"],
-            &mut |r, n| {
-                match n {
-                    0 => destination = Some(Destination::read(r)?),
-                    1 => return opt_i64(r, &mut weight),
-                    _ => guard = r.opt(Guard::read)?,
-                }
-                Ok(())
-            },
-        )?;
-        Ok(RouteDestination {
-            destination: required(r, destination, "destination")?,
-            weight,
-            guard,
-        })
-    }
-}
-
-impl FromJson for Guard {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let (mut rate, mut min, mut interval) = (None, None, None);
-        r.object(
-            "Guard",
-            &["maxErrorRate", "minRequests", "interval"],
-            &mut |r, n| {
-                match n {
-                    0 => rate = Some(r.f64()?),
-                    1 => min = Some(r.i64()?),
-                    _ => interval = Some(r.string()?),
-                }
-                Ok(())
-            },
-        )?;
-        Ok(Guard {
-            max_error_rate: required(r, rate, "maxErrorRate")?,
-            min_requests: required(r, min, "minRequests")?,
-            interval: required(r, interval, "interval")?,
-        })
-    }
-}
-
-impl FromJson for Destination {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut d = Destination::default();
-        r.object(
-            "Destination",
-            &["host", "subset", "port", "cluster"],
-            &mut |r, n| match n {
-                0 => opt_string(r, &mut d.host),
-                1 => opt_string(r, &mut d.subset),
-                2 => {
-                    d.port = r.opt(PortSelector::read)?;
+            // (A type without required fields masks with zero.)
+            #[allow(clippy::bad_bit_mask)]
+            fn read(r: &mut $crate::json::Reader<'_>) -> $crate::json::R<Self> {
+                // A field's number is its place in the declaration.
+                #[allow(non_camel_case_types)]
+                enum Index { $($field),* }
+                const REQUIRED: u64 =
+                    $crate::decode::required_bits(&[$(schema!(@required $ty $(, $default)?)),*]);
+                let mut value = Self::default();
+                let seen = r.object(stringify!($name), Self::FIELDS, &mut |r, n| {
+                    $(if n == Index::$field as usize {
+                        return $crate::decode::FromJson::fill(r, &mut value.$field);
+                    })*
                     Ok(())
+                })?;
+                if REQUIRED & !seen != 0 {
+                    return Err($crate::decode::missing(r, seen, REQUIRED, Self::FIELDS));
                 }
-                _ => opt_string(r, &mut d.cluster),
-            },
-        )?;
-        Ok(d)
-    }
+                Ok(value)
+            }
+        }
+    };
+    (@required $ty:ty) => { !<$ty as $crate::decode::FromJson>::OPTIONAL };
+    (@required $ty:ty, default) => { false };
 }
 
-impl FromJson for PortSelector {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut number = None;
-        r.object("PortSelector", &["number"], &mut |r, _| {
-            number = Some(r.i64()?);
-            Ok(())
-        })?;
-        Ok(PortSelector {
-            number: required(r, number, "number")?,
-        })
-    }
-}
-
-impl FromJson for Sticky {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut s = Sticky::default();
-        r.object(
-            "Sticky",
-            &["header", "cookie", "sourceIp", "setCookie"],
-            &mut |r, n| match n {
-                0 => opt_string(r, &mut s.header),
-                1 => opt_string(r, &mut s.cookie),
-                2 => opt_bool(r, &mut s.source_ip),
-                _ => {
-                    s.set_cookie = r.opt(SetCookie::read)?;
-                    Ok(())
-                }
-            },
-        )?;
-        Ok(s)
-    }
-}
-
-impl FromJson for SetCookie {
-    fn read(r: &mut Reader<'_>) -> R<Self> {
-        let mut c = SetCookie::default();
-        r.object(
-            "SetCookie",
-            &["maxAge", "path", "httpOnly", "secure", "sameSite", "domain"],
-            &mut |r, n| match n {
-                0 => opt_i64(r, &mut c.max_age),
-                1 => opt_string(r, &mut c.path),
-                2 => opt_bool(r, &mut c.http_only),
-                3 => opt_bool(r, &mut c.secure),
-                4 => opt_string(r, &mut c.same_site),
-                _ => opt_string(r, &mut c.domain),
-            },
-        )?;
-        Ok(c)
-    }
-}
+pub(crate) use schema;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::config::{PluginConfig, RuleFile};
     use crate::error::ConfigError;
 
     /// What serde_json with serde_path_to_error said (the parser this one replaced).
@@ -445,6 +349,150 @@ mod tests {
 
     fn ours<T: FromJson + core::fmt::Debug>(bytes: &[u8]) -> Result<String, ConfigError> {
         crate::plugin::parse::<T>(bytes).map(|v| format!("{v:?}"))
+    }
+
+    /// A document of `schema` giving every field (`all`) or only the
+    /// required ones, each value unique (`n` counts them), and its Debug
+    /// text; `want` gets the Debug text of each field with a scalar value
+    /// (`rust_name: value`).
+    fn sample(schema: &Schema, all: bool, n: &mut u64, want: &mut Vec<String>) -> (String, String) {
+        let (mut json, mut debug) = (Vec::new(), Vec::new());
+        for f in schema.fields.iter().filter(|f| all || f.required) {
+            let (j, d) = value(f.shape, all, n, want);
+            json.push(format!("{:?}:{j}", f.json));
+            debug.push(format!("{}: {d}", f.rust));
+        }
+        // Leaves only: a struct given with its required fields alone shows
+        // the others at their defaults.
+        let leaf = |f: &&Field| {
+            let mut s = f.shape;
+            while let Shape::Option(i) | Shape::Seq(i) | Shape::Map(i) = s {
+                s = i();
+            }
+            !matches!(s, Shape::Struct(_))
+        };
+        let given = schema.fields.iter().filter(|f| all || f.required);
+        want.extend(
+            given
+                .zip(&debug)
+                .filter(|(f, _)| leaf(f))
+                .map(|(_, d)| d.clone()),
+        );
+        (
+            format!("{{{}}}", json.join(",")),
+            format!("{} {{ {} }}", schema.name, debug.join(", ")),
+        )
+    }
+
+    /// A unique value of `shape`: its JSON and how Debug shows it.
+    fn value(shape: Shape, all: bool, n: &mut u64, want: &mut Vec<String>) -> (String, String) {
+        *n += 1;
+        let k = *n;
+        match shape {
+            Shape::Str => (format!("\"s{k}\""), format!("\"s{k}\"")),
+            Shape::U64 | Shape::I64 => (format!("{k}"), format!("{k}")),
+            Shape::F64 => (format!("{k}.5"), format!("{k}.5")),
+            Shape::Bool => ((k % 2 == 0).to_string(), (k % 2 == 0).to_string()),
+            Shape::Option(s) => {
+                let (j, d) = value(s(), all, n, want);
+                (j, format!("Some({d})"))
+            }
+            Shape::Seq(s) => {
+                let (j, d) = value(s(), all, n, want);
+                (format!("[{j}]"), format!("[{d}]"))
+            }
+            Shape::Map(s) => {
+                let (j, d) = value(s(), all, n, want);
+                (format!("{{\"k{k}\":{j}}}"), format!("{{\"k{k}\": {d}}}"))
+            }
+            Shape::Struct(s) => sample(s(), all, n, want),
+        }
+    }
+
+    /// Every declared field, at every depth, decodes into the Rust field its
+    /// declaration names (each value unique, each found under its name), as
+    /// serde reads it; a required field left out is serde's `missing field`.
+    #[test]
+    fn every_declared_field_decodes_into_its_field() {
+        use crate::config::*;
+        fn check<T: FromJson + core::fmt::Debug + serde::de::DeserializeOwned>(
+            fields: &[&str],
+            checked: &mut Vec<&'static str>,
+        ) {
+            let Shape::Struct(schema) = T::SHAPE else {
+                unreachable!()
+            };
+            let schema = schema();
+            checked.push(schema.name);
+            assert_eq!(
+                schema.fields.iter().map(|f| f.json).collect::<Vec<_>>(),
+                fields
+            );
+            for all in [true, false] {
+                let (mut n, mut want) = (0, Vec::new());
+                let (doc, _) = sample(schema, all, &mut n, &mut want);
+                let got = ours::<T>(doc.as_bytes()).unwrap();
+                assert_eq!(Ok(got.clone()), serde::<T>(doc.as_bytes()), "{doc}");
+                let lost: Vec<_> = want.iter().filter(|w| !got.contains(w.as_str())).collect();
+                assert!(lost.is_empty(), "{doc}\n{got}\nnot found: {lost:?}");
+            }
+            for f in schema.fields.iter().filter(|f| f.required) {
+                let mut without = Schema {
+                    name: schema.name,
+                    fields: schema.fields,
+                };
+                let kept: Vec<Field> = schema
+                    .fields
+                    .iter()
+                    .filter(|g| g.json != f.json)
+                    .map(|g| Field { ..*g })
+                    .collect();
+                without.fields = Vec::leak(kept);
+                let (doc, _) = sample(&without, true, &mut 0, &mut Vec::new());
+                let message = format!("missing field `{}` at line 1 column {}", f.json, doc.len());
+                let want = Err(ConfigError::Syntax {
+                    path: ".".into(),
+                    message,
+                });
+                assert_eq!(ours::<T>(doc.as_bytes()), want, "{doc}");
+                assert_eq!(serde::<T>(doc.as_bytes()), want, "{doc}");
+            }
+        }
+        let mut checked = Vec::new();
+        check::<PluginConfig>(PluginConfig::FIELDS, &mut checked);
+        check::<RuleFile>(RuleFile::FIELDS, &mut checked);
+        check::<RuleSource>(RuleSource::FIELDS, &mut checked);
+        check::<Service>(Service::FIELDS, &mut checked);
+        check::<HttpRoute>(HttpRoute::FIELDS, &mut checked);
+        check::<MatchRequest>(MatchRequest::FIELDS, &mut checked);
+        check::<StringMatch>(StringMatch::FIELDS, &mut checked);
+        check::<RouteDestination>(RouteDestination::FIELDS, &mut checked);
+        check::<Guard>(Guard::FIELDS, &mut checked);
+        check::<Destination>(Destination::FIELDS, &mut checked);
+        check::<PortSelector>(PortSelector::FIELDS, &mut checked);
+        check::<Sticky>(Sticky::FIELDS, &mut checked);
+        check::<SetCookie>(SetCookie::FIELDS, &mut checked);
+        // Every type the two documents reach was checked.
+        let mut reached = Vec::new();
+        let mut stack = vec![PluginConfig::schema(), RuleFile::schema()];
+        while let Some(schema) = stack.pop() {
+            if reached.contains(&schema.name) {
+                continue;
+            }
+            reached.push(schema.name);
+            for f in schema.fields {
+                let mut s = f.shape;
+                while let Shape::Option(i) | Shape::Seq(i) | Shape::Map(i) = s {
+                    s = i();
+                }
+                if let Shape::Struct(i) = s {
+                    stack.push(i());
+                }
+            }
+        }
+        reached.sort_unstable();
+        checked.sort_unstable();
+        assert_eq!(reached, checked);
     }
 
     const GOOD: &str = r#"{"routeHeader":"x-up","debugHeader":null,"namespace":"ns","clusterDomain":"c.l","version":7,

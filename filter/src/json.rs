@@ -611,9 +611,6 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Reads an object with the given fields (serde's `deny_unknown_fields`):
-    /// `f` reads the value of field number `n` under its name. A field given
-    /// twice is an error.
     /// serde_json ends the object after its visitor's error (a `}` right
     /// after the key is consumed), then positions the error there.
     fn end_after_error(&mut self) {
@@ -622,12 +619,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads an object with the given fields (serde's `deny_unknown_fields`):
+    /// `f` reads the value of field number `n` under its name. A field given
+    /// twice is an error. Returns the fields given, as bits by number.
     pub fn object(
         &mut self,
         name: &'static str,
         fields: &[&'static str],
         f: &mut dyn FnMut(&mut Self, usize) -> R<()>,
-    ) -> R<()> {
+    ) -> R<u64> {
         if self.ws() != Some(b'{') {
             return Err(self.invalid_type(Expected::Struct(name)));
         }
@@ -652,7 +652,7 @@ impl<'a> Reader<'a> {
             f(self, n)?;
             self.path.pop();
         }
-        Ok(())
+        Ok(seen)
     }
 }
 

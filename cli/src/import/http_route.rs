@@ -374,7 +374,7 @@ fn convert_route(
             let mut rule = e.rule.clone();
             if let Some(p) = port {
                 for m in &mut rule.matches {
-                    m.port = Some(Value::from(p));
+                    m.set("port", Some(Value::from(p)));
                 }
             }
             entries.push(Entry {
@@ -599,7 +599,7 @@ fn convert_match(
             ))
         }
     };
-    out.uri = Some(uri);
+    out.set("uri", Some(uri));
     let mut pairs = |field: &str, what: &str, case_insensitive: bool| -> Result<Option<Value>> {
         let mut map = Map::new();
         for (i, h) in list(m, field).iter().enumerate() {
@@ -634,21 +634,24 @@ fn convert_match(
         }
         Ok((!map.is_empty()).then_some(Value::Object(map)))
     };
-    out.headers = pairs("headers", "header", true)?;
-    out.query_params = pairs("queryParams", "query parameter", false)?;
+    out.set("headers", pairs("headers", "header", true)?);
+    out.set(
+        "queryParams",
+        pairs("queryParams", "query parameter", false)?,
+    );
     if let Some(method) = m.get("method") {
         let Some(method) = method.as_str() else {
             return Err(route.bad(&format!("{path}.method"), "not a string"));
         };
-        out.method = Some(json!({ "exact": method }));
+        out.set("method", Some(json!({ "exact": method })));
     }
-    let count = |v: &Option<Value>| v.as_ref().and_then(Value::as_object).map_or(0, Map::len);
+    let count = |f: &str| out.get(f).and_then(Value::as_object).map_or(0, Map::len);
     let rank = (
         rank,
         len,
-        out.method.is_some(),
-        count(&out.headers),
-        count(&out.query_params),
+        out.get("method").is_some(),
+        count("headers"),
+        count("queryParams"),
     );
     Ok((out, rank))
 }

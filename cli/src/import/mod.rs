@@ -23,6 +23,7 @@ mod virtual_service;
 
 use std::path::PathBuf;
 
+use canary_router::config::MatchRequest;
 use canary_router::{Plugin, Workload};
 use serde::Serialize;
 use serde_json::Value;
@@ -146,33 +147,41 @@ pub struct RouteOut {
     pub(super) route: Vec<DestinationOut>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct MatchOut {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) name: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) uri: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) scheme: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) method: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) authority: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) headers: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) without_headers: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) port: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) query_params: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) ignore_uri_case: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) source_labels: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) source_namespace: Option<Value>,
+/// A match entry: fields of the filter's `MatchRequest` by their JSON
+/// names, written in its declaration's order.
+#[derive(Debug, Clone, Default)]
+pub(super) struct MatchOut(Vec<(&'static str, Value)>);
+
+impl MatchOut {
+    /// The value of `field`.
+    pub(super) fn get(&self, field: &str) -> Option<&Value> {
+        self.0.iter().find(|(f, _)| *f == field).map(|(_, v)| v)
+    }
+
+    /// Sets `field` (a JSON name of `MatchRequest`'s) to `value`, or
+    /// removes it for `None`.
+    pub(super) fn set(&mut self, field: &str, value: Option<Value>) {
+        let Some(&name) = MatchRequest::FIELDS.iter().find(|f| **f == field) else {
+            unreachable!("`{field}` is not a field of a match entry");
+        };
+        self.0.retain(|(f, _)| *f != name);
+        if let Some(v) = value {
+            self.0.push((name, v));
+        }
+    }
+}
+
+impl Serialize for MatchOut {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for field in MatchRequest::FIELDS {
+            if let Some(v) = self.get(field) {
+                map.serialize_entry(field, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use canary_router::config::MatchRequest;
 use serde_json::Value;
 
 use super::{
@@ -391,20 +392,11 @@ fn convert_match(
             "includes `mesh`: the entry applies to sidecars as written; the gateway binding is dropped",
         ),
     }
+    // Every field the filter's match entry has is carried as written.
     let mut out = MatchOut::default();
-    let take = |k: &str| obj.get(k).cloned();
-    out.name = take("name");
-    out.uri = take("uri");
-    out.scheme = take("scheme");
-    out.method = take("method");
-    out.authority = take("authority");
-    out.headers = take("headers");
-    out.without_headers = take("withoutHeaders");
-    out.port = take("port");
-    out.query_params = take("queryParams");
-    out.ignore_uri_case = take("ignoreUriCase");
-    out.source_labels = take("sourceLabels");
-    out.source_namespace = take("sourceNamespace");
+    for field in MatchRequest::FIELDS {
+        out.set(field, obj.get(*field).cloned());
+    }
     for field in ["headers", "withoutHeaders"] {
         let names = obj.get(field).and_then(Value::as_object);
         for name in names.into_iter().flat_map(|m| m.keys()) {
@@ -420,7 +412,7 @@ fn convert_match(
         }
     }
     for k in obj.keys() {
-        if canary_router::decode::MATCH_REQUEST_FIELDS.contains(&k.as_str()) || k == "gateways" {
+        if MatchRequest::FIELDS.contains(&k.as_str()) || k == "gateways" {
             continue;
         }
         let why = if k == "statPrefix" {
