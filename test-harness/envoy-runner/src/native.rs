@@ -81,6 +81,37 @@ fn at(path: &str, e: Error) -> Error {
     Error::new(format!("{path}.{}", e.message()))
 }
 
+/// What [`route_match`] makes of a match entry's field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Native {
+    /// A part of the `RouteMatch`.
+    RouteMatch,
+    /// Nothing: informational (`name`).
+    Ignored,
+    /// No `RouteMatch` counterpart: refused by name, for this reason.
+    Refused(&'static str),
+}
+
+/// Every field of a match entry (the filter's `MatchRequest`; a test holds
+/// this list to its declaration) and what the translation makes of it.
+pub const MATCH_FIELDS: [(&str, Native); 12] = [
+    ("name", Native::Ignored),
+    ("uri", Native::RouteMatch),
+    ("scheme", Native::RouteMatch),
+    ("method", Native::RouteMatch),
+    ("authority", Native::RouteMatch),
+    ("headers", Native::RouteMatch),
+    ("withoutHeaders", Native::RouteMatch),
+    (
+        "port",
+        Native::Refused("it selects the listener's route configuration"),
+    ),
+    ("queryParams", Native::RouteMatch),
+    ("ignoreUriCase", Native::RouteMatch),
+    ("sourceLabels", Native::Refused("it selects the proxy")),
+    ("sourceNamespace", Native::Refused("it selects the proxy")),
+];
+
 /// Envoy's `RouteMatch` for one match entry (an Istio `HTTPMatchRequest`),
 /// as Istio's `TranslateRouteMatch` writes it.
 pub fn route_match(m: &Value) -> Result<Value, Error> {
@@ -88,14 +119,14 @@ pub fn route_match(m: &Value) -> Result<Value, Error> {
         .as_object()
         .ok_or_else(|| Error::new("match entry: not an object"))?;
     for key in m.keys() {
-        match key.as_str() {
-            "name" | "uri" | "scheme" | "method" | "authority" | "headers" | "withoutHeaders"
-            | "queryParams" | "ignoreUriCase" => {}
-            other => {
+        match MATCH_FIELDS.iter().find(|(f, _)| f == key) {
+            Some((_, Native::RouteMatch | Native::Ignored)) => {}
+            Some((_, Native::Refused(why))) => {
                 return Err(Error::new(format!(
-                    "{other}: not translated to a RouteMatch"
+                    "{key}: not translated to a RouteMatch: {why}"
                 )))
             }
+            None => return Err(Error::new(format!("{key}: not a match field"))),
         }
     }
     let mut out = Map::new();
@@ -200,25 +231,40 @@ enum Kind<'a> {
     Present,
 }
 
+/// The kinds of a StringMatch (the filter's `StringMatch` fields; a test
+/// holds this list to its declaration).
+pub const STRING_MATCH_KINDS: [&str; 4] = ["exact", "prefix", "regex", "pathPrefix"];
+
 fn kind(sm: &Value) -> Result<Kind<'_>, Error> {
     let sm = sm
         .as_object()
         .ok_or_else(|| Error::new("not a StringMatch object"))?;
+    if let Some(k) = sm
+        .keys()
+        .find(|k| !STRING_MATCH_KINDS.contains(&k.as_str()))
+    {
+        return Err(Error::new(format!("{k}: not a StringMatch kind")));
+    }
     let text = |k: &str| sm.get(k).and_then(Value::as_str);
     if sm.len() > 1 {
         return Err(Error::new("more than one match kind"));
     }
-    Ok(match (text("exact"), text("prefix"), text("regex")) {
-        (Some(v), _, _) => Kind::Exact(v),
-        (_, Some(v), _) => Kind::Prefix(v),
-        (_, _, Some("*")) => Kind::Present,
-        (_, _, Some(v)) => Kind::Regex(v),
-        _ if sm.is_empty() => Kind::Present,
-        _ => match text("pathPrefix") {
-            Some(v) => Kind::PathPrefix(v),
-            None => return Err(Error::new("unknown match kind")),
+    Ok(
+        match (
+            text("exact"),
+            text("prefix"),
+            text("regex"),
+            text("pathPrefix"),
+        ) {
+            (Some(v), _, _, _) => Kind::Exact(v),
+            (_, Some(v), _, _) => Kind::Prefix(v),
+            (_, _, Some("*"), _) => Kind::Present,
+            (_, _, Some(v), _) => Kind::Regex(v),
+            (_, _, _, Some(v)) => Kind::PathPrefix(v),
+            _ if sm.is_empty() => Kind::Present,
+            _ => return Err(Error::new("a match kind that is not a string")),
         },
-    })
+    )
 }
 
 /// Istio's `ConvertToEnvoyMatch`: an Envoy `StringMatcher`.
@@ -247,6 +293,70 @@ fn object<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use canary_router::config::{MatchRequest, StringMatch};
+    use canary_router::decode::Shape;
+
+    /// A value of `shape`, as a match entry would give it.
+    fn sample(shape: Shape) -> Value {
+        match shape {
+            Shape::Str => json!("/v"),
+            Shape::U64 | Shape::I64 => json!(80),
+            Shape::F64 => json!(0.5),
+            Shape::Bool => json!(true),
+            Shape::Option(s) => sample(s()),
+            Shape::Seq(s) => json!([sample(s())]),
+            Shape::Map(s) => json!({ "x-k": sample(s()) }),
+            Shape::Struct(s) => {
+                let f = &s().fields[0];
+                json!({ f.json: sample(f.shape) })
+            }
+        }
+    }
+
+    /// The translation knows every field of a match entry the filter
+    /// declares (and no other): each one it translates changes the
+    /// `RouteMatch`, the ignored one does not, the others are refused by
+    /// name; and every StringMatch kind translates, each differently.
+    #[test]
+    fn every_declared_match_field_is_translated_or_refused_by_name() {
+        let ours: Vec<&str> = MATCH_FIELDS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(ours, MatchRequest::FIELDS, "native.rs's MATCH_FIELDS");
+        let empty = route_match(&json!({})).unwrap();
+        for field in MatchRequest::schema().fields {
+            let (_, native) = MATCH_FIELDS.iter().find(|(f, _)| *f == field.json).unwrap();
+            let mut entry = json!({ field.json: sample(field.shape) });
+            if field.json == "ignoreUriCase" {
+                entry["uri"] = json!({"prefix": "/v"});
+                assert_ne!(
+                    route_match(&entry).unwrap(),
+                    route_match(&json!({"uri": {"prefix": "/v"}})).unwrap()
+                );
+                continue;
+            }
+            match (native, route_match(&entry)) {
+                (Native::RouteMatch, Ok(m)) => assert_ne!(m, empty, "{entry}"),
+                (Native::Ignored, Ok(m)) => assert_eq!(m, empty, "{entry}"),
+                (Native::Refused(_), Err(e)) => {
+                    assert!(
+                        e.message().starts_with(&format!("{}: ", field.json)),
+                        "{e:?}"
+                    )
+                }
+                (n, r) => panic!("{entry}: {n:?} but {r:?}"),
+            }
+        }
+        assert_eq!(
+            STRING_MATCH_KINDS,
+            StringMatch::FIELDS,
+            "native.rs's STRING_MATCH_KINDS"
+        );
+        let mut seen = Vec::new();
+        for kind in StringMatch::FIELDS {
+            let m = route_match(&json!({"uri": { *kind: "/v" }})).unwrap();
+            assert!(!seen.contains(&m), "{kind}: {m}");
+            seen.push(m);
+        }
+    }
 
     #[test]
     fn match_entries_translate_as_istiod_writes_them() {
