@@ -193,3 +193,52 @@ pub fn compare(args: &[String]) -> Result<(), String> {
     println!("{}", report::ab_table(&results, "base"));
     Ok(())
 }
+
+pub const COMPARE_MODULE_USAGE: &str = "\
+usage: canary-bench compare-module [--pairs N] [--duration SECS] [--rules N] [--no-pin] [--h1-only]
+
+Runs canary-router as the Envoy dynamic module against Envoy's native
+weighted routing (the `native` row: a header route, then weighted_clusters
+90/10), in alternating pairs of fresh Envoys, and prints the module over
+native: Envoy CPU per request, req/s and the p99 difference.
+  --rules N       the module's rule count (default 2: the header rule and the
+                  90/10 split, the canary-router row's rules)";
+
+/// `canary-bench compare-module`: the dynamic module over native routing.
+pub fn compare_module(args: &[String]) -> Result<(), String> {
+    let mut alt = Alternation::default();
+    let mut pin_cores = cores() >= 2;
+    let mut rules = 2usize;
+    let mut it = args.iter();
+    let num = |v: Option<&String>, flag: &str| number(v, flag, COMPARE_MODULE_USAGE);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--pairs" => alt.pairs = num(it.next(), a)?.max(1) as usize,
+            "--duration" => alt.run = Duration::from_secs(num(it.next(), a)?.max(1)),
+            "--rules" => rules = num(it.next(), a)?.max(1) as usize,
+            "--h1-only" => alt.protos = vec![Proto::H1],
+            "--no-pin" => pin_cores = false,
+            "-h" | "--help" => return Err(COMPARE_MODULE_USAGE.into()),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}\n{COMPARE_MODULE_USAGE}"
+                ))
+            }
+        }
+    }
+    let kinds = [Kind::Native, Kind::CanaryRouterModule { rules }];
+    let load = load_generator(DEFAULT_IN_FLIGHT, DEFAULT_H2_CONNECTIONS, pin_cores);
+    let results = in_scratch("canary-compare-module", |scratch| {
+        let starter = Starter::new(None, pin_cores)?;
+        alternate(&starter, &load, scratch, &kinds, &alt)
+    })?;
+    println!(
+        "{} over {} ({} pairs of fresh Envoys per protocol, {} s runs):\n",
+        kinds[1].name(),
+        kinds[0].name(),
+        alt.pairs,
+        alt.run.as_secs()
+    );
+    println!("{}", report::ab_table(&results, "native"));
+    Ok(())
+}

@@ -70,6 +70,11 @@ pub enum Kind {
     /// read) and flushed to shared data in batches; the upstreams never
     /// fail, so nothing is ejected.
     CanaryRouterGuard,
+    /// canary-router as the Envoy dynamic module (`module/`, a native .so)
+    /// with this many rules: the canary-router row's configuration, run as
+    /// the runner's `Build::Module` (the wasm filter rewritten into a
+    /// `DynamicModuleFilter` with the same rule JSON).
+    CanaryRouterModule { rules: usize },
     /// Any module, with its plugin configuration (`canary-bench compare`);
     /// routed by the cluster header like canary-router.
     Module {
@@ -98,6 +103,10 @@ impl Kind {
                 "canary-router, port-less, request port".into()
             }
             Kind::CanaryRouterGuard => "canary-router with a guard".into(),
+            Kind::CanaryRouterModule { rules: 2 } => "canary-router, dynamic module".into(),
+            Kind::CanaryRouterModule { rules } => {
+                format!("canary-router, dynamic module, {rules} rules")
+            }
             Kind::Module { name, .. } => name.clone(),
         }
     }
@@ -111,7 +120,7 @@ impl Kind {
             | Kind::WasmNoRead
             | Kind::WasmFloor
             | Kind::Module { .. } => false,
-            Kind::CanaryRouter { rules } => *rules >= 2,
+            Kind::CanaryRouter { rules } | Kind::CanaryRouterModule { rules } => *rules >= 2,
             _ => true,
         }
     }
@@ -438,7 +447,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
         Kind::WasmReadOnly => wasm_filter("wasm-floor", &wasm_path, "read-only"),
         Kind::WasmNoRead => wasm_filter("wasm-floor", &wasm_path, "no-read"),
         Kind::WasmFloor => wasm_filter("wasm-floor", &wasm_path, "{}"),
-        Kind::CanaryRouter { rules } => {
+        Kind::CanaryRouter { rules } | Kind::CanaryRouterModule { rules } => {
             wasm_filter("canary-router", &wasm_path, &rules_json(*rules))
         }
         Kind::CanaryRouterEveryRequest => {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use envoy_runner::{Envoy, EnvoyConfig, EnvoyOptions, WasmModule};
+use envoy_runner::{Build, Envoy, EnvoyConfig, EnvoyOptions, WasmModule};
 
 use crate::configs::{self, Kind, UPSTREAM_PORTS};
 use crate::{pin, ENVOY_CORE, LOAD_CORE};
@@ -95,6 +95,7 @@ impl<'a> Starter<'a> {
                 from(|m| m.floor)
             }
             Kind::CanaryRouter { .. }
+            | Kind::CanaryRouterModule { .. }
             | Kind::CanaryRouterEveryRequest
             | Kind::CanaryRouterPortless
             | Kind::CanaryRouterPortlessRequestPort
@@ -113,8 +114,13 @@ impl<'a> Starter<'a> {
         let (v1, v2) = self.upstream_ports;
         let clusters = configs::clusters_json(port, v1, v2);
         let yaml = configs::under_test_yaml(kind, wasm, port);
+        let build = match kind {
+            Kind::CanaryRouterModule { .. } => Build::Module,
+            _ => Build::Wasm,
+        };
         let o = options(wasm, vec!["--config-yaml".into(), clusters], self.workers)
-            .bind_port(configs::LISTENER_PORT, port);
+            .bind_port(configs::LISTENER_PORT, port)
+            .build(build);
         let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
         let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
         if self.pin_cores {

@@ -146,6 +146,13 @@ fn main() {
         }
         return;
     }
+    if args.first().map(String::as_str) == Some("compare-module") {
+        if let Err(e) = alternate::compare_module(&args[1..]) {
+            eprintln!("canary-bench compare-module: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("compare") {
         if let Err(e) = alternate::compare(&args[1..]) {
             eprintln!("canary-bench compare: {e}");

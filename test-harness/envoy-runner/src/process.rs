@@ -16,7 +16,10 @@ use serde_json::Value;
 use super::config::set_listener_rules;
 use super::http::{get_once, HttpClient, Request, Response};
 use super::stats::{parse_prometheus, PromSample, Stats};
-use super::{build_filter_wasm, find_envoy, repo_root, EnvoyConfig, Error, FILTER_WASM_RELATIVE};
+use super::{
+    bootstrap_to_module, build_filter_module, build_filter_wasm, find_envoy, repo_root,
+    wasm_filters_to_module, workload_env, Build, EnvoyConfig, Error, FILTER_WASM_RELATIVE,
+};
 
 /// Which wasm module the wasm filters load.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +58,9 @@ pub struct EnvoyOptions {
     /// Ports written in the config that bind at a given port instead of a
     /// free one (see [`EnvoyOptions::bind_port`]).
     pub bound_ports: BTreeMap<u16, u16>,
+    /// Which build of the filter runs: the config's wasm filters as they
+    /// are, or rewritten into the dynamic module ([`Build::Module`]).
+    pub build: Build,
 }
 
 impl Default for EnvoyOptions {
@@ -69,6 +75,7 @@ impl Default for EnvoyOptions {
             ready_timeout: Duration::from_secs(60),
             wasm: WasmModule::Auto,
             bound_ports: BTreeMap::new(),
+            build: Build::from_env(),
         }
     }
 }
@@ -103,6 +110,12 @@ impl EnvoyOptions {
         self
     }
 
+    /// Runs the filter as `build`.
+    pub fn build(mut self, build: Build) -> Self {
+        self.build = build;
+        self
+    }
+
     /// Loads this wasm module in every wasm filter.
     pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
         self.wasm = WasmModule::Path(path.into());
@@ -129,6 +142,8 @@ struct Lds {
     dir: PathBuf,
     listeners: Vec<Value>,
     version: u64,
+    /// The module's `.so` when the listeners are written as the module's.
+    module: Option<PathBuf>,
 }
 
 /// A running Envoy. Dropping it stops the process (SIGTERM to its process
@@ -226,6 +241,10 @@ impl Envoy {
         }
         let listener_ports: BTreeMap<String, u16> = config.listeners().into_iter().collect();
 
+        let module = match opts.build {
+            Build::Wasm => None,
+            Build::Module => Some(build_filter_module().map_err(plain)?.to_path_buf()),
+        };
         let lds = if opts.reloadable {
             let listeners = config.take_wasm_listeners();
             if listeners.is_empty() {
@@ -240,6 +259,7 @@ impl Envoy {
                 dir: lds_dir,
                 listeners,
                 version: 1,
+                module: module.clone(),
             };
             write_lds(&lds).map_err(plain)?;
             let doc = config.value_mut();
@@ -274,6 +294,11 @@ impl Envoy {
         }
 
         let config_path = dir.join("envoy.json");
+        let mut env = Vec::new();
+        if let Some(so) = &module {
+            env = workload_env(config.value(), &opts.extra_args);
+            bootstrap_to_module(config.value_mut(), so);
+        }
         std::fs::write(&config_path, config.to_json()).map_err(|e| {
             plain(Error::new(format!(
                 "writing {}: {e}",
@@ -297,7 +322,8 @@ impl Envoy {
             .arg("--disable-hot-restart")
             // Connections of a replaced listener config drain within 1 s.
             .args(["--drain-time-s", "1"])
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .envs(env);
         if let Some(levels) = &opts.component_log_level {
             cmd.args(["--component-log-level", levels]);
         }
@@ -742,9 +768,13 @@ fn resolve_wasm(config: &mut EnvoyConfig, wasm: &WasmModule) -> Result<(), Error
 }
 
 fn write_lds(lds: &Lds) -> Result<(), Error> {
+    let mut resources = Value::from(lds.listeners.clone());
+    if let Some(so) = &lds.module {
+        wasm_filters_to_module(&mut resources, so);
+    }
     let doc = serde_json::json!({
         "version_info": lds.version.to_string(),
-        "resources": lds.listeners,
+        "resources": resources,
     });
     let tmp = lds.dir.join(format!(".lds.json.{}", lds.version));
     let path = lds.dir.join("lds.json");

@@ -5,6 +5,14 @@ use std::collections::BTreeMap;
 /// `/stats` as a map: counters and gauges by full name (tags still embedded
 /// in the name, e.g. `wasmcustom.canary_router.requests.service=...;`).
 /// Histogram lines (non-integer values) are kept apart, as text.
+///
+/// The dynamic module's stats (`dynamicmodulescustom.canary_router.*`, the
+/// prefix Envoy gives a module's stats) are also listed under the wasm
+/// filter's name (`wasmcustom.canary_router.*`), so that one test source
+/// checks the filter's counters in both builds ([`crate::Build`]).
+const MODULE_STAT_PREFIX: &str = "dynamicmodulescustom.canary_router.";
+const WASM_STAT_PREFIX: &str = "wasmcustom.canary_router.";
+
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub values: BTreeMap<String, u64>,
@@ -21,6 +29,9 @@ impl Stats {
             };
             match value.trim().parse::<u64>() {
                 Ok(v) => {
+                    if let Some(rest) = name.strip_prefix(MODULE_STAT_PREFIX) {
+                        stats.values.insert(format!("{WASM_STAT_PREFIX}{rest}"), v);
+                    }
                     stats.values.insert(name.to_owned(), v);
                 }
                 Err(_) => {

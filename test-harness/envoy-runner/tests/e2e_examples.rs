@@ -14,7 +14,8 @@ use std::path::Path;
 
 use envoy_runner::{
     check_binomial, example_dir, example_names, Envoy, EnvoyConfig, EnvoyOptions, Request,
-    Response, Split, Stats, FILTER_WASM_RELATIVE, WASM_FILTER_TYPE,
+    Response, Split, Stats, FILTER_MODULE_RELATIVE, FILTER_WASM_RELATIVE, MODULE_FILTER_TYPE,
+    WASM_FILTER_TYPE,
 };
 use serde_json::Value;
 
@@ -41,11 +42,14 @@ const INLINE: [&str; 6] = [
     "sticky",
     "weighted",
 ];
+/// The dynamic module's own example, proven below
+/// (`native_module_example_runs_as_is`) whatever `CANARY_ROUTER_BUILD` says.
+const NATIVE: &str = "native-module";
 /// Examples proven in `e2e_reload.rs`: `ecds-reload` (rules through ECDS)
 /// and `configmap-poll` (rules polled from a server); and in
 /// `e2e_sticky_cookie.rs`: `gateway-cookie` (an ingress gateway issuing
 /// the sticky cookie).
-const TESTED_ELSEWHERE: [&str; 3] = ["configmap-poll", "ecds-reload", "gateway-cookie"];
+const TESTED_ELSEWHERE: [&str; 4] = ["configmap-poll", "ecds-reload", "gateway-cookie", NATIVE];
 /// Stat prefix of the examples' outbound listener.
 const HCM: &str = "http.outbound_0.0.0.0_80";
 
@@ -182,17 +186,22 @@ fn rules_json(example: &str, file: &str) -> Value {
     or_panic(serde_json::from_str(&text).map_err(|e| format!("{path:?}: {e}")))
 }
 
-/// The `configuration` strings of the wasm filters in a `/config_dump`.
+/// The rule JSON of the filters in a `/config_dump`: the wasm filters'
+/// `configuration`, the dynamic module's `filter_config`.
 fn dumped_wasm_configurations(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(obj) => {
-            if obj.get("@type").and_then(Value::as_str) == Some(WASM_FILTER_TYPE) {
-                if let Some(s) = v
-                    .pointer("/config/configuration/value")
-                    .and_then(Value::as_str)
-                {
-                    out.push(s.to_owned());
-                }
+            let at = match obj.get("@type").and_then(Value::as_str) {
+                Some(WASM_FILTER_TYPE) => "/config/configuration/value",
+                Some(MODULE_FILTER_TYPE) => "/filter_config/value",
+                _ => "",
+            };
+            if let Some(s) = v
+                .pointer(at)
+                .filter(|_| !at.is_empty())
+                .and_then(Value::as_str)
+            {
+                out.push(s.to_owned());
             }
             obj.values()
                 .for_each(|c| dumped_wasm_configurations(c, out));
@@ -649,6 +658,79 @@ fn source_labels_partial_labels_override_replaces_the_whole_map() {
     );
     let split = send(&envoy, N, &backend(), Some("split"));
     assert_share(&split, N, 0.1, "LABELS without app");
+    assert_no_5xx(&envoy);
+}
+
+// ---------------------------------------------------------------------------
+// native-module: the dynamic module's example, as its README runs it
+
+/// examples/native-module runs as is (its envoy.yaml loads the `.so` that
+/// scripts/build-module.sh builds): its inline rules are rules.json, the
+/// 90/10 split, `canary: canary-tester` to v2, and sticky users.
+#[test]
+fn native_module_example_runs_as_is() {
+    let config = config(NATIVE, None);
+    let filters = config.value().to_string();
+    assert!(
+        filters.contains(MODULE_FILTER_TYPE),
+        "{NATIVE}: no module filter"
+    );
+    assert!(
+        !filters.contains(WASM_FILTER_TYPE),
+        "{NATIVE}: a wasm filter"
+    );
+    let mut inline = Vec::new();
+    dumped_wasm_configurations(config.value(), &mut inline);
+    assert_eq!(inline.len(), 1, "{NATIVE}: one filter config");
+    let inline: Value = or_panic(serde_json::from_str(&inline[0]));
+    assert_eq!(inline, rules_json(NATIVE, "rules.json"));
+    assert!(
+        filters.contains(FILTER_MODULE_RELATIVE),
+        "{NATIVE}: loads {FILTER_MODULE_RELATIVE}"
+    );
+    // The runner's own module build stands in for the relative path (the
+    // wasm's Auto does the same).
+    let mut config = config;
+    let so = or_panic(envoy_runner::build_filter_module());
+    config.for_each_object_mut(|obj| {
+        if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
+            obj.insert(
+                "filename".into(),
+                Value::from(so.to_string_lossy().into_owned()),
+            );
+        }
+    });
+    let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
+
+    let before = or_panic(envoy.stats());
+    let split = send(&envoy, N, &backend(), Some("split"));
+    assert_share(&split, N, 0.1, "native-module 90/10");
+    let mid = or_panic(envoy.stats());
+    assert_counted(&before, &mid, "split", &split);
+    let testers = send(
+        &envoy,
+        200,
+        &backend().header("canary", "canary-tester"),
+        Some("testers"),
+    );
+    assert_eq!(testers.count("v2"), 200, "testers: {testers}");
+    let after = or_panic(envoy.stats());
+    assert_eq!(delta(&mid, &after, &counter("testers", "v2")), 200);
+
+    // Sticky: each of 300 users sees one version over 4 requests; about
+    // 10% of users are on v2.
+    let mut client = or_panic(envoy.client(10000));
+    let mut users = Split::default();
+    for u in 0..300 {
+        let req = backend().header("x-user-id", format!("user-{u}"));
+        let first = or_panic(version_of(&or_panic(client.send(&req)), Some("split")));
+        for _ in 0..3 {
+            let again = or_panic(version_of(&or_panic(client.send(&req)), Some("split")));
+            assert_eq!(again, first, "user-{u} moved");
+        }
+        users.add(first);
+    }
+    assert_share(&users, 300, 0.1, "native-module sticky users");
     assert_no_5xx(&envoy);
 }
 
