@@ -343,7 +343,7 @@ fn node_workload(doc: &Value) -> Option<Workload> {
         .get("NAMESPACE")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let labels: canary_router::map::Map<String> = meta
+    let labels: filter_runtime::map::Map<String> = meta
         .get("LABELS")
         .and_then(Value::as_object)
         .into_iter()

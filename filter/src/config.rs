@@ -15,7 +15,7 @@
 use alloc::{string::String, vec::Vec};
 
 use crate::decode::schema;
-use crate::map::Map;
+use filter_runtime::map::Map;
 
 schema! {
     /// The plugin configuration: the WasmPlugin's `pluginConfig`, or the

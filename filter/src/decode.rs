@@ -1,5 +1,5 @@
 //! From JSON to the [`crate::config`] types, field by field, with the
-//! [`crate::json`] reader: strict (an unknown field is an error), with the
+//! [`filter_runtime::json`] reader: strict (an unknown field is an error), with the
 //! JSON path and serde's message in every error.
 //!
 //! Each configuration type is declared once, with [`schema!`]: its fields,
@@ -12,8 +12,8 @@
 
 use alloc::{string::String, vec::Vec};
 
-use crate::json::{Fail, Reader, R};
-use crate::map::Map;
+use filter_runtime::json::{Fail, Reader, R};
+use filter_runtime::map::Map;
 
 /// A configuration type the reader can fill.
 pub trait FromJson: Sized + Default {
@@ -44,7 +44,7 @@ pub trait FromJson: Sized + Default {
 pub fn missing(r: &Reader<'_>, seen: u64, required: u64, fields: &[&str]) -> Fail {
     let first = (required & !seen).trailing_zeros() as usize;
     let field = fields.get(first).copied().unwrap_or_default();
-    r.custom(&["missing field `", field, "`"].concat())
+    r.missing_field(field)
 }
 
 /// The bits of the fields a document must give, by declaration order.
@@ -268,7 +268,7 @@ macro_rules! schema {
 
             // (A type without required fields masks with zero.)
             #[allow(clippy::bad_bit_mask)]
-            fn read(r: &mut $crate::json::Reader<'_>) -> $crate::json::R<Self> {
+            fn read(r: &mut ::filter_runtime::json::Reader<'_>) -> ::filter_runtime::json::R<Self> {
                 // A field's number is its place in the declaration.
                 #[allow(non_camel_case_types)]
                 enum Index { $($field),* }

@@ -187,6 +187,14 @@ impl fmt::Display for ConfigError {
 
 impl core::error::Error for ConfigError {}
 
+/// The JSON reader's error is a [`ConfigError::Syntax`].
+impl From<filter_runtime::json::Error> for ConfigError {
+    fn from(e: filter_runtime::json::Error) -> Self {
+        let filter_runtime::json::Error { path, message } = e;
+        ConfigError::Syntax { path, message }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

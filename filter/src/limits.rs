@@ -20,16 +20,12 @@ pub const MAX_DESTINATIONS: usize = 64;
 pub const MAX_WEIGHT: i64 = 1_000_000;
 /// Longest regular expression, in bytes.
 pub const MAX_REGEX_LEN: usize = 1024;
-/// Largest compiled regex program, in bytes. Bounds compile time and memory,
-/// and the cost of one match, which grows with program size × input length
-/// (a 1,024-byte literal compiles to about 33 KiB). Measured by the filter's
-/// own engine (`regex/compile.rs`), deterministically: 32 bytes for each
-/// instruction of the program (one per character, class, assertion, branch
-/// and jump, repetitions expanded; 32 is about what one costs: 12 bytes for
-/// itself, 16 in the match's two thread lists and stack, and its share of
-/// the rest) and 32 for each distinct class (its 256-bit set).
-/// regex-lite, which the engine replaced, counted 32 bytes per NFA state on
-/// 64-bit hosts, so both put the bound near the same patterns.
+/// Largest compiled regex program, in bytes, as the regex engine measures
+/// it (`filter_runtime::regex::Options::size_limit`: 32 bytes for each
+/// instruction and each distinct class, near regex-lite's own measure).
+/// Bounds compile time and memory, and the cost of one match, which grows
+/// with program size × input length (a 1,024-byte literal compiles to about
+/// 33 KiB).
 pub const MAX_REGEX_PROGRAM_BYTES: usize = 64 * 1024;
 /// Longest value a regex is matched against, in bytes: a longer value never
 /// matches a regex, so that no client can make one match cost more than

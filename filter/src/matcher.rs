@@ -6,7 +6,7 @@ use alloc::{boxed::Box, string::ToString};
 use crate::config::StringMatch;
 use crate::error::Reason;
 use crate::limits;
-use crate::regex::Regex;
+use filter_runtime::regex::{self, Regex};
 
 /// A compiled `StringMatch`. Regexes are anchored: they must match the whole
 /// value, as in Istio and Envoy.
@@ -166,7 +166,12 @@ pub fn compile_regex(pattern: &str, ignore_case: bool) -> Result<Regex, Reason> 
             limit: limits::MAX_REGEX_LEN,
         });
     }
-    Regex::new(pattern.as_bytes(), ignore_case).map_err(|e| Reason::BadRegex(e.into()))
+    let options = regex::Options {
+        case_insensitive: ignore_case,
+        nest_limit: limits::MAX_REGEX_NESTING,
+        size_limit: limits::MAX_REGEX_PROGRAM_BYTES,
+    };
+    Regex::new(pattern.as_bytes(), &options).map_err(|e| Reason::BadRegex(e.message().into()))
 }
 
 #[cfg(test)]

@@ -83,10 +83,10 @@ pub fn parse<T: crate::decode::FromJson>(bytes: &[u8]) -> Result<T, ConfigError>
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ConfigError::Empty);
     }
-    let mut r = crate::json::Reader::new(bytes);
-    let value = T::read(&mut r).map_err(|e| *e)?;
-    r.end().map_err(|e| *e)?;
-    Ok(value)
+    let mut r = filter_runtime::json::Reader::new(bytes);
+    T::read(&mut r)
+        .and_then(|value| r.end().map(|()| value))
+        .map_err(|e| ConfigError::from(*e))
 }
 
 /// The label keys the rules ask about, so the glue reads only those from the

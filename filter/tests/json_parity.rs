@@ -1,8 +1,9 @@
-//! The configuration reader (`canary_router::json`) says what serde_json +
-//! serde_path_to_error said before it replaced them: the same value for
-//! every document they accept, and for every document they refuse the same
-//! JSON path and the same message, ` at line L column C` included (but for
-//! the two differences documented in `filter/src/json.rs`).
+//! The configuration reader (`filter_runtime::json` with the filter's
+//! `decode.rs`) says what serde_json + serde_path_to_error said before it
+//! replaced them: the same value for every document they accept, and for
+//! every document they refuse the same JSON path and the same message,
+//! ` at line L column C` included (but for the two differences documented
+//! in `filter-runtime/README.md`).
 //! Documents: the examples, hand-written edge cases, and thousands of
 //! mutations of both (truncated, a byte changed, inserted or removed).
 
@@ -34,7 +35,7 @@ fn same<T: DeserializeOwned + Debug + canary_router::decode::FromJson>(bytes: &[
         other => (String::from("not a syntax error"), other.to_string()),
     });
     let theirs = reference::<T>(bytes);
-    // The two documented differences (filter/src/json.rs): a struct given as
+    // The two documented differences (filter-runtime/README.md): a struct given as
     // a JSON array is refused (serde read it field by field), and a float
     // in a message is spelled as in the document (serde_json respelled it).
     if let Err((_, m)) = &ours {

@@ -9,8 +9,8 @@
 //! (`k=v,k=v`) and `CANARY_ROUTER_GATEWAY=1` override them, for a plain
 //! Envoy (the examples and tests set them).
 
-use canary_router::map::Map;
 use canary_router::Workload;
+use filter_runtime::map::Map;
 
 /// Istio's downward-API labels file in every injected pod.
 pub const ISTIO_LABELS_FILE: &str = "/etc/istio/pod/labels";

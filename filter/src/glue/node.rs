@@ -4,8 +4,8 @@
 
 use alloc::{string::String, vec::Vec};
 
-use crate::map::Map;
 use crate::Workload;
+use filter_runtime::map::Map;
 
 use super::hostio;
 

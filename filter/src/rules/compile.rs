@@ -9,9 +9,9 @@ use crate::cookie::{self};
 use crate::error::{field_path, index_path, ConfigError, Reason};
 use crate::hosts::{self, Expansion};
 use crate::limits;
-use crate::map::Map;
 use crate::matcher::{Field, StringMatcher};
 use crate::pick::{hash_key, Weights};
+use filter_runtime::map::Map;
 
 use super::{
     CompileOptions, Destination, MatchEntry, Route, Rule, RuleIndex, RuleSet, Service, StickyKey,

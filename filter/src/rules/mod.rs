@@ -20,9 +20,9 @@ pub use index::{INDEX_MIN_RULES, MAX_INDEXED_HEADERS};
 use crate::cluster::ClusterName;
 use crate::cookie::{Issuer, Key};
 use crate::hosts::HostIndex;
-use crate::map::Map;
 use crate::matcher::StringMatcher;
 use crate::pick::Weights;
+use filter_runtime::map::Map;
 
 use index::RuleIndex;
 

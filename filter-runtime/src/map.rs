@@ -1,12 +1,13 @@
-//! [`Map`]: the string-keyed maps of a configuration (headers, query
-//! parameters, labels), as a vector sorted by key.
+//! [`Map`]: string-keyed maps built once and then only read (a
+//! configuration's headers, query parameters, labels), as a vector sorted
+//! by key.
 //!
-//! These maps are small, built once at configure time and then only read,
-//! in key order or by key. A `BTreeMap` does the same with far more code:
-//! its node, search, insertion and bulk-build routines, and a stable sort,
-//! are instantiated once per value type, and V8 compiles all of them in every
-//! sidecar (see bench/README.md, "Module size"). Here each value type costs
-//! a small heapsort ([`sort_by`]) and a few lines.
+//! These maps are small and read in key order or by key. A `BTreeMap` does
+//! the same with far more code: its node, search, insertion and bulk-build
+//! routines, and a stable sort, are instantiated once per value type, and
+//! V8 compiles all of them in every sidecar (bench/README.md, "Module
+//! size"). Here each value type costs a small heapsort ([`sort_by`]) and a
+//! few lines.
 
 use alloc::{string::String, vec::Vec};
 
@@ -130,7 +131,7 @@ impl<V: fmt::Debug> fmt::Debug for Map<V> {
 #[cfg(feature = "serde")]
 impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Map<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let m = std::collections::BTreeMap::<String, V>::deserialize(d)?;
+        let m = alloc::collections::BTreeMap::<String, V>::deserialize(d)?;
         Ok(Map(m.into_iter().collect()))
     }
 }

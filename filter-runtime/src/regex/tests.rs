@@ -1,8 +1,8 @@
-//! The engine against regex-lite 0.1.9, configured as `matcher.rs`
-//! configured it before the engine replaced it: each pattern and value byte
-//! the character of that number, `\A(?:pattern)\z`, `case_insensitive`, the
-//! size and nesting limits, and an error's message as
-//! `first_line(e.to_string())` gave it. Both must accept and refuse the same
+//! The engine against regex-lite 0.1.9, configured as the filter's
+//! `matcher.rs` configured it before the engine replaced it: each pattern
+//! and value byte the character of that number, `\A(?:pattern)\z`,
+//! `case_insensitive`, the filter's size and nesting limits, and an error's
+//! message as `first_line(e.to_string())` gave it. Both must accept and refuse the same
 //! patterns with the same message, and match the same values.
 //!
 //! Left out of the exact comparison: the size limit's boundary. Both refuse
@@ -14,8 +14,25 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::Regex;
-use crate::limits;
+use super::{Options, Regex};
+
+/// The filter's limits (`canary_router::limits`), which the cases below
+/// are shaped around.
+const SIZE_LIMIT: usize = 64 * 1024;
+const NEST_LIMIT: u32 = 32;
+/// The longest pattern and value the filter lets through.
+const MAX_PATTERN: usize = 1024;
+const MAX_VALUE: usize = 4096;
+
+/// Compiles as the filter does.
+fn ours(pattern: &[u8], ignore_case: bool) -> Result<Regex, &'static str> {
+    let options = Options {
+        case_insensitive: ignore_case,
+        nest_limit: NEST_LIMIT,
+        size_limit: SIZE_LIMIT,
+    };
+    Regex::new(pattern, &options).map_err(|e| e.message())
+}
 
 fn latin1(b: &[u8]) -> String {
     b.iter().map(|&b| char::from(b)).collect()
@@ -24,8 +41,8 @@ fn latin1(b: &[u8]) -> String {
 fn reference(pattern: &[u8], ignore_case: bool) -> Result<regex_lite::Regex, String> {
     regex_lite::RegexBuilder::new(&format!(r"\A(?:{})\z", latin1(pattern)))
         .case_insensitive(ignore_case)
-        .size_limit(limits::MAX_REGEX_PROGRAM_BYTES)
-        .nest_limit(limits::MAX_REGEX_NESTING)
+        .size_limit(SIZE_LIMIT)
+        .nest_limit(NEST_LIMIT)
         .build()
         .map_err(|e| {
             let s = e.to_string();
@@ -47,7 +64,7 @@ struct Tally {
 
 /// Compares one pattern and its values; panics with the case on a difference.
 fn compare(pattern: &[u8], ignore_case: bool, values: &[&[u8]], t: &mut Tally) {
-    let ours = Regex::new(pattern, ignore_case);
+    let ours = ours(pattern, ignore_case);
     let theirs = reference(pattern, ignore_case);
     let size = super::err::SIZE_LIMIT;
     match (&ours, &theirs) {
@@ -645,14 +662,14 @@ fn nesting_is_counted_as_regex_lite_counts_it() {
         "[a](".repeat(256),
     ] {
         compare(deep.as_bytes(), false, &[b"a"], &mut t);
-        assert!(Regex::new(deep.as_bytes(), false).is_err());
+        assert!(ours(deep.as_bytes(), false).is_err());
     }
 }
 
 #[test]
 fn the_size_limit() {
-    let literal = "a".repeat(limits::MAX_REGEX_LEN);
-    let re = Regex::new(literal.as_bytes(), false).unwrap();
+    let literal = "a".repeat(MAX_PATTERN);
+    let re = ours(literal.as_bytes(), false).unwrap();
     assert!(re.is_match(literal.as_bytes()) && !re.is_match(b"a"));
     for ok in [
         "\\w{1000}",
@@ -661,7 +678,7 @@ fn the_size_limit() {
         "\\d{4}-\\d{2}-\\d{2}",
         "(a{10}){100}",
     ] {
-        assert!(Regex::new(ok.as_bytes(), false).is_ok(), "{ok}");
+        assert!(ours(ok.as_bytes(), false).is_ok(), "{ok}");
     }
     for big in [
         "(a{1000}){1000}",
@@ -672,7 +689,7 @@ fn the_size_limit() {
         "(?:a{0}){100000}",
     ] {
         assert_eq!(
-            Regex::new(big.as_bytes(), false).err(),
+            ours(big.as_bytes(), false).err(),
             Some(super::err::SIZE_LIMIT),
             "{big}"
         );
@@ -895,7 +912,7 @@ fn random_patterns_are_regex_lites() {
 
 #[test]
 fn a_busy_scratch_is_not_shared() {
-    let re = Regex::new(b"a+b", false).unwrap();
+    let re = ours(b"a+b", false).unwrap();
     fn sync<T: Send + Sync>(_: &T) {}
     sync(&re);
     re.busy.store(true, core::sync::atomic::Ordering::Relaxed);
@@ -906,7 +923,7 @@ fn a_busy_scratch_is_not_shared() {
 
 /// Not a check: prints the cost of the worst patterns within the size
 /// limit on a 4 KiB value, ours and regex-lite's
-/// (`cargo test --release -p canary-router --lib worst_case -- --ignored --nocapture`).
+/// (`cargo test --release -p filter-runtime --lib worst_case -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn worst_case_timing() {
@@ -918,12 +935,12 @@ fn worst_case_timing() {
         "(?:a*){600}x",
         "[a-z]{1,1000}x",
     ] {
-        let re = Regex::new(p.as_bytes(), false);
+        let re = ours(p.as_bytes(), false);
         let Ok(re) = re else {
             eprintln!("{p}: refused");
             continue;
         };
-        let v = vec![b'a'; limits::MAX_REGEX_INPUT_BYTES];
+        let v = vec![b'a'; MAX_VALUE];
         let t = std::time::Instant::now();
         let m = re.is_match(&v);
         eprintln!("{p}: {} insts, {m}, {:?}", re.prog.len(), t.elapsed());

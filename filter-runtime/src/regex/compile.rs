@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use super::err::SIZE_LIMIT;
 use super::parse::{Kind, Node};
-use super::{Set, PROGRAM_BYTES, UNIT_BYTES};
+use super::{Set, UNIT_BYTES};
 
 #[derive(Clone, Copy)]
 pub(super) enum Inst {
@@ -25,6 +25,8 @@ pub(super) enum Inst {
 pub(super) struct Compiler {
     pub(super) prog: Vec<Inst>,
     pub(super) sets: Vec<Set>,
+    /// The largest program, in bytes (regex-lite's `size_limit`).
+    pub(super) size_limit: usize,
 }
 
 impl Compiler {
@@ -36,7 +38,7 @@ impl Compiler {
     /// each distinct class counts [`UNIT_BYTES`].
     fn emit(&mut self, i: Inst) -> Result<u32, &'static str> {
         let pc = self.pc();
-        if (self.prog.len() + self.sets.len() + 1) * UNIT_BYTES > PROGRAM_BYTES {
+        if (self.prog.len() + self.sets.len() + 1) * UNIT_BYTES > self.size_limit {
             return Err(SIZE_LIMIT);
         }
         self.prog.push(i);

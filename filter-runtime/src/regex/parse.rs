@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::err::*;
-use super::{Set, NEST};
+use super::Set;
 
 /// Flags: `i`, `m`, `s`, `R`, `x` (`U` only swaps greed, and `u` does
 /// nothing; a full match does not care about either).
@@ -46,12 +46,14 @@ const fn leaf(k: Kind) -> Node {
     Node { h: 0, k }
 }
 
-/// Parses `pattern` (already wrapped in `\A(?:` … `)\z`).
-pub(super) fn parse(pattern: &[u8], ignore_case: bool) -> Result<Node, &'static str> {
+/// Parses `pattern` (already wrapped in `\A(?:` … `)\z`), refusing
+/// nesting deeper than `nest` (at most 250: a node's height is a `u8`).
+pub(super) fn parse(pattern: &[u8], ignore_case: bool, nest: u32) -> Result<Node, &'static str> {
     let mut p = Parser {
         p: pattern,
         pos: 0,
         depth: 0,
+        nest,
         flags: if ignore_case { I } else { 0 },
         names: Vec::new(),
         deep: false,
@@ -67,9 +69,11 @@ struct Parser<'a> {
     p: &'a [u8],
     pos: usize,
     depth: u32,
+    /// The deepest nesting allowed (regex-lite's `nest_limit`).
+    nest: u32,
     flags: u8,
     names: Vec<&'a [u8]>,
-    /// A node was deeper than [`NEST`]: reported once parsing succeeds, as
+    /// A node was deeper than `nest`: reported once parsing succeeds, as
     /// regex-lite checks the finished tree. Such a node is not built, which
     /// bounds the tree's depth (and so every recursion over it).
     deep: bool,
@@ -269,7 +273,7 @@ impl<'a> Parser<'a> {
     }
 
     fn wrap(&mut self, h: u8, k: Kind) -> Node {
-        if u32::from(h) > NEST {
+        if u32::from(h) > self.nest {
             self.deep = true;
             return leaf(Kind::Empty);
         }
@@ -315,7 +319,7 @@ impl<'a> Parser<'a> {
     /// A sequence of alternatives, up to a `)` or the end.
     fn inner(&mut self) -> Result<Node, &'static str> {
         let depth = self.depth;
-        if depth > NEST {
+        if depth > self.nest {
             return Err(TOO_MUCH_NESTING);
         }
         self.depth += 1;
