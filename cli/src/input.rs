@@ -1,5 +1,5 @@
 //! Reading rule files: JSON or YAML, plain configurations, Kubernetes
-//! manifests (WasmPlugin, ConfigMap) and Envoy bootstraps (the examples'
+//! manifests (WasmPlugin, TrafficExtension, ConfigMap) and Envoy bootstraps (the examples'
 //! `envoy.yaml`), each reduced to the JSON bytes the filter would be given.
 //!
 //! YAML is converted to JSON first and then judged by the same parser, so the
@@ -232,6 +232,26 @@ fn classify(origin: &str, doc: Value, out: &mut Loaded) -> Result<()> {
                     "{origin}: WasmPlugin {name} has no spec.pluginConfig; nothing to check"
                 )),
             },
+            // Istio 1.30's successor of WasmPlugin: the module's fields,
+            // pluginConfig included, sit under `spec.wasm` (or it is Lua).
+            "TrafficExtension" => match doc.get("spec").and_then(|s| s.get("wasm")) {
+                Some(wasm) => match wasm.get("pluginConfig") {
+                    Some(cfg) => out.configs.push(Config {
+                        origin: format!("{origin} (TrafficExtension {name})"),
+                        prefix: "spec.wasm.pluginConfig".into(),
+                        bytes: json_bytes(cfg),
+                        kind: Kind::Plugin,
+                        converted: true,
+                        node: None,
+                    }),
+                    None => out.notes.push(format!(
+                        "{origin}: TrafficExtension {name} has no spec.wasm.pluginConfig; nothing to check"
+                    )),
+                },
+                None => out.notes.push(format!(
+                    "{origin}: TrafficExtension {name} has no spec.wasm (a Lua extension?); nothing to check"
+                )),
+            },
             "ConfigMap" => {
                 let data = doc.get("data").and_then(Value::as_object);
                 let mut found = false;
@@ -294,7 +314,7 @@ fn classify(origin: &str, doc: Value, out: &mut Loaded) -> Result<()> {
                 }
             }
             other => out.notes.push(format!(
-                "{origin}: {other} {name} is not a WasmPlugin or ConfigMap; skipped"
+                "{origin}: {other} {name} is not a WasmPlugin, TrafficExtension or ConfigMap; skipped"
             )),
         }
         return Ok(());

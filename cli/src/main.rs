@@ -12,6 +12,7 @@ mod input;
 mod render;
 mod simulate;
 mod summary;
+mod traffic_extension;
 mod validate;
 mod watch;
 mod yaml;

@@ -1,6 +1,7 @@
 //! `canaryctl render`: the Istio manifests that deploy a rule file, in the
 //! shape of `wasmplugin/` (`wasmplugin.yaml`, `wasmplugin-file.yaml`, and
-//! with `--configmap` `rules-configmap.yaml` + `wasmplugin-configmap.yaml`).
+//! with `--configmap` `rules-configmap.yaml` + `wasmplugin-configmap.yaml`;
+//! with `--traffic-extension` their `trafficextension*.yaml` variants).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use crate::error::{CliError, Result};
 use crate::glue::{self, Attachment};
 use crate::input::{self, Kind};
 use crate::summary::{self, parse_label};
+use crate::traffic_extension;
 use crate::yaml::{map, push, s};
 
 /// Print the WasmPlugin (and with --configmap the ConfigMap) that deploy a rule file.
@@ -34,7 +36,7 @@ service's virtual host, send a request whose route header names one of that serv
 there (by cluster_header). For destinations without a port, --glue also sets \
 `portlessDestinations: glue`: the filter writes `outbound||<subset>|<host>` and reads no port, and \
 the route of each --port sends that value to its own port's cluster. On a gateway, such \
-destinations need the service's `destinationPort`.",
+destinations need the service's `destinationPort`.\n\n--traffic-extension prints an Istio 1.30+ TrafficExtension (extensions.istio.io/v1alpha1) instead of the WasmPlugin: the same object as istiod converts the WasmPlugin into (the same selector or targetRefs, match, phase, failStrategy and pluginConfig; the module's fields under `wasm`). Apply one of the two, never both: each runs the filter.",
     after_help = "\
 Examples:
   canaryctl render --namespace default --image oci://registry/canary-router:0.1.0 \\
@@ -78,6 +80,10 @@ pub struct Args {
     /// Run on the ambient waypoint of this Service (of --namespace), attached by `targetRefs`.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["selector", "glue"])]
     pub waypoint_service: Option<String>,
+    /// Print a TrafficExtension (Istio 1.30 and later) instead of the WasmPlugin: the same
+    /// attachment, match, phase, failure strategy and pluginConfig, as istiod converts a WasmPlugin.
+    #[arg(long)]
+    pub traffic_extension: bool,
     /// Also print the routing glue: an EnvoyFilter whose route, first in each of the rules'
     /// virtual hosts, sends a request to the cluster the filter wrote (only the rules' clusters).
     #[arg(long)]
@@ -364,7 +370,12 @@ pub fn run(args: &Args) -> Result<()> {
     match attach.field("selector") {
         Some((k, v)) => push(&mut spec, k, v),
         None => eprintln!(
-            "note: no --selector: the WasmPlugin applies to every workload of namespace {}",
+            "note: no --selector: the {} applies to every workload of namespace {}",
+            if args.traffic_extension {
+                "TrafficExtension"
+            } else {
+                "WasmPlugin"
+            },
             args.namespace
         ),
     }
@@ -428,9 +439,16 @@ pub fn run(args: &Args) -> Result<()> {
         }),
     );
     push(&mut spec, "pluginConfig", plugin);
+    let (kind, spec) = match (&spec, args.traffic_extension) {
+        (Value::Mapping(wp), true) => (
+            "TrafficExtension",
+            Value::Mapping(traffic_extension::spec_of_wasm_plugin(wp)),
+        ),
+        _ => ("WasmPlugin", spec),
+    };
     let wasmplugin = map([
         ("apiVersion", s("extensions.istio.io/v1alpha1")),
-        ("kind", s("WasmPlugin")),
+        ("kind", s(kind)),
         (
             "metadata",
             map([("name", s(&args.name)), ("namespace", s(&args.namespace))]),
@@ -439,7 +457,7 @@ pub fn run(args: &Args) -> Result<()> {
     ]);
     docs.push((
         format!(
-            "# canary-router in {}, rules {}.\n# Rendered by canaryctl from {}.\n",
+            "# canary-router in {}, rules {}{}.\n# Rendered by canaryctl from {}.\n",
             attach.describe(),
             if args.configmap {
                 format!(
@@ -448,6 +466,11 @@ pub fn run(args: &Args) -> Result<()> {
                 )
             } else {
                 "inline".to_string()
+            },
+            if args.traffic_extension {
+                " (a TrafficExtension: Istio 1.30 and later)"
+            } else {
+                ""
             },
             src.name
         ),

@@ -14,8 +14,8 @@ use crate::summary::{self, Identity};
 #[command(
     long_about = "Check rules exactly as the filter's configure does (the filter crate's own parser), \
 naming the JSON path of the first bad field.\n\n\
-Accepts a plugin configuration, a bare rule file {\"services\": [...]}, a WasmPlugin or ConfigMap \
-manifest (spec.pluginConfig, data[\"*.json\"|\"*.yaml\"]), or an Envoy bootstrap (the configuration \
+Accepts a plugin configuration, a bare rule file {\"services\": [...]}, a WasmPlugin, TrafficExtension or \
+ConfigMap manifest (spec.pluginConfig, spec.wasm.pluginConfig, data[\"*.json\"|\"*.yaml\"]), or an Envoy bootstrap (the configuration \
 of each wasm HTTP filter, judged with the bootstrap's node metadata as the sidecar identity); \
 JSON or YAML, several files, or - for standard input. YAML is converted to JSON first, so paths \
 are the same.",

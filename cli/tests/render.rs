@@ -32,10 +32,16 @@ fn manifest(name: &str) -> Vec<Value> {
     docs(&std::fs::read_to_string(repo(&format!("wasmplugin/{name}"))).expect("manifest"))
 }
 
-/// `spec.sha256` is compared as text: a digest of digits only (such as the
-/// placeholder of zeros) reads as a YAML number when left unquoted.
+/// `spec.sha256` (a TrafficExtension's `spec.wasm.sha256`) is compared as
+/// text: a digest of digits only (such as the placeholder of zeros) reads
+/// as a YAML number when left unquoted.
 fn take_sha256(doc: &mut Value) -> String {
-    match doc["spec"].as_object_mut().and_then(|s| s.remove("sha256")) {
+    let spec = if doc["spec"].get("wasm").is_some() {
+        &mut doc["spec"]["wasm"]
+    } else {
+        &mut doc["spec"]
+    };
+    match spec.as_object_mut().and_then(|s| s.remove("sha256")) {
         Some(Value::String(s)) => s,
         Some(Value::Number(n)) => format!("{:064}", n.as_u64().expect("a digest of digits")),
         other => panic!("sha256 is {other:?}"),
@@ -166,6 +172,94 @@ fn configmap_renders_as_rules_configmap_and_wasmplugin_configmap() {
         v.stdout.contains("debug header x-canary-route"),
         "{}",
         v.stdout
+    );
+}
+
+/// `--traffic-extension` prints the TrafficExtension twins of the
+/// WasmPlugins in `wasmplugin/` (which the manifest tests check against
+/// Istio 1.30's CRD and against istiod's conversion of each WasmPlugin).
+#[test]
+fn with_traffic_extension_render_prints_the_trafficextension_manifests() {
+    let z = zeros();
+    let base = ["render", "--traffic-extension", "--sha256", &z];
+    let cases: [(&[&str], &str, usize); 3] = [
+        (
+            &[
+                "--image",
+                IMAGE,
+                "--selector",
+                "app=frontend",
+                "examples/weighted/rules.json",
+            ],
+            "trafficextension.yaml",
+            0,
+        ),
+        (
+            &[
+                "--image",
+                "file:///var/local/wasm/canary_router.wasm",
+                "--selector",
+                "app=frontend",
+                "examples/weighted/rules.json",
+            ],
+            "trafficextension-file.yaml",
+            0,
+        ),
+        (
+            &[
+                "--configmap",
+                "--image",
+                IMAGE,
+                "--selector",
+                "app=frontend",
+                "--debug-header",
+                "x-canary-route",
+                "examples/configmap-poll/rule-file-90-10.json",
+            ],
+            "trafficextension-configmap.yaml",
+            1,
+        ),
+    ];
+    for (args, file, at) in cases {
+        let mut all: Vec<String> = base.iter().map(|a| a.to_string()).collect();
+        for a in args {
+            all.push(if a.starts_with("examples/") {
+                repo(a)
+            } else {
+                a.to_string()
+            });
+        }
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let run = canaryctl(&all, None).expect_code(0);
+        assert!(
+            run.stdout
+                .contains("(a TrafficExtension: Istio 1.30 and later)"),
+            "{}",
+            run.stdout
+        );
+        let out = docs(&run.stdout);
+        same_wasmplugin(out[at].clone(), manifest(file)[0].clone());
+        // validate reads it (spec.wasm.pluginConfig).
+        let f = TempFile::new("te.yaml", &run.stdout);
+        let v = canaryctl(&["validate", &f.path()], None).expect_code(0);
+        assert!(
+            v.stdout
+                .contains("(TrafficExtension default/canary-router)"),
+            "{}",
+            v.stdout
+        );
+    }
+    // A bad rule in a TrafficExtension is named by its path there.
+    let bad = std::fs::read_to_string(repo("wasmplugin/trafficextension.yaml"))
+        .unwrap()
+        .replace("weight: 90", "weight: -90");
+    let f = TempFile::new("bad-te.yaml", &bad);
+    let v = canaryctl(&["validate", &f.path()], None).expect_code(1);
+    assert!(
+        v.stderr
+            .contains("spec.wasm.pluginConfig.services[0].http[0].route[0].weight"),
+        "{}",
+        v.stderr
     );
 }
 
@@ -435,6 +529,23 @@ fn an_httproute_setup_is_attached_by_target_refs_with_its_glue() {
     }
     let wasmplugin = TempFile::new("wp.yaml", &run.stdout);
     canaryctl(&["validate", &wasmplugin.path()], None).expect_code(0);
+    // As a TrafficExtension: the same targetRefs and match, the module under `wasm`.
+    let te = docs(
+        &with(&["--gateway", "edge", "--glue", "--traffic-extension"])
+            .expect_code(0)
+            .stdout,
+    );
+    assert_eq!(te[0]["kind"], "TrafficExtension");
+    assert_eq!(te[0]["spec"]["targetRefs"], refs);
+    assert_eq!(te[0]["spec"]["match"], d[0]["spec"]["match"]);
+    assert_eq!(te[0]["spec"]["phase"], "UNSPECIFIED");
+    assert_eq!(te[0]["spec"]["wasm"]["url"], IMAGE);
+    assert_eq!(
+        te[0]["spec"]["wasm"]["pluginConfig"],
+        d[0]["spec"]["pluginConfig"]
+    );
+    assert!(te[0]["spec"].get("url").is_none() && te[0]["spec"].get("selector").is_none());
+    assert_eq!(te[1], d[1], "the same glue");
 
     let run = with(&["--waypoint-service", "echo"]).expect_code(0);
     let d = docs(&run.stdout);

@@ -310,7 +310,7 @@ metadata: {name: backend}
     assert!(run.stderr.contains("note: "), "{}", run.stderr);
     assert!(run
         .stderr
-        .contains("Service backend is not a WasmPlugin or ConfigMap; skipped"));
+        .contains("Service backend is not a WasmPlugin, TrafficExtension or ConfigMap; skipped"));
     assert!(run.stderr.contains("data[\"README\"] is not named *.json"));
 }
 

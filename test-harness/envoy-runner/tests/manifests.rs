@@ -12,10 +12,13 @@
 //!   ConfigMap at.
 //!
 //! The schemas below mirror the fields of Istio's CRDs (istio/api
-//! `kubernetes/customresourcedefinitions.gen.yaml`, Istio 1.2x) and of the
-//! Kubernetes core/apps v1 API that these manifests can use; objects are
-//! closed, so a misspelt field is an error here rather than something
-//! `kubectl apply` silently drops.
+//! `kubernetes/customresourcedefinitions.gen.yaml`, Istio 1.2x; the
+//! TrafficExtension's from Istio 1.30.0, with its length limits, patterns
+//! and validation rules) and of the Kubernetes core/apps v1 API that these
+//! manifests can use; objects are closed, so a misspelt field is an error
+//! here rather than something `kubectl apply` silently drops. Each
+//! TrafficExtension is also checked to be its WasmPlugin as istiod 1.30
+//! converts it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,32 @@ enum S {
     Any,
     /// A closed object.
     Obj(Vec<F>),
+    /// `null` or the inner schema (`nullable: true`).
+    Nullable(Box<S>),
+    /// The inner schema, then rules on the whole value (a CRD's
+    /// `x-kubernetes-validations`, `maxItems`, list-map keys): each a
+    /// message and a check.
+    Checked(Box<S>, Vec<Rule>),
+}
+
+/// A rule on a whole value: the message when it fails, and the check.
+type Rule = (&'static str, fn(&Value) -> bool);
+
+fn checked(s: S, rules: Vec<Rule>) -> S {
+    S::Checked(Box::new(s), rules)
+}
+
+/// A string of `min..=max` bytes (a CRD's `minLength` / `maxLength`; the
+/// values here are ASCII).
+fn len_str(what: &'static str, min: usize, max: usize) -> S {
+    let ok: fn(&str) -> bool = match (min, max) {
+        (1, 253) => |s| (1..=253).contains(&s.len()),
+        (1, 256) => |s| (1..=256).contains(&s.len()),
+        (0, 2048) => |s| s.len() <= 2048,
+        (1, 65536) => |s| (1..=65536).contains(&s.len()),
+        _ => panic!("no length check for {min}..={max}"),
+    };
+    S::Pattern(what, ok)
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +185,22 @@ fn check(v: &Value, s: &S, path: &str, errors: &mut Vec<String>) {
                         errors.push(format!("{path}: missing required field `{}`", f.name))
                     }
                     None => {}
+                }
+            }
+        }
+        S::Nullable(inner) => {
+            if !v.is_null() {
+                check(v, inner, path, errors);
+            }
+        }
+        S::Checked(inner, rules) => {
+            let before = errors.len();
+            check(v, inner, path, errors);
+            if errors.len() == before {
+                for (message, ok) in rules {
+                    if !ok(v) {
+                        errors.push(format!("{path}: {message}"));
+                    }
                 }
             }
         }
@@ -272,6 +317,202 @@ fn wasm_plugin_spec() -> S {
             ])),
         ),
     ])
+}
+
+/// `spec` of extensions.istio.io/v1alpha1 TrafficExtension, field by field
+/// as Istio publishes it: the CRD `trafficextensions.extensions.istio.io`
+/// of istio/api v1.30.0 (`kubernetes/customresourcedefinitions.gen.yaml`,
+/// generated from `extensions/v1alpha1/traffic_extension.proto`, where the
+/// API first appears): its fields, enums, `minLength` / `maxLength`,
+/// patterns, `maxItems`, list-map keys and `x-kubernetes-validations`.
+fn traffic_extension_spec() -> S {
+    // `^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`, at most 253.
+    fn group(g: &str) -> bool {
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        g.len() <= 253 && (g.is_empty() || g.split('.').all(label))
+    }
+    // `^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`, 1 to 63.
+    fn kind(k: &str) -> bool {
+        (1..=63).contains(&k.len())
+            && k.starts_with(|c: char| c.is_ascii_alphabetic())
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !k.ends_with('-')
+    }
+    // `isURL(self) ? url(self).getScheme() in [...] : isURL('http://' + self) && ...`:
+    // a scheme, if any, of those four (none means `oci://`), and a non-empty rest.
+    fn url(u: &str) -> bool {
+        match u.split_once("://") {
+            Some((scheme, rest)) => {
+                ["http", "https", "file", "oci"].contains(&scheme) && !rest.is_empty()
+            }
+            None => !u.is_empty() && !u.contains(char::is_whitespace),
+        }
+    }
+    let selector = S::Obj(vec![opt(
+        "matchLabels",
+        checked(
+            map(S::Pattern(
+                "at most 63 characters, no wildcard (wildcard not allowed in label value match)",
+                |v| v.len() <= 63 && !v.contains('*'),
+            )),
+            vec![
+                ("wildcard not allowed in label key match", |m| {
+                    m.as_object()
+                        .is_some_and(|m| m.keys().all(|k| !k.contains('*')))
+                }),
+                ("key must not be empty", |m| {
+                    m.as_object()
+                        .is_some_and(|m| m.keys().all(|k| !k.is_empty()))
+                }),
+                ("at most 4096 labels (maxProperties)", |m| {
+                    m.as_object().is_some_and(|m| m.len() <= 4096)
+                }),
+            ],
+        ),
+    )]);
+    let target_ref = S::Obj(vec![
+        opt(
+            "group",
+            S::Pattern("a DNS subdomain of at most 253 characters, or empty", group),
+        ),
+        req(
+            "kind",
+            S::Pattern("1 to 63 letters, digits and '-', a letter first", kind),
+        ),
+        req("name", len_str("1 to 253 characters", 1, 253)),
+        opt(
+            "namespace",
+            S::Pattern(
+                "empty (cross namespace referencing is not currently supported)",
+                str::is_empty,
+            ),
+        ),
+    ]);
+    let traffic_selector = S::Obj(vec![
+        opt(
+            "mode",
+            S::Enum(&["UNDEFINED", "CLIENT", "SERVER", "CLIENT_AND_SERVER"]),
+        ),
+        opt(
+            "ports",
+            checked(
+                list(S::Obj(vec![req("number", port())])),
+                vec![(
+                    "two ports with one number (a list map keyed by number)",
+                    |l| unique_by(l, "number"),
+                )],
+            ),
+        ),
+    ]);
+    let env = checked(
+        S::Obj(vec![
+            req("name", len_str("1 to 256 characters", 1, 256)),
+            opt("value", len_str("at most 2048 characters", 0, 2048)),
+            opt("valueFrom", S::Enum(&["INLINE", "HOST"])),
+        ]),
+        vec![("value may only be set when valueFrom is INLINE", |e| {
+            e.get("valueFrom").and_then(Value::as_str) != Some("HOST") || e.get("value").is_none()
+        })],
+    );
+    let wasm = S::Obj(vec![
+        req(
+            "url",
+            S::Pattern("url must have schema one of [http, https, file, oci]", url),
+        ),
+        opt(
+            "sha256",
+            S::Pattern("64 lower-case hex digits, or empty", sha256),
+        ),
+        opt(
+            "imagePullPolicy",
+            S::Enum(&["UNSPECIFIED_POLICY", "IfNotPresent", "Always"]),
+        ),
+        opt("imagePullSecret", len_str("1 to 253 characters", 1, 253)),
+        opt("verificationKey", S::Str),
+        // An object (`type: object`) of anything (`x-kubernetes-preserve-unknown-fields`).
+        opt("pluginConfig", map(S::Any)),
+        opt("pluginName", len_str("1 to 256 characters", 1, 256)),
+        opt(
+            "failStrategy",
+            S::Enum(&["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"]),
+        ),
+        opt(
+            "vmConfig",
+            S::Obj(vec![opt(
+                "env",
+                checked(
+                    list(env),
+                    vec![
+                        ("at most 256 variables (maxItems)", |l| {
+                            l.as_array().is_some_and(|l| l.len() <= 256)
+                        }),
+                        (
+                            "two variables with one name (a list map keyed by name)",
+                            |l| unique_by(l, "name"),
+                        ),
+                    ],
+                ),
+            )]),
+        ),
+        opt(
+            "type",
+            S::Enum(&["UNSPECIFIED_PLUGIN_TYPE", "HTTP", "NETWORK"]),
+        ),
+    ]);
+    checked(
+        S::Obj(vec![
+            opt("selector", selector),
+            opt(
+                "targetRefs",
+                checked(
+                    list(target_ref),
+                    vec![("at most 16 targetRefs (maxItems)", |l| {
+                        l.as_array().is_some_and(|l| l.len() <= 16)
+                    })],
+                ),
+            ),
+            opt(
+                "phase",
+                S::Enum(&["UNSPECIFIED", "AUTHN", "AUTHZ", "STATS"]),
+            ),
+            opt("priority", S::Nullable(Box::new(int()))),
+            opt("match", list(traffic_selector)),
+            opt("wasm", wasm),
+            opt(
+                "lua",
+                S::Obj(vec![req(
+                    "inlineCode",
+                    len_str("1 to 65536 characters", 1, 65536),
+                )]),
+            ),
+        ]),
+        vec![
+            ("only one of targetRefs or selector can be set", |s| {
+                !(s.get("selector").is_some() && s.get("targetRefs").is_some())
+            }),
+            ("exactly one of wasm or lua must be set", |s| {
+                s.get("wasm").is_some() != s.get("lua").is_some()
+            }),
+        ],
+    )
+}
+
+/// Whether the objects of a list have distinct values of `key`.
+fn unique_by(list: &Value, key: &str) -> bool {
+    let keys: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.get(key))
+        .map(Value::to_string)
+        .collect();
+    keys.iter().collect::<BTreeSet<_>>().len() == keys.len()
 }
 
 /// `spec` of networking.istio.io DestinationRule.
@@ -596,6 +837,7 @@ fn object_schema(api_version: &str, kind: &str) -> Result<S, String> {
     let spec = |s: S| head(vec![req("spec", s)]);
     match (api_version, kind) {
         ("extensions.istio.io/v1alpha1", "WasmPlugin") => Ok(spec(wasm_plugin_spec())),
+        ("extensions.istio.io/v1alpha1", "TrafficExtension") => Ok(spec(traffic_extension_spec())),
         (v, "DestinationRule") if istio_networking.contains(&v) => {
             Ok(spec(destination_rule_spec()))
         }
@@ -728,6 +970,83 @@ const WASM_PLUGINS: [&str; 3] = [
     "wasmplugin-configmap.yaml",
 ];
 
+/// Each TrafficExtension here and the WasmPlugin it stands for.
+const TRAFFIC_EXTENSIONS: [(&str, &str); 5] = [
+    ("trafficextension.yaml", "wasmplugin.yaml"),
+    ("trafficextension-file.yaml", "wasmplugin-file.yaml"),
+    (
+        "trafficextension-configmap.yaml",
+        "wasmplugin-configmap.yaml",
+    ),
+    ("gateway-trafficextension.yaml", "gateway-wasmplugin.yaml"),
+    (
+        "gateway-api-trafficextension.yaml",
+        "gateway-api-wasmplugin.yaml",
+    ),
+];
+
+/// The TrafficExtension istiod 1.30 makes of a WasmPlugin
+/// (`pilot/pkg/config/kube/extensions/translate.go`, `translateWasmPlugin`):
+/// `selector`, `targetRefs` (a singular `targetRef` becomes its one entry),
+/// `priority` and `match` as they are; the phase by its enum number
+/// (`PluginPhase` to `ExecutionPhase`: `UNSPECIFIED_PHASE` is
+/// `UNSPECIFIED`); the module's fields under `wasm`; `verificationKey` is
+/// not carried. Written here from that source, apart from canaryctl's.
+fn as_istiod_translates(wp: &Value) -> Value {
+    let spec = &wp["spec"];
+    let mut te = serde_json::Map::new();
+    if let Some(v) = spec.get("selector") {
+        te.insert("selector".into(), v.clone());
+    }
+    match (spec.get("targetRefs"), spec.get("targetRef")) {
+        (Some(refs), _) => {
+            te.insert("targetRefs".into(), refs.clone());
+        }
+        (None, Some(one)) => {
+            te.insert("targetRefs".into(), json!([one]));
+        }
+        (None, None) => {}
+    }
+    if let Some(p) = spec.get("phase") {
+        let number = ["UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"]
+            .iter()
+            .position(|x| p == x)
+            .expect("a WasmPlugin phase");
+        te.insert(
+            "phase".into(),
+            json!(["UNSPECIFIED", "AUTHN", "AUTHZ", "STATS"][number]),
+        );
+    }
+    for k in ["priority", "match"] {
+        if let Some(v) = spec.get(k) {
+            te.insert(k.into(), v.clone());
+        }
+    }
+    let mut wasm = serde_json::Map::new();
+    for k in [
+        "url",
+        "sha256",
+        "imagePullPolicy",
+        "imagePullSecret",
+        "pluginConfig",
+        "pluginName",
+        "failStrategy",
+        "vmConfig",
+        "type",
+    ] {
+        if let Some(v) = spec.get(k) {
+            wasm.insert(k.into(), v.clone());
+        }
+    }
+    te.insert("wasm".into(), Value::Object(wasm));
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "TrafficExtension",
+        "metadata": wp["metadata"],
+        "spec": te,
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Tests
 
@@ -770,6 +1089,23 @@ fn every_manifest_parses_and_uses_only_known_api_fields() {
         ("route-virtualservice.yaml", "VirtualService/backend"),
         ("rules-configmap.yaml", "ConfigMap/canary-rules"),
         ("stats-bootstrap.yaml", "ConfigMap/canary-router-stats"),
+        (
+            "trafficextension-configmap.yaml",
+            "TrafficExtension/canary-router",
+        ),
+        (
+            "trafficextension-file.yaml",
+            "TrafficExtension/canary-router",
+        ),
+        ("trafficextension.yaml", "TrafficExtension/canary-router"),
+        (
+            "gateway-trafficextension.yaml",
+            "TrafficExtension/canary-router-gateway",
+        ),
+        (
+            "gateway-api-trafficextension.yaml",
+            "TrafficExtension/canary-router-gateway",
+        ),
         ("wasmplugin-configmap.yaml", "WasmPlugin/canary-router"),
         ("wasmplugin-file.yaml", "WasmPlugin/canary-router"),
         ("wasmplugin.yaml", "WasmPlugin/canary-router"),
@@ -869,6 +1205,299 @@ fn the_schema_check_rejects_typos_bad_enums_and_missing_fields() {
     assert!(schema_errors(&v)
         .iter()
         .any(|e| e.contains("unknown field `volumeMount`")));
+}
+
+/// Where a manifest's module fields (`sha256`, `url`...) are: a WasmPlugin's
+/// `spec`, a TrafficExtension's `spec.wasm`.
+fn module_fields(doc: &mut Value) -> &mut Value {
+    if doc["spec"].get("wasm").is_some() {
+        &mut doc["spec"]["wasm"]
+    } else {
+        &mut doc["spec"]
+    }
+}
+
+/// The TrafficExtension schema refuses what Istio 1.30's CRD refuses,
+/// starting with the spellings a WasmPlugin uses: a top-level `url`, the
+/// phase `UNSPECIFIED_PHASE`, a singular `targetRef`.
+#[test]
+fn the_traffic_extension_schema_is_istios_crd() {
+    let objs = load_all();
+    let te = one(&objs, "TrafficExtension", "trafficextension.yaml")
+        .v
+        .clone();
+    let gw = one(
+        &objs,
+        "TrafficExtension",
+        "gateway-api-trafficextension.yaml",
+    )
+    .v
+    .clone();
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let refused: Vec<(&str, &Value, Edit, &str)> = vec![
+        (
+            "the WasmPlugin's phase",
+            &te,
+            Box::new(|v| v["spec"]["phase"] = json!("UNSPECIFIED_PHASE")),
+            "spec.phase: expected one of",
+        ),
+        (
+            "url at the top",
+            &te,
+            Box::new(|v| v["spec"]["url"] = json!("oci://r/c:1")),
+            "unknown field `url`",
+        ),
+        (
+            "pluginConfig at the top",
+            &te,
+            Box::new(|v| v["spec"]["pluginConfig"] = json!({})),
+            "unknown field `pluginConfig`",
+        ),
+        (
+            "a singular targetRef",
+            &gw,
+            Box::new(|v| v["spec"]["targetRef"] = json!({"kind": "Gateway", "name": "x"})),
+            "unknown field `targetRef`",
+        ),
+        (
+            "selector and targetRefs",
+            &gw,
+            Box::new(|v| v["spec"]["selector"] = json!({"matchLabels": {"a": "b"}})),
+            "only one of targetRefs or selector can be set",
+        ),
+        (
+            "neither wasm nor lua",
+            &te,
+            Box::new(|v| {
+                v["spec"].as_object_mut().unwrap().remove("wasm");
+            }),
+            "exactly one of wasm or lua must be set",
+        ),
+        (
+            "wasm and lua",
+            &te,
+            Box::new(|v| v["spec"]["lua"] = json!({"inlineCode": "x"})),
+            "exactly one of wasm or lua must be set",
+        ),
+        (
+            "no url",
+            &te,
+            Box::new(|v| {
+                v["spec"]["wasm"].as_object_mut().unwrap().remove("url");
+            }),
+            "missing required field `url`",
+        ),
+        (
+            "an ftp url",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["url"] = json!("ftp://x/y.wasm")),
+            "spec.wasm.url: expected url must have schema",
+        ),
+        (
+            "a short sha256",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["sha256"] = json!("abc")),
+            "spec.wasm.sha256",
+        ),
+        (
+            "a bad failStrategy",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["failStrategy"] = json!("FAIL_OPENED")),
+            "spec.wasm.failStrategy: expected one of",
+        ),
+        (
+            "a bad pull policy",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["imagePullPolicy"] = json!("Never")),
+            "spec.wasm.imagePullPolicy",
+        ),
+        (
+            "an empty pluginName",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["pluginName"] = json!("")),
+            "spec.wasm.pluginName",
+        ),
+        (
+            "a long pull secret",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["imagePullSecret"] = json!("s".repeat(254))),
+            "spec.wasm.imagePullSecret",
+        ),
+        (
+            "pluginConfig not an object",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["pluginConfig"] = json!("{}")),
+            "spec.wasm.pluginConfig: expected a mapping",
+        ),
+        (
+            "a bad match mode",
+            &te,
+            Box::new(|v| v["spec"]["match"][0]["mode"] = json!("CLIENTS")),
+            "spec.match[0].mode: expected one of",
+        ),
+        (
+            "port 0",
+            &te,
+            Box::new(|v| v["spec"]["match"][0]["ports"][0]["number"] = json!(0)),
+            "spec.match[0].ports[0].number",
+        ),
+        (
+            "a port twice",
+            &te,
+            Box::new(|v| v["spec"]["match"][0]["ports"] = json!([{"number": 80}, {"number": 80}])),
+            "a list map keyed by number",
+        ),
+        (
+            "matchExpressions",
+            &te,
+            Box::new(|v| v["spec"]["selector"]["matchExpressions"] = json!([])),
+            "unknown field `matchExpressions`",
+        ),
+        (
+            "a wildcard label",
+            &te,
+            Box::new(|v| v["spec"]["selector"]["matchLabels"]["app"] = json!("front*")),
+            "wildcard not allowed in label value match",
+        ),
+        (
+            "a cross-namespace targetRef",
+            &gw,
+            Box::new(|v| v["spec"]["targetRefs"][0]["namespace"] = json!("other")),
+            "cross namespace referencing is not currently supported",
+        ),
+        (
+            "a targetRef without kind",
+            &gw,
+            Box::new(|v| {
+                v["spec"]["targetRefs"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("kind");
+            }),
+            "missing required field `kind`",
+        ),
+        (
+            "17 targetRefs",
+            &gw,
+            Box::new(|v| {
+                v["spec"]["targetRefs"] = json!(vec![json!({"kind": "Gateway", "name": "g"}); 17])
+            }),
+            "at most 16 targetRefs",
+        ),
+        (
+            "a host env value",
+            &te,
+            Box::new(|v| {
+                v["spec"]["wasm"]["vmConfig"] =
+                    json!({"env": [{"name": "A", "valueFrom": "HOST", "value": "x"}]})
+            }),
+            "value may only be set when valueFrom is INLINE",
+        ),
+        (
+            "an empty Lua",
+            &te,
+            Box::new(|v| {
+                v["spec"].as_object_mut().unwrap().remove("wasm");
+                v["spec"]["lua"] = json!({"inlineCode": ""});
+            }),
+            "spec.lua.inlineCode",
+        ),
+    ];
+    for (what, base, edit, want) in refused {
+        let mut v = base.clone();
+        edit(&mut v);
+        let errors = schema_errors(&v);
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{what}: expected an error containing {want:?}, got {errors:?}"
+        );
+    }
+    // What the CRD accepts that a WasmPlugin of Istio 1.2x does not, and
+    // what it makes optional.
+    let accepted: Vec<(&str, &Value, Edit)> = vec![
+        (
+            "FAIL_RELOAD",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["failStrategy"] = json!("FAIL_RELOAD")),
+        ),
+        (
+            "a url without a scheme (oci)",
+            &te,
+            Box::new(|v| v["spec"]["wasm"]["url"] = json!("registry/canary-router:0.1.0")),
+        ),
+        (
+            "a null priority",
+            &te,
+            Box::new(|v| v["spec"]["priority"] = Value::Null),
+        ),
+        (
+            "no selector: the whole namespace",
+            &te,
+            Box::new(|v| {
+                v["spec"].as_object_mut().unwrap().remove("selector");
+            }),
+        ),
+        (
+            "Lua instead of wasm",
+            &te,
+            Box::new(|v| {
+                v["spec"].as_object_mut().unwrap().remove("wasm");
+                v["spec"]["lua"] = json!({"inlineCode": "function envoy_on_request(h) end"});
+            }),
+        ),
+        (
+            "every phase",
+            &te,
+            Box::new(|v| v["spec"]["phase"] = json!("STATS")),
+        ),
+    ];
+    for (what, base, edit) in accepted {
+        let mut v = base.clone();
+        edit(&mut v);
+        let errors = schema_errors(&v);
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+    }
+}
+
+/// Each TrafficExtension is its WasmPlugin as istiod 1.30 converts it, so
+/// both run the same filter with the same rules on the same workloads,
+/// before the router, failing open; and its rules pass the filter.
+#[test]
+fn each_traffic_extension_is_its_wasmplugin_as_istiod_converts_it() {
+    let objs = load_all();
+    for (te_file, wp_file) in TRAFFIC_EXTENSIONS {
+        let te = one(&objs, "TrafficExtension", te_file);
+        let wp = one(&objs, "WasmPlugin", wp_file);
+        assert_eq!(
+            te.v,
+            as_istiod_translates(&wp.v),
+            "{te_file} is not {wp_file} as istiod converts it"
+        );
+        assert_eq!(te.spec()["phase"], "UNSPECIFIED", "{te_file}");
+        assert_eq!(te.spec()["wasm"]["failStrategy"], "FAIL_OPEN", "{te_file}");
+        let bytes = serde_json::to_vec(&te.spec()["wasm"]["pluginConfig"]).unwrap();
+        let workload = if te.namespace() == "default" {
+            frontend()
+        } else {
+            Workload {
+                gateway: true,
+                ..Workload::default()
+            }
+        };
+        Plugin::from_bytes(&bytes, &workload)
+            .unwrap_or_else(|e| panic!("{te_file}: pluginConfig refused by the filter: {e}"));
+    }
+    // The translation itself: a singular targetRef, the other phases, and
+    // verificationKey left behind.
+    let wp = json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+        "metadata": {"name": "a", "namespace": "b"},
+        "spec": {"targetRef": {"kind": "Gateway", "name": "g"}, "phase": "AUTHZ", "priority": 7,
+                 "url": "oci://r/c:1", "verificationKey": "k"}});
+    assert_eq!(
+        as_istiod_translates(&wp)["spec"],
+        json!({"targetRefs": [{"kind": "Gateway", "name": "g"}], "phase": "AUTHZ", "priority": 7,
+               "wasm": {"url": "oci://r/c:1"}})
+    );
 }
 
 #[test]
@@ -1208,7 +1837,12 @@ fn the_stats_bootstrap_adds_the_examples_stats_tags() {
 fn pin_sha256_sets_the_checksums_and_refuses_bad_input() {
     let dir = std::env::temp_dir().join(format!("canary-pin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for f in WASM_PLUGINS {
+    let pinned_files: Vec<&str> = WASM_PLUGINS
+        .iter()
+        .copied()
+        .chain(TRAFFIC_EXTENSIONS.iter().take(3).map(|(te, _)| *te))
+        .collect();
+    for f in &pinned_files {
         std::fs::copy(wasmplugin_dir().join(f), dir.join(f)).unwrap();
     }
     let module = dir.join("module.wasm");
@@ -1220,9 +1854,14 @@ fn pin_sha256_sets_the_checksums_and_refuses_bad_input() {
             .output()
             .unwrap()
     };
+    // A WasmPlugin's spec.sha256, a TrafficExtension's spec.wasm.sha256.
     let sha_of = |f: &str| -> String {
         let docs = parse_docs(&std::fs::read_to_string(dir.join(f)).unwrap(), f);
-        docs[0]["spec"]["sha256"].as_str().unwrap().to_string()
+        let spec = &docs[0]["spec"];
+        spec.get("wasm").unwrap_or(spec)["sha256"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let out = run(&["file", module.to_str().unwrap()]);
     assert!(
@@ -1240,6 +1879,7 @@ fn pin_sha256_sets_the_checksums_and_refuses_bad_input() {
     .unwrap();
     let expected = expected.split_whitespace().next().unwrap();
     assert_eq!(sha_of("wasmplugin-file.yaml"), expected);
+    assert_eq!(sha_of("trafficextension-file.yaml"), expected);
     let digest = "4f0c".repeat(16);
     let out = run(&["oci", &format!("sha256:{digest}")]);
     assert!(
@@ -1249,20 +1889,20 @@ fn pin_sha256_sets_the_checksums_and_refuses_bad_input() {
     );
     assert_eq!(sha_of("wasmplugin.yaml"), digest);
     assert_eq!(sha_of("wasmplugin-configmap.yaml"), digest);
-    assert_eq!(
-        sha_of("wasmplugin-file.yaml"),
-        expected,
-        "the OCI pin leaves the file variant alone"
-    );
+    assert_eq!(sha_of("trafficextension.yaml"), digest);
+    assert_eq!(sha_of("trafficextension-configmap.yaml"), digest);
+    for f in ["wasmplugin-file.yaml", "trafficextension-file.yaml"] {
+        assert_eq!(sha_of(f), expected, "the OCI pin leaves {f} alone");
+    }
     // Still valid manifests afterwards, the rest unchanged.
-    for f in WASM_PLUGINS {
+    for f in &pinned_files {
         let pinned = parse_docs(&std::fs::read_to_string(dir.join(f)).unwrap(), f);
         assert!(schema_errors(&pinned[0]).is_empty(), "{f}");
         let mut original = parse_docs(
             &std::fs::read_to_string(wasmplugin_dir().join(f)).unwrap(),
             f,
         );
-        original[0]["spec"]["sha256"] = pinned[0]["spec"]["sha256"].clone();
+        module_fields(&mut original[0])["sha256"] = json!(sha_of(f));
         assert_eq!(pinned[0], original[0], "{f}");
     }
     for bad in [
