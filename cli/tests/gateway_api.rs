@@ -87,8 +87,33 @@ fn cluster(backend: &str) -> String {
     format!("outbound|8080||{backend}.canary.svc.cluster.local")
 }
 
-/// The proxy for an imported rule file.
+/// The proxy for an imported rule file: the gateway `edge` in `canary`,
+/// Envoy's own routes istiod's translation of the rules.
 fn proxy(imported: &Value) -> Envoy {
+    proxy_as(
+        imported,
+        "router~127.0.0.1~edge-0.canary~canary.svc.cluster.local",
+        "canary",
+        true,
+    )
+}
+
+/// A client sidecar in namespace `ns` (the workload the filter judges
+/// `sourceNamespace` against), whose own route for every host answers
+/// `503 envoy-route`: what the filter leaves alone is seen as such.
+fn sidecar(imported: &Value, ns: &str) -> Envoy {
+    proxy_as(
+        imported,
+        &format!("sidecar~127.0.0.1~client-0.{ns}~{ns}.svc.cluster.local"),
+        ns,
+        false,
+    )
+}
+
+/// The proxy for an imported rule file, with this node id and namespace;
+/// Envoy's own routes after the glue are istiod's translation of the rules
+/// (`native`) or one route answering `503 envoy-route`.
+fn proxy_as(imported: &Value, node_id: &str, namespace: &str, native: bool) -> Envoy {
     let rules = json!({
         "routeHeader": "x-canary-upstream",
         "debugHeader": "x-canary-route",
@@ -117,8 +142,13 @@ fn proxy(imported: &Value) -> Envoy {
             .map(|(_, route)| route.clone())
             .collect();
         assert!(!routes.is_empty(), "no glue for {host}: {glue:?}");
+        if !native {
+            routes.push(json!({"match": {"prefix": "/"},
+                "direct_response": {"status": 503, "body": {"inline_string": "envoy-route"}}}));
+        }
+        let none = json!([]);
         routes.extend(
-            native::routes(http, |i, _| {
+            native::routes(if native { http } else { &none }, |i, _| {
                 let pass = rules[i]["route"][0]["destination"]["cluster"] == PASS;
                 if pass {
                     json!({"direct_response": {"status": 500}})
@@ -160,8 +190,8 @@ fn proxy(imported: &Value) -> Envoy {
         }));
     }
     let doc = json!({
-        "node": {"id": "router~127.0.0.1~edge-0.canary~canary.svc.cluster.local", "cluster": "edge.canary",
-                 "metadata": {"NAMESPACE": "canary"}},
+        "node": {"id": node_id, "cluster": format!("proxy.{namespace}"),
+                 "metadata": {"NAMESPACE": namespace}},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9901}}},
         "static_resources": {"listeners": listeners, "clusters": clusters}
     });
@@ -545,6 +575,105 @@ fn a_mesh_route_splits_lets_its_header_rule_win_and_takes_sticky_from_a_flag_or_
         on_v2 += u64::from(version == "echo-v2");
     }
     check_binomial(users, 0.1, on_v2).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A consumer route (`MeshConsumerRoute`): an HTTPRoute in namespace
+/// `consumer` whose parent is the Service `echo` of namespace `canary`
+/// applies to the client sidecars of `consumer` only, and for them takes
+/// the place of the producer route of `canary`, as Istio applies them. Each
+/// request goes to a sidecar of one namespace; Envoy's own route answers
+/// `503 envoy-route` for what the filter leaves alone.
+#[test]
+fn a_consumer_route_applies_to_its_namespaces_clients_only() {
+    let host = "echo.canary.svc.cluster.local";
+    let imported = import("consumer.yaml", &[]);
+    assert_eq!(imported["services"][0]["hosts"], json!([host]));
+    let envoy_route = Status(503);
+    // (the client's namespace, `[METHOD ]path`, headers, expected)
+    let cases: [Case; 12] = [
+        // The consumer's clients: its route, and for what it does not
+        // match Envoy's own route (istiod's is the consumer route's: no
+        // producer rule applies to them).
+        ("consumer", "/shop", &[], Backend("echo-v2")),
+        (
+            "consumer",
+            "/shop/cart",
+            &[("x-canary", "always")],
+            Backend("echo-v2"),
+        ),
+        ("consumer", "/", &[], envoy_route),
+        ("consumer", "/other", &[("x-canary", "always")], envoy_route),
+        // The producer's own clients: the producer route, never the consumer's.
+        ("canary", "/shop", &[], Backend("echo-v1")),
+        (
+            "canary",
+            "/shop/cart",
+            &[("x-canary", "always")],
+            Backend("echo-v3"),
+        ),
+        ("canary", "/", &[], Backend("echo-v1")),
+        (
+            "canary",
+            "/other",
+            &[("x-canary", "always")],
+            Backend("echo-v3"),
+        ),
+        // Any other namespace: the same as the producer's.
+        ("elsewhere", "/shop", &[], Backend("echo-v1")),
+        (
+            "elsewhere",
+            "/shop/cart",
+            &[("x-canary", "always")],
+            Backend("echo-v3"),
+        ),
+        ("elsewhere", "/", &[], Backend("echo-v1")),
+        (
+            "elsewhere",
+            "/other",
+            &[("x-canary", "always")],
+            Backend("echo-v3"),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for ns in ["consumer", "canary", "elsewhere"] {
+        let envoy = sidecar(&imported, ns);
+        let mut c = client(&envoy);
+        for (_, line, headers, expect) in cases.iter().filter(|c| c.0 == ns) {
+            let got = outcome(&mut c, &request(host, line, headers));
+            if got != Ok(*expect) {
+                wrong.push(format!(
+                    "a client in {ns}: {line} {headers:?}: expected {expect:?}, got {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // The consumer route alone: the producer's clients are left to Envoy's
+    // own route, the consumer's routed.
+    let text = std::fs::read_to_string(gw("consumer.yaml")).expect("fixture");
+    let alone = text.split("\n---\n").next().expect("the consumer route");
+    let run = canaryctl(&["import", "-"], Some(alone)).expect_code(0);
+    assert!(
+        run.stderr
+            .contains("a consumer route (the Service is in namespace canary)"),
+        "{}",
+        run.stderr
+    );
+    let only = run.json();
+    for (ns, expect) in [
+        ("consumer", Backend("echo-v2")),
+        ("canary", envoy_route),
+        ("elsewhere", envoy_route),
+    ] {
+        let envoy = sidecar(&only, ns);
+        let got = outcome(&mut client(&envoy), &request(host, "/shop", &[]));
+        assert_eq!(
+            got,
+            Ok(expect),
+            "the consumer route alone, a client in {ns}"
+        );
+    }
 }
 
 /// The warnings of a run, one per line, without the `warning: ` prefix.

@@ -9,6 +9,18 @@
 //!   its listeners accept (the route's `hostnames` intersected with each
 //!   listener's `hostname`; a Gateway absent from the input: the route's
 //!   hostnames, `*` without any). A route may have both.
+//! - **Consumer routes** (GAMMA, GEP-1426 "Namespace boundaries"): a route
+//!   whose Service parent is in another namespace applies only to clients
+//!   in the route's own namespace, and for them it replaces the Service's
+//!   producer routes (those in the Service's namespace), as istiod does
+//!   (`buildSidecarVirtualHostsForVirtualService`: "Gateway allows only
+//!   routes from the namespace of the proxy, or namespace of the
+//!   destination"; the proxy's own namespace first). Its rules carry
+//!   `sourceNamespace: <route namespace>`, which the filter judges against
+//!   the sidecar's own namespace once, at configure time, and come before
+//!   the producer rules; after them a rule for the rest of that
+//!   namespace's requests (on the consumer routes' ports) leaves them to
+//!   Envoy's own route, which for that namespace is the consumer route's.
 //! - **One rule per match**, as istiod splits them, then **Gateway API's
 //!   precedence** per host, across every route of that host: exact path,
 //!   then the longest prefix, a regex path last (Istio's rank), then a
@@ -47,6 +59,9 @@ const API_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
 /// (the service's `defaultDestination`; no such cluster is ever written).
 pub const PASS_CLUSTER: &str = "gateway-api.envoy-route";
 
+/// The Istio API group of a `Hostname` backend (a ServiceEntry's host).
+const ISTIO_GROUP: &str = "networking.istio.io";
+
 /// Whether `import` hands this document to this importer.
 pub fn handles(doc: &Value) -> bool {
     let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
@@ -67,6 +82,7 @@ struct Listener {
 type Rank = (u8, usize, bool, usize, usize);
 
 /// One rule of the output, with what orders it.
+#[derive(Clone)]
 struct Entry {
     /// The route's `creationTimestamp` (RFC 3339, compared as text; absent
     /// sorts first, as a zero time does in istiod), `namespace/name`, rule
@@ -77,6 +93,19 @@ struct Entry {
     origin: String,
     /// Leaves the request to Envoy's own route.
     pass: bool,
+    /// For a consumer route: the namespace of its clients (the route's).
+    consumer: Option<String>,
+}
+
+/// A host a route's parents give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ParentHost {
+    host: String,
+    /// A Service parent's port (a match condition in the mesh).
+    port: Option<i64>,
+    /// A Service parent in another namespace than the route's: the
+    /// route's namespace, whose clients alone it applies to.
+    consumer: Option<String>,
 }
 
 struct Route<'a> {
@@ -174,10 +203,8 @@ pub fn convert(
         routes += 1;
         convert_route(doc, &route, &gateways, &mut hosts, report)?;
     }
-    for (host, mut entries) in hosts {
-        // Stable: equal ranks keep the tie-breakers' order.
-        entries.sort_by(|a, b| a.tie.cmp(&b.tie));
-        entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
+    for (host, entries) in hosts {
+        let entries = consumers_first(entries);
         let pass = entries.iter().any(|e| e.pass);
         report.origins.push((
             format!("the HTTPRoute rules for host {host}"),
@@ -193,22 +220,109 @@ pub fn convert(
     Ok(routes)
 }
 
-/// The hosts a route's parents give it: `(host, port)` where `port` is a
-/// Service parent's port (a match condition in the mesh).
+/// Gateway API's precedence over one host's entries, consumer routes
+/// first: each consumer namespace's rules (namespaces in order), each
+/// group ranked on its own and, when producer or Gateway rules follow, a
+/// rule that leaves the namespace's other requests on the consumer
+/// routes' ports to Envoy's own route; then the other rules.
+fn consumers_first(entries: Vec<Entry>) -> Vec<Entry> {
+    fn ranked(mut entries: Vec<Entry>) -> Vec<Entry> {
+        // Stable: equal ranks keep the tie-breakers' order.
+        entries.sort_by(|a, b| a.tie.cmp(&b.tie));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
+        entries
+    }
+    let mut groups: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut others = Vec::new();
+    for e in entries {
+        match &e.consumer {
+            Some(ns) => groups.entry(ns.clone()).or_default().push(e),
+            None => others.push(e),
+        }
+    }
+    let mut out = Vec::new();
+    for (ns, group) in groups {
+        // The ports the namespace's consumer routes cover: any, if one of
+        // its parents names none.
+        let mut ports: Vec<Option<Value>> = Vec::new();
+        for e in &group {
+            let port = e.rule.matches.first().and_then(|m| m.get("port").cloned());
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        if ports.contains(&None) {
+            ports = vec![None];
+        }
+        out.extend(ranked(group));
+        if others.is_empty() {
+            continue;
+        }
+        out.push(Entry {
+            tie: Default::default(),
+            rank: (0, 0, false, 0, 0),
+            rule: RouteOut {
+                name: Some(format!("{ns}.consumer-routes")),
+                matches: ports
+                    .into_iter()
+                    .map(|port| {
+                        let mut m = MatchOut::default();
+                        m.set("sourceNamespace", Some(Value::from(ns.as_str())));
+                        m.set("port", port);
+                        m
+                    })
+                    .collect(),
+                route: vec![pass_destination()],
+            },
+            origin: format!(
+                "the consumer routes of namespace {ns}: their clients' other requests stay on Envoy's own route"
+            ),
+            pass: true,
+            consumer: Some(ns),
+        });
+    }
+    out.extend(ranked(others));
+    out
+}
+
+/// The destination of a rule Envoy's own route answers ([`PASS_CLUSTER`]).
+fn pass_destination() -> DestinationOut {
+    DestinationOut {
+        destination: DestOut {
+            host: None,
+            subset: None,
+            port: None,
+            cluster: Some(PASS_CLUSTER.into()),
+        },
+        weight: None,
+    }
+}
+
+/// The hosts a route's parents give it.
 fn parent_hosts(
     spec: &Value,
     route: &Route<'_>,
     gateways: &BTreeMap<(String, String), Vec<Listener>>,
     report: &mut Report,
-) -> Result<Vec<(String, Option<i64>)>> {
+) -> Result<Vec<ParentHost>> {
     let hostnames: Vec<&str> = list(spec, "hostnames")
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let mut out: Vec<(String, Option<i64>)> = Vec::new();
-    fn add(out: &mut Vec<(String, Option<i64>)>, h: String, port: Option<i64>) {
-        if !out.contains(&(h.clone(), port)) {
-            out.push((h, port));
+    let mut out: Vec<ParentHost> = Vec::new();
+    fn add(out: &mut Vec<ParentHost>, host: String, port: Option<i64>) {
+        add_parent(
+            out,
+            ParentHost {
+                host,
+                port,
+                consumer: None,
+            },
+        );
+    }
+    fn add_parent(out: &mut Vec<ParentHost>, p: ParentHost) {
+        if !out.contains(&p) {
+            out.push(p);
         }
     }
     let mut mesh = false;
@@ -224,7 +338,25 @@ fn parent_hosts(
         match (group, kind) {
             ("" | "core", "Service") => {
                 mesh = true;
-                add(&mut out, route.service_host(name, namespace), port);
+                let consumer = namespace
+                    .filter(|ns| *ns != route.namespace)
+                    .map(|_| route.namespace.to_string());
+                if let Some(ns) = &consumer {
+                    report.notes.push(format!(
+                        "{}: {path}: a consumer route (the Service is in namespace {}): its rules apply \
+                         only to clients in namespace {ns} (`sourceNamespace: {ns}`), as Istio applies them",
+                        route.id,
+                        namespace.unwrap_or_default()
+                    ));
+                }
+                add_parent(
+                    &mut out,
+                    ParentHost {
+                        host: route.service_host(name, namespace),
+                        port,
+                        consumer,
+                    },
+                );
             }
             ("gateway.networking.k8s.io", "Gateway") => {
                 let ns = namespace.unwrap_or(route.namespace);
@@ -362,28 +494,26 @@ fn convert_route(
         );
         return Ok(());
     }
-    for (host, port) in parents {
-        let entries = match hosts.iter_mut().find(|(h, _)| *h == host) {
+    for parent in parents {
+        let entries = match hosts.iter_mut().find(|(h, _)| *h == parent.host) {
             Some((_, e)) => e,
             None => {
-                hosts.push((host, Vec::new()));
+                hosts.push((parent.host.clone(), Vec::new()));
                 &mut hosts.last_mut().expect("just pushed").1
             }
         };
         for e in &converted {
-            let mut rule = e.rule.clone();
-            if let Some(p) = port {
-                for m in &mut rule.matches {
+            let mut e = e.clone();
+            for m in &mut e.rule.matches {
+                if let Some(p) = parent.port {
                     m.set("port", Some(Value::from(p)));
                 }
+                if let Some(ns) = &parent.consumer {
+                    m.set("sourceNamespace", Some(Value::from(ns.as_str())));
+                }
             }
-            entries.push(Entry {
-                tie: e.tie.clone(),
-                rank: e.rank,
-                rule,
-                origin: e.origin.clone(),
-                pass: e.pass,
-            });
+            e.consumer = parent.consumer.clone();
+            entries.push(e);
         }
     }
     Ok(())
@@ -487,12 +617,29 @@ fn convert_rule(
                     weight: Some(Value::from(weight)),
                 });
             }
+            // Istio's own backend kind for a ServiceEntry's host
+            // (`buildDestination`): the host as written, a port, no namespace.
+            (ISTIO_GROUP, "Hostname", Some(name), Some(port)) if b.get("namespace").is_none() => {
+                dests.push(DestinationOut {
+                    destination: DestOut {
+                        host: Some(name.to_string()),
+                        subset: None,
+                        port: Some(PortOut {
+                            number: Value::from(port),
+                        }),
+                        cluster: None,
+                    },
+                    weight: Some(Value::from(weight)),
+                });
+            }
             _ if weight == 0 => {}
             _ => {
                 let why = if matches!(group, "" | "core") && kind == "Service" {
                     "a Service backend without a name or port is invalid (Gateway API: 500 for its share of the requests)"
+                } else if group == ISTIO_GROUP && kind == "Hostname" {
+                    "a Hostname backend needs a port and no namespace (istiod refuses it otherwise)"
                 } else {
-                    "not a Service: canary-router routes to Services only (Gateway API answers 500 for a backend that does not resolve; istiod resolves the kinds Istio knows)"
+                    "not a Service or an Istio Hostname: canary-router routes to those only (Gateway API answers 500 for a backend that does not resolve; istiod resolves the kinds Istio knows)"
                 };
                 route.warn(
                     report,
@@ -516,15 +663,7 @@ fn convert_rule(
         pass = Some("no backend".into());
     }
     if pass.is_some() {
-        dests = vec![DestinationOut {
-            destination: DestOut {
-                host: None,
-                subset: None,
-                port: None,
-                cluster: Some(PASS_CLUSTER.into()),
-            },
-            weight: None,
-        }];
+        dests = vec![pass_destination()];
     }
     let matches = list(rule, "matches");
     let default = [json!({})];
@@ -552,6 +691,7 @@ fn convert_rule(
             },
             origin: format!("{} {mpath}", route.id),
             pass: pass.is_some(),
+            consumer: None,
         });
     }
     Ok(out)

@@ -19,8 +19,10 @@
 
 mod http_route;
 mod overlay;
+mod service_entry;
 mod virtual_service;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use canary_router::config::MatchRequest;
@@ -44,7 +46,9 @@ in a warning on stderr with the VirtualService and the JSON path; `gateways` abs
 the sidecars (`mesh`), as in Istio. Destinations without a port stay without one: the filter gives \
 them the port the request arrived on, as Istio does in a sidecar (--port gives the service port \
 instead, needed on an ingress gateway; --default-port writes a port into each). Other kinds of \
-documents (DestinationRule, Gateway, ...) are skipped with a note.\n\n\
+documents (DestinationRule, Gateway, ...) are skipped with a note; a ServiceEntry is read for its \
+hosts' ports: a destination without a port on a ServiceEntry host with one port gets that port, as \
+Istio gives it (wildcard hosts such as *.example.org are destinations like any other).\n\n\
 Gateway API HTTPRoutes (gateway.networking.k8s.io v1 and v1beta1) in the same files become rules \
 that route as Istio routes them (docs/gateway-api.md): one rule per match, ordered by Gateway API's \
 precedence per host (exact path, longest prefix, method, most headers, most query parameters, then \
@@ -237,6 +241,9 @@ pub struct Options {
     pub default_port: Option<u16>,
     /// `destinationPort` of every service (`--port`).
     pub service_port: Option<u16>,
+    /// The services of the input's ServiceEntries, by host: a destination
+    /// without a port on one with a single port takes that port, as in Istio.
+    pub service_entries: BTreeMap<String, service_entry::Service>,
 }
 
 /// Renders the rule file.
@@ -313,6 +320,7 @@ pub fn run(args: &Args) -> Result<()> {
         cluster_domain: args.cluster_domain.clone(),
         default_port: args.default_port,
         service_port: args.port,
+        service_entries: service_entry::services(&docs, &origin, &args.namespace),
     };
     let (mut file, mut report) = virtual_service::convert(&docs, &origin, &opts)?;
     let routes = http_route::convert(&docs, &origin, &opts, &mut file, &mut report)?;

@@ -133,6 +133,14 @@ pub fn convert(
         if super::http_route::handles(doc) {
             continue;
         }
+        if kind == "ServiceEntry" && api.starts_with(API_GROUP) {
+            report.notes.push(format!(
+                "{}: ServiceEntry {name} is not a VirtualService: read for its hosts' ports (a \
+                 destination without a port on a host with one port gets it, as in Istio), not imported",
+                origin(i)
+            ));
+            continue;
+        }
         if kind != "VirtualService" || !api.starts_with(API_GROUP) {
             let what = if kind.is_empty() {
                 "a document without a kind".to_string()
@@ -477,9 +485,27 @@ fn convert_destination(
                 )))
             }
         },
-        None => vs.opts.default_port.map(|p| PortOut {
-            number: Value::from(p),
-        }),
+        // Istio's GetDestinationCluster: a service's only port; the input's
+        // ServiceEntries say what the port of theirs is.
+        None => match vs
+            .opts
+            .service_entries
+            .get(&vs.expand(host).to_ascii_lowercase())
+            .and_then(|se| se.only_port().map(|p| (se, p)))
+        {
+            Some((se, p)) => {
+                report.notes.push(format!(
+                    "{}: {dpath}: no port: port {p}, the only port of {}, as Istio resolves it",
+                    vs.id, se.id
+                ));
+                Some(PortOut {
+                    number: Value::from(p),
+                })
+            }
+            None => vs.opts.default_port.map(|p| PortOut {
+                number: Value::from(p),
+            }),
+        },
     };
     if port.is_none() && vs.opts.service_port.is_none() {
         report.portless.push(format!("{}: {dpath}", vs.id));
@@ -513,6 +539,7 @@ mod tests {
             cluster_domain: "cluster.local".into(),
             default_port: None,
             service_port: None,
+            service_entries: Default::default(),
         }
     }
 
