@@ -1,81 +1,80 @@
 //! One filter configuration: the rule JSON of the filter's `filter_config`
 //! (static, or pushed again by ECDS), parsed and compiled once by the
-//! shared core, and the stats it counts into.
+//! shared core, the stats it counts into, and, with a `ruleSource`, the
+//! poller that replaces its rules with each good rule file.
 //!
-//! A configuration is immutable. Envoy builds a new one for every update
-//! (an ECDS push, a listener change) and keeps serving the previous one
-//! when the new one is refused: a refused rule set logs its JSON path and
-//! reason, counts `canary_router.config_rejected`, and returns no
-//! configuration, which makes Envoy reject the update.
+//! Envoy builds a new configuration for every update (an ECDS push, a
+//! listener change) and keeps serving the previous one when the new one is
+//! refused: a refused rule set logs its JSON path and reason, counts
+//! `canary_router.config_rejected`, and returns no configuration, which
+//! makes Envoy reject the update. Within one configuration the rules in
+//! force ([`Active`]) are immutable; a fetched rule file builds a new one,
+//! which new streams take, while streams under way keep theirs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use canary_router::config::PluginConfig;
-use canary_router::plugin::{self, Plugin};
-use canary_router::{ConfigError, Rules, Settings};
+use canary_router::config::{PluginConfig, Service};
+use canary_router::plugin::{self, Plugin, Rules};
+use canary_router::poll::{self, Poller};
+use canary_router::{ConfigError, Settings, Workload};
 
-use crate::abi::{ConfigHandle, MetricId};
+use crate::abi::ConfigHandle;
+use crate::metrics::{self, Global, Metric};
+use crate::source::{Answer, Host, Ticker, TICK};
 use crate::stream::StreamFilter;
 
 /// The only `filter_name` this module answers to.
 pub const FILTER_NAME: &[u8] = b"canary-router";
 
-/// Counters and gauges that do not depend on the rules (the wasm filter's names).
-#[derive(Debug, Default)]
-pub struct Global {
-    /// Requests the rules did not route.
-    pub passthrough: Option<MetricId>,
-    /// Requests that came with a client's copy of the route header.
-    pub spoofed_header_removed: Option<MetricId>,
-    /// Host calls that failed.
-    pub host_call_errors: Option<MetricId>,
-    /// Configurations refused.
-    pub config_rejected: Option<MetricId>,
-    /// The version of the rules in force.
-    pub rules_version: Option<MetricId>,
+/// The rules in force and everything a request needs with them, immutable.
+#[derive(Debug)]
+pub struct Active {
+    /// The settings (route header, debug header, ...).
+    pub settings: Arc<Settings>,
+    /// The compiled rules; none until a rule source has answered.
+    pub rules: Option<Rules>,
+    /// Counter per destination, by `stat_index`.
+    pub dest_metrics: Box<[Option<Metric>]>,
+    /// `service/rule/destination` per destination, for the debug header.
+    pub debug_values: Box<[Box<str>]>,
+    /// Rule-independent stats.
+    pub global: Arc<Global>,
 }
 
-impl Global {
-    fn define(handle: &ConfigHandle) -> Self {
-        let c = |n: &str| handle.define_counter(n);
-        Global {
-            passthrough: c("canary_router.passthrough"),
-            spoofed_header_removed: c("canary_router.spoofed_header_removed"),
-            host_call_errors: c("canary_router.host_call_errors"),
-            config_rejected: c("canary_router.config_rejected"),
-            rules_version: handle.define_gauge("canary_router.rules_version"),
+impl Active {
+    /// The rules in force with their stats: plain counters through
+    /// `define`, or the global labelled one (see [`metrics`]).
+    pub fn new(
+        settings: Arc<Settings>,
+        rules: Option<Rules>,
+        global: Arc<Global>,
+        define: impl FnMut(&str) -> Option<usize>,
+    ) -> Self {
+        let (dest_metrics, debug_values) = match &rules {
+            Some(r) => (
+                metrics::destinations(&r.set, global.requests_by_label, define),
+                r.set
+                    .all_destinations()
+                    .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
+                    .collect(),
+            ),
+            None => (Box::default(), Box::default()),
+        };
+        Active {
+            settings,
+            rules,
+            dest_metrics,
+            debug_values,
+            global,
         }
     }
 }
 
-/// Everything a request needs, immutable.
-#[derive(Debug)]
-pub struct Active {
-    /// The settings (route header, debug header, ...).
-    pub settings: Settings,
-    /// The compiled rules.
-    pub rules: Rules,
-    /// Counter per destination, by `stat_index`.
-    pub dest_metrics: Box<[Option<MetricId>]>,
-    /// `service/rule/destination` per destination, for the debug header.
-    pub debug_values: Box<[Box<str>]>,
-    /// Rule-independent stats.
-    pub global: Global,
-    /// Envoy's configuration object, for stats counted outside a stream.
-    pub handle: ConfigHandle,
-}
-
-/// The module's configuration object.
-pub struct FilterConfig {
-    active: Arc<Active>,
-}
-
 /// Why the module refuses a configuration that the wasm filter accepts:
-/// features the HTTP-filter extension point of this module does not carry.
+/// features the module does not carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unsupported {
-    /// `ruleSource`: the polled rule file.
-    RuleSource,
     /// `guard` on a destination, at this JSON path.
     Guard(String),
 }
@@ -83,10 +82,6 @@ pub enum Unsupported {
 impl std::fmt::Display for Unsupported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Unsupported::RuleSource => write!(
-                f,
-                "ruleSource: the dynamic module does not poll a rule file yet; put the rules in the filter config (ECDS updates them)"
-            ),
             Unsupported::Guard(path) => write!(
                 f,
                 "{path}: guards are not supported by the dynamic module yet (see module/README.md)"
@@ -95,17 +90,14 @@ impl std::fmt::Display for Unsupported {
     }
 }
 
-/// The first feature of `cfg` the module does not support.
-pub fn unsupported(cfg: &PluginConfig) -> Option<Unsupported> {
-    if cfg.rule_source.is_some() {
-        return Some(Unsupported::RuleSource);
-    }
-    for (si, s) in cfg.services.iter().flatten().enumerate() {
+/// The first feature of `services` (at `path`) the module does not support.
+pub fn unsupported(services: &[Service], path: &str) -> Option<Unsupported> {
+    for (si, s) in services.iter().enumerate() {
         for (ri, r) in s.http.iter().enumerate() {
             for (di, d) in r.route.iter().enumerate() {
                 if d.guard.is_some() {
                     return Some(Unsupported::Guard(format!(
-                        "services[{si}].http[{ri}].route[{di}].guard"
+                        "{path}[{si}].http[{ri}].route[{di}].guard"
                     )));
                 }
             }
@@ -139,73 +131,228 @@ impl std::fmt::Display for Refusal {
 }
 
 /// Parses and compiles a configuration: the pure part of [`FilterConfig::new`].
-pub fn compile(name: &[u8], bytes: &[u8]) -> Result<(Settings, Rules), Refusal> {
+pub fn compile(name: &[u8], bytes: &[u8], workload: &Workload) -> Result<Plugin, Refusal> {
     if name != FILTER_NAME {
         return Err(Refusal::UnknownFilter(
             String::from_utf8_lossy(name).into_owned(),
         ));
     }
     let cfg: PluginConfig = plugin::parse(bytes).map_err(Refusal::Invalid)?;
-    if let Some(u) = unsupported(&cfg) {
+    if let Some(u) = cfg
+        .services
+        .as_deref()
+        .and_then(|s| unsupported(s, "services"))
+    {
         return Err(Refusal::Unsupported(u));
     }
-    let workload = crate::workload::from_env();
-    let Plugin { settings, rules } =
-        Plugin::from_config(&cfg, bytes, &workload).map_err(Refusal::Invalid)?;
-    // Without a rule source, the settings check demands inline services.
-    let rules = rules.ok_or(Refusal::Unsupported(Unsupported::RuleSource))?;
-    Ok((settings, rules))
+    Plugin::from_config(&cfg, bytes, workload).map_err(Refusal::Invalid)
+}
+
+/// Compiles a fetched rule file for `settings`, refusing what the module
+/// does not carry as the core refuses an invalid file.
+pub fn compile_rule_file(
+    bytes: &[u8],
+    settings: &Settings,
+    workload: &Workload,
+) -> Result<Rules, ConfigError> {
+    let file: canary_router::config::RuleFile = plugin::parse(bytes)?;
+    if let Some(Unsupported::Guard(path)) = unsupported(&file.services, "services") {
+        return Err(ConfigError::Syntax {
+            path,
+            message: "guards are not supported by the dynamic module yet".into(),
+        });
+    }
+    settings.compile_rule_file(&file, bytes, workload)
+}
+
+/// The rule source of a configuration: the poller and its ticker.
+struct Source {
+    poller: Mutex<Poller>,
+    /// Dropped with the configuration: stops the ticks.
+    _ticker: Option<Ticker>,
+}
+
+/// The module's configuration object.
+pub struct FilterConfig {
+    handle: ConfigHandle,
+    global: Arc<Global>,
+    settings: Arc<Settings>,
+    current: RwLock<Arc<Active>>,
+    source: Option<Source>,
 }
 
 impl FilterConfig {
     /// A configuration from Envoy's `filter_config` bytes; `None` (logged,
     /// counted) refuses it.
     pub fn new(handle: ConfigHandle, name: &[u8], bytes: &[u8]) -> Option<Self> {
-        let global = Global::define(&handle);
-        match compile(name, bytes) {
-            Ok((settings, rules)) => {
-                log::info!(
-                    "configured: {} services, {} destinations, rules version {}",
-                    rules.set.services().len(),
-                    rules.set.destination_count(),
-                    rules.version
-                );
-                let dest_metrics = rules
-                    .set
-                    .all_destinations()
-                    .map(|(s, r, d)| {
-                        handle.define_counter(&canary_router::stats::destination_counter(
-                            &s.name, &r.name, &d.label,
-                        ))
-                    })
-                    .collect();
-                let debug_values = rules
-                    .set
-                    .all_destinations()
-                    .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
-                    .collect();
-                handle.set_gauge(global.rules_version, rules.version);
-                Some(FilterConfig {
-                    active: Arc::new(Active {
-                        settings,
-                        rules,
-                        dest_metrics,
-                        debug_values,
-                        global,
-                        handle,
-                    }),
-                })
-            }
+        let Plugin { settings, rules } = match compile(name, bytes, &crate::workload::from_env()) {
+            Ok(p) => p,
             Err(e) => {
-                handle.bump(global.config_rejected);
+                let global = Global::define(&handle, false);
+                handle.bump(global.config_rejected.as_ref());
                 log::error!("configuration rejected: {e}");
+                return None;
+            }
+        };
+        let global = Global::define(&handle, settings.source.is_some());
+        match &rules {
+            Some(r) => log::info!(
+                "configured: {} services, {} destinations, rules version {}",
+                r.set.services().len(),
+                r.set.destination_count(),
+                r.version
+            ),
+            None => log::info!("configured: rules will come from the rule source"),
+        }
+        let settings = Arc::new(settings);
+        let config = FilterConfig {
+            handle,
+            global: global.clone(),
+            settings: settings.clone(),
+            current: RwLock::new(Arc::new(Active::new(
+                settings.clone(),
+                None,
+                global.clone(),
+                |_| None,
+            ))),
+            source: None,
+        };
+        config.install(rules, None);
+        Some(config.with_source())
+    }
+
+    /// Starts polling, if the settings name a rule source: rules another
+    /// configuration already fetched take over at once (a reload never
+    /// falls back to stale inline rules), and ticks start.
+    fn with_source(mut self) -> Self {
+        let Some(src) = self.settings.source.clone() else {
+            return self;
+        };
+        log::info!(
+            "polling rules every {} from cluster {} path {} (authority {})",
+            poll::show_ms(poll::millis(src.poll_interval)),
+            src.cluster,
+            src.path,
+            src.authority
+        );
+        let mut poller = Poller::new(src, crate::stream::random());
+        let adopted = poller.adopt_shared(&mut self.host(None), &mut |b| self.compile_file(b));
+        if adopted.is_some() {
+            self.install(adopted, Some(false));
+        }
+        let period = Duration::from_millis(u64::from(poller.tick_period_ms()));
+        let ticker = match self.handle.scheduler() {
+            Some(scheduler) => Ticker::start(period, move || scheduler.commit(TICK))
+                .map_err(|e| log::error!("cannot start the rule source's ticker thread ({e}): the rule source will not be polled"))
+                .ok(),
+            None => {
+                log::error!("Envoy gave no scheduler: the rule source will not be polled");
                 None
             }
+        };
+        self.source = Some(Source {
+            poller: Mutex::new(poller),
+            _ticker: ticker,
+        });
+        self
+    }
+
+    fn host<'a>(&'a self, answer: Option<&'a Answer<'a>>) -> Host<'a> {
+        Host {
+            handle: &self.handle,
+            global: &self.global,
+            answer,
         }
+    }
+
+    fn compile_file(&self, bytes: &[u8]) -> Result<Rules, ConfigError> {
+        compile_rule_file(bytes, &self.settings, &crate::workload::from_env())
+    }
+
+    /// Puts `rules` in force for new streams: `fetched` says whether they
+    /// came from the rule source (`Some(true)`: fetched here, logged;
+    /// `Some(false)`: adopted from another configuration's fetch, logged at
+    /// debug level) or from the configuration itself (`None`).
+    fn install(&self, rules: Option<Rules>, fetched: Option<bool>) {
+        if let (Some(r), Some(fetched)) = (&rules, fetched) {
+            log::log!(
+                if fetched {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                },
+                "rules version {} {} the rule source: {} services, {} destinations",
+                r.version,
+                if fetched {
+                    "fetched from"
+                } else {
+                    "adopted from"
+                },
+                r.set.services().len(),
+                r.set.destination_count()
+            );
+        }
+        if let Some(r) = &rules {
+            self.handle
+                .set_gauge(self.global.rules_version.as_ref(), r.version);
+        }
+        let handle = self.handle;
+        let active = Active::new(self.settings.clone(), rules, self.global.clone(), |n| {
+            handle.define_counter(n, &[])
+        });
+        // Labelled counters exist once counted: show each at 0, as the
+        // plain ones are.
+        if self.global.requests_by_label.is_some() {
+            for m in active.dest_metrics.iter().flatten() {
+                self.handle.add(Some(m), 0);
+            }
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(active);
+    }
+
+    /// The rules in force.
+    pub fn active(&self) -> Arc<Active> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The filter of a new stream.
     pub fn new_stream(&self) -> StreamFilter {
-        StreamFilter::new(self.active.clone())
+        StreamFilter::new(self.active())
+    }
+
+    /// A scheduled event, on the main thread: a tick adopts rules another
+    /// configuration fetched and starts a fetch when it is due.
+    pub fn on_scheduled(&self, event: u64) {
+        let Some(src) = &self.source else { return };
+        if event != TICK {
+            return;
+        }
+        let mut poller = src.poller.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rules) = poller.tick(&mut self.host(None), &mut |b| self.compile_file(b)) {
+            self.install(Some(rules), Some(false));
+        }
+    }
+
+    /// The answer to fetch `id`, on the main thread (`None`: the callout
+    /// failed: reset, unreachable, timed out).
+    pub fn on_callout_done(&self, id: u64, answer: Option<&Answer<'_>>) {
+        let Some(src) = &self.source else { return };
+        let Ok(token) = u32::try_from(id) else { return };
+        let num_headers = answer.map_or(0, |a| a.headers.len().max(1));
+        let body_size = answer.map_or(0, |a| a.body.len());
+        let mut poller = src.poller.lock().unwrap_or_else(|e| e.into_inner());
+        let fetched = poller.on_response(
+            &mut self.host(answer),
+            token,
+            num_headers,
+            body_size,
+            &mut |b| self.compile_file(b),
+        );
+        if let Some(rules) = fetched {
+            self.install(Some(rules), Some(true));
+        }
     }
 }

@@ -6,9 +6,13 @@
 //! stat names are the filter crate's ([`canary_router`]), shared and not
 //! copied; this crate is only the adapter to Envoy's dynamic-module ABI.
 //!
-//! - [`abi`]: the ABI declarations and event hooks, the crate's only `unsafe`;
+//! - [`abi`]: the ABI declarations, handles and event hooks, the crate's only `unsafe`;
+//! - [`version`]: the ABI version and the check that refuses another Envoy;
 //! - [`config`]: a filter configuration (the rule JSON → compiled rules, stats);
 //! - [`stream`]: one request: decide, write the route header, re-select the route;
+//! - [`metrics`]: the stats, by the wasm filter's names;
+//! - [`source`]: the polled rule file, ticked by a thread of the module's own;
+//! - [`store`]: the process-wide store that stands in for proxy-wasm's shared data;
 //! - [`workload`]: who this proxy is (namespace, labels), for source-label rules;
 //! - [`logger`]: the `log` crate's records into Envoy's log.
 //!
@@ -22,5 +26,9 @@
 pub mod abi;
 pub mod config;
 pub mod logger;
+pub mod metrics;
+pub mod source;
+pub mod store;
 pub mod stream;
+pub mod version;
 pub mod workload;

@@ -12,8 +12,37 @@ use canary_router::cookie::{Key, MAX_SET_COOKIE_LEN};
 use canary_router::pick::Rng;
 use canary_router::rules::{Outcome, RequestView, Via};
 
-use crate::abi::{Header, Stream};
 use crate::config::Active;
+use crate::metrics::Metric;
+
+/// A request or response header, borrowed from Envoy's header map.
+pub type Header<'s> = (&'s [u8], &'s [u8]);
+
+/// What a stream of Envoy's offers the filter (the ABI's stream, or a fake
+/// in tests).
+pub trait Host {
+    /// Every request header, in order (repeated names repeatedly); `None`
+    /// if Envoy cannot list them.
+    fn request_headers(&self) -> Option<Vec<Header<'_>>>;
+    /// The response's `:status`.
+    fn response_status(&self) -> Option<u32>;
+    /// Sets a request header (replacing every value); false if refused.
+    fn set_request_header(&mut self, name: &str, value: &[u8]) -> bool;
+    /// Removes a request header.
+    fn remove_request_header(&mut self, name: &str) -> bool;
+    /// Sets a response header (replacing every value).
+    fn set_response_header(&mut self, name: &str, value: &[u8]) -> bool;
+    /// Adds a response header (other values of it stay).
+    fn add_response_header(&mut self, name: &str, value: &[u8]) -> bool;
+    /// Asks Envoy to select the route again (the request headers changed).
+    fn clear_route_cache(&mut self);
+    /// The client's address (`source.address`, `ip:port`).
+    fn source_address(&self) -> Option<&[u8]>;
+    /// The port the request arrived on (`destination.port`).
+    fn local_port(&self) -> Option<u16>;
+    /// Adds one to a counter of the stream's configuration.
+    fn bump(&mut self, metric: Option<&Metric>);
+}
 
 thread_local! {
     /// Each worker's generator for weighted picks, seeded from the OS.
@@ -21,7 +50,7 @@ thread_local! {
 }
 
 /// 64 random bits for a weighted pick.
-fn random() -> u64 {
+pub fn random() -> u64 {
     RNG.with(|cell| {
         let mut slot = cell.borrow_mut();
         let rng = slot.get_or_insert_with(|| {
@@ -63,14 +92,14 @@ pub struct StreamFilter {
 
 /// The request as the rules see it: Envoy's header list, and the client
 /// address and arrival port, asked only if a rule needs them.
-struct View<'s> {
+struct View<'s, H> {
     headers: &'s [Header<'s>],
-    stream: &'s Stream,
+    stream: &'s H,
     source: OnceCell<Option<&'s [u8]>>,
     port: OnceCell<Option<u16>>,
 }
 
-impl RequestView for View<'_> {
+impl<H: Host> RequestView for View<'_, H> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         let name = name.as_bytes();
         self.headers
@@ -124,17 +153,17 @@ impl StreamFilter {
     }
 
     /// Routes the request.
-    pub fn on_request_headers(&mut self, stream: &mut Stream) {
+    pub fn on_request_headers(&mut self, stream: &mut impl Host) {
         let active = self.active.clone();
         let header = &*active.settings.route_header;
         let Some(headers) = stream.request_headers() else {
             // Unreadable: a client's copy of the route header cannot be
             // seen either, so remove it blindly (never steered by a client).
-            stream.bump(active.global.host_call_errors);
+            stream.bump(active.global.host_call_errors.as_ref());
             if stream.remove_request_header(header) {
                 stream.clear_route_cache();
             }
-            stream.bump(active.global.passthrough);
+            stream.bump(active.global.passthrough.as_ref());
             return;
         };
         let spoofed = headers
@@ -146,7 +175,10 @@ impl StreamFilter {
             source: OnceCell::new(),
             port: OnceCell::new(),
         };
-        let outcome = active.rules.set.decide_issuing(&view, random, fresh_bits);
+        let outcome = match &active.rules {
+            Some(rules) => rules.set.decide_issuing(&view, random, fresh_bits),
+            None => Outcome::NoService,
+        };
         let mut built = Built::default();
         let mut target: Option<(u32, Option<&[u8]>)> = None;
         if let Outcome::Routed(d) = outcome {
@@ -173,18 +205,18 @@ impl StreamFilter {
                     served = Some(index);
                     modified = true;
                 } else {
-                    stream.bump(active.global.host_call_errors);
+                    stream.bump(active.global.host_call_errors.as_ref());
                 }
             }
             None => {}
         }
         if spoofed {
-            stream.bump(active.global.spoofed_header_removed);
+            stream.bump(active.global.spoofed_header_removed.as_ref());
             if !modified {
                 if stream.remove_request_header(header) {
                     modified = true;
                 } else {
-                    stream.bump(active.global.host_call_errors);
+                    stream.bump(active.global.host_call_errors.as_ref());
                 }
             }
         }
@@ -192,8 +224,8 @@ impl StreamFilter {
             stream.clear_route_cache();
         }
         match served {
-            Some(i) => stream.bump(active.dest_metrics.get(i as usize).copied().flatten()),
-            None => stream.bump(active.global.passthrough),
+            Some(i) => stream.bump(active.dest_metrics.get(i as usize).and_then(Option::as_ref)),
+            None => stream.bump(active.global.passthrough.as_ref()),
         }
         self.served = served;
         self.cookie = match (served, outcome) {
@@ -207,21 +239,20 @@ impl StreamFilter {
     }
 
     /// The issued cookie and the debug header.
-    pub fn on_response_headers(&mut self, stream: &mut Stream) {
+    pub fn on_response_headers(&mut self, stream: &mut impl Host) {
         let active = &*self.active;
         if let Some(issued) = self.cookie.take() {
             let issuer = active
                 .rules
-                .set
-                .services()
-                .get(issued.service)
+                .as_ref()
+                .and_then(|r| r.set.services().get(issued.service))
                 .and_then(|s| s.rules.get(issued.rule))
                 .and_then(|r| r.route.issuer());
             if let Some(issuer) = issuer {
                 let mut buf = [0u8; MAX_SET_COOKIE_LEN];
                 let value = issuer.render(&issued.key, &mut buf);
                 if !stream.add_response_header("set-cookie", value) {
-                    stream.bump(active.global.host_call_errors);
+                    stream.bump(active.global.host_call_errors.as_ref());
                 }
             }
         }
@@ -231,8 +262,319 @@ impl StreamFilter {
                 .and_then(|i| active.debug_values.get(i as usize)),
         ) {
             if !stream.set_response_header(name, value.as_bytes()) {
-                stream.bump(active.global.host_call_errors);
+                stream.bump(active.global.host_call_errors.as_ref());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::metrics::Global;
+    use canary_router::{Plugin, Workload};
+
+    /// A stream as Envoy would hold it: header lists, and what the filter did.
+    #[derive(Default)]
+    struct Fake {
+        request: Vec<(String, String)>,
+        response: Vec<(String, String)>,
+        status: Option<u32>,
+        unreadable: bool,
+        refuse_writes: bool,
+        cleared: u32,
+        port: Option<u16>,
+        /// Counter ids bumped (labelled ones as `id:labels`).
+        bumps: Vec<String>,
+    }
+
+    impl Fake {
+        fn get(&self, name: &str) -> Option<&str> {
+            self.request
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+        fn count(&self, id: usize) -> usize {
+            self.bumps.iter().filter(|b| **b == id.to_string()).count()
+        }
+    }
+
+    impl Host for Fake {
+        fn request_headers(&self) -> Option<Vec<Header<'_>>> {
+            (!self.unreadable).then(|| {
+                self.request
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+                    .collect()
+            })
+        }
+        fn response_status(&self) -> Option<u32> {
+            self.status
+        }
+        fn set_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+            if self.refuse_writes {
+                return false;
+            }
+            self.request.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            self.request
+                .push((name.into(), String::from_utf8(value.to_vec()).unwrap()));
+            true
+        }
+        fn remove_request_header(&mut self, name: &str) -> bool {
+            if self.refuse_writes {
+                return false;
+            }
+            self.request.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            true
+        }
+        fn set_response_header(&mut self, name: &str, value: &[u8]) -> bool {
+            self.response.retain(|(k, _)| k != name);
+            self.add_response_header(name, value)
+        }
+        fn add_response_header(&mut self, name: &str, value: &[u8]) -> bool {
+            self.response
+                .push((name.into(), String::from_utf8(value.to_vec()).unwrap()));
+            true
+        }
+        fn clear_route_cache(&mut self) {
+            self.cleared += 1;
+        }
+        fn source_address(&self) -> Option<&[u8]> {
+            Some(b"10.0.0.1:5555")
+        }
+        fn local_port(&self) -> Option<u16> {
+            self.port
+        }
+        fn bump(&mut self, metric: Option<&Metric>) {
+            if let Some(m) = metric {
+                let mut s = m.id.to_string();
+                if !m.labels.is_empty() {
+                    s = format!("{s}:{}", m.labels.join("/"));
+                }
+                self.bumps.push(s);
+            }
+        }
+    }
+
+    const PASSTHROUGH: usize = 100;
+    const SPOOFED: usize = 101;
+    const HOST_ERRORS: usize = 102;
+
+    /// `rules` compiled as the configuration compiles them; destination
+    /// counters numbered from 0 in `stat_index` order.
+    fn active(rules: &str) -> Arc<Active> {
+        let Plugin { settings, rules } =
+            crate::config::compile(b"canary-router", rules.as_bytes(), &Workload::default())
+                .unwrap();
+        let global = Arc::new(Global {
+            passthrough: Some(Metric::plain(PASSTHROUGH)),
+            spoofed_header_removed: Some(Metric::plain(SPOOFED)),
+            host_call_errors: Some(Metric::plain(HOST_ERRORS)),
+            ..Global::default()
+        });
+        let mut next = 0;
+        Arc::new(Active::new(Arc::new(settings), rules, global, |_| {
+            next += 1;
+            Some(next - 1)
+        }))
+    }
+
+    fn example(name: &str) -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        std::fs::read_to_string(root.join("examples").join(name)).unwrap()
+    }
+
+    fn request(headers: &[(&str, &str)]) -> Fake {
+        Fake {
+            request: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            status: Some(200),
+            port: Some(80),
+            ..Fake::default()
+        }
+    }
+
+    fn backend(extra: &[(&str, &str)]) -> Fake {
+        let mut h = vec![
+            (":authority", "backend"),
+            (":path", "/"),
+            (":method", "GET"),
+        ];
+        h.extend_from_slice(extra);
+        request(&h)
+    }
+
+    /// Runs one request and its response through a stream of `active`.
+    fn run(active: &Arc<Active>, mut fake: Fake) -> Fake {
+        let mut f = StreamFilter::new(active.clone());
+        f.on_request_headers(&mut fake);
+        f.on_response_headers(&mut fake);
+        fake
+    }
+
+    #[test]
+    fn a_header_rule_writes_the_cluster_reselects_the_route_and_counts() {
+        let a = active(&example("native-module/rules.json"));
+        let out = run(&a, backend(&[("canary", "canary-tester")]));
+        assert_eq!(
+            out.get("x-canary-upstream"),
+            Some("outbound|80|v2|backend.default.svc.cluster.local")
+        );
+        assert_eq!(out.cleared, 1);
+        // Destinations: testers/v2 (0), split/v1 (1), split/v2 (2).
+        assert_eq!(out.bumps, ["0"]);
+        assert_eq!(
+            out.response,
+            [(
+                "x-canary-route".to_string(),
+                "backend.default.svc.cluster.local/testers/v2".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn weights_split_and_a_sticky_key_keeps_its_destination() {
+        let a = active(&example("native-module/rules.json"));
+        let mut v2 = 0;
+        for _ in 0..2000 {
+            let out = run(&a, backend(&[]));
+            let upstream = out.get("x-canary-upstream").unwrap();
+            v2 += usize::from(upstream.contains("|v2|"));
+            assert_eq!(out.cleared, 1);
+        }
+        assert!((120..=290).contains(&v2), "v2 {v2} of 2000 at 10%");
+        for user in 0..50 {
+            let id = format!("user-{user}");
+            let first = run(&a, backend(&[("x-user-id", &id)]));
+            let first = first.get("x-canary-upstream").unwrap().to_string();
+            for _ in 0..5 {
+                let again = run(&a, backend(&[("x-user-id", &id)]));
+                assert_eq!(again.get("x-canary-upstream"), Some(first.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_destination_writes_nothing_and_selects_no_route_again() {
+        let a = active(&example("default-destination/rules.json"));
+        let mut untouched = 0;
+        for _ in 0..500 {
+            let out = run(&a, backend(&[]));
+            match out.get("x-canary-upstream") {
+                None => {
+                    untouched += 1;
+                    assert_eq!(out.cleared, 0);
+                    // Served by v1 on Envoy's own route, counted as split/v1.
+                    assert_eq!(out.bumps, ["1"]);
+                }
+                Some(v) => {
+                    assert_eq!(v, "outbound|80|v2|backend.default.svc.cluster.local");
+                    assert_eq!(out.cleared, 1);
+                }
+            }
+        }
+        assert!(untouched > 350, "{untouched}");
+    }
+
+    #[test]
+    fn a_clients_route_header_is_removed_and_counted_whatever_the_rules_do() {
+        let a = active(&example("native-module/rules.json"));
+        // Routed: the filter's value replaces the client's.
+        let out = run(
+            &a,
+            backend(&[("canary", "canary-tester"), ("X-Canary-Upstream", "evil")]),
+        );
+        assert_eq!(
+            out.request
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("x-canary-upstream"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            out.get("x-canary-upstream"),
+            Some("outbound|80|v2|backend.default.svc.cluster.local")
+        );
+        assert_eq!(out.count(SPOOFED), 1);
+        // Not covered by the rules: removed, route selected again, passed through.
+        let out = run(
+            &a,
+            request(&[(":authority", "other"), ("x-canary-upstream", "evil")]),
+        );
+        assert_eq!(out.get("x-canary-upstream"), None);
+        assert_eq!(out.cleared, 1);
+        assert_eq!((out.count(SPOOFED), out.count(PASSTHROUGH)), (1, 1));
+        assert!(out.response.is_empty(), "no debug header for a passthrough");
+    }
+
+    #[test]
+    fn host_failures_leave_the_request_on_envoys_route_never_on_a_clients() {
+        let a = active(&example("native-module/rules.json"));
+        // Headers unreadable: the route header is removed blindly.
+        let mut fake = backend(&[("x-canary-upstream", "evil")]);
+        fake.unreadable = true;
+        let out = run(&a, fake);
+        assert_eq!(out.get("x-canary-upstream"), None);
+        assert_eq!((out.count(HOST_ERRORS), out.count(PASSTHROUGH)), (1, 1));
+        // A refused write: counted, not served, no route re-selection.
+        let mut fake = backend(&[("canary", "canary-tester")]);
+        fake.refuse_writes = true;
+        let out = run(&a, fake);
+        assert_eq!(out.get("x-canary-upstream"), None);
+        assert_eq!(out.cleared, 0);
+        assert_eq!((out.count(HOST_ERRORS), out.count(PASSTHROUGH)), (1, 1));
+    }
+
+    #[test]
+    fn a_destination_without_a_port_takes_the_requests_port_or_stays_on_envoys_route() {
+        let rules = r#"{"services":[{"hosts":["backend"],"http":[{"name":"all",
+            "route":[{"destination":{"host":"backend","subset":"v2"}}]}]}]}"#;
+        let a = active(rules);
+        let out = run(&a, backend(&[]));
+        assert_eq!(
+            out.get("x-canary-upstream"),
+            Some("outbound|80|v2|backend.default.svc.cluster.local")
+        );
+        let mut fake = backend(&[]);
+        fake.port = None;
+        let out = run(&a, fake);
+        assert_eq!(out.get("x-canary-upstream"), None);
+        assert_eq!(out.count(PASSTHROUGH), 1);
+    }
+
+    #[test]
+    fn without_rules_yet_every_request_passes_through() {
+        let a = active(&example("configmap-poll/rules.json"));
+        assert!(a.rules.is_none());
+        let out = run(&a, backend(&[("canary", "canary-tester")]));
+        assert_eq!(out.get("x-canary-upstream"), None);
+        assert_eq!(out.bumps, [PASSTHROUGH.to_string()]);
+    }
+
+    #[test]
+    fn an_issued_sticky_cookie_is_added_to_the_response() {
+        let a = active(&example("sticky/rules-cookie.json"));
+        let out = run(&a, backend(&[]));
+        let cookies: Vec<&String> = out
+            .response
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(cookies.len(), 1, "{:?}", out.response);
+        assert!(cookies[0].starts_with("canary-id="), "{}", cookies[0]);
+        assert!(cookies[0].contains("Max-Age=604800"), "{}", cookies[0]);
+        // A browser that sends it back gets no new one, and its destination.
+        let value = cookies[0].split(';').next().unwrap().to_string();
+        let upstream = out.get("x-canary-upstream").map(str::to_string);
+        for _ in 0..5 {
+            let again = run(&a, backend(&[("cookie", &value)]));
+            assert!(again.response.iter().all(|(k, _)| k != "set-cookie"));
+            assert_eq!(again.get("x-canary-upstream").map(str::to_string), upstream);
         }
     }
 }

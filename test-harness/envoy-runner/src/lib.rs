@@ -40,8 +40,8 @@ pub use binary::{envoy_version, find_envoy, repo_root, HOW_TO_GET_ENVOY};
 pub use config::{example_dir, example_names, EnvoyConfig, STRING_VALUE_TYPE, WASM_FILTER_TYPE};
 pub use http::{get_once, HttpClient, Request, Response};
 pub use module::{
-    bootstrap_to_module, build_filter_module, wasm_filters_to_module, workload_env, Build,
-    FILTER_MODULE_RELATIVE, MODULE_FILTER_TYPE, STRIP_PREFIX_FLAG,
+    bootstrap_to_module, build_filter_module, resource_file_for, wasm_filters_to_module,
+    workload_env, Build, FILTER_MODULE_RELATIVE, MODULE_FILTER_TYPE, STRIP_PREFIX_FLAG,
 };
 pub use process::{Envoy, EnvoyOptions, WasmModule};
 pub use split::{

@@ -96,10 +96,16 @@ pub fn build_filter_module() -> Result<&'static Path, Error> {
     built.as_deref().map_err(Clone::clone)
 }
 
-/// Rewrites every wasm filter of `doc` into the module's filter, loading `so`.
-/// Returns how many it rewrote.
+/// Rewrites every wasm filter of `doc` into the module's filter, loading `so`,
+/// and every other mention of the wasm filter's type URL (an ECDS
+/// subscription's `type_urls`) into the module's. Returns how many filters
+/// it rewrote.
 pub fn wasm_filters_to_module(doc: &mut Value, so: &Path) -> usize {
     match doc {
+        Value::String(s) if s == WASM_FILTER_TYPE => {
+            *s = MODULE_FILTER_TYPE.to_owned();
+            0
+        }
         Value::Object(obj) => {
             if obj.get("@type").and_then(Value::as_str) == Some(WASM_FILTER_TYPE) {
                 let rules = obj
@@ -121,6 +127,24 @@ pub fn wasm_filters_to_module(doc: &mut Value, so: &Path) -> usize {
             .sum(),
         _ => 0,
     }
+}
+
+/// An xDS resource file (YAML or JSON, e.g. an ECDS file of
+/// `TypedExtensionConfig`s) with its wasm filters rewritten for `build`: as
+/// it is for [`Build::Wasm`]; for [`Build::Module`], the module's filters
+/// with the same rule JSON, as JSON (which Envoy reads from a `.yaml` file
+/// too).
+pub fn resource_file_for(build: Build, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    if build == Build::Wasm {
+        return Ok(bytes.to_vec());
+    }
+    let so = build_filter_module()?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::new(format!("resource file is not UTF-8: {e}")))?;
+    let mut doc: Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| Error::new(format!("resource file is not YAML: {e}")))?;
+    wasm_filters_to_module(&mut doc, so);
+    serde_json::to_vec_pretty(&doc).map_err(|e| Error::new(format!("writing JSON: {e}")))
 }
 
 fn module_filter(so: &Path, rules: &str) -> Map<String, Value> {

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 /// The dynamic module's stats (`dynamicmodulescustom.canary_router.*`, the
 /// prefix Envoy gives a module's stats) are also listed under the wasm
 /// filter's name (`wasmcustom.canary_router.*`), so that one test source
-/// checks the filter's counters in both builds ([`crate::Build`]).
+/// checks the filter's counters in both builds ([`crate::Build`]). The
+/// module's labelled stats (rules from a rule source: `/stats` shows
+/// `….requests.service.<s>.rule.<r>.destination.<d>`) are listed under the
+/// wasm filter's tagged name (`….requests.service=<s>;.rule=<r>;.destination=<d>;`).
 const MODULE_STAT_PREFIX: &str = "dynamicmodulescustom.canary_router.";
 const WASM_STAT_PREFIX: &str = "wasmcustom.canary_router.";
 
@@ -30,6 +33,7 @@ impl Stats {
             match value.trim().parse::<u64>() {
                 Ok(v) => {
                     if let Some(rest) = name.strip_prefix(MODULE_STAT_PREFIX) {
+                        let rest = untag(rest).unwrap_or_else(|| rest.to_owned());
                         stats.values.insert(format!("{WASM_STAT_PREFIX}{rest}"), v);
                     }
                     stats.values.insert(name.to_owned(), v);
@@ -64,6 +68,18 @@ impl Stats {
     pub fn sum_prefix(&self, prefix: &str) -> u64 {
         self.with_prefix(prefix).map(|(_, v)| v).sum()
     }
+}
+
+/// A labelled stat's name as Envoy writes it in `/stats`
+/// (`requests.service.<s>.rule.<r>.destination.<d>`) in the `.name=value;`
+/// form of the wasm filter's names; `None` for other names.
+fn untag(name: &str) -> Option<String> {
+    let (head, rest) = name.split_once(".service.")?;
+    let (service, rest) = rest.rsplit_once(".rule.")?;
+    let (rule, destination) = rest.rsplit_once(".destination.")?;
+    Some(format!(
+        "{head}.service={service};.rule={rule};.destination={destination};"
+    ))
 }
 
 /// One sample of the Prometheus text format.
@@ -173,6 +189,26 @@ mod tests {
         assert_eq!(s.get("missing"), 0);
         assert!(s.other.contains_key("h"));
         assert_eq!(s.sum_prefix("wasmcustom."), 3);
+    }
+
+    #[test]
+    fn lists_the_modules_stats_under_the_wasm_filters_names() {
+        let s = Stats::parse(
+            "dynamicmodulescustom.canary_router.passthrough: 4\n\
+             dynamicmodulescustom.canary_router.requests.service=b.ns.svc;.rule=r;.destination=v1;: 5\n\
+             dynamicmodulescustom.canary_router.requests.service.b.ns.svc.rule.split.destination.v2: 6\n",
+        );
+        assert_eq!(s.get("wasmcustom.canary_router.passthrough"), 4);
+        assert_eq!(
+            s.get("wasmcustom.canary_router.requests.service=b.ns.svc;.rule=r;.destination=v1;"),
+            5
+        );
+        assert_eq!(
+            s.get(
+                "wasmcustom.canary_router.requests.service=b.ns.svc;.rule=split;.destination=v2;"
+            ),
+            6
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use envoy_runner::{example_dir, EnvoyConfig};
+use envoy_runner::{example_dir, resource_file_for, Build, EnvoyConfig};
 use serde_json::Value;
 
 fn or_panic<T>(r: Result<T, impl std::fmt::Display>) -> T {
@@ -21,14 +21,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Installs an ECDS file the way the README says: a complete new file moved
-/// over the watched one.
+/// over the watched one (its wasm filter rewritten into the module's when
+/// the tests run against the module, `CANARY_ROUTER_BUILD=module`).
 pub fn install_ecds(dir: &Path, example_file: &str) {
-    let next = dir.join(".next");
-    or_panic(std::fs::copy(
-        example_dir("ecds-reload").join(example_file),
-        &next,
-    ));
-    or_panic(std::fs::rename(&next, dir.join("canary-router.yaml")));
+    let bytes = or_panic(std::fs::read(example_dir("ecds-reload").join(example_file)));
+    install_ecds_bytes(dir, &bytes);
 }
 
 /// The ecds-reload example with its watched file moved to `dir`.
@@ -62,9 +59,13 @@ pub fn ecds_config(dir: &Path) -> EnvoyConfig {
     config
 }
 
-/// Installs ECDS file bytes (a complete new file moved over the watched one).
+/// Installs ECDS file bytes (a complete new file moved over the watched
+/// one), for the build under test.
 pub fn install_ecds_bytes(dir: &Path, bytes: &[u8]) {
     let next = dir.join(".next");
-    or_panic(std::fs::write(&next, bytes));
+    or_panic(std::fs::write(
+        &next,
+        or_panic(resource_file_for(Build::from_env(), bytes)),
+    ));
     or_panic(std::fs::rename(&next, dir.join("canary-router.yaml")));
 }
