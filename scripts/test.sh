@@ -4,7 +4,7 @@
 # real Envoy), then the end-to-end suites that prove the same behaviour of
 # the dynamic module (CANARY_ROUTER_BUILD=module: the runner rewrites the
 # wasm filters into the module's; see module/README.md for what the module
-# refuses: ruleSource, guards).
+# refuses: guards).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -15,7 +15,7 @@ export CANARY_ROUTER_WASM="$WASM"
 export CANARY_ROUTER_MODULE="$ROOT/target/module/libcanary_router_module.so"
 ENVOY_BIN="$(find_envoy)"
 export ENVOY_BIN
-MODULE_SUITES=(--test e2e_examples --test e2e_hostile --test e2e_oracle --test e2e_sticky_cookie --test e2e_index --test e2e_query)
+MODULE_SUITES=(--test e2e_examples --test e2e_hostile --test e2e_oracle --test e2e_sticky_cookie --test e2e_index --test e2e_query --test e2e_reload)
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
   cargo test --workspace --doc --quiet
