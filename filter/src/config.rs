@@ -252,5 +252,8 @@ schema! {
         "sameSite" => same_site: Option<String>,
         /// `Domain`; absent: the host the response came from only.
         "domain" => domain: Option<String>,
+        /// `Partitioned` (CHIPS: a cookie jar per top-level site; default
+        /// false; needs `secure`).
+        "partitioned" => partitioned: Option<bool>,
     }
 }

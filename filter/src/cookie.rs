@@ -73,6 +73,9 @@ pub struct Issuer {
     template: Box<[u8]>,
     /// Where the key goes in `template`.
     key_at: usize,
+    /// The cookie is `Secure`: a browser keeps it only from an `https`
+    /// page (or `localhost`).
+    secure: bool,
 }
 
 impl core::fmt::Debug for Issuer {
@@ -94,6 +97,12 @@ impl Issuer {
             slot.copy_from_slice(key.as_bytes());
         }
         out
+    }
+
+    /// Whether the cookie is `Secure`: a browser drops it when it arrives
+    /// on an `http` page of a host other than `localhost`.
+    pub fn secure(&self) -> bool {
+        self.secure
     }
 
     /// The attributes after the key (`; Max-Age=...; Path=/; ...`).
@@ -189,15 +198,22 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
             Reason::BadSameSite(same_site.to_string()),
         ));
     }
-    if same_site == "None" && !secure {
-        return Err(ConfigError::at(
-            path,
-            "setCookie.sameSite",
-            Reason::SameSiteNoneNeedsSecure,
-        ));
-    }
     t.push_str("; SameSite=");
     t.push_str(same_site);
+    // CHIPS: a partitioned cookie, like a `SameSite=None` one, is stored
+    // only if it is `Secure`.
+    let partitioned = c.partitioned.unwrap_or(false);
+    if partitioned {
+        t.push_str("; Partitioned");
+    }
+    let needs_secure = if same_site == "None" {
+        Some(("setCookie.sameSite", "sameSite: None"))
+    } else {
+        partitioned.then_some(("setCookie.partitioned", "partitioned: true"))
+    };
+    if let (Some((field, what)), false) = (needs_secure, secure) {
+        return Err(ConfigError::at(path, field, Reason::NeedsSecure(what)));
+    }
     if t.len() > MAX_SET_COOKIE_LEN {
         return Err(ConfigError::at(
             path,
@@ -211,6 +227,7 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
     Ok(Issuer {
         template: t.into_bytes().into_boxed_slice(),
         key_at,
+        secure,
     })
 }
 
@@ -268,6 +285,15 @@ mod tests {
             all.attributes(),
             "; Max-Age=604800; Domain=example.com; Path=/shop; Secure; SameSite=None"
         );
+        assert!(all.secure());
+        assert!(!issuer("{}").unwrap().secure());
+        let chips = issuer(r#"{"secure":true,"sameSite":"None","partitioned":true}"#).unwrap();
+        assert_eq!(
+            chips.attributes(),
+            "; Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
+        );
+        let off = issuer(r#"{"secure":true,"partitioned":false}"#).unwrap();
+        assert_eq!(off.attributes(), "; Path=/; Secure; HttpOnly; SameSite=Lax");
     }
 
     #[test]
@@ -280,8 +306,20 @@ mod tests {
             reason(r#"{"sameSite":"None"}"#),
             (
                 "s.setCookie.sameSite".into(),
-                Reason::SameSiteNoneNeedsSecure
+                Reason::NeedsSecure("sameSite: None")
             )
+        );
+        // CHIPS: browsers store a partitioned cookie only if it is Secure.
+        assert_eq!(
+            reason(r#"{"partitioned":true}"#),
+            (
+                "s.setCookie.partitioned".into(),
+                Reason::NeedsSecure("partitioned: true")
+            )
+        );
+        assert_eq!(
+            reason(r#"{"partitioned":true,"secure":false,"sameSite":"Strict"}"#).0,
+            "s.setCookie.partitioned"
         );
         assert_eq!(
             reason(r#"{"sameSite":"lax"}"#),

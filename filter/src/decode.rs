@@ -181,6 +181,13 @@ impl<T: FromJson> FromJson for Option<T> {
     fn read(r: &mut Reader<'_>) -> R<Self> {
         r.opt(T::read)
     }
+    #[inline(never)]
+    fn fill(r: &mut Reader<'_>, field: &mut Self) -> R<()> {
+        if r.null()? {
+            return Ok(());
+        }
+        T::fill(r, field.insert(T::default()))
+    }
 }
 
 impl<T: FromJson> FromJson for Vec<T> {
@@ -266,15 +273,22 @@ macro_rules! schema {
         impl $crate::decode::FromJson for $name {
             const SHAPE: $crate::decode::Shape = $crate::decode::Shape::Struct(Self::schema);
 
-            // (A type without required fields masks with zero.)
-            #[allow(clippy::bad_bit_mask)]
             fn read(r: &mut ::filter_runtime::json::Reader<'_>) -> ::filter_runtime::json::R<Self> {
+                let mut value = Self::default();
+                Self::fill(r, &mut value)?;
+                Ok(value)
+            }
+
+            // In place: `value` holds the default of each field. (A type
+            // without required fields masks with zero.)
+            #[inline(never)]
+            #[allow(clippy::bad_bit_mask)]
+            fn fill(r: &mut ::filter_runtime::json::Reader<'_>, value: &mut Self) -> ::filter_runtime::json::R<()> {
                 // A field's number is its place in the declaration.
                 #[allow(non_camel_case_types)]
                 enum Index { $($field),* }
                 const REQUIRED: u64 =
                     $crate::decode::required_bits(&[$(schema!(@required $ty $(, $default)?)),*]);
-                let mut value = Self::default();
                 let seen = r.object(stringify!($name), Self::FIELDS, &mut |r, n| {
                     $(if n == Index::$field as usize {
                         return $crate::decode::FromJson::fill(r, &mut value.$field);
@@ -284,7 +298,7 @@ macro_rules! schema {
                 if REQUIRED & !seen != 0 {
                     return Err($crate::decode::missing(r, seen, REQUIRED, Self::FIELDS));
                 }
-                Ok(value)
+                Ok(())
             }
         }
     };

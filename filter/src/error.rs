@@ -115,8 +115,9 @@ pub enum Reason {
     BadCookieName(String),
     /// `sameSite` is not `Strict`, `Lax` or `None`.
     BadSameSite(String),
-    /// `sameSite: None` without `secure: true` (browsers drop the cookie).
-    SameSiteNoneNeedsSecure,
+    /// An attribute browsers accept only on a `Secure` cookie (`sameSite:
+    /// None`, `partitioned: true`) without `secure: true`.
+    NeedsSecure(&'static str),
     /// `maxAge` is outside 1..=[`crate::limits::MAX_COOKIE_AGE_SECS`].
     BadMaxAge(i64),
     /// A cookie `path` does not start with `/`, or holds a control character or `;`.
@@ -272,8 +273,9 @@ impl fmt::Display for Reason {
             Reason::BadSameSite(v) => {
                 write!(f, "`{v}` is not one of `Strict`, `Lax`, `None`")
             }
-            Reason::SameSiteNoneNeedsSecure => f.write_str(
-                "`sameSite: None` needs `secure: true`: browsers drop such a cookie otherwise",
+            Reason::NeedsSecure(what) => write!(
+                f,
+                "`{what}` needs `secure: true`: browsers drop such a cookie otherwise"
             ),
             Reason::BadMaxAge(v) => write!(
                 f,

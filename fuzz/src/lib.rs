@@ -2,6 +2,9 @@
 //! built with `arbitrary` from small pools of names, so that most inputs
 //! reach the validator's and the decision's deeper branches.
 
+pub mod differential;
+pub mod schema_doc;
+
 use arbitrary::Arbitrary;
 use canary_router::{Plugin, RuleSet, Workload};
 use serde_json::{json, Map, Value};
@@ -158,7 +161,8 @@ pub enum StickyG {
     SourceIp(bool),
     Two,
     /// By a cookie the filter issues (`setCookie`): name, `maxAge`, and
-    /// bits choosing `sameSite`, `secure`, `httpOnly`, `path`, `domain`.
+    /// bits choosing `sameSite`, `secure`, `httpOnly`, `path`, `domain`,
+    /// `partitioned`.
     Issuing(Val, Option<i64>, u8),
 }
 
@@ -323,6 +327,9 @@ fn rule_json(r: &RuleG, tidy: bool) -> Value {
                 }
                 if bits & 32 != 0 {
                     set.insert("domain".into(), json!(c.text()));
+                }
+                if bits & 64 != 0 {
+                    set.insert("partitioned".into(), json!(bits & 128 != 0));
                 }
                 json!({ "cookie": c.text(), "setCookie": set })
             }

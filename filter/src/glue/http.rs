@@ -61,6 +61,8 @@ struct Issued {
     service: u32,
     rule: u32,
     key: Key,
+    /// The request came over plain HTTP (`:scheme` `http`).
+    over_http: bool,
 }
 
 /// Fresh random bits for a cookie key, from the host (WASI `random_get`);
@@ -91,10 +93,24 @@ fn set_cookie(active: &Active, issued: &Issued) {
     }) else {
         return;
     };
+    if issued.over_http && issuer.secure() {
+        secure_over_http(active);
+    }
     let mut buf = [0u8; MAX_SET_COOKIE_LEN];
     let value = issuer.render(&issued.key, &mut buf);
     if let Err(s) = hostio::add_header(Map::Response, "set-cookie", value) {
         host_error(active, "proxy_add_header_map_value (set-cookie)", s);
+    }
+}
+
+/// A `Secure` cookie issued over plain HTTP: a browser on a host other
+/// than `localhost` drops it, so every request of it gets a new key and
+/// the random split. Counted, and warned once per configuration.
+#[inline(never)]
+fn secure_over_http(active: &Active) {
+    bump(active.global.secure_cookie_over_http);
+    if !active.warned_secure_over_http.replace(true) {
+        log::warn!("Secure sticky cookie issued over http: browsers drop it (see canary_router.secure_cookie_over_http)");
     }
 }
 
@@ -282,6 +298,7 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
             service: d.service as u32,
             rule: d.rule as u32,
             key,
+            over_http: request.pairs.get(":scheme") == Some(b"http"),
         }),
         _ => None,
     };

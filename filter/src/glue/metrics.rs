@@ -19,6 +19,7 @@ pub struct Global {
     pub reload_failure: Option<u32>,
     pub fetch_not_modified: Option<u32>,
     pub rules_version: Option<u32>,
+    pub secure_cookie_over_http: Option<u32>,
 }
 
 /// Defines a metric; `None` (logged) if the host refuses.
@@ -44,6 +45,7 @@ impl Global {
             reload_failure: c("canary_router.rules.reload_failure"),
             fetch_not_modified: c("canary_router.rules.fetch_not_modified"),
             rules_version: define(MetricKind::Gauge, "canary_router.rules_version"),
+            secure_cookie_over_http: c("canary_router.secure_cookie_over_http"),
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct Active {
     pub global: Rc<Global>,
     /// The guards, if a destination has one.
     pub guard: Option<Guards>,
+    /// A `Secure` cookie was issued to an `http` request (warned once
+    /// per configuration).
+    pub warned_secure_over_http: Cell<bool>,
 }
 
 impl Active {
@@ -84,6 +87,7 @@ impl Active {
             debug_values,
             global,
             guard,
+            warned_secure_over_http: Cell::new(false),
         }
     }
 }

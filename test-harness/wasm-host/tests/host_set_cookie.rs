@@ -246,3 +246,84 @@ fn a_bad_set_cookie_is_refused_by_path_and_the_last_good_rules_serve() {
         issued_key(&cookies[0]);
     }
 }
+
+/// examples/sticky/rules-cookie.json with `setCookie` made `Secure`,
+/// `SameSite=None` and `Partitioned` (CHIPS).
+fn secure_rules() -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&rules("rules-cookie.json")).expect("json");
+    let set = &mut v["services"][0]["http"][0]["sticky"]["setCookie"];
+    set["secure"] = true.into();
+    set["sameSite"] = "None".into();
+    set["partitioned"] = true.into();
+    v.to_string().into_bytes()
+}
+
+/// A `Secure` cookie issued to an `http` request is counted each time and
+/// warned about once per configuration; over `https` neither; the cookie
+/// carries `Secure` and `Partitioned` either way.
+#[test]
+fn a_secure_cookie_over_http_is_counted_and_warned_once_per_configuration() {
+    const STAT: &str = "canary_router.secure_cookie_over_http";
+    let mut vm = Vm::new(module(), VmOptions::default()).expect("vm");
+    assert!(vm.configure(&secure_rules()).unwrap(), "{:#?}", vm.logs());
+    let mut issue = |vm: &mut Vm, scheme: &str| {
+        let headers = [
+            (":authority", "backend"),
+            (":path", "/"),
+            (":method", "GET"),
+            (":scheme", scheme),
+        ];
+        let r = vm.request(&headers).unwrap();
+        let resp = vm.respond(&r, &[(":status", "200")]).unwrap();
+        let cookies = resp.headers.get_all("set-cookie");
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert!(
+            cookies[0].ends_with(
+                "; Max-Age=604800; Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
+            ),
+            "{cookies:?}"
+        );
+    };
+    let warnings = |vm: &Vm| {
+        vm.logs_containing("Secure sticky cookie issued over http")
+            .len()
+    };
+    for _ in 0..3 {
+        issue(&mut vm, "https");
+    }
+    assert_eq!(vm.metric(STAT), Some(0));
+    assert_eq!(warnings(&vm), 0);
+    for _ in 0..5 {
+        issue(&mut vm, "http");
+    }
+    assert_eq!(vm.metric(STAT), Some(5), "every one counted");
+    assert_eq!(warnings(&vm), 1, "warned once: {:#?}", vm.logs());
+    // A new configuration warns again, once.
+    assert!(vm.configure(&secure_rules()).unwrap());
+    for _ in 0..2 {
+        issue(&mut vm, "http");
+    }
+    assert_eq!(vm.metric(STAT), Some(7));
+    assert_eq!(warnings(&vm), 2);
+    // Not Secure: nothing to count.
+    let mut vm = vm_plain();
+    issue_plain(&mut vm);
+    assert_eq!(vm.metric(STAT), Some(0));
+}
+
+fn vm_plain() -> Vm {
+    vm("rules-cookie.json", 5)
+}
+
+fn issue_plain(vm: &mut Vm) {
+    let headers = [
+        (":authority", "backend"),
+        (":path", "/"),
+        (":method", "GET"),
+        (":scheme", "http"),
+    ];
+    let r = vm.request(&headers).unwrap();
+    let resp = vm.respond(&r, &[(":status", "200")]).unwrap();
+    assert_eq!(resp.headers.get_all("set-cookie").len(), 1);
+}

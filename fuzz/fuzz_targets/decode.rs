@@ -1,0 +1,155 @@
+//! The configuration decoder the declarations generate (`schema!` in
+//! `filter/src/decode.rs`, over the own JSON reader) against the serde
+//! derive of the same declarations (serde_json with serde_path_to_error,
+//! what the filter used before): for every input, as a plugin
+//! configuration and as a rule file, the same value, or the same error at
+//! the same JSON path with the same message (` at line L column C`
+//! included), but for the differences `filter/src/json.rs` documents.
+//!
+//! Half of the inputs are arbitrary bytes; the other half are documents of
+//! the declared types generated from their `Schema` (every declared field,
+//! with the mistakes serde refuses), so that most reach the nested types.
+#![no_main]
+
+use std::fmt::Debug;
+
+use canary_router::config::{PluginConfig, RuleFile};
+use canary_router::decode::FromJson;
+use canary_router::ConfigError;
+use canary_router_fuzz::differential::{assert_same, Exception, Outcome};
+use canary_router_fuzz::schema_doc;
+use libfuzzer_sys::fuzz_target;
+use serde::de::DeserializeOwned;
+
+fn ours<T: FromJson + Debug>(bytes: &[u8]) -> Outcome {
+    Outcome::of(canary_router::plugin::parse::<T>(bytes).map_err(|e| match e {
+        ConfigError::Syntax { path, message } => (path, message),
+        other => ("(not a syntax error)".into(), other.to_string()),
+    }))
+}
+
+fn reference<T: DeserializeOwned + Debug>(bytes: &[u8]) -> Outcome {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Outcome::of(
+        serde_path_to_error::deserialize::<_, T>(&mut de)
+            .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+            .and_then(|v| {
+                de.end().map_err(|e| (String::new(), e.to_string()))?;
+                Ok(v)
+            }),
+    )
+}
+
+fn message(o: &Outcome) -> Option<(&str, &str)> {
+    match o {
+        Outcome::Error { path, message } => Some((path, message)),
+        Outcome::Value(_) => None,
+    }
+}
+
+/// `text` with the text of each float after `before` replaced by the
+/// float's value, rounded to 15 significant digits.
+fn floats_rounded(text: &str, before: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(before) {
+        out.push_str(&rest[..i + before.len()]);
+        rest = &rest[i + before.len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+            .unwrap_or(rest.len());
+        match rest[..end].parse::<f64>() {
+            Ok(v) => out.push_str(&format!("{v:.14e}")),
+            Err(_) => out.push_str(&rest[..end]),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The number literals of a document, digits only (sign, point and
+/// leading zeros dropped).
+fn numbers(input: &[u8]) -> impl Iterator<Item = String> + '_ {
+    input
+        .split(|b| !(b.is_ascii_digit() || b"+-.eE".contains(b)))
+        .map(|n| {
+            n.iter()
+                .take_while(|b| b.is_ascii_digit() || **b == b'.' || **b == b'-')
+                .filter(|b| b.is_ascii_digit())
+                .map(|b| *b as char)
+                .collect::<String>()
+                .trim_start_matches('0')
+                .to_string()
+        })
+}
+
+const EXCEPTIONS: &[Exception] = &[
+    Exception {
+        name: "a struct given as a JSON array",
+        documented: "filter/src/json.rs (module docs) and tests/json_parity.rs: serde reads a positional form nobody writes; the reader refuses it as the type error it reads as",
+        covers: |_, ours, _| {
+            message(ours).is_some_and(|(_, m)| m.starts_with("invalid type: sequence, expected struct "))
+        },
+    },
+    Exception {
+        name: "a float in a message spelled as written",
+        documented: "decode.rs's known_difference, tests/json_parity.rs: serde_json respells it in Rust's shortest form",
+        covers: |_, ours, theirs| match (message(ours), message(theirs)) {
+            (Some((p, m)), Some((q, n))) => {
+                const AT: &str = "floating point `";
+                p == q && floats_rounded(m, AT) == floats_rounded(n, AT)
+            }
+            _ => false,
+        },
+    },
+    Exception {
+        name: "a long decimal's last bit",
+        documented: "json.rs, Reader::f64: text of more than 15 significant digits may differ from serde's correctly rounded parser in the last bit",
+        covers: |_, ours, theirs| match (ours, theirs) {
+            (Outcome::Value(a), Outcome::Value(b)) => {
+                floats_rounded(a, "max_error_rate: ") == floats_rounded(b, "max_error_rate: ")
+            }
+            _ => false,
+        },
+    },
+    Exception {
+        name: "a number within a unit in the 17th digit of f64::MAX",
+        documented: "json.rs, over_f64: may differ from serde_json (whose arithmetic is not correctly rounded either) on `number out of range`",
+        covers: |input, ours, theirs| {
+            let out_of_range = |o: &Outcome| message(o).is_some_and(|(_, m)| m.starts_with("number out of range"));
+            out_of_range(ours) != out_of_range(theirs)
+                && numbers(input).any(|n| n.starts_with("1797693134862315") || n.starts_with("1797693134862316"))
+        },
+    },
+];
+
+fn both<T: FromJson + DeserializeOwned + Debug>(what: &str, bytes: &[u8]) {
+    assert_same(what, bytes, &ours::<T>(bytes), &reference::<T>(bytes), EXCEPTIONS);
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let doc: Vec<u8> = if mode & 1 == 0 {
+        rest.to_vec()
+    } else {
+        let mut u = arbitrary::Unstructured::new(rest);
+        let schema = if mode & 2 == 0 {
+            PluginConfig::schema()
+        } else {
+            RuleFile::schema()
+        };
+        match schema_doc::document(&mut u, schema) {
+            Ok(d) => d.into_bytes(),
+            Err(_) => return,
+        }
+    };
+    // Both refuse an empty document before reading (ours says so by name).
+    if doc.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    both::<PluginConfig>("PluginConfig", &doc);
+    both::<RuleFile>("RuleFile", &doc);
+});
