@@ -267,7 +267,7 @@ fn a_secure_cookie_over_http_is_counted_and_warned_once_per_configuration() {
     const STAT: &str = "canary_router.secure_cookie_over_http";
     let mut vm = Vm::new(module(), VmOptions::default()).expect("vm");
     assert!(vm.configure(&secure_rules()).unwrap(), "{:#?}", vm.logs());
-    let mut issue = |vm: &mut Vm, scheme: &str| {
+    let issue = |vm: &mut Vm, scheme: &str| {
         let headers = [
             (":authority", "backend"),
             (":path", "/"),
