@@ -424,3 +424,89 @@ fn the_gateway_example_is_shaped_like_a_gateway() {
         &v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     assert_eq!(hcm["route_config"]["name"], "http.8080");
 }
+
+/// The sidecar's rules with the cookie `Secure`, `SameSite=None` and
+/// `Partitioned` (CHIPS).
+fn secure_partitioned_rules() -> String {
+    let text = or_panic(std::fs::read_to_string(
+        example_dir("sticky").join("rules-cookie.json"),
+    ));
+    let mut v: serde_json::Value = or_panic(serde_json::from_str(&text));
+    let set = &mut v["services"][0]["http"][0]["sticky"]["setCookie"];
+    set["secure"] = true.into();
+    set["sameSite"] = "None".into();
+    set["partitioned"] = true.into();
+    v.to_string()
+}
+
+const LOG_LINE: &str = "Secure sticky cookie issued over http";
+
+/// In a real Envoy: the cookie carries `Secure`, `SameSite=None` and
+/// `Partitioned` as configured; each one issued to a plain-HTTP request
+/// (`:scheme` http) counts in `secure_cookie_over_http`, and the warning
+/// is logged once per worker, not per request; a request Envoy takes as
+/// HTTPS (over HTTP/1.1, a downstream's `x-forwarded-proto: https`, which
+/// a sidecar trusts) is not counted.
+#[test]
+fn a_secure_partitioned_cookie_over_http_is_counted_and_warned_once() {
+    let build = envoy_runner::Build::from_env();
+    let mut config = config(&SIDECAR);
+    or_panic(config.set_wasm_configuration(&secure_partitioned_rules()));
+    let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
+    let over = |proto: Option<&str>, n: usize| {
+        let mut client = or_panic(envoy.client(SIDECAR.port));
+        for _ in 0..n {
+            let mut req = Request::get("/").host(SIDECAR.host);
+            if let Some(p) = proto {
+                req = req.header("x-forwarded-proto", p);
+            }
+            let resp = or_panic(client.send(&req));
+            assert_eq!(resp.status, 200);
+            let cookies = resp.header_all("set-cookie");
+            assert_eq!(cookies.len(), 1, "{cookies:?}");
+            assert!(
+                cookies[0].starts_with("canary-id=")
+                    && cookies[0].ends_with(
+                        "; Max-Age=604800; Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
+                    ),
+                "{cookies:?}"
+            );
+        }
+    };
+    let counted = || {
+        or_panic(envoy.stats()).get(&format!(
+            "{}canary_router.secure_cookie_over_http",
+            build.stat_prefix()
+        ))
+    };
+    over(Some("https"), 4);
+    if build == envoy_runner::Build::Wasm {
+        assert_eq!(counted(), 0, "x-forwarded-proto: https is not counted");
+    }
+    over(None, 6);
+    over(Some("http"), 2);
+    if build == envoy_runner::Build::Module {
+        eprintln!(
+            "(the dynamic module does not count secure_cookie_over_http: attributes checked only)"
+        );
+        return;
+    }
+    assert_eq!(counted(), 8, "every Secure cookie issued over http counted");
+    // Logged once per worker VM (2 workers), not once per request. Envoy
+    // flushes its log file every few seconds: wait for the first line (all
+    // the lines written before it come with it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let lines = loop {
+        let log = or_panic(std::fs::read_to_string(envoy.log_path()));
+        let lines = log.lines().filter(|l| l.contains(LOG_LINE)).count();
+        if lines > 0 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        (1..=EnvoyOptions::default().concurrency).contains(&lines),
+        "{lines} warnings for 8 cookies:\n{}",
+        envoy.log_tail(20)
+    );
+}
