@@ -42,6 +42,11 @@ if [ "${#targets[@]}" -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
+# The grammars write every field the configuration declares (or say which
+# they leave to the decode target): a plain test of the fuzz crate's library.
+echo "fuzz/run.sh: checking the grammars against the declarations (cargo test --lib)" >&2
+cargo +nightly test --lib --quiet >&2
+
 echo "fuzz/run.sh: building ${targets[*]}" >&2
 cargo +nightly fuzz build -O >&2
 
@@ -82,6 +87,9 @@ for t in "${targets[@]}"; do
         tail -40 "$log" >&2
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$execs" "$elapsed" "$new" "$rss" "$result" >>"$results"
+    # libFuzzer draws its seed from the clock unless told one: say which.
+    seed=$(grep -h -m1 -o 'INFO: Seed: [0-9]*' "$log" | awk '{print $3}')
+    echo "fuzz/run.sh: $t ran with -seed=${seed:-?} (replay the run with that seed)" >&2
     echo "fuzz: $t executions=$execs seconds=$elapsed new_units=$new peak_rss_mb=$rss result=$result"
 done
 exit "$failed"
