@@ -22,10 +22,12 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 
 fn ours<T: FromJson + Debug>(bytes: &[u8]) -> Outcome {
-    Outcome::of(canary_router::plugin::parse::<T>(bytes).map_err(|e| match e {
-        ConfigError::Syntax { path, message } => (path, message),
-        other => ("(not a syntax error)".into(), other.to_string()),
-    }))
+    Outcome::of(
+        canary_router::plugin::parse::<T>(bytes).map_err(|e| match e {
+            ConfigError::Syntax { path, message } => (path, message),
+            other => ("(not a syntax error)".into(), other.to_string()),
+        }),
+    )
 }
 
 fn reference<T: DeserializeOwned + Debug>(bytes: &[u8]) -> Outcome {
@@ -137,7 +139,13 @@ const EXCEPTIONS: &[Exception] = &[
 ];
 
 fn both<T: FromJson + DeserializeOwned + Debug>(what: &str, bytes: &[u8]) {
-    assert_same(what, bytes, &ours::<T>(bytes), &reference::<T>(bytes), EXCEPTIONS);
+    assert_same(
+        what,
+        bytes,
+        &ours::<T>(bytes),
+        &reference::<T>(bytes),
+        EXCEPTIONS,
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

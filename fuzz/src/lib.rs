@@ -632,9 +632,18 @@ mod tests {
         let mut all = BTreeSet::new();
         declared(PluginConfig::schema(), &mut all);
         let listed: BTreeSet<String> = NOT_IN_GRAMMAR.iter().map(|s| s.to_string()).collect();
-        let missing: Vec<_> = all.difference(&seen).filter(|f| !listed.contains(*f)).collect();
+        let missing: Vec<_> = all
+            .difference(&seen)
+            .filter(|f| !listed.contains(*f))
+            .collect();
         assert!(missing.is_empty(), "declared fields the grammar never writes (write them, or list them in NOT_IN_GRAMMAR): {missing:?}");
-        let stale: Vec<_> = listed.iter().filter(|f| !all.contains(*f) || seen.contains(*f)).collect();
-        assert!(stale.is_empty(), "NOT_IN_GRAMMAR lists fields that are not declared or are written: {stale:?}");
+        let stale: Vec<_> = listed
+            .iter()
+            .filter(|f| !all.contains(*f) || seen.contains(*f))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "NOT_IN_GRAMMAR lists fields that are not declared or are written: {stale:?}"
+        );
     }
 }

@@ -11,19 +11,69 @@ use canary_router::decode::{Schema, Shape};
 
 /// Numbers near the edges of what the reader and serde_json handle.
 const NUMBERS: &[&str] = &[
-    "0", "-0", "1", "-1", "80", "65535", "1000000", "1.5", "0.05", "5e-2", "1e5", "1E+2", "-1.25e-7",
-    "9223372036854775807", "9223372036854775808", "-9223372036854775808",
-    "-9223372036854775809", "18446744073709551615", "18446744073709551616",
-    "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308", "-1.8e308",
-    "1e309", "1e-400", "0.1e310", "123456789012345678901234567890", "0.30000000000000004",
-    "1.23456789012345678901234567", "00", "01", "1.", ".5", "-", "1e", "+1", "0x10",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "80",
+    "65535",
+    "1000000",
+    "1.5",
+    "0.05",
+    "5e-2",
+    "1e5",
+    "1E+2",
+    "-1.25e-7",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551615",
+    "18446744073709551616",
+    "1.7976931348623157e308",
+    "1.7976931348623158e308",
+    "1.7976931348623159e308",
+    "-1.8e308",
+    "1e309",
+    "1e-400",
+    "0.1e310",
+    "123456789012345678901234567890",
+    "0.30000000000000004",
+    "1.23456789012345678901234567",
+    "00",
+    "01",
+    "1.",
+    ".5",
+    "-",
+    "1e",
+    "+1",
+    "0x10",
 ];
 
 /// Strings, some with escapes the reader must decode as serde_json does.
 const STRINGS: &[&str] = &[
-    "", "a", "backend", "x-user", "/api", "v1", "outbound|80|v1|backend.default.svc.cluster.local",
-    "\\u00e9\\n\\\"\\\\\\/", "\\ud83d\\ude00", "\\ud800", "\\udc00", "\\x", "\\u12", "é",
-    "30s", "1m", "Lax", "None", "requestPort", "glue", "*.example.com", "[a-z]+",
+    "",
+    "a",
+    "backend",
+    "x-user",
+    "/api",
+    "v1",
+    "outbound|80|v1|backend.default.svc.cluster.local",
+    "\\u00e9\\n\\\"\\\\\\/",
+    "\\ud83d\\ude00",
+    "\\ud800",
+    "\\udc00",
+    "\\x",
+    "\\u12",
+    "é",
+    "30s",
+    "1m",
+    "Lax",
+    "None",
+    "requestPort",
+    "glue",
+    "*.example.com",
+    "[a-z]+",
 ];
 
 /// A document of `schema` as JSON text.
@@ -45,7 +95,12 @@ fn object(u: &mut Unstructured<'_>, schema: &Schema, depth: u32, out: &mut Strin
     if u.ratio(1, 64)? {
         // A struct as an array (serde accepts its positional form).
         out.push('[');
-        for (i, f) in schema.fields.iter().enumerate().take(u.int_in_range(0..=3)?) {
+        for (i, f) in schema
+            .fields
+            .iter()
+            .enumerate()
+            .take(u.int_in_range(0..=3)?)
+        {
             if i > 0 {
                 out.push(',');
             }
@@ -73,7 +128,11 @@ fn object(u: &mut Unstructured<'_>, schema: &Schema, depth: u32, out: &mut Strin
     for i in order {
         let f = &schema.fields[i];
         // Required fields are usually there, others half the time.
-        let give = if f.required { !u.ratio(1, 16)? } else { u.ratio(1, 2)? };
+        let give = if f.required {
+            !u.ratio(1, 16)?
+        } else {
+            u.ratio(1, 2)?
+        };
         if !give {
             continue;
         }
@@ -88,7 +147,10 @@ fn object(u: &mut Unstructured<'_>, schema: &Schema, depth: u32, out: &mut Strin
     if u.ratio(1, 16)? {
         // A field the type does not have, or a misspelt one.
         comma(out);
-        let name = match schema.fields.get(u.choose_index(schema.fields.len().max(1))?) {
+        let name = match schema
+            .fields
+            .get(u.choose_index(schema.fields.len().max(1))?)
+        {
             Some(f) if u.ratio(1, 2)? => {
                 let mut n = f.json.to_string();
                 n.push(*u.choose(&['s', 'X', '_'])?);
