@@ -287,6 +287,12 @@ data:
     {\"services\": [{\"hosts\": [\"backend\"], \"http\": [{\"route\": [{\"destination\": {\"host\": \"backend\", \"port\": {\"number\": 80}}, \"weight\": -1}]}]}]}
   README: not rules
 ---
+apiVersion: extensions.istio.io/v1alpha1
+kind: TrafficExtension
+metadata: {name: header-logger, namespace: default}
+spec:
+  lua: {inlineCode: \"function envoy_on_request(h) end\"}
+---
 apiVersion: v1
 kind: Service
 metadata: {name: backend}
@@ -312,6 +318,13 @@ metadata: {name: backend}
         .stderr
         .contains("Service backend is not a WasmPlugin, TrafficExtension or ConfigMap; skipped"));
     assert!(run.stderr.contains("data[\"README\"] is not named *.json"));
+    assert!(
+        run.stderr.contains(
+            "TrafficExtension default/header-logger has no spec.wasm (a Lua extension?); nothing to check"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
