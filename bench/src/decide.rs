@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use canary_router::pairs::{serialize, Pairs};
-use canary_router::pick::Rng;
+use canary_router::adapters::proxy_wasm::pairs::{serialize, Pairs};
+use canary_router::domain::pick::Rng;
 use canary_router::{Outcome, Plugin, RuleSet, Workload};
 
 use crate::configs::{rules_json_with, Filler, HOST};

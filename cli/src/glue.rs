@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use canary_router::cluster::ClusterName;
+use canary_router::domain::cluster::ClusterName;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::yaml::{map, s};

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use canary_router::cluster::{ClusterName, PortlessMode};
-use canary_router::plugin::{rule_file_from_bytes, DEFAULT_CLUSTER_DOMAIN};
+use canary_router::domain::cluster::{ClusterName, PortlessMode};
+use canary_router::domain::plugin::{rule_file_from_bytes, DEFAULT_CLUSTER_DOMAIN};
 use canary_router::{Plugin, Workload};
 use serde_yaml_ng::{Mapping, Value};
 

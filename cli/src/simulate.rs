@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use canary_router::rules::{StickyKey, Via};
-use canary_router::stats;
+use canary_router::domain::rules::{StickyKey, Via};
+use canary_router::domain::stats;
 use canary_router::{Outcome, RequestView, RuleSet, Workload};
 use serde::Serialize;
 use wasm_host::{LogLevel, Module, Vm, VmOptions};

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use canary_router::config::PluginConfig;
-use canary_router::plugin::{rule_file_from_bytes, Settings};
-use canary_router::rules::{StickyKey, Via};
+use canary_router::domain::plugin::{rule_file_from_bytes, Settings};
+use canary_router::domain::rules::{StickyKey, Via};
+use canary_router::schema::config::PluginConfig;
 use canary_router::{Plugin, RuleSet, Workload};
 
 use crate::input::{describe, Config, Kind};
@@ -83,11 +83,11 @@ pub fn default_settings() -> Settings {
     // The defaults are valid by construction; fall back to a literal copy if
     // that ever changes rather than panicking.
     Settings::from_config(&cfg).unwrap_or_else(|_| Settings {
-        route_header: canary_router::plugin::DEFAULT_ROUTE_HEADER.into(),
+        route_header: canary_router::domain::plugin::DEFAULT_ROUTE_HEADER.into(),
         debug_header: None,
-        namespace: canary_router::plugin::DEFAULT_NAMESPACE.into(),
-        cluster_domain: canary_router::plugin::DEFAULT_CLUSTER_DOMAIN.into(),
-        portless: canary_router::cluster::PortlessMode::RequestPort,
+        namespace: canary_router::domain::plugin::DEFAULT_NAMESPACE.into(),
+        cluster_domain: canary_router::domain::plugin::DEFAULT_CLUSTER_DOMAIN.into(),
+        portless: canary_router::domain::cluster::PortlessMode::RequestPort,
         source: None,
     })
 }
@@ -238,9 +238,9 @@ pub fn describe_rules(set: &RuleSet) -> String {
 
 /// What a destination's guard does, in words.
 fn guard_text(
-    g: &canary_router::guard::Spec,
-    rule: &canary_router::rules::Rule,
-    d: &canary_router::rules::Destination,
+    g: &canary_router::domain::guard::Spec,
+    rule: &canary_router::domain::rules::Rule,
+    d: &canary_router::domain::rules::Destination,
 ) -> String {
     let others = rule
         .route

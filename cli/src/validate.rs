@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use canary_router::plugin::Settings;
+use canary_router::domain::plugin::Settings;
 
 use crate::error::{CliError, Result};
 use crate::input::{self, Kind};

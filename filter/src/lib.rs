@@ -5,36 +5,28 @@
 //! VirtualService `http:` block: weights, header and source-label matches,
 //! and sticky canaries.
 //!
-//! The crate is split so that the decision is pure and testable without a
-//! host: [`config`] (what operators write) → [`plugin`] (parse + validate)
-//! → [`rules`] (compiled, immutable) → [`rules::RuleSet::decide`]. The
-//! proxy-wasm glue (built only for `wasm32`) reads the request, calls
-//! `decide`, writes the cluster header and bumps stats.
+//! Three layers, so that the decision is pure and testable without a host:
+//! - [`schema`]: what operators write (one declaration per type), read from
+//!   JSON with the path of every error, and the documented limits;
+//! - [`domain`]: the decision logic: configuration → [`domain::plugin`]
+//!   (settings, compiled rules) → [`domain::rules::RuleSet::decide`] per
+//!   request, plus the guards and the rule-source poller, each behind a
+//!   small trait for its host;
+//! - [`adapters`]: the hosts. The proxy-wasm adapter (its host calls only
+//!   for `wasm32`) reads the request, calls `decide`, writes the cluster
+//!   header and bumps stats.
+//!
+//! What the filter runs on in place of std and the libraries it replaced
+//! (JSON, regex, the proxy-wasm ABI) is the `filter-runtime` crate.
 
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
 
 extern crate alloc;
 
-pub mod cluster;
-pub mod config;
-pub mod cookie;
-pub mod decode;
-pub mod error;
-pub mod guard;
-pub mod hosts;
-pub mod limits;
-pub mod matcher;
-pub mod pairs;
-pub mod pick;
-pub mod plugin;
-pub mod poll;
-pub mod rules;
-pub mod shared;
-pub mod stats;
+pub mod adapters;
+pub mod domain;
+pub mod schema;
 
-#[cfg(target_arch = "wasm32")]
-mod glue;
-
-pub use error::{ConfigError, Reason};
-pub use plugin::{Plugin, Rules, Settings};
-pub use rules::{Decision, Outcome, RequestView, RuleSet, Workload};
+pub use domain::plugin::{Plugin, Rules, Settings};
+pub use domain::rules::{Decision, Outcome, RequestView, RuleSet, Workload};
+pub use schema::error::{ConfigError, Reason};

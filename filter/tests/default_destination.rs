@@ -9,7 +9,7 @@
 //! header; the decisions themselves do not change.
 
 mod common;
-use canary_router::rules::Via;
+use canary_router::domain::rules::Via;
 use canary_router::{Outcome, Plugin, RuleSet};
 use common::*;
 

@@ -12,8 +12,8 @@
 use std::fmt::Debug;
 use std::path::Path;
 
-use canary_router::config::{PluginConfig, RuleFile};
-use canary_router::plugin::parse;
+use canary_router::domain::plugin::parse;
+use canary_router::schema::config::{PluginConfig, RuleFile};
 use canary_router::ConfigError;
 use serde::de::DeserializeOwned;
 
@@ -26,7 +26,9 @@ fn reference<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, (String, String)> {
     Ok(value)
 }
 
-fn same<T: DeserializeOwned + Debug + canary_router::decode::FromJson>(bytes: &[u8]) -> bool {
+fn same<T: DeserializeOwned + Debug + canary_router::schema::decode::FromJson>(
+    bytes: &[u8],
+) -> bool {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return true; // refused before parsing, by both
     }

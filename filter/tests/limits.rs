@@ -1,4 +1,4 @@
-//! Every documented bound of a rule set (`src/limits.rs`, `docs/limits.md`):
+//! Every documented bound of a rule set (`src/schema/limits.rs`, `docs/limits.md`):
 //! a rule set *at* the bound is accepted, one past it is rejected with an
 //! error that names the field and the bound. And the rule set at every bound
 //! at once (`test_tools::fixtures::rules_at_limits`, included here by
@@ -16,8 +16,8 @@ mod common;
 #[path = "../../test-harness/test-tools/src/fixtures.rs"]
 mod fixtures;
 
-use canary_router::limits::*;
-use canary_router::plugin::{rule_file_from_bytes, Plugin};
+use canary_router::domain::plugin::{rule_file_from_bytes, Plugin};
+use canary_router::schema::limits::*;
 use canary_router::{ConfigError, Outcome};
 use common::{workload, Req};
 

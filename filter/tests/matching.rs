@@ -412,12 +412,12 @@ fn the_rule_index_reads_every_value_of_a_repeated_header() {
         .with("x-user", "nobody")
         .with("x-user", "u7");
     assert_eq!(rule_name(&rules, &req).as_deref(), Some("u7"));
-    let buf = canary_router::pairs::serialize(
+    let buf = canary_router::adapters::proxy_wasm::pairs::serialize(
         req.headers
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.as_slice())),
     );
-    let pairs = canary_router::pairs::Pairs::parse(&buf).unwrap();
+    let pairs = canary_router::adapters::proxy_wasm::pairs::Pairs::parse(&buf).unwrap();
     let d = rules.decide(&pairs, || 0);
     assert_eq!(
         d.decision()

@@ -7,16 +7,16 @@
 //! The rule-source poller's protocol, natively: several VMs (Envoy's main
 //! thread and workers) share one shared-data store with Envoy's CAS
 //! semantics, a fake clock and a fake rule server. The same code runs in the
-//! `.wasm`; the in-process host and the real-Envoy tests cover the glue.
+//! `.wasm`; the in-process host and the real-Envoy tests cover the adapter.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use canary_router::plugin::{self, Rules, Settings};
-use canary_router::poll::{self, Counter, Level, PollHost, Poller};
-use canary_router::shared::{CasMismatch, SharedStore};
+use canary_router::domain::plugin::{self, Rules, Settings};
+use canary_router::domain::poll::{self, Counter, Level, PollHost, Poller};
+use canary_router::domain::shared::{CasMismatch, SharedStore};
 use canary_router::{ConfigError, Plugin, Workload};
 
 const INTERVAL: u64 = 1000;

@@ -19,7 +19,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use canary_router::pairs::{serialize, Pairs};
+use canary_router::adapters::proxy_wasm::pairs::{serialize, Pairs};
 use canary_router::{Outcome, Plugin, RuleSet};
 use common::{workload, Req};
 use proptest::prelude::*;
@@ -449,7 +449,7 @@ proptest! {
     }
 
     /// Arbitrary header names and bytes, pseudo-headers included, never make
-    /// `decide` panic, read directly or through the pairs buffer the glue uses.
+    /// `decide` panic, read directly or through the pairs buffer the adapter uses.
     #[test]
     fn decide_never_panics_on_arbitrary_headers(
         set in rule_set(),

@@ -5,7 +5,7 @@
     clippy::indexing_slicing
 )]
 //! `docs/rules.md` documents every field the declarations in
-//! `filter/src/config.rs` have, and no field they lack: its field tables
+//! `filter/src/schema/config.rs` have, and no field they lack: its field tables
 //! are checked row by row against each type's [`Schema`], and the types
 //! documented in prose (a StringMatch, `sticky`, the rule file) must name
 //! each of their fields.
@@ -13,11 +13,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use canary_router::config::{
+use canary_router::schema::config::{
     Destination, Guard, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination,
     RuleFile, RuleSource, Service, SetCookie, Sticky, StringMatch,
 };
-use canary_router::decode::{Schema, Shape};
+use canary_router::schema::decode::{Schema, Shape};
 
 /// How a type is documented: under which heading, and how.
 enum Doc {

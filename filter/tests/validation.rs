@@ -139,15 +139,15 @@ fn syntax_errors_name_the_field() {
 fn limits_are_enforced_with_clear_errors() {
     let big = format!(
         r#"{{"services":[],"pad":"{}"}}"#,
-        "x".repeat(canary_router::limits::MAX_CONFIG_BYTES)
+        "x".repeat(canary_router::schema::limits::MAX_CONFIG_BYTES)
     );
     assert!(matches!(error(&big), ConfigError::TooLarge { .. }));
-    let many_rules: Vec<String> = (0..=canary_router::limits::MAX_RULES)
+    let many_rules: Vec<String> = (0..=canary_router::schema::limits::MAX_RULES)
         .map(|i| format!(r#"{{"name":"r{i}","route":[{{"destination":{{"cluster":"c"}}}}]}}"#))
         .collect();
     let e = error(&service(&many_rules.join(",")));
     assert!(e.to_string().contains("more than 5000 rules"), "{e}");
-    let long = "a".repeat(canary_router::limits::MAX_REGEX_LEN + 1);
+    let long = "a".repeat(canary_router::schema::limits::MAX_REGEX_LEN + 1);
     let e = error(&service(&format!(
         r#"{{"match":[{{"uri":{{"regex":"{long}"}}}}],"route":[{D}]}}"#
     )));

@@ -10,7 +10,7 @@
 mod common;
 use std::collections::HashMap;
 
-use canary_router::pick::Rng;
+use canary_router::domain::pick::Rng;
 use canary_router::Outcome;
 use common::*;
 

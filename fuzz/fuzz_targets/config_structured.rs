@@ -6,7 +6,7 @@
 //! and gets no new one.
 #![no_main]
 
-use canary_router::plugin::Plugin;
+use canary_router::domain::plugin::Plugin;
 use canary_router_fuzz::{RequestG, RuleSetG};
 use libfuzzer_sys::fuzz_target;
 
@@ -43,7 +43,7 @@ fuzz_target!(|input: (RuleSetG, RequestG)| {
                             assert!(d.sticky);
                             let name =
                                 match r.set.services()[d.service].rules[d.rule].route.sticky() {
-                                    Some(canary_router::rules::StickyKey::Cookie(n)) => n.clone(),
+                                    Some(canary_router::domain::rules::StickyKey::Cookie(n)) => n.clone(),
                                     other => panic!("issued without a cookie key: {other:?}"),
                                 };
                             let mut again = headers.clone();

@@ -7,7 +7,7 @@
 //! uses decides the same.
 #![no_main]
 
-use canary_router::pairs::{serialize, Pairs};
+use canary_router::adapters::proxy_wasm::pairs::{serialize, Pairs};
 use canary_router::{Outcome, RequestView, RuleSet};
 use canary_router_fuzz::{RequestG, RuleSetG};
 use libfuzzer_sys::fuzz_target;

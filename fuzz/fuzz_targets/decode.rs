@@ -13,8 +13,8 @@
 
 use std::fmt::Debug;
 
-use canary_router::config::{PluginConfig, RuleFile};
-use canary_router::decode::FromJson;
+use canary_router::schema::config::{PluginConfig, RuleFile};
+use canary_router::schema::decode::FromJson;
 use canary_router::ConfigError;
 use canary_router_fuzz::differential::{assert_same, Exception, Outcome};
 use canary_router_fuzz::schema_doc;
@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 
 fn ours<T: FromJson + Debug>(bytes: &[u8]) -> Outcome {
     Outcome::of(
-        canary_router::plugin::parse::<T>(bytes).map_err(|e| match e {
+        canary_router::domain::plugin::parse::<T>(bytes).map_err(|e| match e {
             ConfigError::Syntax { path, message } => (path, message),
             other => ("(not a syntax error)".into(), other.to_string()),
         }),

@@ -3,8 +3,8 @@
 //! full decision over it are safe.
 #![no_main]
 
-use canary_router::pairs::{serialize, Pairs};
-use canary_router::rules::RequestView;
+use canary_router::adapters::proxy_wasm::pairs::{serialize, Pairs};
+use canary_router::domain::rules::RequestView;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

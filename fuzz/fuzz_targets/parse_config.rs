@@ -3,8 +3,8 @@
 //! panic, never unbounded time or memory.
 #![no_main]
 
-use canary_router::cluster::PortlessMode;
-use canary_router::plugin::{rule_file_from_bytes, Plugin, Settings};
+use canary_router::domain::cluster::PortlessMode;
+use canary_router::domain::plugin::{rule_file_from_bytes, Plugin, Settings};
 use canary_router::Workload;
 use libfuzzer_sys::fuzz_target;
 

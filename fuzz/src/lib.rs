@@ -561,8 +561,8 @@ pub const NOT_IN_GRAMMAR: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use canary_router::config::PluginConfig;
-    use canary_router::decode::{Schema, Shape};
+    use canary_router::schema::config::PluginConfig;
+    use canary_router::schema::decode::{Schema, Shape};
     use std::collections::BTreeSet;
 
     fn walk(v: &Value, schema: &Schema, seen: &mut BTreeSet<String>) {

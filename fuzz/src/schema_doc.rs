@@ -7,7 +7,7 @@
 //! and past every limit, strings with escapes, and a cut document.
 
 use arbitrary::{Result, Unstructured};
-use canary_router::decode::{Schema, Shape};
+use canary_router::schema::decode::{Schema, Shape};
 
 /// Numbers near the edges of what the reader and serde_json handle.
 const NUMBERS: &[&str] = &[

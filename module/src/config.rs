@@ -14,9 +14,9 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use canary_router::config::{PluginConfig, Service};
-use canary_router::plugin::{self, Plugin, Rules};
-use canary_router::poll::{self, Poller};
+use canary_router::domain::plugin::{self, Plugin, Rules};
+use canary_router::domain::poll::{self, Poller};
+use canary_router::schema::config::{PluginConfig, Service};
 use canary_router::{ConfigError, Settings, Workload};
 
 use crate::abi::ConfigHandle;
@@ -155,7 +155,7 @@ pub fn compile_rule_file(
     settings: &Settings,
     workload: &Workload,
 ) -> Result<Rules, ConfigError> {
-    let file: canary_router::config::RuleFile = plugin::parse(bytes)?;
+    let file: canary_router::schema::config::RuleFile = plugin::parse(bytes)?;
     if let Some(Unsupported::Guard(path)) = unsupported(&file.services, "services") {
         return Err(ConfigError::Syntax {
             path,

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use canary_router::stats::{destination_counter, tag_value};
+use canary_router::domain::stats::{destination_counter, tag_value};
 use canary_router::RuleSet;
 
 use crate::abi::ConfigHandle;

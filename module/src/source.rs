@@ -1,5 +1,5 @@
 //! The polled rule file (`ruleSource`) in the module: the wasm filter's
-//! poller ([`canary_router::poll`]: lease, ETags, backoff, last good rules,
+//! poller ([`canary_router::domain::poll`]: lease, ETags, backoff, last good rules,
 //! one log line per failure), driven by what the dynamic-module ABI offers.
 //!
 //! The ABI gives an HTTP filter's configuration no timer, but a scheduler
@@ -14,8 +14,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use canary_router::poll::{Counter, Level, PollHost};
-use canary_router::shared::{CasMismatch, SharedStore};
+use canary_router::domain::poll::{Counter, Level, PollHost};
+use canary_router::domain::shared::{CasMismatch, SharedStore};
 
 use crate::abi::ConfigHandle;
 use crate::metrics::Global;

@@ -2,7 +2,7 @@
 //! for the whole Envoy process, written with a compare-and-swap token. The
 //! module runs in Envoy's own process, so this is a map behind a mutex.
 //!
-//! The rule-source poller ([`canary_router::poll`]) keeps its lease, the
+//! The rule-source poller ([`canary_router::domain::poll`]) keeps its lease, the
 //! last good rule file and the last logged failure here, as it does in
 //! shared data: configurations that replace each other (an ECDS push, a
 //! listener update) find the rules an earlier one fetched, and at most one
@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use canary_router::shared::{CasMismatch, SharedStore};
+use canary_router::domain::shared::{CasMismatch, SharedStore};
 
 #[derive(Default)]
 struct Map {

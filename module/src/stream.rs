@@ -7,10 +7,10 @@
 use std::cell::{OnceCell, RefCell};
 use std::sync::Arc;
 
-use canary_router::cluster::Built;
-use canary_router::cookie::{Key, MAX_SET_COOKIE_LEN};
-use canary_router::pick::Rng;
-use canary_router::rules::{Outcome, RequestView, Via};
+use canary_router::domain::cluster::Built;
+use canary_router::domain::cookie::{Key, MAX_SET_COOKIE_LEN};
+use canary_router::domain::pick::Rng;
+use canary_router::domain::rules::{Outcome, RequestView, Via};
 
 use crate::config::Active;
 use crate::metrics::Metric;

@@ -25,7 +25,7 @@ mod virtual_service;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use canary_router::config::MatchRequest;
+use canary_router::schema::config::MatchRequest;
 use canary_router::{Plugin, Workload};
 use serde::Serialize;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use canary_router::config::MatchRequest;
+use canary_router::schema::config::MatchRequest;
 use serde_json::Value;
 
 use super::{
@@ -408,7 +408,7 @@ fn convert_match(
     for field in ["headers", "withoutHeaders"] {
         let names = obj.get(field).and_then(Value::as_object);
         for name in names.into_iter().flat_map(|m| m.keys()) {
-            if name.eq_ignore_ascii_case(canary_router::plugin::DEFAULT_ROUTE_HEADER) {
+            if name.eq_ignore_ascii_case(canary_router::domain::plugin::DEFAULT_ROUTE_HEADER) {
                 vs.warn(
                     report,
                     &format!("{path}.{field}.{name}"),

@@ -1,6 +1,6 @@
 //! A regex engine with regex-lite 0.1.9's syntax and errors
 //! (`RegexBuilder` with `\A(?:pattern)\z`, one byte to a character), read
-//! by [`parse`], compiled by [`compile`] and run by [`vm`], a Pike VM: time
+//! by `parse`, compiled by `compile` and run by `vm`, a Pike VM: time
 //! linear in the value, no allocation per match once a regex has matched
 //! once. `tests.rs` proves it equal to regex-lite.
 //!

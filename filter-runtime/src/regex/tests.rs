@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 
 use super::{Options, Regex};
 
-/// The filter's limits (`canary_router::limits`), which the cases below
+/// The filter's limits (`canary_router::schema::limits`), which the cases below
 /// are shaped around.
 const SIZE_LIMIT: usize = 64 * 1024;
 const NEST_LIMIT: u32 = 32;

@@ -94,10 +94,10 @@ pub fn cluster(rules: &RuleSet, req: &Req) -> Option<String> {
             .wrapping_add(1442695040888963407);
         seed
     }) {
-        // As the glue writes it: a destination without a port takes the
+        // As the proxy-wasm adapter writes it: a destination without a port takes the
         // request's, and stays on Envoy's route if that is unknown.
         Outcome::Routed(d) => {
-            let mut built = canary_router::cluster::Built::default();
+            let mut built = canary_router::domain::cluster::Built::default();
             let name = d.target.cluster.resolve(|| req.port, &mut built)?;
             Some(String::from_utf8_lossy(name).into_owned())
         }

@@ -293,8 +293,8 @@ fn object<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use canary_router::config::{MatchRequest, StringMatch};
-    use canary_router::decode::Shape;
+    use canary_router::schema::config::{MatchRequest, StringMatch};
+    use canary_router::schema::decode::Shape;
 
     /// A value of `shape`, as a match entry would give it.
     fn sample(shape: Shape) -> Value {

@@ -10,8 +10,8 @@
 //! VirtualService semantics alone decides (and the native `RuleSet::decide`
 //! must agree), and the response must come from that rule's version.
 
-use canary_router::pairs::{serialize, Pairs};
-use canary_router::pick::Rng;
+use canary_router::adapters::proxy_wasm::pairs::{serialize, Pairs};
+use canary_router::domain::pick::Rng;
 use canary_router::{Outcome, Plugin, Workload};
 use envoy_runner::{Envoy, EnvoyConfig, EnvoyOptions, Request};
 use serde_json::{json, Value};

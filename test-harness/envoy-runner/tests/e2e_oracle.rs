@@ -14,7 +14,7 @@
 //! sets over the same pools of values (`ORACLE_SEED` repeats a run; the seed
 //! is printed on failure).
 
-use canary_router::pick::Rng;
+use canary_router::domain::pick::Rng;
 use envoy_runner::{native, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request};
 use serde_json::{json, Value};
 

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use canary_router::plugin;
+use canary_router::domain::plugin;
 use canary_router::{Plugin, Workload};
 use envoy_runner::{example_dir, repo_root, EnvoyConfig};
 use serde::Deserialize;

@@ -7,7 +7,7 @@
 //! answers as the SDK's default would: continue, done).
 //!
 //! canary-router itself has its own dispatcher and exports only what it
-//! implements (`filter/src/glue/abi.rs`); a test checks that it exports none
+//! implements (`filter/src/adapters/proxy_wasm/abi.rs`); a test checks that it exports none
 //! of [`SKIPPED_CALLBACKS`]. The benchmark trims its wasm floor, which uses
 //! the SDK, so that the two differ only in what they do per request.
 //!

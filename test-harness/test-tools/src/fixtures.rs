@@ -1,7 +1,7 @@
 //! Rule sets for tests and benchmarks.
 //!
 //! [`rules_at_limits`] builds a plugin configuration that sits *at* the
-//! documented bounds of `canary_router::limits` (see `docs/limits.md`): the
+//! documented bounds of `canary_router::schema::limits` (see `docs/limits.md`): the
 //! most services, the most rules, a service with the most hosts, a rule with
 //! the most match entries, a match entry with the most conditions, a route
 //! with the most destinations, the largest weight, regexes of the longest
@@ -21,7 +21,7 @@
 
 use serde_json::{json, Value};
 
-/// The bounds this fixture is built at. They mirror `canary_router::limits`
+/// The bounds this fixture is built at. They mirror `canary_router::schema::limits`
 /// (the filter's `tests/limits.rs` checks that they agree).
 pub mod bounds {
     /// `MAX_CONFIG_BYTES`.

@@ -501,7 +501,7 @@ fn rule_source_failures_keep_the_last_good_rules() {
 }
 
 /// Limits the proxy-wasm SDK (0.2.5) had, gone with the filter's own
-/// dispatcher (`glue/abi.rs`): the SDK panicked (aborting the VM) on a
+/// dispatcher (`filter/src/adapters/proxy_wasm/abi.rs`): the SDK panicked (aborting the VM) on a
 /// status of `proxy_http_call` other than BadArgument or InternalFailure,
 /// and on any failure of `proxy_set_effective_context` when it dispatched
 /// an HTTP-call answer. Now the first is a failed reload, and the second

@@ -1,16 +1,16 @@
-//! Feeds the guards ([`crate::guard`]) of one VM: counts the responses of
-//! guarded destinations, flushes them into shared data, learns ejections,
-//! and re-picks requests a decision sent to an ejected destination. Built
-//! only for rule sets with a guard; without one, the request and response
-//! paths test one `Option` and nothing else.
+//! Feeds the guards ([`crate::domain::guard`]) of one VM: counts the
+//! responses of guarded destinations, flushes them into shared data, learns
+//! ejections, and re-picks requests a decision sent to an ejected
+//! destination. Built only for rule sets with a guard; without one, the
+//! request and response paths test one `Option` and nothing else.
 
 use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
 
 use core::cell::Cell;
 
-use crate::guard::{self, Flushed, Shape, Spec, Tally};
-use crate::rules::{Decision, Outcome, RequestView, RuleSet};
-use crate::shared::{CasMismatch, SharedStore};
+use crate::domain::guard::{self, Flushed, Shape, Spec, Tally};
+use crate::domain::rules::{Decision, Outcome, RequestView, RuleSet};
+use crate::domain::shared::{CasMismatch, SharedStore};
 
 use super::hostio::{self, MetricKind};
 use super::metrics::{define, record};
@@ -100,7 +100,8 @@ impl Guards {
                     if let Some(e) = of_stat.get_mut(d.stat_index as usize) {
                         *e = (ordinal, slots.len() as u32);
                     }
-                    let tags = |kind| crate::stats::guard_metric(kind, &s.name, &r.name, &d.label);
+                    let tags =
+                        |kind| crate::domain::stats::guard_metric(kind, &s.name, &r.name, &d.label);
                     specs.push(spec);
                     live.push(d.weight > 0);
                     slots.push(Slot {
@@ -194,7 +195,7 @@ impl Guards {
             .fold(0u64, |m, i| m | (1u64 << (i % 64)));
         // The key it was routed by: a cookie key issued just now, or the request's.
         let hash = match &d.issued {
-            Some(key) => Some(crate::pick::hash_key(key.as_bytes())),
+            Some(key) => Some(crate::domain::pick::hash_key(key.as_bytes())),
             None => route.sticky_hash(req),
         };
         let (index, sticky) = match hash {

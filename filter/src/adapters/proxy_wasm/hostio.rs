@@ -12,7 +12,7 @@
 use alloc::{string::String, string::ToString, vec::Vec};
 use core::ptr::{null, null_mut};
 
-use crate::shared::CasMismatch;
+use crate::domain::shared::CasMismatch;
 
 /// A non-Ok status returned by the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 
 use alloc::{boxed::Box, string::ToString};
 
-use crate::config::StringMatch;
-use crate::error::Reason;
-use crate::limits;
+use crate::schema::config::StringMatch;
+use crate::schema::error::Reason;
+use crate::schema::limits;
 use filter_runtime::regex::{self, Regex};
 
 /// A compiled `StringMatch`. Regexes are anchored: they must match the whole

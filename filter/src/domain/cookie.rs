@@ -10,9 +10,9 @@
 
 use alloc::{boxed::Box, string::String, string::ToString};
 
-use crate::config;
-use crate::error::{ConfigError, Reason};
-use crate::limits::{MAX_COOKIE_AGE_SECS, MAX_NAME_LEN};
+use crate::schema::config;
+use crate::schema::error::{ConfigError, Reason};
+use crate::schema::limits::{MAX_COOKIE_AGE_SECS, MAX_NAME_LEN};
 
 /// Length of an issued key: 128 bits in 22 characters of the URL-safe
 /// base64 alphabet (RFC 4648 §5, no padding), all of them cookie octets.
@@ -157,7 +157,7 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
         if d.is_empty()
             || d.starts_with('*')
             || d.len() > MAX_NAME_LEN
-            || !crate::hosts::valid_host(d)
+            || !crate::domain::hosts::valid_host(d)
         {
             return Err(ConfigError::at(
                 path,
@@ -237,7 +237,7 @@ mod tests {
     use super::*;
 
     fn issuer(json: &str) -> Result<Issuer, ConfigError> {
-        let c: config::SetCookie = crate::plugin::parse(json.as_bytes())?;
+        let c: config::SetCookie = crate::domain::plugin::parse(json.as_bytes())?;
         compile("canary-id", &c, "s")
     }
 

@@ -1,13 +1,13 @@
-//! The rule-source poller's host: [`crate::poll::PollHost`] over proxy-wasm
+//! The rule-source poller's host: [`crate::domain::poll::PollHost`] over proxy-wasm
 //! host calls. The protocol itself (lease, backoff, shared rules, logging
-//! once) lives in [`crate::poll`], where it is tested without a host.
+//! once) lives in [`crate::domain::poll`], where it is tested without a host.
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
 use core::time::Duration;
 
-use crate::poll::{Counter, Level, PollHost};
-use crate::shared::{CasMismatch, SharedStore};
+use crate::domain::poll::{Counter, Level, PollHost};
+use crate::domain::shared::{CasMismatch, SharedStore};
 
 use super::hostio::{self, Buffer, Map};
 use super::metrics::{bump, Global};

@@ -8,7 +8,7 @@ use core::fmt;
 /// were serving before keep serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
-    /// The configuration is larger than [`crate::limits::MAX_CONFIG_BYTES`].
+    /// The configuration is larger than [`crate::schema::limits::MAX_CONFIG_BYTES`].
     TooLarge {
         /// Size received, in bytes.
         size: usize,
@@ -51,7 +51,7 @@ pub enum Reason {
     },
     /// A weight is negative.
     NegativeWeight(i64),
-    /// A weight exceeds [`crate::limits::MAX_WEIGHT`].
+    /// A weight exceeds [`crate::schema::limits::MAX_WEIGHT`].
     WeightTooLarge(i64),
     /// Every destination of a route has weight 0.
     AllZeroWeights,
@@ -118,7 +118,7 @@ pub enum Reason {
     /// An attribute browsers accept only on a `Secure` cookie (`sameSite:
     /// None`, `partitioned: true`) without `secure: true`.
     NeedsSecure(&'static str),
-    /// `maxAge` is outside 1..=[`crate::limits::MAX_COOKIE_AGE_SECS`].
+    /// `maxAge` is outside 1..=[`crate::schema::limits::MAX_COOKIE_AGE_SECS`].
     BadMaxAge(i64),
     /// A cookie `path` does not start with `/`, or holds a control character or `;`.
     BadCookiePath(String),
@@ -209,7 +209,7 @@ impl fmt::Display for Reason {
             Reason::WeightTooLarge(w) => write!(
                 f,
                 "weight {w} is over the limit of {}",
-                crate::limits::MAX_WEIGHT
+                crate::schema::limits::MAX_WEIGHT
             ),
             Reason::AllZeroWeights => {
                 f.write_str("every destination has weight 0, so no request could be routed")
@@ -280,7 +280,7 @@ impl fmt::Display for Reason {
             Reason::BadMaxAge(v) => write!(
                 f,
                 "maxAge {v} is outside 1..={} seconds (400 days, the most browsers keep a cookie)",
-                crate::limits::MAX_COOKIE_AGE_SECS
+                crate::schema::limits::MAX_COOKIE_AGE_SECS
             ),
             Reason::BadCookiePath(p) => write!(
                 f,

@@ -6,17 +6,17 @@ use alloc::{boxed::Box, format, string::String};
 use alloc::rc::Rc;
 use core::cell::Cell;
 
-use crate::config::PluginConfig;
-use crate::pick::Rng;
-use crate::plugin::{self, Plugin, Rules, Settings};
+use crate::domain::pick::Rng;
+use crate::domain::plugin::{self, Plugin, Rules, Settings};
+use crate::schema::config::PluginConfig;
 
-use super::guard::Guards;
+use super::guard_host::Guards;
 use super::hostio::{self, Buffer};
 use super::metrics::{self, bump, record, Global};
 use super::node::Node;
-use super::source::Host;
+use super::poll_host::Host;
 use super::Single;
-use crate::poll::Poller;
+use crate::domain::poll::Poller;
 
 /// The weighted picks' generator, seeded on first use.
 static RNG: Single<Cell<Option<Rng>>> = Single(Cell::new(None));
@@ -192,7 +192,7 @@ impl Root {
             log::info!(
                 "#{} polling rules every {} from cluster {} path {} (authority {})",
                 self.context_id,
-                crate::poll::show_ms(crate::poll::millis(source.poll_interval)),
+                crate::domain::poll::show_ms(crate::domain::poll::millis(source.poll_interval)),
                 source.cluster,
                 source.path,
                 source.authority
@@ -241,7 +241,7 @@ impl Root {
 
 /// The workload, with the labels a rule file asks about.
 fn workload_for(node: &mut Node, bytes: &[u8]) -> crate::Workload {
-    let keys = plugin::parse::<crate::config::RuleFile>(bytes)
+    let keys = plugin::parse::<crate::schema::config::RuleFile>(bytes)
         .map(|f| plugin::source_label_keys(&f.services))
         .unwrap_or_default();
     node.workload(&keys)
@@ -282,10 +282,10 @@ impl Root {
     }
 
     pub fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let result = if plugin_configuration_size > crate::limits::MAX_CONFIG_BYTES {
+        let result = if plugin_configuration_size > crate::schema::limits::MAX_CONFIG_BYTES {
             Err(crate::ConfigError::TooLarge {
                 size: plugin_configuration_size,
-                limit: crate::limits::MAX_CONFIG_BYTES,
+                limit: crate::schema::limits::MAX_CONFIG_BYTES,
             })
         } else {
             match hostio::buffer(Buffer::PluginConfiguration, plugin_configuration_size) {

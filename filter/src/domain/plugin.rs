@@ -5,11 +5,11 @@ use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
 
 use core::time::Duration;
 
-use crate::cluster::PortlessMode;
-use crate::config::{self, PluginConfig, RuleFile};
-use crate::error::{ConfigError, Reason};
-use crate::limits;
-use crate::rules::{self, CompileOptions, RuleSet, Workload};
+use crate::domain::cluster::PortlessMode;
+use crate::domain::rules::{self, CompileOptions, RuleSet, Workload};
+use crate::schema::config::{self, PluginConfig, RuleFile};
+use crate::schema::error::{ConfigError, Reason};
+use crate::schema::limits;
 
 /// Default request header carrying the chosen cluster.
 pub const DEFAULT_ROUTE_HEADER: &str = "x-canary-upstream";
@@ -73,7 +73,7 @@ pub struct Rules {
 }
 
 /// Parses JSON into `T`, naming the path of the first bad field.
-pub fn parse<T: crate::decode::FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
+pub fn parse<T: crate::schema::decode::FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
     if bytes.len() > limits::MAX_CONFIG_BYTES {
         return Err(ConfigError::TooLarge {
             size: bytes.len(),
@@ -89,8 +89,8 @@ pub fn parse<T: crate::decode::FromJson>(bytes: &[u8]) -> Result<T, ConfigError>
         .map_err(|e| ConfigError::from(*e))
 }
 
-/// The label keys the rules ask about, so the glue reads only those from the
-/// node metadata.
+/// The label keys the rules ask about, so the adapter reads only those from
+/// the node metadata.
 pub fn source_label_keys(services: &[config::Service]) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     let all = services
@@ -148,7 +148,7 @@ fn check_route_header(
 
 /// A stable version for bytes without an explicit `version`.
 pub fn content_version(bytes: &[u8]) -> u64 {
-    crate::pick::hash_key(bytes) >> 11
+    crate::domain::pick::hash_key(bytes) >> 11
 }
 
 impl Settings {
@@ -158,7 +158,10 @@ impl Settings {
             .unwrap_or_else(|| DEFAULT_ROUTE_HEADER.into());
         let debug_header = header(cfg.debug_header.as_deref(), "debugHeader")?;
         let namespace = cfg.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        if namespace.is_empty() || namespace.contains('.') || !crate::hosts::valid_host(namespace) {
+        if namespace.is_empty()
+            || namespace.contains('.')
+            || !crate::domain::hosts::valid_host(namespace)
+        {
             return Err(ConfigError::invalid(
                 "namespace",
                 Reason::BadHost(namespace.to_string()),
@@ -168,7 +171,7 @@ impl Settings {
             .cluster_domain
             .as_deref()
             .unwrap_or(DEFAULT_CLUSTER_DOMAIN);
-        if cluster_domain.starts_with('*') || !crate::hosts::valid_host(cluster_domain) {
+        if cluster_domain.starts_with('*') || !crate::domain::hosts::valid_host(cluster_domain) {
             return Err(ConfigError::invalid(
                 "clusterDomain",
                 Reason::BadHost(cluster_domain.to_string()),
@@ -227,7 +230,7 @@ impl Settings {
         Ok(Rules {
             set,
             version: file.version.unwrap_or_else(|| content_version(bytes)),
-            digest: crate::pick::hash_key(bytes),
+            digest: crate::domain::pick::hash_key(bytes),
         })
     }
 }
@@ -351,7 +354,7 @@ impl Plugin {
                 Some(Rules {
                     set,
                     version: cfg.version.unwrap_or_else(|| content_version(bytes)),
-                    digest: crate::pick::hash_key(bytes),
+                    digest: crate::domain::pick::hash_key(bytes),
                 })
             }
         };

@@ -1,10 +1,11 @@
 //! Polling a rule file (a ConfigMap behind a small web server) over HTTP,
 //! shared by every VM of one Envoy (the main thread's and each worker's).
 //!
-//! This is the poller's whole logic, apart from the host: the proxy-wasm glue
-//! (`glue/source.rs`) implements [`PollHost`] with host calls, and the tests
-//! implement it with a shared map and a fake clock, so the protocol below is
-//! tested natively as well as in the built `.wasm`.
+//! This is the poller's whole logic, apart from the host: the proxy-wasm
+//! adapter (`adapters/proxy_wasm/poll_host.rs`) implements [`PollHost`] with
+//! host calls, and the tests implement it with a shared map and a fake
+//! clock, so the protocol below is tested natively as well as in the built
+//! `.wasm`.
 //!
 //! VMs agree through shared data (one store per `vm_id`; every key starts
 //! with `canary-router/v1/<cluster><path>`):
@@ -28,11 +29,11 @@ use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec:
 
 use core::time::Duration;
 
-use crate::error::ConfigError;
-use crate::limits;
-use crate::pick::hash_key;
-use crate::plugin::{Rules, SourceSettings};
-use crate::shared::{CasMismatch, SharedStore};
+use crate::domain::pick::hash_key;
+use crate::domain::plugin::{Rules, SourceSettings};
+use crate::domain::shared::{CasMismatch, SharedStore};
+use crate::schema::error::ConfigError;
+use crate::schema::limits;
 
 /// The longest backoff after repeated failures (unless the poll interval is
 /// longer still).

@@ -6,8 +6,8 @@ use alloc::{boxed::Box, vec::Vec};
 use core::hash::BuildHasherDefault;
 use hashbrown::HashMap;
 
-use crate::hosts::Fnv;
-use crate::matcher::StringMatcher;
+use crate::domain::hosts::Fnv;
+use crate::domain::matcher::StringMatcher;
 
 use super::decide::RequestParts;
 use super::{MatchEntry, RequestView, Rule, Service};

@@ -1,6 +1,7 @@
 //! The guard of a destination: counts its responses over a sliding window
-//! and ejects it from the split when too many fail. Pure logic; the glue
-//! (`glue/guard.rs`) feeds it responses and the host's shared data.
+//! and ejects it from the split when too many fail. Pure logic; the
+//! proxy-wasm adapter (`adapters/proxy_wasm/guard_host.rs`) feeds it
+//! responses and the host's shared data.
 //!
 //! **What is shared.** One Envoy's workers count together through shared
 //! data: one key per guarded *rule* (`canary-router/guard/<root>/<digest>/<n>`)
@@ -21,7 +22,7 @@
 //! their next flush or tick, and a worker that ejected keeps its own local
 //! state whatever happens to the record.
 //!
-//! **Reset.** A new rule set (another [`digest`](crate::plugin::Rules::digest))
+//! **Reset.** A new rule set (another [`digest`](crate::domain::plugin::Rules::digest))
 //! starts with empty records ([`install`]): the key `…/current` names the
 //! digest in use, and a VM installing a different one clears its records
 //! first. Every write of an install is the same bytes whichever VM makes it
@@ -32,9 +33,9 @@
 
 use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
 
-use crate::config;
-use crate::error::{ConfigError, Reason};
-use crate::shared::{CasMismatch, SharedStore};
+use crate::domain::shared::{CasMismatch, SharedStore};
+use crate::schema::config;
+use crate::schema::error::{ConfigError, Reason};
 
 /// Buckets of a window.
 pub const BUCKETS: usize = 10;

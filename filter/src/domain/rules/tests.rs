@@ -2,8 +2,8 @@
 
 use super::decide::RequestParts;
 use super::*;
-use crate::pairs::{serialize, Pairs};
-use crate::plugin::Plugin;
+use crate::adapters::proxy_wasm::pairs::{serialize, Pairs};
+use crate::domain::plugin::Plugin;
 
 /// Rules of every kind the index treats differently, in an order where
 /// filed and unfiled rules interleave.

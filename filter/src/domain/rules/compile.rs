@@ -3,14 +3,14 @@
 
 use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
 
-use crate::cluster::{ClusterName, PortlessAs, PortlessMode};
-use crate::config;
-use crate::cookie::{self};
-use crate::error::{field_path, index_path, ConfigError, Reason};
-use crate::hosts::{self, Expansion};
-use crate::limits;
-use crate::matcher::{Field, StringMatcher};
-use crate::pick::{hash_key, Weights};
+use crate::domain::cluster::{ClusterName, PortlessAs, PortlessMode};
+use crate::domain::cookie::{self};
+use crate::domain::hosts::{self, Expansion};
+use crate::domain::matcher::{Field, StringMatcher};
+use crate::domain::pick::{hash_key, Weights};
+use crate::schema::config;
+use crate::schema::error::{field_path, index_path, ConfigError, Reason};
+use crate::schema::limits;
 use filter_runtime::map::Map;
 
 use super::{
@@ -441,7 +441,10 @@ fn compile_route(
         )?;
         let guard = match &rd.guard {
             None => None,
-            Some(g) => Some(crate::guard::compile(g, &field_path(&dpath, "guard"))?),
+            Some(g) => Some(crate::domain::guard::compile(
+                g,
+                &field_path(&dpath, "guard"),
+            )?),
         };
         weights.push(weight);
         seeds.push(hash_key(cluster.key().as_bytes()));

@@ -1,11 +1,11 @@
-//! From JSON to the [`crate::config`] types, field by field, with the
+//! From JSON to the [`crate::schema::config`] types, field by field, with the
 //! [`filter_runtime::json`] reader: strict (an unknown field is an error), with the
 //! JSON path and serde's message in every error.
 //!
 //! Each configuration type is declared once, with [`schema!`]: its fields,
 //! their JSON names, which may be left out, and their docs. The macro writes
 //! the struct, its decoder (by field name: a field cannot be named without
-//! being decoded), the list of its JSON names ([`FIELDS`](crate::config::MatchRequest::FIELDS)),
+//! being decoded), the list of its JSON names ([`FIELDS`](crate::schema::config::MatchRequest::FIELDS)),
 //! a description for tools ([`Schema`]), and, with the `serde` feature,
 //! serde's derive with the same names: the oracle the decoder is tested
 //! against.
@@ -255,23 +255,23 @@ macro_rules! schema {
             pub const FIELDS: &'static [&'static str] = &[$($json),*];
 
             /// The declaration, as data.
-            pub fn schema() -> &'static $crate::decode::Schema {
-                static SCHEMA: $crate::decode::Schema = $crate::decode::Schema {
+            pub fn schema() -> &'static $crate::schema::decode::Schema {
+                static SCHEMA: $crate::schema::decode::Schema = $crate::schema::decode::Schema {
                     name: stringify!($name),
-                    fields: &[$($crate::decode::Field {
+                    fields: &[$($crate::schema::decode::Field {
                         json: $json,
                         rust: stringify!($field),
                         doc: concat!($($doc),*),
                         required: schema!(@required $ty $(, $default)?),
-                        shape: <$ty as $crate::decode::FromJson>::SHAPE,
+                        shape: <$ty as $crate::schema::decode::FromJson>::SHAPE,
                     }),*],
                 };
                 &SCHEMA
             }
         }
 
-        impl $crate::decode::FromJson for $name {
-            const SHAPE: $crate::decode::Shape = $crate::decode::Shape::Struct(Self::schema);
+        impl $crate::schema::decode::FromJson for $name {
+            const SHAPE: $crate::schema::decode::Shape = $crate::schema::decode::Shape::Struct(Self::schema);
 
             fn read(r: &mut ::filter_runtime::json::Reader<'_>) -> ::filter_runtime::json::R<Self> {
                 let mut value = Self::default();
@@ -288,21 +288,21 @@ macro_rules! schema {
                 #[allow(non_camel_case_types)]
                 enum Index { $($field),* }
                 const REQUIRED: u64 =
-                    $crate::decode::required_bits(&[$(schema!(@required $ty $(, $default)?)),*]);
+                    $crate::schema::decode::required_bits(&[$(schema!(@required $ty $(, $default)?)),*]);
                 let seen = r.object(stringify!($name), Self::FIELDS, &mut |r, n| {
                     $(if n == Index::$field as usize {
-                        return $crate::decode::FromJson::fill(r, &mut value.$field);
+                        return $crate::schema::decode::FromJson::fill(r, &mut value.$field);
                     })*
                     Ok(())
                 })?;
                 if REQUIRED & !seen != 0 {
-                    return Err($crate::decode::missing(r, seen, REQUIRED, Self::FIELDS));
+                    return Err($crate::schema::decode::missing(r, seen, REQUIRED, Self::FIELDS));
                 }
                 Ok(())
             }
         }
     };
-    (@required $ty:ty) => { !<$ty as $crate::decode::FromJson>::OPTIONAL };
+    (@required $ty:ty) => { !<$ty as $crate::schema::decode::FromJson>::OPTIONAL };
     (@required $ty:ty, default) => { false };
 }
 
@@ -312,8 +312,8 @@ pub(crate) use schema;
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::{PluginConfig, RuleFile};
-    use crate::error::ConfigError;
+    use crate::schema::config::{PluginConfig, RuleFile};
+    use crate::schema::error::ConfigError;
 
     /// What serde_json with serde_path_to_error said (the parser this one replaced).
     fn serde<T: serde::de::DeserializeOwned + core::fmt::Debug>(
@@ -362,7 +362,7 @@ mod tests {
     }
 
     fn ours<T: FromJson + core::fmt::Debug>(bytes: &[u8]) -> Result<String, ConfigError> {
-        crate::plugin::parse::<T>(bytes).map(|v| format!("{v:?}"))
+        crate::domain::plugin::parse::<T>(bytes).map(|v| format!("{v:?}"))
     }
 
     /// A document of `schema` giving every field (`all`) or only the
@@ -428,7 +428,7 @@ mod tests {
     /// serde reads it; a required field left out is serde's `missing field`.
     #[test]
     fn every_declared_field_decodes_into_its_field() {
-        use crate::config::*;
+        use crate::schema::config::*;
         fn check<T: FromJson + core::fmt::Debug + serde::de::DeserializeOwned>(
             fields: &[&str],
             checked: &mut Vec<&'static str>,

@@ -3,10 +3,10 @@
 //!
 //! These types are only the *shape* of the input. They are strict (an
 //! unknown field is an error, never a silent default) but hold raw values;
-//! [`crate::rules::compile`] checks the meaning (weights, regexes, hosts) and
+//! [`crate::domain::rules::compile`] checks the meaning (weights, regexes, hosts) and
 //! builds the structures the request path uses.
 //!
-//! Each type is declared once, with [`schema!`](crate::decode): a field is
+//! Each type is declared once, with [`schema!`](crate::schema::decode): a field is
 //! `"jsonName" => rust_name: Type` under its docs, `= default` when a
 //! document may leave it out (an `Option` may anyway). The declaration
 //! writes the decoder, the field list and the serde oracle too. A new field
@@ -14,7 +14,7 @@
 
 use alloc::{string::String, vec::Vec};
 
-use crate::decode::schema;
+use crate::schema::decode::schema;
 use filter_runtime::map::Map;
 
 schema! {

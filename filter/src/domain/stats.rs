@@ -1,5 +1,5 @@
-//! Names of the filter's stats, shared by the glue that defines them and the
-//! tools (`canaryctl`) that read them.
+//! Names of the filter's stats, shared by the adapters that define them and
+//! the tools (`canaryctl`) that read them.
 
 use alloc::{format, string::String};
 

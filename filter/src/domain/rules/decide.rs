@@ -1,10 +1,10 @@
 //! The request path: the service of a request, its first matching rule and
 //! the destination picked, by weight or by a sticky key.
 
-use crate::cookie::{self, Issuer, Key};
-use crate::hosts::{self};
-use crate::matcher::StringMatcher;
-use crate::pick::{hash_key, Weights};
+use crate::domain::cookie::{self, Issuer, Key};
+use crate::domain::hosts::{self};
+use crate::domain::matcher::StringMatcher;
+use crate::domain::pick::{hash_key, Weights};
 
 use super::{
     Decision, Destination, MatchEntry, Outcome, RequestView, Route, Rule, RuleSet, Service,

@@ -6,10 +6,10 @@
 use alloc::rc::Rc;
 use core::cell::OnceCell;
 
-use crate::cluster::Built;
-use crate::cookie::{Key, MAX_SET_COOKIE_LEN};
-use crate::pairs::Pairs;
-use crate::rules::{Outcome, RequestView, Via};
+use crate::adapters::proxy_wasm::pairs::Pairs;
+use crate::domain::cluster::Built;
+use crate::domain::cookie::{Key, MAX_SET_COOKIE_LEN};
+use crate::domain::rules::{Outcome, RequestView, Via};
 
 use super::hostio::{self, Map, Status};
 use super::metrics::bump;

@@ -1,11 +1,11 @@
 //! A zero-copy view of a header map in the proxy-wasm "pairs" serialization:
 //! `u32 count`, then `count` × (`u32 key_len`, `u32 value_len`), then each
-//! key and value followed by a NUL byte. Used by the glue to read all request
-//! headers with one host call and no allocation per header.
+//! key and value followed by a NUL byte. Used by the adapter to read all
+//! request headers with one host call and no allocation per header.
 
 use alloc::vec::Vec;
 
-use crate::rules::RequestView;
+use crate::domain::rules::RequestView;
 
 /// A validated pairs buffer.
 #[derive(Debug, Clone, Copy)]

@@ -17,11 +17,11 @@ pub use compile::{compile, header_name};
 pub use decide::cookie;
 pub use index::{INDEX_MIN_RULES, MAX_INDEXED_HEADERS};
 
-use crate::cluster::ClusterName;
-use crate::cookie::{Issuer, Key};
-use crate::hosts::HostIndex;
-use crate::matcher::StringMatcher;
-use crate::pick::Weights;
+use crate::domain::cluster::ClusterName;
+use crate::domain::cookie::{Issuer, Key};
+use crate::domain::hosts::HostIndex;
+use crate::domain::matcher::StringMatcher;
+use crate::domain::pick::Weights;
 use filter_runtime::map::Map;
 
 use index::RuleIndex;
@@ -51,7 +51,7 @@ pub struct CompileOptions<'a> {
     /// The sidecar's own workload.
     pub workload: &'a Workload,
     /// Who gives a port to destinations without one.
-    pub portless: crate::cluster::PortlessMode,
+    pub portless: crate::domain::cluster::PortlessMode,
 }
 
 /// A compiled rule set.
@@ -113,7 +113,7 @@ pub struct Destination {
     /// How a request gets there.
     pub via: Via,
     /// Its guard, if it has one.
-    pub guard: Option<crate::guard::Spec>,
+    pub guard: Option<crate::domain::guard::Spec>,
 }
 
 /// How a request reaches a [`Destination`].

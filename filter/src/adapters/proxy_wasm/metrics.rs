@@ -79,7 +79,7 @@ pub fn define_destinations(rules: &RuleSet) -> Box<[Option<u32>]> {
         .map(|(service, rule, dest)| {
             define(
                 MetricKind::Counter,
-                &crate::stats::destination_counter(&service.name, &rule.name, &dest.label),
+                &crate::domain::stats::destination_counter(&service.name, &rule.name, &dest.label),
             )
         })
         .collect()

@@ -17,7 +17,7 @@ use core::hash::BuildHasherDefault;
 use core::mem::MaybeUninit;
 use hashbrown::HashMap;
 
-use crate::hosts::Fnv;
+use crate::domain::hosts::Fnv;
 
 use super::http::{Action, Filter};
 use super::root::Root;
