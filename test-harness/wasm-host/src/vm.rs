@@ -21,17 +21,21 @@ use wasmtime::{Engine, Instance, InstancePre, Store, TypedFunc, WasmParams, Wasm
 /// How many log lines a [`HostError::Trap`] carries.
 const TRAP_LOG_LINES: usize = 10;
 
-/// The process-wide wasmtime engine (compiled code is tied to it).
-fn engine() -> Result<&'static Engine, HostError> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(engine) = ENGINE.get() {
+/// The process-wide wasmtime engines (compiled code is tied to its engine): the plain one,
+/// and the one whose code counts fuel ([`Module::load_metered`]), which runs slower.
+fn engine(metered: bool) -> Result<&'static Engine, HostError> {
+    static ENGINES: [OnceLock<Engine>; 2] = [OnceLock::new(), OnceLock::new()];
+    let cell = &ENGINES[usize::from(metered)];
+    if let Some(engine) = cell.get() {
         return Ok(engine);
     }
-    let engine = Engine::new(&wasmtime::Config::new()).map_err(|e| HostError::Load {
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(metered);
+    let engine = Engine::new(&config).map_err(|e| HostError::Load {
         module: "<engine>".into(),
         message: describe(&e),
     })?;
-    Ok(ENGINE.get_or_init(|| engine))
+    Ok(cell.get_or_init(|| engine))
 }
 
 /// A wasmtime error: its root cause (the trap, or the host call's error) first, then the
@@ -61,6 +65,7 @@ struct ModuleInner {
     name: String,
     pre: InstancePre<HostState>,
     stubbed: Vec<String>,
+    metered: bool,
 }
 
 impl std::fmt::Debug for Module {
@@ -83,13 +88,29 @@ impl Module {
         Module::from_bytes(&path.display().to_string(), &bytes)
     }
 
+    /// Reads and compiles the `.wasm` file at `path` with fuel metering: every [`Vm`] of it
+    /// counts the wasm instructions it runs ([`Vm::fuel_consumed`]), a figure that, unlike
+    /// time, does not depend on the machine or its load. Metered code runs slower.
+    pub fn load_metered(path: impl AsRef<Path>) -> Result<Module, HostError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| HostError::Load {
+            module: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Module::compile(&path.display().to_string(), &bytes, true)
+    }
+
     /// Compiles a module from its bytes; `name` is used in messages.
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Module, HostError> {
+        Module::compile(name, bytes, false)
+    }
+
+    fn compile(name: &str, bytes: &[u8], metered: bool) -> Result<Module, HostError> {
         let load_error = |message: String| HostError::Load {
             module: name.to_string(),
             message,
         };
-        let engine = engine()?;
+        let engine = engine(metered)?;
         let module = cache::compile(engine, bytes).map_err(|e| load_error(describe(&e)))?;
         let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
         if !exports.contains(&"proxy_abi_version_0_2_1") {
@@ -121,6 +142,7 @@ impl Module {
                 name: name.to_string(),
                 pre,
                 stubbed,
+                metered,
             }),
         })
     }
@@ -333,7 +355,7 @@ impl Vm {
     /// `__main_void` if exported, or else `_start`), like Envoy. The root context is created by
     /// [`Vm::start`] / [`Vm::configure`].
     pub fn new(module: &Module, options: VmOptions) -> Result<Vm, HostError> {
-        let engine = engine()?;
+        let engine = engine(module.inner.metered)?;
         let name = module.inner.name.clone();
         let mut properties = Properties::new(
             options.node_metadata,
@@ -378,6 +400,12 @@ impl Vm {
             env: options.env,
         };
         let mut store = Store::new(engine, state);
+        if module.inner.metered {
+            store.set_fuel(u64::MAX).map_err(|e| HostError::Load {
+                module: name.clone(),
+                message: describe(&e),
+            })?;
+        }
         let instance = module
             .inner
             .pre
@@ -522,6 +550,15 @@ impl Vm {
             self.failed = Some("proxy_on_vm_start returned false".into());
         }
         Ok(ok)
+    }
+
+    /// The fuel the guest has burnt so far, about one unit per wasm instruction it ran
+    /// (wasmtime's count: most operators cost 1, `nop` and `drop` 0), host calls not included;
+    /// `None` unless the module was loaded with [`Module::load_metered`]. The difference
+    /// around a call is what that call cost, the same on every machine.
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        let left = self.store.get_fuel().ok()?;
+        Some(u64::MAX - left)
     }
 
     /// The size of the module's linear memory, in bytes: how far its heap
