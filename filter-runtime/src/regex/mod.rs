@@ -44,6 +44,12 @@ pub struct Options {
     /// match, which grows with program size × value length (a 1,024-byte
     /// literal compiles to about 33 KiB).
     pub size_limit: usize,
+    /// The most instruction visits one match makes, over all the bytes of
+    /// the value (the VM visits each instruction at most once per byte, so a
+    /// match costs at most program length × value length visits): a match
+    /// that needs more stops and does not match. regex-lite has no such
+    /// bound; it is the one way a match may differ from regex-lite's.
+    pub step_limit: usize,
 }
 
 /// Why a pattern was refused: regex-lite's message, word for word.
@@ -73,6 +79,8 @@ pub struct Regex {
     /// claimed (another thread's) uses one of its own.
     busy: AtomicBool,
     scratch: UnsafeCell<vm::Scratch>,
+    /// [`Options::step_limit`].
+    steps: usize,
 }
 
 // SAFETY: `scratch` is only touched by the one match that set `busy`.
@@ -100,27 +108,29 @@ impl Regex {
         };
         c.node(&root)?;
         c.emit_match()?;
-        Ok(Self::from_parts(c.prog.into(), c.sets.into()))
+        Ok(Self::from_parts(c.prog.into(), c.sets.into(), options.step_limit))
     }
 
-    fn from_parts(prog: Box<[compile::Inst]>, sets: Box<[Set]>) -> Regex {
+    fn from_parts(prog: Box<[compile::Inst]>, sets: Box<[Set]>, steps: usize) -> Regex {
         Regex {
             prog,
             sets,
             busy: AtomicBool::new(false),
             scratch: UnsafeCell::new(vm::Scratch::default()),
+            steps,
         }
     }
 
     /// Whether `value` matches (the whole of it, as the pattern is
-    /// anchored).
+    /// anchored); false too when the match would take more than
+    /// [`Options::step_limit`] visits.
     pub fn is_match(&self, value: &[u8]) -> bool {
         if self.busy.swap(true, Ordering::Acquire) {
-            return vm::run(&self.prog, &self.sets, &mut vm::Scratch::default(), value);
+            return vm::run(&self.prog, &self.sets, &mut vm::Scratch::default(), value, self.steps);
         }
         // SAFETY: `busy` was false and is now ours: no other reference.
         let scratch = unsafe { &mut *self.scratch.get() };
-        let matched = vm::run(&self.prog, &self.sets, scratch, value);
+        let matched = vm::run(&self.prog, &self.sets, scratch, value, self.steps);
         self.busy.store(false, Ordering::Release);
         matched
     }
@@ -128,7 +138,7 @@ impl Regex {
 
 impl Clone for Regex {
     fn clone(&self) -> Regex {
-        Self::from_parts(self.prog.clone(), self.sets.clone())
+        Self::from_parts(self.prog.clone(), self.sets.clone(), self.steps)
     }
 }
 

@@ -170,6 +170,7 @@ pub fn compile_regex(pattern: &str, ignore_case: bool) -> Result<Regex, Reason> 
         case_insensitive: ignore_case,
         nest_limit: limits::MAX_REGEX_NESTING,
         size_limit: limits::MAX_REGEX_PROGRAM_BYTES,
+        step_limit: limits::MAX_REGEX_STEPS,
     };
     Regex::new(pattern.as_bytes(), &options).map_err(|e| Reason::BadRegex(e.message().into()))
 }

@@ -32,6 +32,16 @@ pub const MAX_REGEX_PROGRAM_BYTES: usize = 64 * 1024;
 /// `MAX_REGEX_PROGRAM_BYTES` × this (`exact` and `prefix` have no such bound:
 /// their cost is linear and small).
 pub const MAX_REGEX_INPUT_BYTES: usize = 4096;
+/// The most instructions one regex match visits, over all the bytes of the
+/// value (the engine visits each instruction at most once per byte): a
+/// match that needs more does not match (`filter_runtime::regex::Options::step_limit`), as a value over
+/// `MAX_REGEX_INPUT_BYTES` does not. Ordinary patterns visit a few
+/// instructions per byte (`.*Mobile.*`: a few tens of thousands on 4 KiB);
+/// only patterns built to keep hundreds of instructions alive on every byte
+/// reach it. It bounds the cost of one match in the `.wasm` at about 32
+/// million wasm instructions, whatever the pattern
+/// (`test-harness/wasm-host/tests/host_regex_budget.rs`).
+pub const MAX_REGEX_STEPS: usize = 1 << 18;
 /// Deepest nesting of groups and repetitions in one regex.
 pub const MAX_REGEX_NESTING: u32 = 32;
 /// Longest name (rule, destination label, header name), in bytes.
