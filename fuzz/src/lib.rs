@@ -3,6 +3,8 @@
 //! reach the validator's and the decision's deeper branches.
 
 pub mod differential;
+pub mod json_case;
+pub mod regex_case;
 pub mod schema_doc;
 
 use arbitrary::Arbitrary;
