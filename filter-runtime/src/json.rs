@@ -76,7 +76,7 @@ pub enum Expected {
 enum Num<'a> {
     U(u64),
     I(i64),
-    F(&'a str),
+    F(&'a str, f64),
 }
 
 /// The reader: bytes, a position and the path of the value being read.
@@ -370,11 +370,11 @@ impl<'a> Reader<'a> {
                 _ => {}
             }
         }
-        if over_f64(text) {
+        let Some(value) = serde_f64(text) else {
             let at = exponent_overflow(text).map_or(self.i, |k| start + k);
             return Err(self.fail_at("number out of range", at));
-        }
-        Ok(Num::F(text))
+        };
+        Ok(Num::F(text, value))
     }
 
     fn digits(&mut self) -> R<()> {
@@ -433,7 +433,7 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn wrong_number(&self, n: &Num<'_>, exp: Expected) -> Fail {
         let mut message = String::from(match n {
-            Num::F(_) => "invalid type: ",
+            Num::F(..) => "invalid type: ",
             _ => "invalid value: ",
         });
         describe(&mut message, n);
@@ -495,15 +495,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a number as `f64`, as serde does (integers too). Decimal text
-    /// with at most 15 significant digits and a small exponent converts
-    /// exactly as serde's correctly rounded parser does; longer text may
-    /// differ from it in the last bit (no float parser in the module).
+    /// Reads a number as `f64`, as serde does (integers too), to the bit:
+    /// serde_json's own conversion (`serde_f64`).
     pub fn f64(&mut self) -> R<f64> {
         Ok(match self.integer(Expected::F64)? {
             Num::U(v) => v as f64,
             Num::I(v) => v as f64,
-            Num::F(t) => decimal_f64(t),
+            Num::F(_, v) => v,
         })
     }
 
@@ -690,93 +688,108 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Whether a float's text is over `f64::MAX` (serde_json's `number out of
-/// range`), without parsing it (a float parser is 19 KB of the module).
-/// Within a unit in the 17th digit of `f64::MAX` it may differ from
-/// serde_json, whose arithmetic is not correctly rounded either.
-fn over_f64(text: &str) -> bool {
-    let text = text.trim_start_matches('-');
-    let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(e) => (text.get(..e).unwrap_or(""), text.get(e + 1..).unwrap_or("")),
-        None => (text, ""),
-    };
-    let mut exp_value: i64 = 0;
-    let negative_exp = exp.starts_with('-');
-    for d in exp.trim_start_matches(['+', '-']).bytes() {
-        exp_value = (exp_value * 10 + i64::from(d - b'0')).min(1 << 40);
-    }
-    if negative_exp {
-        exp_value = -exp_value;
-    }
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let int = int.trim_start_matches('0');
-    // The exponent of the first significant digit, and the digits from it.
-    let (first, digits) = if int.is_empty() {
-        let significant = frac.trim_start_matches('0');
-        if significant.is_empty() {
-            return false; // zero
+/// 10^k correctly rounded (the `f64` of the literal `1e{k}`, an entry of
+/// serde_json's table), for k <= 308: 5^k kept to 125 bits (the bits
+/// shifted out only noted), rounded to 53, and scaled by 2^k. Proven equal
+/// to the literals for every k by `tests::pow10_is_the_literal`.
+fn pow10(k: u32) -> f64 {
+    let (mut m, mut e, mut sticky) = (1u128, k as i32, false);
+    for _ in 0..k {
+        m *= 5;
+        if m >> 125 != 0 {
+            sticky |= m & 7 != 0;
+            m >>= 3;
+            e += 3;
         }
-        let zeros = frac.len() - significant.len();
-        (-(zeros as i64) - 1, "".bytes().chain(significant.bytes()))
-    } else {
-        (int.len() as i64 - 1, int.bytes().chain(frac.bytes()))
-    };
-    match first + exp_value {
-        309.. => true,
-        // Compared as text, as the digits' string was.
-        308 => digits.gt("17976931348623158".bytes()),
-        _ => false,
     }
+    let shift = (128 - m.leading_zeros()).saturating_sub(53);
+    let rest = m & ((1 << shift) - 1);
+    let half = 1u128 << shift >> 1;
+    let mut top = (m >> shift) as u64;
+    if shift > 0 && (rest > half || rest == half && (sticky || top & 1 == 1)) {
+        top += 1;
+    }
+    top as f64 * f64::from_bits(((e + shift as i32 + 1023) as u64) << 52)
 }
 
-/// The value of a JSON number's text (`-0.05`, `5e-2`): its digits as an
-/// integer divided or multiplied by a power of ten, which IEEE arithmetic
-/// rounds correctly while both are exact (up to 2^53 and 10^22).
-fn decimal_f64(text: &str) -> f64 {
+/// The value serde_json gives a number's (valid JSON) text, or `None` where
+/// it says `number out of range`: its own algorithm (without the
+/// `float_roundtrip` feature), step for step, so that both agree on every
+/// document, near `f64::MAX` too. The digits go into a `u64` while they
+/// fit (an integer digit that does not only raises the exponent, fraction
+/// digits after the first that does not are dropped); an exponent over
+/// `i32::MAX` is out of range, or zero if negative or the digits are; then
+/// the `u64`, as `f64`, times or divided by 10^|e| from the table, which
+/// is out of range if infinite or if `e` > 308.
+fn serde_f64(text: &str) -> Option<f64> {
     let negative = text.starts_with('-');
     let text = text.trim_start_matches('-');
     let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(e) => (text.get(..e).unwrap_or(""), text.get(e + 1..).unwrap_or("")),
-        None => (text, ""),
+        Some(e) => (text.get(..e).unwrap_or(""), text.get(e + 1..)),
+        None => (text, None),
     };
-    let mut e: i64 = 0;
-    for d in exp.trim_start_matches(['+', '-']).bytes() {
-        e = (e * 10 + i64::from(d - b'0')).min(1 << 20);
-    }
-    if exp.starts_with('-') {
-        e = -e;
-    }
-    let (mut m, mut point) = (0u64, false);
-    for d in mantissa.bytes() {
-        match d {
-            b'.' => point = true,
-            // Digits past what a u64 holds are dropped (before the point,
-            // each one still multiplies by ten).
-            _ if m >= (1 << 59) => e += i64::from(!point),
-            d => {
-                m = m * 10 + u64::from(d - b'0');
-                e -= i64::from(point);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (mut sig, mut e) = (0u64, 0i32);
+    for (part, point) in [(int, false), (frac, true)] {
+        let mut full = false;
+        for d in part.bytes() {
+            match sig
+                .checked_mul(10)
+                .and_then(|s| s.checked_add(u64::from(d - b'0')))
+            {
+                Some(s) if !full => {
+                    sig = s;
+                    e -= i32::from(point);
+                }
+                _ => {
+                    full = true;
+                    e += i32::from(!point);
+                }
             }
         }
     }
-    // One rounding by an exact power of ten (up to 10^22), then step by step.
-    let up = e > 0;
-    let mut k = e.unsigned_abs().min(400);
-    let mut pow = 1.0f64;
-    while k > 0 && pow < 1e22 {
-        pow *= 10.0;
-        k -= 1;
+    if let Some(exp) = exp {
+        let minus = exp.starts_with('-');
+        let mut x: i32 = 0;
+        for d in exp.trim_start_matches(['+', '-']).bytes() {
+            match x
+                .checked_mul(10)
+                .and_then(|x| x.checked_add(i32::from(d - b'0')))
+            {
+                Some(v) => x = v,
+                None if sig != 0 && !minus => return None,
+                None => return Some(if negative { -0.0 } else { 0.0 }),
+            }
+        }
+        e = if minus {
+            e.saturating_sub(x)
+        } else {
+            e.saturating_add(x)
+        };
     }
-    let mut v = if up { m as f64 * pow } else { m as f64 / pow };
-    while k > 0 {
-        v = if up { v * 10.0 } else { v / 10.0 };
-        k -= 1;
+    let mut f = sig as f64;
+    loop {
+        match e.unsigned_abs() {
+            k @ 0..=308 => {
+                if e >= 0 {
+                    f *= pow10(k);
+                    if f.is_infinite() {
+                        return None;
+                    }
+                } else {
+                    f /= pow10(k);
+                }
+                break;
+            }
+            _ if f == 0.0 => break,
+            _ if e >= 0 => return None,
+            _ => {
+                f /= pow10(308);
+                e += 308;
+            }
+        }
     }
-    if negative {
-        -v
-    } else {
-        v
-    }
+    Some(if negative { -f } else { f })
 }
 
 /// Where serde_json stops on a positive exponent over `i32::MAX`: just after
@@ -850,7 +863,7 @@ fn describe(out: &mut String, n: &Num<'_>) {
             }
             push_u64(out, v.unsigned_abs());
         }
-        Num::F(t) => {
+        Num::F(t, _) => {
             // serde prints the shortest form: `1.50` as `1.5`, `2.0` as `2.0`.
             let t = match t.find(['e', 'E']) {
                 None if t.contains('.') => {
@@ -943,6 +956,96 @@ mod tests {
             let mut out = String::new();
             push_u64(&mut out, v);
             assert_eq!(out, v.to_string());
+        }
+    }
+
+    #[test]
+    fn pow10_is_the_literal() {
+        for k in 0..=308u32 {
+            let literal: f64 = format!("1e{k}").parse().unwrap();
+            assert_eq!(pow10(k).to_bits(), literal.to_bits(), "1e{k}");
+        }
+    }
+
+    /// serde_f64 is serde_json's value (or its `number out of range`) for
+    /// seeded numbers of every form, half of them within a few units in
+    /// the 17th digit of `f64::MAX` (where the reader once disagreed with
+    /// serde_json in both directions), and a few written out.
+    #[test]
+    fn floats_are_serde_jsons() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut cases: Vec<String> = [
+            "1.7976931348623157e308",
+            "1.7976931348623158e308",
+            "1.7976931348623159e308",
+            "17976931348623157e292",
+            "179769313486231580000000000000000000000e270",
+            "-1.7976931348623158e308",
+            "0.0001e312",
+            "10e308",
+            "1e-400",
+            "0e99999999999",
+            "1e99999999999",
+            "1e-99999999999",
+            "184467440737095516169.5",
+            "123456789012345678901234",
+            "-9223372036854775809",
+            "0.30000000000000004",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for i in 0..200_000u64 {
+            let mut s = String::new();
+            if rnd(2) == 0 {
+                s.push('-');
+            }
+            if i % 2 == 0 {
+                s.push_str(&format!(
+                    "1.79769313486231{:04}e{}",
+                    rnd(10000),
+                    306 + rnd(4)
+                ));
+            } else {
+                s.push((b'1' + rnd(9) as u8) as char);
+                for _ in 0..rnd(if i % 3 == 0 { 40 } else { 20 }) {
+                    s.push((b'0' + rnd(10) as u8) as char);
+                }
+                if rnd(2) == 0 {
+                    s.push('.');
+                    for _ in 0..1 + rnd(25) {
+                        s.push((b'0' + rnd(10) as u8) as char);
+                    }
+                }
+                if rnd(3) != 0 {
+                    s.push(['e', 'E'][rnd(2) as usize]);
+                    s.push_str(["", "-", "+"][rnd(3) as usize]);
+                    let e = match rnd(4) {
+                        0 => rnd(400),
+                        1 => 280 + rnd(50),
+                        2 => rnd(30),
+                        _ => rnd(20_000_000_000),
+                    };
+                    s.push_str(&e.to_string());
+                }
+            }
+            cases.push(s);
+        }
+        for s in &cases {
+            let theirs = serde_json::from_str::<f64>(s);
+            match (serde_f64(s), theirs) {
+                (Some(a), Ok(b)) => assert_eq!(a.to_bits(), b.to_bits(), "{s}: {a} against {b}"),
+                (None, Err(e)) => {
+                    assert!(e.to_string().starts_with("number out of range"), "{s}: {e}")
+                }
+                (a, b) => panic!("{s}: ours {a:?}, serde_json {b:?}"),
+            }
         }
     }
 }

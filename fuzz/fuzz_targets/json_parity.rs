@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use canary_router::json::{Reader, R};
-use canary_router::ConfigError;
 use canary_router_fuzz::json_case::{reference, without_float, JsonCase, Out, Shape};
+use filter_runtime::json::{Error, Reader, R};
 use libfuzzer_sys::fuzz_target;
 
 fn read(r: &mut Reader<'_>, shape: &Shape) -> R<Out> {
@@ -38,7 +37,7 @@ fn read(r: &mut Reader<'_>, shape: &Shape) -> R<Out> {
             })?;
             for (n, shape) in shapes.iter().enumerate() {
                 if got[n].is_none() && !matches!(shape, Shape::Opt(_)) {
-                    return Err(r.custom(&format!("missing field `{}`", fields[n])));
+                    return Err(r.missing_field(fields[n]));
                 }
             }
             Out::Struct(got)
@@ -47,10 +46,7 @@ fn read(r: &mut Reader<'_>, shape: &Shape) -> R<Out> {
 }
 
 fn ours(shape: &Shape, doc: &[u8]) -> Result<Out, (String, String)> {
-    let split = |e: Box<ConfigError>| match *e {
-        ConfigError::Syntax { path, message } => (path, message),
-        other => ("not a syntax error".into(), other.to_string()),
-    };
+    let split = |e: Box<Error>| (e.path, e.message);
     let mut r = Reader::new(doc);
     let value = read(&mut r, shape).map_err(split)?;
     r.end().map_err(split)?;

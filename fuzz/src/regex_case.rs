@@ -5,6 +5,7 @@
 
 use arbitrary::Arbitrary;
 use canary_router::limits;
+use filter_runtime::regex::{Options, Regex};
 
 /// regex-lite's message for a program over the size limit, the one
 /// message whose boundary differs (each engine measures its own program).
@@ -106,6 +107,18 @@ impl RegexCase {
 /// Bytes as the characters of those numbers.
 pub fn latin1(b: &[u8]) -> String {
     b.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The engine as the filter configures it (`matcher.rs`); an error is
+/// regex-lite's message.
+pub fn ours(pattern: &[u8], ignore_case: bool) -> Result<Regex, &'static str> {
+    let options = Options {
+        case_insensitive: ignore_case,
+        nest_limit: limits::MAX_REGEX_NESTING,
+        size_limit: limits::MAX_REGEX_PROGRAM_BYTES,
+        step_limit: limits::MAX_REGEX_STEPS,
+    };
+    Regex::new(pattern, &options).map_err(|e| e.message())
 }
 
 /// regex-lite as the filter configured it: `\A(?:pattern)\z`, the size

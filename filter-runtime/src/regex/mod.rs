@@ -108,7 +108,11 @@ impl Regex {
         };
         c.node(&root)?;
         c.emit_match()?;
-        Ok(Self::from_parts(c.prog.into(), c.sets.into(), options.step_limit))
+        Ok(Self::from_parts(
+            c.prog.into(),
+            c.sets.into(),
+            options.step_limit,
+        ))
     }
 
     fn from_parts(prog: Box<[compile::Inst]>, sets: Box<[Set]>, steps: usize) -> Regex {
@@ -126,7 +130,13 @@ impl Regex {
     /// [`Options::step_limit`] visits.
     pub fn is_match(&self, value: &[u8]) -> bool {
         if self.busy.swap(true, Ordering::Acquire) {
-            return vm::run(&self.prog, &self.sets, &mut vm::Scratch::default(), value, self.steps);
+            return vm::run(
+                &self.prog,
+                &self.sets,
+                &mut vm::Scratch::default(),
+                value,
+                self.steps,
+            );
         }
         // SAFETY: `busy` was false and is now ours: no other reference.
         let scratch = unsafe { &mut *self.scratch.get() };

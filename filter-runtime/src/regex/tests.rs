@@ -936,14 +936,20 @@ fn a_match_stops_at_the_step_budget() {
         *last = b'x';
     }
     let pathological = ours(b"(?:.*a){300}x", false).unwrap();
-    assert!(reference(b"(?:.*a){300}x", false).unwrap().is_match(&latin1(&v)));
+    assert!(reference(b"(?:.*a){300}x", false)
+        .unwrap()
+        .is_match(&latin1(&v)));
     assert!(!pathological.is_match(&v), "over the budget: no match");
     // Under the budget, the same shape matches.
     let small = ours(b"(?:.*a){10}x", false).unwrap();
     assert!(small.is_match(&v));
     let mut ua = vec![b'x'; MAX_VALUE];
     ua[2000..2006].copy_from_slice(b"Mobile");
-    for p in [&b".*Mobile.*"[..], b"(?i).*(?:android|iphone|ipad|mobile).*", b"[a-zA-Z]+Mobile.*"] {
+    for p in [
+        &b".*Mobile.*"[..],
+        b"(?i).*(?:android|iphone|ipad|mobile).*",
+        b"[a-zA-Z]+Mobile.*",
+    ] {
         let re = ours(p, false).unwrap();
         assert!(re.is_match(&ua), "{}", latin1(p));
     }

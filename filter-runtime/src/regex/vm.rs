@@ -63,8 +63,16 @@ struct Lists<'a> {
 /// joins at most once a step, so neither list outgrows the program. The
 /// lists are unpacked into locals: stores into them cannot then be taken
 /// for changes of the lists themselves, which would reload them.
-#[inline(always)]
-fn add(prog: &[Inst], hay: &[u8], at: usize, pc: u32, step: u32, l: &mut Lists<'_>, len: &mut usize) -> bool {
+#[inline(never)]
+fn add(
+    prog: &[Inst],
+    hay: &[u8],
+    at: usize,
+    pc: u32,
+    step: u32,
+    l: &mut Lists<'_>,
+    len: &mut usize,
+) -> bool {
     let (seen, stack, next) = (&mut *l.seen, &mut *l.stack, &mut *l.next);
     let mut sp = 0usize;
     let mut visits = 0;
@@ -94,11 +102,10 @@ fn add(prog: &[Inst], hay: &[u8], at: usize, pc: u32, step: u32, l: &mut Lists<'
                 push!(*y);
                 push!(*x);
             }
-            Some(Inst::Look(k)) => {
-                if look(*k, hay, at) {
-                    push!(pc + 1);
-                }
+            Some(Inst::Look(k)) if look(*k, hay, at) => {
+                push!(pc + 1);
             }
+            Some(Inst::Look(_)) => {}
             Some(Inst::Match) => {
                 matched = true;
                 break;
@@ -179,4 +186,3 @@ pub(super) fn run(prog: &[Inst], sets: &[Set], s: &mut Scratch, hay: &[u8], step
     s.step = step;
     matched
 }
-

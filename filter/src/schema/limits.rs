@@ -38,7 +38,7 @@ pub const MAX_REGEX_INPUT_BYTES: usize = 4096;
 /// `MAX_REGEX_INPUT_BYTES` does not. Ordinary patterns visit a few
 /// instructions per byte (`.*Mobile.*`: a few tens of thousands on 4 KiB);
 /// only patterns built to keep hundreds of instructions alive on every byte
-/// reach it. It bounds the cost of one match in the `.wasm` at about 32
+/// reach it. It bounds the cost of one match in the `.wasm` at about 40
 /// million wasm instructions, whatever the pattern
 /// (`test-harness/wasm-host/tests/host_regex_budget.rs`).
 pub const MAX_REGEX_STEPS: usize = 1 << 18;
