@@ -43,7 +43,9 @@ fuzz_target!(|input: (RuleSetG, RequestG)| {
                             assert!(d.sticky);
                             let name =
                                 match r.set.services()[d.service].rules[d.rule].route.sticky() {
-                                    Some(canary_router::domain::rules::StickyKey::Cookie(n)) => n.clone(),
+                                    Some(canary_router::domain::rules::StickyKey::Cookie(n)) => {
+                                        n.clone()
+                                    }
                                     other => panic!("issued without a cookie key: {other:?}"),
                                 };
                             let mut again = headers.clone();

@@ -1,9 +1,11 @@
 //! The filter's JSON reader against serde_json with serde_path_to_error,
 //! the libraries it replaced (its parity contract): for every document and
 //! every shape asked of it, the same value, or the same error path and the
-//! same message, ` at line L column C` included. The one documented
-//! exception: a float quoted in a message is spelled as in the document
-//! (serde_json respells it).
+//! same message, ` at line L column C` included. The documented exceptions
+//! (`filter-runtime/README.md`, "Parity"): a float quoted in a message is
+//! spelled as in the document (serde_json respells it), and a struct given
+//! as a JSON array is refused where it starts (serde reads it field by
+//! field; refused, its error comes after the array).
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -23,7 +25,11 @@ fn read(r: &mut Reader<'_>, shape: &Shape) -> R<Out> {
         Shape::Seq(inner) => Out::Seq(r.seq(&mut |r| read(r, inner))?),
         Shape::Map(inner) => {
             let map = r.map(&mut |r| read(r, inner))?;
-            Out::Map(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>())
+            Out::Map(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
         }
         Shape::Struct {
             name,
@@ -55,6 +61,11 @@ fn ours(shape: &Shape, doc: &[u8]) -> Result<Out, (String, String)> {
 
 fuzz_target!(|case: JsonCase| {
     let a = ours(&case.shape, &case.doc);
+    if let Err((_, m)) = &a {
+        if m.starts_with("invalid type: sequence, expected struct ") {
+            return;
+        }
+    }
     let b = reference(&case.shape, &case.doc);
     let (a, b) = match (a, b) {
         (Ok(a), Ok(b)) => {
@@ -67,7 +78,10 @@ fuzz_target!(|case: JsonCase| {
             );
             return;
         }
-        (a, b) => (a.map_err(|(p, m)| (p, without_float(&m))), b.map_err(|(p, m)| (p, without_float(&m)))),
+        (a, b) => (
+            a.map_err(|(p, m)| (p, without_float(&m))),
+            b.map_err(|(p, m)| (p, without_float(&m))),
+        ),
     };
     assert_eq!(
         a,

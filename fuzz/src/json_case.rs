@@ -199,7 +199,8 @@ impl Doc {
             } => {
                 let mut digits = b"17976931348623157".to_vec();
                 let i = usize::from(*digit) % digits.len();
-                digits[i] = b'0' + ((digits[i] - b'0') as i32 + i32::from(*by)).rem_euclid(10) as u8;
+                digits[i] =
+                    b'0' + ((digits[i] - b'0') as i32 + i32::from(*by)).rem_euclid(10) as u8;
                 if *negative {
                     out.push(b'-');
                 }
@@ -209,7 +210,9 @@ impl Doc {
                 out.push(b'e');
                 out.extend_from_slice((308 + i32::from(*exp_delta % 4)).to_string().as_bytes());
             }
-            Doc::Str(s) => out.extend_from_slice(serde_json::to_string(s).unwrap_or_default().as_bytes()),
+            Doc::Str(s) => {
+                out.extend_from_slice(serde_json::to_string(s).unwrap_or_default().as_bytes())
+            }
             Doc::Escaped(bytes) => {
                 out.push(b'"');
                 for b in bytes {
@@ -243,7 +246,9 @@ impl Doc {
                         out.push(b',');
                     }
                     let key = NAMES.get(usize::from(*k)).copied().unwrap_or("zz");
-                    out.extend_from_slice(serde_json::to_string(key).unwrap_or_default().as_bytes());
+                    out.extend_from_slice(
+                        serde_json::to_string(key).unwrap_or_default().as_bytes(),
+                    );
                     out.push(b':');
                     d.write(out, ws);
                 }
@@ -329,9 +334,7 @@ impl<'de> DeserializeSeed<'de> for &Shape {
             Shape::Opt(inner) => d.deserialize_option(OptV(inner)),
             Shape::Seq(inner) => d.deserialize_seq(SeqV(inner)),
             Shape::Map(inner) => d.deserialize_map(MapV(inner)),
-            Shape::Struct { name, fields, .. } => {
-                d.deserialize_struct(name, fields, StructV(self))
-            }
+            Shape::Struct { name, fields, .. } => d.deserialize_struct(name, fields, StructV(self)),
         }
     }
 }

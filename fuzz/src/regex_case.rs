@@ -4,7 +4,7 @@
 //! it before its own engine replaced it).
 
 use arbitrary::Arbitrary;
-use canary_router::limits;
+use canary_router::schema::limits;
 use filter_runtime::regex::{Options, Regex};
 
 /// regex-lite's message for a program over the size limit, the one
@@ -20,13 +20,84 @@ pub const MAX_VALUE: usize = 64;
 
 /// Pieces of syntax, each as often as a raw byte.
 const TOKENS: &[&str] = &[
-    "(", ")", "(?:", "(?i)", "(?-i)", "(?s)", "(?m)", "(?U)", "(?x)", "(?P<n>", "(?<n>", "(?i:",
-    "*", "+", "?", "*?", "+?", "??", "{2}", "{1,3}", "{0,}", "{,2}", "{3,1}", "{", "}", ",",
-    "[", "]", "[^", "[a-z]", "[[:alpha:]]", "[[:^digit:]]", "[:word:]", "-", "&&", "~~", "--",
-    "^", "$", ".", "|", "\\", "\\b", "\\B", "\\A", "\\z", "\\d", "\\D", "\\w", "\\W", "\\s",
-    "\\S", "\\x41", "\\x{62}", "\\x{}", "\\u0041", "\\n", "\\t", "\\.", "\\-", "\\<", "\\>",
-    "\\b{start}", "\\b{end}", "\\p{L}", "\\1", "a", "b", "A", "_", "0", "9", " ", "\n", "\r",
-    "é", "\u{80}", "\u{ff}",
+    "(",
+    ")",
+    "(?:",
+    "(?i)",
+    "(?-i)",
+    "(?s)",
+    "(?m)",
+    "(?U)",
+    "(?x)",
+    "(?P<n>",
+    "(?<n>",
+    "(?i:",
+    "*",
+    "+",
+    "?",
+    "*?",
+    "+?",
+    "??",
+    "{2}",
+    "{1,3}",
+    "{0,}",
+    "{,2}",
+    "{3,1}",
+    "{",
+    "}",
+    ",",
+    "[",
+    "]",
+    "[^",
+    "[a-z]",
+    "[[:alpha:]]",
+    "[[:^digit:]]",
+    "[:word:]",
+    "-",
+    "&&",
+    "~~",
+    "--",
+    "^",
+    "$",
+    ".",
+    "|",
+    "\\",
+    "\\b",
+    "\\B",
+    "\\A",
+    "\\z",
+    "\\d",
+    "\\D",
+    "\\w",
+    "\\W",
+    "\\s",
+    "\\S",
+    "\\x41",
+    "\\x{62}",
+    "\\x{}",
+    "\\u0041",
+    "\\n",
+    "\\t",
+    "\\.",
+    "\\-",
+    "\\<",
+    "\\>",
+    "\\b{start}",
+    "\\b{end}",
+    "\\p{L}",
+    "\\1",
+    "a",
+    "b",
+    "A",
+    "_",
+    "0",
+    "9",
+    " ",
+    "\n",
+    "\r",
+    "é",
+    "\u{80}",
+    "\u{ff}",
 ];
 
 /// One piece of a pattern.
@@ -60,7 +131,10 @@ impl RegexCase {
                 Piece::Token(t) => {
                     let s = TOKENS[usize::from(*t) % TOKENS.len()];
                     // A token's characters as bytes of their own (é is 0xe9).
-                    out.extend(s.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')));
+                    out.extend(
+                        s.chars()
+                            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')),
+                    );
                 }
                 Piece::Byte(b) => out.push(*b),
             }
@@ -92,7 +166,13 @@ impl RegexCase {
             .iter()
             .map(|v| {
                 v.iter()
-                    .map(|b| if b.is_ascii_alphabetic() { b ^ 0x20 } else { *b })
+                    .map(|b| {
+                        if b.is_ascii_alphabetic() {
+                            b ^ 0x20
+                        } else {
+                            *b
+                        }
+                    })
                     .collect()
             })
             .collect();
