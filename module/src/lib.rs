@@ -10,6 +10,7 @@
 //! - [`version`]: the ABI version and the check that refuses another Envoy;
 //! - [`config`]: a filter configuration (the rule JSON → compiled rules, stats);
 //! - [`stream`]: one request: decide, write the route header, re-select the route;
+//! - [`guard`]: the destinations' guards, counted by every worker together;
 //! - [`metrics`]: the stats, by the wasm filter's names;
 //! - [`source`]: the polled rule file, ticked by a thread of the module's own;
 //! - [`store`]: the process-wide store that stands in for proxy-wasm's shared data;
@@ -25,6 +26,7 @@
 
 pub mod abi;
 pub mod config;
+pub mod guard;
 pub mod logger;
 pub mod metrics;
 pub mod source;

@@ -16,10 +16,11 @@
 
 use std::sync::Arc;
 
-use canary_router::domain::stats::{destination_counter, tag_value};
+use canary_router::domain::stats::{destination_counter, guard_metric, tag_value};
 use canary_router::RuleSet;
 
 use crate::abi::ConfigHandle;
+use crate::guard::SlotMetrics;
 
 /// A stat defined on a configuration: Envoy's id, and the label values it
 /// is counted under if it was defined with label names (none otherwise).
@@ -62,6 +63,18 @@ pub struct Global {
     pub rules_version: Option<Metric>,
     /// `canary_router.requests` with labels, for rules from the rule source.
     pub requests_by_label: Option<usize>,
+    /// `canary_router.guard.{ejected,requests,errors}` with labels, for
+    /// rules from the rule source.
+    pub guard_by_label: [Option<usize>; 3],
+}
+
+/// What a stat is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A counter.
+    Counter,
+    /// A gauge.
+    Gauge,
 }
 
 /// The label names of per-destination stats.
@@ -83,10 +96,18 @@ impl Global {
             rules_version: handle
                 .define_gauge("canary_router.rules_version", &[])
                 .map(Metric::plain),
-            requests_by_label: if labelled {
-                handle.define_counter("canary_router.requests", &DESTINATION_LABELS)
+            requests_by_label: labelled
+                .then(|| handle.define_counter("canary_router.requests", &DESTINATION_LABELS))
+                .flatten(),
+            guard_by_label: if labelled {
+                let l = &DESTINATION_LABELS;
+                [
+                    handle.define_gauge("canary_router.guard.ejected", l),
+                    handle.define_counter("canary_router.guard.requests", l),
+                    handle.define_counter("canary_router.guard.errors", l),
+                ]
             } else {
-                None
+                [None; 3]
             },
         })
     }
@@ -112,6 +133,33 @@ pub fn destinations(
             None => define(&destination_counter(&s.name, &r.name, &d.label)).map(Metric::plain),
         })
         .collect()
+}
+
+/// The guard stats of a destination (service, rule, destination names):
+/// plain names defined now through `define`, or the labelled ones of `global`.
+pub fn guard_slot(
+    global: &Global,
+    mut define: impl FnMut(Kind, &str) -> Option<usize>,
+    names: [&str; 3],
+) -> SlotMetrics {
+    let [ejected, requests, errors] = global.guard_by_label;
+    let labelled = global.requests_by_label.is_some();
+    let mut one = |kind: Kind, name: &str, by_label: Option<usize>| {
+        if labelled {
+            by_label.map(|id| Metric {
+                id,
+                labels: names.map(|v| Box::from(tag_value(v))).into(),
+            })
+        } else {
+            let [s, r, d] = names;
+            define(kind, &guard_metric(name, s, r, d)).map(Metric::plain)
+        }
+    };
+    SlotMetrics {
+        ejected: one(Kind::Gauge, "ejected", ejected),
+        requests: one(Kind::Counter, "requests", requests),
+        errors: one(Kind::Counter, "errors", errors),
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! as a callout; its answer comes back on the main thread too. Shared data
 //! is the module's process-wide [`Shared`] store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -111,8 +112,10 @@ impl PollHost for Host<'_> {
     }
 }
 
-/// A native thread that commits event [`TICK`] every period, through a
-/// scheduler onto Envoy's main thread, from its start until it is dropped.
+/// A native thread that calls `commit` (which commits event [`TICK`]
+/// through a scheduler onto Envoy's main thread) every period, from its
+/// start until it is dropped. The period is read before each wait, so the
+/// configuration can change it; 0 pauses the ticks (checked every second).
 pub struct Ticker {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -122,9 +125,12 @@ pub struct Ticker {
 pub const TICK: u64 = 1;
 
 impl Ticker {
-    /// Starts ticking at once, then every `period`; `commit` is called on
-    /// the ticker's own thread.
-    pub fn start(period: Duration, commit: impl Fn() + Send + 'static) -> std::io::Result<Ticker> {
+    /// Starts ticking at once, then every `period_ms`; `commit` is called
+    /// on the ticker's own thread.
+    pub fn start(
+        period_ms: Arc<AtomicU64>,
+        commit: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Ticker> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -133,8 +139,12 @@ impl Ticker {
                 let (lock, cv) = &*flag;
                 let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
                 while !*stopped {
-                    commit();
-                    stopped = match cv.wait_timeout(stopped, period) {
+                    let ms = period_ms.load(Ordering::Relaxed);
+                    if ms > 0 {
+                        commit();
+                    }
+                    let wait = Duration::from_millis(if ms > 0 { ms } else { 1000 });
+                    stopped = match cv.wait_timeout(stopped, wait) {
                         Ok((g, _)) => g,
                         Err(e) => e.into_inner().0,
                     };
@@ -164,14 +174,14 @@ impl Drop for Ticker {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
     use std::time::Instant;
 
     #[test]
     fn the_ticker_ticks_at_once_then_each_period_and_stops_when_dropped() {
         let ticks = Arc::new(AtomicU32::new(0));
         let t = ticks.clone();
-        let ticker = Ticker::start(Duration::from_millis(50), move || {
+        let ticker = Ticker::start(Arc::new(AtomicU64::new(50)), move || {
             t.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();

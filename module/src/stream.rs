@@ -88,6 +88,21 @@ pub struct StreamFilter {
     /// `stat_index` of the destination that served the request.
     served: Option<u32>,
     cookie: Option<Issued>,
+    /// Response headers were seen (a guarded destination's stream that
+    /// ends without them counts as an error).
+    responded: bool,
+}
+
+impl Drop for StreamFilter {
+    /// The stream is over: a guarded request that never saw response
+    /// headers counts as an error.
+    fn drop(&mut self) {
+        if let (Some(g), Some(served), false) = (&self.active.guard, self.served, self.responded) {
+            if g.guards(served) {
+                g.on_response(served, None);
+            }
+        }
+    }
 }
 
 /// The request as the rules see it: Envoy's header list, and the client
@@ -149,6 +164,7 @@ impl StreamFilter {
             active,
             served: None,
             cookie: None,
+            responded: false,
         }
     }
 
@@ -176,7 +192,13 @@ impl StreamFilter {
             port: OnceCell::new(),
         };
         let outcome = match &active.rules {
-            Some(rules) => rules.set.decide_issuing(&view, random, fresh_bits),
+            Some(rules) => {
+                let outcome = rules.set.decide_issuing(&view, random, fresh_bits);
+                match &active.guard {
+                    Some(g) => g.adjust(&rules.set, outcome, &view, random),
+                    None => outcome,
+                }
+            }
             None => Outcome::NoService,
         };
         let mut built = Built::default();
@@ -238,9 +260,16 @@ impl StreamFilter {
         };
     }
 
-    /// The issued cookie and the debug header.
+    /// The issued cookie, the guard's count and the debug header.
     pub fn on_response_headers(&mut self, stream: &mut impl Host) {
         let active = &*self.active;
+        if let (Some(g), Some(served)) = (&active.guard, self.served) {
+            if g.guards(served) {
+                self.responded = true;
+                // Unreadable: not an error of the destination's (a 5xx is).
+                g.on_response(served, Some(stream.response_status().unwrap_or(200)));
+            }
+        }
         if let Some(issued) = self.cookie.take() {
             let issuer = active
                 .rules
@@ -358,6 +387,12 @@ mod tests {
         }
     }
 
+    struct NoSink;
+    impl crate::guard::Sink for NoSink {
+        fn add(&self, _: Option<&Metric>, _: u64) {}
+        fn set(&self, _: Option<&Metric>, _: u64) {}
+    }
+
     const PASSTHROUGH: usize = 100;
     const SPOOFED: usize = 101;
     const HOST_ERRORS: usize = 102;
@@ -375,10 +410,16 @@ mod tests {
             ..Global::default()
         });
         let mut next = 0;
-        Arc::new(Active::new(Arc::new(settings), rules, global, |_| {
-            next += 1;
-            Some(next - 1)
-        }))
+        Arc::new(Active::new(
+            Arc::new(settings),
+            rules,
+            global,
+            Arc::new(NoSink),
+            |_, _| {
+                next += 1;
+                Some(next - 1)
+            },
+        ))
     }
 
     fn example(name: &str) -> String {
@@ -575,6 +616,43 @@ mod tests {
             let again = run(&a, backend(&[("cookie", &value)]));
             assert!(again.response.iter().all(|(k, _)| k != "set-cookie"));
             assert_eq!(again.get("x-canary-upstream").map(str::to_string), upstream);
+        }
+    }
+
+    #[test]
+    fn a_guarded_destinations_failures_eject_it_and_its_requests_move() {
+        let rules = r#"{"services":[{"hosts":["backend"],"http":[{"name":"stream-guard","route":[
+            {"destination":{"host":"backend","subset":"v1","port":{"number":80}},"weight":50},
+            {"destination":{"host":"backend","subset":"v2","port":{"number":80}},"weight":50,
+             "guard":{"maxErrorRate":0.5,"minRequests":10,"interval":"30s"}}]}]}]}"#;
+        let a = active(rules);
+        let to_v2 = |out: &Fake| {
+            out.get("x-canary-upstream")
+                .is_some_and(|u| u.contains("|v2|"))
+        };
+        // v2 answers 503; streams to v2 alternately end without a response.
+        let mut failed = 0;
+        for i in 0..400 {
+            let mut f = StreamFilter::new(a.clone());
+            let mut fake = backend(&[]);
+            f.on_request_headers(&mut fake);
+            if to_v2(&fake) {
+                failed += 1;
+                fake.status = Some(503);
+                if i % 2 == 0 {
+                    f.on_response_headers(&mut fake);
+                }
+            } else {
+                f.on_response_headers(&mut fake);
+            }
+            drop(f);
+        }
+        assert_eq!(
+            failed, 10,
+            "the 10th failure (5xx or no response) ejects v2"
+        );
+        for _ in 0..100 {
+            assert!(!to_v2(&run(&a, backend(&[]))));
         }
     }
 }

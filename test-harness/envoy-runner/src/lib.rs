@@ -36,7 +36,10 @@ mod split;
 mod stats;
 mod wasm;
 
-pub use binary::{envoy_version, find_envoy, repo_root, HOW_TO_GET_ENVOY};
+pub use binary::{
+    envoy_version, find_envoy, find_envoy_previous_abi, repo_root, HOW_TO_GET_ENVOY,
+    PREVIOUS_ABI_ENVOY,
+};
 pub use config::{example_dir, example_names, EnvoyConfig, STRING_VALUE_TYPE, WASM_FILTER_TYPE};
 pub use http::{get_once, HttpClient, Request, Response};
 pub use module::{

@@ -61,6 +61,8 @@ pub struct EnvoyOptions {
     /// Which build of the filter runs: the config's wasm filters as they
     /// are, or rewritten into the dynamic module ([`Build::Module`]).
     pub build: Build,
+    /// The Envoy binary; default [`find_envoy`]'s.
+    pub envoy_bin: Option<PathBuf>,
 }
 
 impl Default for EnvoyOptions {
@@ -76,6 +78,7 @@ impl Default for EnvoyOptions {
             wasm: WasmModule::Auto,
             bound_ports: BTreeMap::new(),
             build: Build::from_env(),
+            envoy_bin: None,
         }
     }
 }
@@ -113,6 +116,12 @@ impl EnvoyOptions {
     /// Runs the filter as `build`.
     pub fn build(mut self, build: Build) -> Self {
         self.build = build;
+        self
+    }
+
+    /// Runs this Envoy binary instead of [`find_envoy`]'s.
+    pub fn envoy_bin(mut self, path: impl Into<PathBuf>) -> Self {
+        self.envoy_bin = Some(path.into());
         self
     }
 
@@ -179,7 +188,10 @@ impl Envoy {
     /// LIVE and every listener accepts connections. A start that lost a race
     /// for a port is retried with new ports.
     pub fn start(config: EnvoyConfig, opts: &EnvoyOptions) -> Result<Envoy, Error> {
-        let bin = find_envoy()?;
+        let bin = match &opts.envoy_bin {
+            Some(bin) => bin.clone(),
+            None => find_envoy()?,
+        };
         let mut config = config;
         resolve_wasm(&mut config, &opts.wasm)?;
         if !opts.access_logs {

@@ -9,7 +9,7 @@ use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
 use core::cell::Cell;
 
 use crate::domain::guard::{self, Flushed, Shape, Spec, Tally};
-use crate::domain::rules::{Decision, Outcome, RequestView, RuleSet};
+use crate::domain::rules::{Outcome, RequestView, RuleSet};
 use crate::domain::shared::{CasMismatch, SharedStore};
 
 use super::hostio::{self, MetricKind};
@@ -160,10 +160,7 @@ impl Guards {
         self.ejected.get(stat_index as usize).is_some_and(Cell::get)
     }
 
-    /// The decision with ejected destinations taken out: a request the
-    /// rules sent to an ejected destination is picked again among the
-    /// rule's others (a sticky key goes to its runner-up, so users of the
-    /// other destinations stay where they are).
+    /// The decision with ejected destinations taken out ([`guard::adjust`]).
     #[inline]
     pub fn adjust<'a, R: RequestView>(
         &self,
@@ -172,43 +169,7 @@ impl Guards {
         req: &R,
         random: impl FnOnce() -> u64,
     ) -> Outcome<'a> {
-        match outcome {
-            Outcome::Routed(d) if self.is_ejected(d.target.stat_index) => self
-                .repick(set, d, req, random)
-                .map_or(outcome, Outcome::Routed),
-            _ => outcome,
-        }
-    }
-
-    #[inline(never)]
-    fn repick<'a, R: RequestView>(
-        &self,
-        set: &'a RuleSet,
-        d: Decision<'a>,
-        req: &R,
-        random: impl FnOnce() -> u64,
-    ) -> Option<Decision<'a>> {
-        let route = &set.services().get(d.service)?.rules.get(d.rule)?.route;
-        let first = route.destinations.first()?.stat_index;
-        let skip = (0..route.destinations.len() as u32)
-            .filter(|i| self.is_ejected(first + i))
-            .fold(0u64, |m, i| m | (1u64 << (i % 64)));
-        // The key it was routed by: a cookie key issued just now, or the request's.
-        let hash = match &d.issued {
-            Some(key) => Some(crate::domain::pick::hash_key(key.as_bytes())),
-            None => route.sticky_hash(req),
-        };
-        let (index, sticky) = match hash {
-            Some(h) => (route.weights().pick_sticky_except(h, skip), true),
-            None => (route.weights().pick_random_except(random(), skip)?, false),
-        };
-        let target = route.destinations.get(index)?;
-        (!self.is_ejected(target.stat_index)).then_some(Decision {
-            destination: index,
-            target,
-            sticky,
-            ..d
-        })
+        guard::adjust(set, outcome, req, random, |i| self.is_ejected(i))
     }
 
     /// Whether destination `stat_index` has a guard (its responses are counted).

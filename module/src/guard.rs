@@ -1,0 +1,509 @@
+//! The guards of one rule set in the module: the core's windows, records
+//! and ejection rule ([`canary_router::domain::guard`]) fed from every worker.
+//!
+//! The wasm filter runs one VM per worker, so each keeps its own tallies
+//! and learns ejections from shared data. Here one [`Guards`] serves every
+//! worker: tallies are atomics the workers add to, an ejection is an atomic
+//! flag every worker sees at once, and the records live in the module's
+//! process-wide [`Shared`] store, with the same compare-and-swap flushes
+//! (at once for an error, after [`FLUSH_SUCCESSES`] successes, and on
+//! every tick, which the configuration's ticker runs on Envoy's main
+//! thread). As in the wasm filter, a new rule set (another digest) starts
+//! with empty records, and a configuration that replaces another with the
+//! same rules joins its counts and ejections.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use canary_router::domain::guard::{self, Flushed, Shape, Spec, Tally, FLUSH_SUCCESSES};
+use canary_router::domain::rules::{Outcome, RequestView, RuleSet};
+
+use crate::abi::ConfigHandle;
+use crate::metrics::Metric;
+use crate::store::Shared;
+
+const NONE: u32 = u32::MAX;
+
+/// Where the module's guard records live in the [`Shared`] store.
+const PREFIX: &str = "canary-router/guard/module";
+
+/// The stats of one guarded destination, by kind (`ejected` is a gauge,
+/// `requests` and `errors` are counters).
+#[derive(Debug, Default)]
+pub struct SlotMetrics {
+    /// 1 once ejected.
+    pub ejected: Option<Metric>,
+    /// Responses counted.
+    pub requests: Option<Metric>,
+    /// Errors among them.
+    pub errors: Option<Metric>,
+}
+
+/// What the guards report to, from any thread: Envoy's stats (through the
+/// configuration) and the clock; a fake in tests.
+pub trait Sink: Send + Sync {
+    /// Adds `n` to a counter.
+    fn add(&self, metric: Option<&Metric>, n: u64);
+    /// Sets a gauge.
+    fn set(&self, metric: Option<&Metric>, value: u64);
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl Sink for ConfigHandle {
+    fn add(&self, metric: Option<&Metric>, n: u64) {
+        ConfigHandle::add(self, metric, n);
+    }
+    fn set(&self, metric: Option<&Metric>, value: u64) {
+        self.set_gauge(metric, value);
+    }
+}
+
+/// One guarded destination of a rule.
+struct Slot {
+    stat_index: u32,
+    /// `service S, rule R, destination D`, for the log.
+    name: Box<str>,
+    /// Responses counted and not yet flushed: requests in the high 32 bits,
+    /// errors in the low 32.
+    pending: AtomicU64,
+    metrics: SlotMetrics,
+}
+
+fn tally(bits: u64) -> Tally {
+    Tally {
+        requests: (bits >> 32) as u32,
+        errors: bits as u32,
+    }
+}
+
+fn bits(t: Tally) -> u64 {
+    (u64::from(t.requests) << 32) | u64::from(t.errors)
+}
+
+/// A rule with at least one guarded destination.
+struct Rule {
+    key: String,
+    specs: Box<[Spec]>,
+    shape: Shape,
+    slots: Box<[Slot]>,
+}
+
+/// The guards of one rule set, shared by every worker.
+pub struct Guards {
+    rules: Box<[Rule]>,
+    /// By `stat_index`: (guarded rule, slot), or `NONE`.
+    of_stat: Box<[(u32, u32)]>,
+    /// By `stat_index`: ejected.
+    ejected: Box<[AtomicBool]>,
+    /// How often ticks should flush.
+    pub tick_ms: u32,
+    sink: Arc<dyn Sink>,
+}
+
+impl std::fmt::Debug for Guards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guards")
+            .field("rules", &self.rules.len())
+            .field("tick_ms", &self.tick_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guards {
+    /// The guards of `set`, or `None` when it has none. `metrics` gives the
+    /// stats of a destination (service, rule, destination names). Starts
+    /// the rule set's records (cleared unless a configuration of this
+    /// process already runs the same rules) and learns what is ejected.
+    pub fn new(
+        set: &RuleSet,
+        digest: u64,
+        sink: Arc<dyn Sink>,
+        mut metrics: impl FnMut(&str, &str, &str) -> SlotMetrics,
+    ) -> Option<Self> {
+        if !set.all_destinations().any(|(_, _, d)| d.guard.is_some()) {
+            return None;
+        }
+        let digest = format!("{digest:016x}");
+        let n = set.destination_count() as usize;
+        let mut of_stat = vec![(NONE, NONE); n];
+        let mut rules = Vec::new();
+        let mut keys = Vec::new();
+        for s in set.services() {
+            for r in &s.rules {
+                let ds = &r.route.destinations;
+                if !ds.iter().any(|d| d.guard.is_some()) {
+                    continue;
+                }
+                let ordinal = rules.len() as u32;
+                let (mut specs, mut slots, mut live) = (Vec::new(), Vec::new(), Vec::new());
+                let mut unguarded_live = false;
+                for d in ds {
+                    let Some(spec) = d.guard else {
+                        unguarded_live |= d.weight > 0;
+                        continue;
+                    };
+                    if let Some(e) = of_stat.get_mut(d.stat_index as usize) {
+                        *e = (ordinal, slots.len() as u32);
+                    }
+                    specs.push(spec);
+                    live.push(d.weight > 0);
+                    slots.push(Slot {
+                        stat_index: d.stat_index,
+                        name: format!(
+                            "service {}, rule {}, destination {}",
+                            s.name, r.name, d.label
+                        )
+                        .into(),
+                        pending: AtomicU64::new(0),
+                        metrics: metrics(&s.name, &r.name, &d.label),
+                    });
+                }
+                let key = format!("{PREFIX}/{digest}/{ordinal}");
+                keys.push((key.clone(), slots.len()));
+                rules.push(Rule {
+                    key,
+                    specs: specs.into(),
+                    shape: Shape {
+                        live: live.into(),
+                        unguarded_live,
+                    },
+                    slots: slots.into(),
+                });
+            }
+        }
+        let fresh = guard::install(&mut Shared, PREFIX, &digest, &keys);
+        let bucket = rules
+            .iter()
+            .flat_map(|r| r.specs.iter())
+            .map(Spec::bucket_ms)
+            .min()
+            .unwrap_or(1000);
+        let guards = Guards {
+            rules: rules.into(),
+            of_stat: of_stat.into(),
+            ejected: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            tick_ms: bucket.clamp(100, 1000) as u32,
+            sink,
+        };
+        for (ri, rule) in guards.rules.iter().enumerate() {
+            for slot in rule.slots.iter() {
+                guards.sink.set(slot.metrics.ejected.as_ref(), 0);
+                guards.sink.add(slot.metrics.requests.as_ref(), 0);
+                guards.sink.add(slot.metrics.errors.as_ref(), 0);
+            }
+            if !fresh {
+                guards.flush(ri, 0, Tally::default());
+            }
+        }
+        Some(guards)
+    }
+
+    /// Whether destination `stat_index` is ejected.
+    #[inline]
+    pub fn is_ejected(&self, stat_index: u32) -> bool {
+        self.ejected
+            .get(stat_index as usize)
+            .is_some_and(|e| e.load(Ordering::Acquire))
+    }
+
+    /// The decision with ejected destinations taken out ([`guard::adjust`]).
+    #[inline]
+    pub fn adjust<'a, R: RequestView>(
+        &self,
+        set: &'a RuleSet,
+        outcome: Outcome<'a>,
+        req: &R,
+        random: impl FnOnce() -> u64,
+    ) -> Outcome<'a> {
+        guard::adjust(set, outcome, req, random, |i| self.is_ejected(i))
+    }
+
+    /// Whether destination `stat_index` has a guard (its responses are counted).
+    #[inline]
+    pub fn guards(&self, stat_index: u32) -> bool {
+        self.of_stat
+            .get(stat_index as usize)
+            .is_some_and(|(r, _)| *r != NONE)
+    }
+
+    /// Counts a response of destination `stat_index`: its status, or `None`
+    /// when the stream ended without one (an error, as a 5xx is).
+    pub fn on_response(&self, stat_index: u32, status: Option<u32>) {
+        let Some(&(ri, si)) = self.of_stat.get(stat_index as usize) else {
+            return;
+        };
+        let Some(slot) = self
+            .rules
+            .get(ri as usize)
+            .and_then(|r| r.slots.get(si as usize))
+        else {
+            return;
+        };
+        let error = status.is_none_or(|s| s >= 500);
+        let one = bits(Tally {
+            requests: 1,
+            errors: u32::from(error),
+        });
+        let now = slot
+            .pending
+            .fetch_add(one, Ordering::AcqRel)
+            .wrapping_add(one);
+        if error || tally(now).requests >= FLUSH_SUCCESSES {
+            // Whoever takes the tally flushes it; a racing worker takes 0.
+            let taken = tally(slot.pending.swap(0, Ordering::AcqRel));
+            if !taken.is_empty() {
+                self.flush(ri as usize, si as usize, taken);
+            }
+        }
+    }
+
+    /// Flushes every pending tally, and learns what another configuration
+    /// of the same rules ejected.
+    pub fn tick(&self) {
+        for (ri, rule) in self.rules.iter().enumerate() {
+            let mut flushed = false;
+            for (si, slot) in rule.slots.iter().enumerate() {
+                let t = tally(slot.pending.swap(0, Ordering::AcqRel));
+                if !t.is_empty() {
+                    self.flush(ri, si, t);
+                    flushed = true;
+                }
+            }
+            let all_known = rule.slots.iter().all(|s| self.is_ejected(s.stat_index));
+            if !flushed && !all_known {
+                self.flush(ri, 0, Tally::default());
+            }
+        }
+    }
+
+    /// Adds `t` to slot `si` of rule `ri` in the store (an empty tally only
+    /// reads), then applies what the record says is ejected.
+    fn flush(&self, ri: usize, si: usize, t: Tally) {
+        let Some(rule) = self.rules.get(ri) else {
+            return;
+        };
+        let now = self.sink.now_ms();
+        let result = guard::flush(&mut Shared, &rule.key, &rule.shape, &rule.specs, si, t, now);
+        let Flushed::Done { ejected, tripped } = result else {
+            // Keep the tally for the next flush.
+            if let Some(slot) = rule.slots.get(si) {
+                slot.pending.fetch_add(bits(t), Ordering::AcqRel);
+            }
+            return;
+        };
+        if let Some(slot) = rule.slots.get(si) {
+            self.sink
+                .add(slot.metrics.requests.as_ref(), u64::from(t.requests));
+            self.sink
+                .add(slot.metrics.errors.as_ref(), u64::from(t.errors));
+        }
+        for (i, slot) in rule.slots.iter().enumerate() {
+            if ejected & (1u64 << (i % 64)) != 0 {
+                let flag = self.ejected.get(slot.stat_index as usize);
+                if flag.is_some_and(|f| !f.swap(true, Ordering::AcqRel)) {
+                    self.sink.set(slot.metrics.ejected.as_ref(), 1);
+                }
+            }
+        }
+        if let (Some(m), Some(slot), Some(spec)) = (tripped, rule.slots.get(si), rule.specs.get(si))
+        {
+            let pm = m.per_mille();
+            log::warn!(
+                "guard ejected {}: {} of {} responses failed ({}.{}%) in the last {}ms, at or over maxErrorRate; \
+                 its requests go to the rule's other destinations until the rule set changes",
+                slot.name,
+                m.errors,
+                m.requests,
+                pm / 10,
+                pm % 10,
+                spec.interval_ms
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use canary_router::domain::rules::Workload;
+    use canary_router::Plugin;
+    use std::sync::atomic::AtomicU64 as Clock;
+    use std::sync::{Arc, Mutex};
+
+    /// Stats by metric id, and a clock the test moves.
+    #[derive(Default, Clone)]
+    struct Fake {
+        counters: Arc<Mutex<std::collections::HashMap<usize, u64>>>,
+        gauges: Arc<Mutex<std::collections::HashMap<usize, u64>>>,
+        now: Arc<Clock>,
+    }
+
+    impl Sink for Fake {
+        fn add(&self, metric: Option<&Metric>, n: u64) {
+            if let Some(m) = metric {
+                *self.counters.lock().unwrap().entry(m.id).or_default() += n;
+            }
+        }
+        fn set(&self, metric: Option<&Metric>, value: u64) {
+            if let Some(m) = metric {
+                self.gauges.lock().unwrap().insert(m.id, value);
+            }
+        }
+        fn now_ms(&self) -> u64 {
+            self.now.load(Ordering::SeqCst)
+        }
+    }
+
+    /// 50/50 v1/v2, v2 guarded at `rate` over `min` responses in 10 s; a
+    /// distinct `tag` makes a distinct rule set (digest), so that tests do
+    /// not share records in the process-wide store.
+    fn guarded(tag: &str, rate: f64, min: u32, v1_guarded: bool) -> (RuleSet, u64) {
+        let g = format!(r#"{{"maxErrorRate":{rate},"minRequests":{min},"interval":"10s"}}"#);
+        let v1 = if v1_guarded {
+            format!(r#","guard":{g}"#)
+        } else {
+            String::new()
+        };
+        let json = format!(
+            r#"{{"services":[{{"hosts":["backend"],"http":[{{"name":"{tag}","route":[
+            {{"destination":{{"host":"backend","subset":"v1","port":{{"number":80}}}},"weight":50{v1}}},
+            {{"destination":{{"host":"backend","subset":"v2","port":{{"number":80}}}},"weight":50,"guard":{g}}}]}}]}}]}}"#
+        );
+        let rules = Plugin::from_bytes(json.as_bytes(), &Workload::default())
+            .unwrap()
+            .rules
+            .unwrap();
+        (rules.set, rules.digest)
+    }
+
+    /// v2's stats are 10 (ejected), 11 (requests), 12 (errors); v1's 20, 21, 22.
+    fn metrics_by_label() -> impl FnMut(&str, &str, &str) -> SlotMetrics {
+        move |_, _, d| {
+            let base = if d == "v2" { 10 } else { 20 };
+            SlotMetrics {
+                ejected: Some(Metric::plain(base)),
+                requests: Some(Metric::plain(base + 1)),
+                errors: Some(Metric::plain(base + 2)),
+            }
+        }
+    }
+
+    #[test]
+    fn workers_eject_a_failing_destination_once_at_its_threshold() {
+        let (set, digest) = guarded("once", 0.5, 20, false);
+        let fake = Fake::default();
+        fake.now.store(1_000_000, Ordering::SeqCst);
+        let g = Arc::new(
+            Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap(),
+        );
+        assert!(g.guards(1) && !g.guards(0));
+        // Four workers, each 10 failing responses of v2: 40 in all, the
+        // 20th error ejects.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let g = g.clone();
+                s.spawn(move || {
+                    for _ in 0..10 {
+                        g.on_response(1, Some(503));
+                    }
+                });
+            }
+        });
+        assert!(g.is_ejected(1));
+        assert_eq!(fake.gauges.lock().unwrap()[&10], 1);
+        let counted = fake.counters.lock().unwrap();
+        assert_eq!(
+            (counted[&11], counted[&12]),
+            (40, 40),
+            "every response counted once"
+        );
+    }
+
+    #[test]
+    fn successes_are_flushed_in_batches_and_by_ticks_and_dilute_the_errors() {
+        let (set, digest) = guarded("dilute", 0.5, 20, false);
+        let fake = Fake::default();
+        fake.now.store(2_000_000, Ordering::SeqCst);
+        let g = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
+        for _ in 0..15 {
+            g.on_response(1, Some(200));
+        }
+        // Below the batch: nothing flushed yet; a tick flushes them.
+        assert_eq!(fake.counters.lock().unwrap()[&11], 0);
+        g.tick();
+        assert_eq!(fake.counters.lock().unwrap()[&11], 15);
+        // 15 successes and 14 errors: 48% < 50%, not ejected.
+        for _ in 0..14 {
+            g.on_response(1, Some(500));
+        }
+        assert!(!g.is_ejected(1));
+        // One more error: 15 of 30, 50%: ejected.
+        g.on_response(1, None);
+        assert!(g.is_ejected(1));
+    }
+
+    #[test]
+    fn the_last_destination_with_weight_is_never_ejected_and_requests_move_off_an_ejected_one() {
+        let (set, digest) = guarded("last", 0.5, 20, true);
+        let fake = Fake::default();
+        fake.now.store(3_000_000, Ordering::SeqCst);
+        let g = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
+        for _ in 0..30 {
+            g.on_response(1, Some(503));
+            g.on_response(0, Some(503));
+        }
+        assert_eq!(
+            (g.is_ejected(0), g.is_ejected(1)),
+            (false, true),
+            "v2 went first; v1 is the rule's last destination"
+        );
+        // Decisions for v2 go to v1; before the adjustment some went to v2.
+        let (mut before, mut after) = (0, 0);
+        for r in 0..200u64 {
+            let bits = r.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let out = set.decide_issuing(&HostView, || bits, || None);
+            before += usize::from(matches!(out, Outcome::Routed(d) if d.target.stat_index == 1));
+            let out = g.adjust(&set, out, &HostView, || bits);
+            match out {
+                Outcome::Routed(d) => after += usize::from(d.target.stat_index == 1),
+                _ => panic!("every request is routed"),
+            }
+        }
+        assert!(before > 50, "{before}");
+        assert_eq!(after, 0);
+    }
+
+    /// A request for `backend` with no other header.
+    struct HostView;
+    impl RequestView for HostView {
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            (name == ":authority").then_some(b"backend".as_slice())
+        }
+    }
+
+    #[test]
+    fn a_configuration_with_the_same_rules_joins_the_ejection_and_new_rules_start_over() {
+        let (set, digest) = guarded("join", 0.5, 20, false);
+        let fake = Fake::default();
+        fake.now.store(4_000_000, Ordering::SeqCst);
+        let first = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
+        for _ in 0..20 {
+            first.on_response(1, Some(503));
+        }
+        assert!(first.is_ejected(1));
+        // An ECDS push of the same rules: the new configuration knows at once.
+        let second = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
+        assert!(second.is_ejected(1));
+        // Other rules (another digest): a fresh start.
+        let (other, other_digest) = guarded("join-other", 0.5, 20, false);
+        let third = Guards::new(&other, other_digest, Arc::new(fake), metrics_by_label()).unwrap();
+        assert!(!third.is_ejected(1));
+    }
+}
