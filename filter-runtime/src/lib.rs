@@ -7,7 +7,12 @@
 //!
 //! - [`json`]: a pull reader of JSON with serde_json's errors and paths;
 //! - [`regex`]: a regex engine with regex-lite's syntax and errors;
-//! - [`map`]: a sorted `Vec` map, iterated as a `BTreeMap` is.
+//! - [`map`]: a sorted `Vec` map, iterated as a `BTreeMap` is;
+//! - [`fnv`]: the hasher of the hash maps;
+//! - [`proxy_wasm`]: the module's side of the proxy-wasm ABI, in place of
+//!   the SDK: host calls, exported callbacks, logger, header maps;
+//! - [`heap`]: the module's allocator; [`memcmp`]: the one libc function
+//!   the compiled code calls.
 //!
 //! Nothing here knows about routing: limits are parameters, errors are this
 //! crate's own. `no_std` (but for its own tests).
@@ -16,6 +21,15 @@
 
 extern crate alloc;
 
+pub mod fnv;
+pub mod heap;
 pub mod json;
 pub mod map;
+pub mod memcmp;
+pub mod proxy_wasm;
 pub mod regex;
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+mod single;
+
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+pub use single::Single;

@@ -3,34 +3,11 @@
 
 use alloc::{boxed::Box, format, string::String, string::ToString, vec, vec::Vec};
 
-use core::hash::{BuildHasherDefault, Hasher};
+use filter_runtime::fnv::FnvBuild;
 use hashbrown::HashMap;
 
-/// FNV-1a, for the small string keys of the host index: fast, no per-process
-/// seed needed (keys come from the operator, not the client).
-#[derive(Default, Clone, Copy)]
-pub struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// A `HashMap` keyed by host names.
-pub type HostMap<V> = HashMap<Box<str>, V, BuildHasherDefault<Fnv>>;
+/// A `HashMap` keyed by host names (the operator's, so FNV needs no seed).
+pub type HostMap<V> = HashMap<Box<str>, V, FnvBuild>;
 
 /// Longest host name accepted (DNS limit).
 pub const MAX_HOST_LEN: usize = 253;

@@ -501,10 +501,10 @@ fn rule_source_failures_keep_the_last_good_rules() {
 }
 
 /// Limits the proxy-wasm SDK (0.2.5) had, gone with the filter's own
-/// dispatcher (`filter/src/adapters/proxy_wasm/abi.rs`): the SDK panicked (aborting the VM) on a
-/// status of `proxy_http_call` other than BadArgument or InternalFailure,
-/// and on any failure of `proxy_set_effective_context` when it dispatched
-/// an HTTP-call answer. Now the first is a failed reload, and the second
+/// dispatcher (`filter-runtime/src/proxy_wasm/exports.rs`): the SDK panicked
+/// (aborting the VM) on a status of `proxy_http_call` other than
+/// BadArgument or InternalFailure, and on any failure of
+/// `proxy_set_effective_context` when it dispatched an HTTP-call answer. Now the first is a failed reload, and the second
 /// call is not made at all.
 #[test]
 fn http_call_statuses_the_sdk_panicked_on_are_failed_reloads() {

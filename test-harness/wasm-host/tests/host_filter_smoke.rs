@@ -55,8 +55,9 @@ fn the_filter_writes_a_cluster_header() {
     }
 }
 
-/// The filter exports only the callbacks it implements (`filter/src/adapters/proxy_wasm/abi.rs`):
-/// Envoy skips the others, with no call into the VM.
+/// The filter exports only the callbacks it implements
+/// (`filter-runtime/src/proxy_wasm/exports.rs`): Envoy skips the others,
+/// with no call into the VM.
 #[test]
 fn the_built_filter_exports_none_of_the_skipped_callbacks() {
     use test_tools::exports::{trim_exports, SKIPPED_CALLBACKS};

@@ -1,4 +1,4 @@
-//! The module's heap (its own allocator, `filter/src/adapters/proxy_wasm/heap.rs`) reuses
+//! The module's heap (its own allocator, `filter-runtime/src/heap.rs`) reuses
 //! what a rule set frees: reloading the largest rule set the limits allow,
 //! again and again, between requests, does not grow the module's memory
 //! once the first reloads have sized it.

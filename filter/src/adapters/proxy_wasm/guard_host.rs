@@ -10,30 +10,13 @@ use core::cell::Cell;
 
 use crate::domain::guard::{self, Flushed, Shape, Spec, Tally};
 use crate::domain::rules::{Outcome, RequestView, RuleSet};
-use crate::domain::shared::{CasMismatch, SharedStore};
 
-use super::hostio::{self, MetricKind};
+use filter_runtime::proxy_wasm::hostcalls::{self, MetricKind};
+
 use super::metrics::{define, record};
+use super::shared_data::SharedData;
 
 const NONE: u32 = u32::MAX;
-
-/// Shared data through host calls.
-struct Host;
-
-impl SharedStore for Host {
-    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-        hostio::shared_entry(key)
-    }
-
-    fn set(
-        &mut self,
-        key: &str,
-        value: &[u8],
-        cas: u32,
-    ) -> Result<Result<(), CasMismatch>, String> {
-        hostio::shared_write(key, value, cas)
-    }
-}
 
 /// One guarded destination of a rule.
 struct Slot {
@@ -130,7 +113,7 @@ impl Guards {
                 });
             }
         }
-        let fresh = guard::install(&mut Host, &prefix, &digest, &keys);
+        let fresh = guard::install(&mut SharedData, &prefix, &digest, &keys);
         let bucket = rules
             .iter()
             .flat_map(|r| r.specs.iter())
@@ -231,8 +214,16 @@ impl Guards {
         let Some(rule) = self.rules.get(ri) else {
             return;
         };
-        let now = hostio::now_ms().unwrap_or(0);
-        let result = guard::flush(&mut Host, &rule.key, &rule.shape, &rule.specs, si, t, now);
+        let now = hostcalls::now_ms().unwrap_or(0);
+        let result = guard::flush(
+            &mut SharedData,
+            &rule.key,
+            &rule.shape,
+            &rule.specs,
+            si,
+            t,
+            now,
+        );
         let Flushed::Done { ejected, tripped } = result else {
             // Keep the tally for the next flush.
             if let Some(slot) = rule.slots.get(si) {

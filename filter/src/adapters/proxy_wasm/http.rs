@@ -6,20 +6,15 @@
 use alloc::rc::Rc;
 use core::cell::OnceCell;
 
-use crate::adapters::proxy_wasm::pairs::Pairs;
 use crate::domain::cluster::Built;
 use crate::domain::cookie::{Key, MAX_SET_COOKIE_LEN};
 use crate::domain::rules::{Outcome, RequestView, Via};
+use filter_runtime::proxy_wasm::pairs::Pairs;
 
-use super::hostio::{self, Map, Status};
 use super::metrics::bump;
 use super::root::{self, Active};
-
-/// What a stream callback tells the host. Only `Continue` is used.
-#[repr(u32)]
-pub enum Action {
-    Continue = 0,
-}
+use filter_runtime::proxy_wasm::exports::{Action, HttpContext};
+use filter_runtime::proxy_wasm::hostcalls::{self, HostBytes, Map, Status};
 
 /// One HTTP stream.
 pub struct Filter {
@@ -98,7 +93,7 @@ fn set_cookie(active: &Active, issued: &Issued) {
     }
     let mut buf = [0u8; MAX_SET_COOKIE_LEN];
     let value = issuer.render(&issued.key, &mut buf);
-    if let Err(s) = hostio::add_header(Map::Response, "set-cookie", value) {
+    if let Err(s) = hostcalls::add_header(Map::Response, "set-cookie", value) {
         host_error(active, "proxy_add_header_map_value (set-cookie)", s);
     }
 }
@@ -116,7 +111,7 @@ fn secure_over_http(active: &Active) {
 
 /// The status of the response being handled (`None` if unreadable).
 fn response_status() -> Option<u32> {
-    let v = hostio::header_value(Map::Response, ":status").ok()?;
+    let v = hostcalls::header_value(Map::Response, ":status").ok()?;
     v.as_slice().iter().try_fold(0u32, |n, b| {
         b.is_ascii_digit()
             .then(|| n.saturating_mul(10).saturating_add(u32::from(b - b'0')))
@@ -127,7 +122,7 @@ fn response_status() -> Option<u32> {
 /// and the port the request arrived on, fetched only if a rule asks.
 struct Request<'b> {
     pairs: Pairs<'b>,
-    source: OnceCell<Option<hostio::HostBytes>>,
+    source: OnceCell<Option<HostBytes>>,
     port: OnceCell<Option<u16>>,
     active: &'b Active,
 }
@@ -148,7 +143,7 @@ impl RequestView for Request<'_> {
 
     fn source_address(&self) -> Option<&[u8]> {
         self.source
-            .get_or_init(|| match hostio::property_at(b"source\0address") {
+            .get_or_init(|| match hostcalls::property_at(b"source\0address") {
                 Ok(bytes) => Some(bytes),
                 Err(Status::NOT_FOUND) => None,
                 Err(s) => {
@@ -157,14 +152,14 @@ impl RequestView for Request<'_> {
                 }
             })
             .as_ref()
-            .map(hostio::HostBytes::as_slice)
+            .map(HostBytes::as_slice)
             .filter(|a| !a.is_empty())
     }
 
     fn local_port(&self) -> Option<u16> {
         *self.port.get_or_init(|| {
             // Envoy answers an int64 attribute as 8 little-endian bytes.
-            match hostio::property_at(b"destination\0port") {
+            match hostcalls::property_at(b"destination\0port") {
                 Ok(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
                     Ok(b) => u16::try_from(i64::from_le_bytes(b)).ok().filter(|p| *p > 0),
                     Err(_) => None,
@@ -190,7 +185,7 @@ fn host_error(active: &Active, call: &str, status: Status) {
 /// is never steered by the client (it goes where Envoy's default route says).
 fn scrub(active: &Active) {
     let header = &*active.settings.route_header;
-    match hostio::remove_header(Map::Request, header) {
+    match hostcalls::remove_header(Map::Request, header) {
         Ok(()) => clear_route_cache(active),
         Err(s) => host_error(active, "proxy_remove_header_map_value", s),
     }
@@ -200,7 +195,7 @@ fn scrub(active: &Active) {
 fn clear_route_cache(active: &Active) {
     // Envoy >= 1.33 no longer re-selects the route when a wasm filter
     // changes headers; older Envoys do it themselves and lack the function.
-    match hostio::call_foreign("clear_route_cache", &[]) {
+    match hostcalls::call_foreign("clear_route_cache", &[]) {
         Ok(_) | Err(Status::NOT_FOUND) => {}
         Err(s) => host_error(active, "clear_route_cache", s),
     }
@@ -209,7 +204,7 @@ fn clear_route_cache(active: &Active) {
 /// Routes one request; returns the `stat_index` of the destination chosen,
 /// and the key issued to it.
 fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
-    let buf = match hostio::header_pairs(Map::Request) {
+    let buf = match hostcalls::header_pairs(Map::Request) {
         Ok(buf) => buf,
         Err(s) => {
             host_error(active, "proxy_get_header_map_pairs", s);
@@ -265,7 +260,7 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
                     None => {
                         log::debug!("destination.port unknown: the request stays on Envoy's route")
                     }
-                    Some(name) => match hostio::replace_header(Map::Request, header, name) {
+                    Some(name) => match hostcalls::replace_header(Map::Request, header, name) {
                         Ok(()) => {
                             served = Some(d.target.stat_index);
                             modified = true;
@@ -279,7 +274,7 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
     if spoofed {
         bump(active.global.spoofed_header_removed);
         if !modified {
-            match hostio::remove_header(Map::Request, header) {
+            match hostcalls::remove_header(Map::Request, header) {
                 Ok(()) => modified = true,
                 Err(s) => host_error(active, "proxy_remove_header_map_value", s),
             }
@@ -305,15 +300,15 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
     (served, issued)
 }
 
-impl Filter {
-    pub fn on_request_headers(&mut self) -> Action {
+impl HttpContext for Filter {
+    fn on_request_headers(&mut self) -> Action {
         if let Some(active) = &self.active {
             (self.served, self.cookie) = route(active);
         }
         Action::Continue
     }
 
-    pub fn on_response_headers(&mut self) -> Action {
+    fn on_response_headers(&mut self) -> Action {
         let Some(active) = &self.active else {
             return Action::Continue;
         };
@@ -332,7 +327,7 @@ impl Filter {
             active.settings.debug_header.as_deref(),
             active.debug_values.get(served as usize),
         ) {
-            if let Err(s) = hostio::replace_header(Map::Response, name, value.as_bytes()) {
+            if let Err(s) = hostcalls::replace_header(Map::Response, name, value.as_bytes()) {
                 host_error(active, "proxy_replace_header_map_value (response)", s);
             }
         }

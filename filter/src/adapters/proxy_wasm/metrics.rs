@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 
 use crate::RuleSet;
 
-use super::hostio::{self, MetricKind};
+use filter_runtime::proxy_wasm::hostcalls::{self, MetricKind};
 
 /// Counters and gauges that do not depend on the rules.
 pub struct Global {
@@ -24,7 +24,7 @@ pub struct Global {
 
 /// Defines a metric; `None` (logged) if the host refuses.
 pub fn define(kind: MetricKind, name: &str) -> Option<u32> {
-    match hostio::define_metric(kind, name) {
+    match hostcalls::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(s) => {
             log::warn!("cannot define metric {name}: {s}");
@@ -54,21 +54,21 @@ impl Global {
 #[inline]
 pub fn bump(id: Option<u32>) {
     if let Some(id) = id {
-        let _ = hostio::increment_metric(id, 1);
+        let _ = hostcalls::increment_metric(id, 1);
     }
 }
 
 /// Adds `n` to a counter.
 pub fn add(id: Option<u32>, n: u32) {
     if let (Some(id), 1..) = (id, n) {
-        let _ = hostio::increment_metric(id, i64::from(n));
+        let _ = hostcalls::increment_metric(id, i64::from(n));
     }
 }
 
 /// Sets a gauge.
 pub fn record(id: Option<u32>, value: u64) {
     if let Some(id) = id {
-        let _ = hostio::record_metric(id, value);
+        let _ = hostcalls::record_metric(id, value);
     }
 }
 

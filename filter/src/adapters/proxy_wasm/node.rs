@@ -7,7 +7,7 @@ use alloc::{string::String, vec::Vec};
 use crate::Workload;
 use filter_runtime::map::Map;
 
-use super::hostio;
+use filter_runtime::proxy_wasm::hostcalls;
 
 const PREFIXES: [&[&str]; 2] = [&["xds", "node", "metadata"], &["node", "metadata"]];
 
@@ -28,7 +28,7 @@ fn read(path_tail: &[&str]) -> Option<String> {
 fn read_under(prefixes: &[&[&str]], path_tail: &[&str]) -> Option<String> {
     for prefix in prefixes {
         let path: Vec<&str> = prefix.iter().chain(path_tail).copied().collect();
-        match hostio::property(&path) {
+        match hostcalls::property(&path) {
             Ok(bytes) if !bytes.as_slice().is_empty() => {
                 log::debug!(
                     "node metadata {} read from {}",

@@ -9,8 +9,10 @@ use core::time::Duration;
 use crate::domain::poll::{Counter, Level, PollHost};
 use crate::domain::shared::{CasMismatch, SharedStore};
 
-use super::hostio::{self, Buffer, Map};
+use filter_runtime::proxy_wasm::hostcalls::{self, Buffer, Map};
+
 use super::metrics::{bump, Global};
+use super::shared_data::SharedData;
 
 /// The host, as the poller of one root context sees it.
 pub struct Host<'a> {
@@ -19,7 +21,7 @@ pub struct Host<'a> {
 
 impl SharedStore for Host<'_> {
     fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-        hostio::shared_entry(key)
+        SharedData.get(key)
     }
 
     fn set(
@@ -28,13 +30,13 @@ impl SharedStore for Host<'_> {
         value: &[u8],
         cas: u32,
     ) -> Result<Result<(), CasMismatch>, String> {
-        hostio::shared_write(key, value, cas)
+        SharedData.set(key, value, cas)
     }
 }
 
 impl PollHost for Host<'_> {
     fn now_ms(&mut self) -> Option<u64> {
-        hostio::now_ms().ok()
+        hostcalls::now_ms().ok()
     }
 
     fn fetch(
@@ -44,17 +46,17 @@ impl PollHost for Host<'_> {
         timeout: Duration,
     ) -> Result<u32, String> {
         let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        hostio::http_call(cluster, headers, ms).map_err(|s| s.to_string())
+        hostcalls::http_call(cluster, headers, ms).map_err(|s| s.to_string())
     }
 
     fn response_header(&mut self, name: &str) -> Option<Vec<u8>> {
-        hostio::header_value(Map::HttpCallResponse, name)
+        hostcalls::header_value(Map::HttpCallResponse, name)
             .ok()
             .map(|b| b.as_slice().to_vec())
     }
 
     fn response_body(&mut self, size: usize) -> Result<Vec<u8>, String> {
-        hostio::buffer(Buffer::HttpCallResponseBody, size)
+        hostcalls::buffer(Buffer::HttpCallResponseBody, size)
             .map(|b| b.as_slice().to_vec())
             .map_err(|s| s.to_string())
     }

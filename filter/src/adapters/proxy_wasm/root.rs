@@ -11,12 +11,15 @@ use crate::domain::plugin::{self, Plugin, Rules, Settings};
 use crate::schema::config::PluginConfig;
 
 use super::guard_host::Guards;
-use super::hostio::{self, Buffer};
+use super::http::Filter;
 use super::metrics::{self, bump, record, Global};
 use super::node::Node;
 use super::poll_host::Host;
-use super::Single;
 use crate::domain::poll::Poller;
+use filter_runtime::proxy_wasm::exports::RootContext;
+use filter_runtime::proxy_wasm::hostcalls::{self, Buffer};
+use filter_runtime::proxy_wasm::logger;
+use filter_runtime::Single;
 
 /// The weighted picks' generator, seeded on first use.
 static RNG: Single<Cell<Option<Rng>>> = Single(Cell::new(None));
@@ -28,7 +31,7 @@ fn seed() -> u64 {
         Ok(s) => s,
         Err(e) => {
             log::warn!("no randomness from the host ({e}); seeding from the clock");
-            hostio::now_ms().unwrap_or(0) ^ 0x9e37_79b9_7f4a_7c15
+            hostcalls::now_ms().unwrap_or(0) ^ 0x9e37_79b9_7f4a_7c15
         }
     }
 }
@@ -119,7 +122,7 @@ impl Root {
     fn root_id(&mut self) -> String {
         self.root_id
             .get_or_insert_with(|| {
-                hostio::property(&["plugin_root_id"])
+                hostcalls::property(&["plugin_root_id"])
                     .ok()
                     .and_then(|b| String::from_utf8(b.as_slice().to_vec()).ok())
                     .unwrap_or_default()
@@ -141,7 +144,7 @@ impl Root {
             (None, None) => 0,
         };
         if want != self.tick_ms {
-            match hostio::set_tick_period_ms(want) {
+            match hostcalls::set_tick_period_ms(want) {
                 Ok(()) => self.tick_ms = want,
                 Err(s) => log::error!("cannot set the tick period ({s}): the rule source will not be polled, guards flush only with traffic"),
             }
@@ -247,14 +250,22 @@ fn workload_for(node: &mut Node, bytes: &[u8]) -> crate::Workload {
     node.workload(&keys)
 }
 
-/// The callbacks of a root context (dispatched by [`super::abi`]).
-impl Root {
-    /// What a new stream of this root routes with.
-    pub fn active(&self) -> Option<Rc<Active>> {
-        self.active.clone()
+/// The callbacks of a root context (dispatched by `filter_runtime`'s
+/// exports, see `entry.rs`).
+impl RootContext for Root {
+    type Http = Filter;
+
+    fn create(context_id: u32) -> Self {
+        Root::new(context_id)
     }
 
-    pub fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+    /// A stream routes with what its root had in force when it began.
+    #[inline]
+    fn create_http(root: Option<&Self>) -> Filter {
+        Filter::new(root.and_then(|r| r.active.clone()))
+    }
+
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
         let (Some(poller), Some(active)) = (self.poller.as_mut(), self.active.clone()) else {
             return;
         };
@@ -270,8 +281,8 @@ impl Root {
         }
     }
 
-    pub fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        super::logger::follow_host_level();
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        logger::follow_host_level();
         log::info!(
             "#{} VM started: canary-router {} ({})",
             self.context_id,
@@ -281,14 +292,14 @@ impl Root {
         true
     }
 
-    pub fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         let result = if plugin_configuration_size > crate::schema::limits::MAX_CONFIG_BYTES {
             Err(crate::ConfigError::TooLarge {
                 size: plugin_configuration_size,
                 limit: crate::schema::limits::MAX_CONFIG_BYTES,
             })
         } else {
-            match hostio::buffer(Buffer::PluginConfiguration, plugin_configuration_size) {
+            match hostcalls::buffer(Buffer::PluginConfiguration, plugin_configuration_size) {
                 Ok(bytes) => self.configure(bytes.as_slice()),
                 Err(s) => {
                     log::error!(
@@ -309,7 +320,7 @@ impl Root {
         }
     }
 
-    pub fn on_tick(&mut self) {
+    fn on_tick(&mut self) {
         let Some(active) = self.active.clone() else {
             return;
         };

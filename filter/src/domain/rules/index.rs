@@ -3,11 +3,10 @@
 
 use alloc::{boxed::Box, vec::Vec};
 
-use core::hash::BuildHasherDefault;
 use hashbrown::HashMap;
 
-use crate::domain::hosts::Fnv;
 use crate::domain::matcher::StringMatcher;
+use filter_runtime::fnv::FnvBuild;
 
 use super::decide::RequestParts;
 use super::{MatchEntry, RequestView, Rule, Service};
@@ -20,7 +19,7 @@ pub const MAX_INDEXED_HEADERS: usize = 64;
 /// with fewer, a plain scan is as fast.
 pub const INDEX_MIN_RULES: usize = 8;
 
-type ValueMap = HashMap<Box<[u8]>, Vec<u32>, BuildHasherDefault<Fnv>>;
+type ValueMap = HashMap<Box<[u8]>, Vec<u32>, FnvBuild>;
 
 /// Which rules can match a request. A rule whose every match entry requires
 /// an exact header value (`headers: {x-user: {exact: ...}}`, the usual

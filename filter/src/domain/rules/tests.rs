@@ -2,8 +2,8 @@
 
 use super::decide::RequestParts;
 use super::*;
-use crate::adapters::proxy_wasm::pairs::{serialize, Pairs};
 use crate::domain::plugin::Plugin;
+use filter_runtime::proxy_wasm::pairs::{serialize, Pairs};
 
 /// Rules of every kind the index treats differently, in an order where
 /// filed and unfiled rules interleave.

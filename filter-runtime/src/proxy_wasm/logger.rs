@@ -1,43 +1,40 @@
 //! A `log` backend over `proxy_log` that ignores host errors (the SDK's
-//! logger unwraps them, which would abort the VM), and the panic handler,
-//! which reports the panic through the host before the VM aborts.
+//! logger unwraps them, which would abort the VM).
 
-use alloc::{format, string::ToString};
+use alloc::string::ToString;
 
-use super::hostio;
+use super::hostcalls;
 
 struct HostLogger;
 
 static LOGGER: HostLogger = HostLogger;
 
 /// proxy-wasm log levels.
-const TRACE: u32 = 0;
-const DEBUG: u32 = 1;
-const INFO: u32 = 2;
-const WARN: u32 = 3;
-const ERROR: u32 = 4;
-const CRITICAL: u32 = 5;
+pub const TRACE: u32 = 0;
+/// Debug.
+pub const DEBUG: u32 = 1;
+/// Info.
+pub const INFO: u32 = 2;
+/// Warn.
+pub const WARN: u32 = 3;
+/// Error.
+pub const ERROR: u32 = 4;
+/// Critical: what a panic handler reports.
+pub const CRITICAL: u32 = 5;
 
+/// Installs the backend, at `info` until [`follow_host_level`].
+#[inline]
 pub fn init() {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
 }
 
-/// The module is `no_std`: a panic (a bug; the crate denies `unwrap`,
-/// `expect` and `panic!`) is reported through the host, then the VM aborts
-/// as `panic = "abort"` would.
-#[cfg(not(test))]
-#[panic_handler]
-fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let _ = hostio::log(CRITICAL, &format!("canary-router: panic: {info}"));
-    core::arch::wasm32::unreachable()
-}
-
 /// Follows Envoy's own level for the wasm component, so `--component-log-level
 /// wasm:debug` shows debug lines and nothing is formatted needlessly otherwise.
 /// (Not callable from `_initialize`, where Envoy restricts host calls.)
+#[inline]
 pub fn follow_host_level() {
-    let level = match hostio::log_level() {
+    let level = match hostcalls::log_level() {
         Ok(TRACE) => log::LevelFilter::Trace,
         Ok(DEBUG) => log::LevelFilter::Debug,
         Ok(INFO) | Err(_) => log::LevelFilter::Info,
@@ -63,7 +60,7 @@ impl log::Log for HostLogger {
             log::Level::Warn => WARN,
             log::Level::Error => ERROR,
         };
-        let _ = hostio::log(level, &record.args().to_string());
+        let _ = hostcalls::log(level, &record.args().to_string());
     }
 
     fn flush(&self) {}

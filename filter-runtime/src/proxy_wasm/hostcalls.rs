@@ -1,25 +1,26 @@
-//! Raw host calls that never panic.
+//! The host calls of the proxy-wasm ABI 0.2.1 the filter makes, none of
+//! which panics.
 //!
 //! The proxy-wasm SDK's `hostcalls` functions `panic!` on any status they do
 //! not expect, and a panic aborts the VM — the sidecar's filter is then dead.
-//! Every host call of the request and configure paths goes through here
-//! instead and returns `Err(status)`; callers decide how to carry on.
+//! Every host call goes through here instead and returns `Err(status)`;
+//! callers decide how to carry on.
 
 // The SDK declares the same imports with its own enum types; ours use plain
 // integers so an unexpected status from the host is a value, not UB.
 #![allow(clashing_extern_declarations)]
 
-use alloc::{string::String, string::ToString, vec::Vec};
+use alloc::vec::Vec;
 use core::ptr::{null, null_mut};
-
-use crate::domain::shared::CasMismatch;
 
 /// A non-Ok status returned by the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status(pub u32);
 
 impl Status {
+    /// No such header, property or shared-data key.
     pub const NOT_FOUND: Status = Status(1);
+    /// A shared-data write whose CAS token is no longer current.
     pub const CAS_MISMATCH: Status = Status(8);
 }
 
@@ -40,8 +41,10 @@ impl core::fmt::Display for Status {
     }
 }
 
+/// What a host call gives: its value, or the host's status.
 pub type HostResult<T> = Result<T, Status>;
 
+#[inline]
 fn check(status: u32) -> HostResult<()> {
     if status == 0 {
         Ok(())
@@ -54,8 +57,11 @@ fn check(status: u32) -> HostResult<()> {
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum Map {
+    /// The request headers of the stream.
     Request = 0,
+    /// The response headers of the stream.
     Response = 2,
+    /// The headers of an HTTP callout's response.
     HttpCallResponse = 6,
 }
 
@@ -63,7 +69,9 @@ pub enum Map {
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum Buffer {
+    /// The body of an HTTP callout's response.
     HttpCallResponseBody = 4,
+    /// The plugin's configuration (`on_configure`).
     PluginConfiguration = 7,
 }
 
@@ -194,6 +202,7 @@ impl Drop for HostBytes {
 }
 
 /// Calls a host function that returns a host-allocated buffer.
+#[inline]
 fn returning_bytes(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> HostResult<HostBytes> {
     let mut out = HostBytes::empty();
     let status = call(&mut out.ptr, &mut out.len);
@@ -201,11 +210,15 @@ fn returning_bytes(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> HostRe
     Ok(out)
 }
 
+/// Writes `message` to the host's log at `level` (`logger`'s levels).
+#[inline]
 pub fn log(level: u32, message: &str) -> HostResult<()> {
     // SAFETY: pointer and length of a live &str.
     check(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
 }
 
+/// The host's log level for the module.
+#[inline]
 pub fn log_level() -> HostResult<u32> {
     let mut level = 0;
     // SAFETY: a valid out-pointer.
@@ -214,6 +227,7 @@ pub fn log_level() -> HostResult<u32> {
 }
 
 /// Milliseconds since the Unix epoch.
+#[inline]
 pub fn now_ms() -> HostResult<u64> {
     let mut ns = 0u64;
     // SAFETY: a valid out-pointer.
@@ -221,16 +235,22 @@ pub fn now_ms() -> HostResult<u64> {
     Ok(ns / 1_000_000)
 }
 
+/// Asks for `on_tick` every `ms` milliseconds (0: never).
+#[inline]
 pub fn set_tick_period_ms(ms: u32) -> HostResult<()> {
     // SAFETY: no pointers.
     check(unsafe { proxy_set_tick_period_milliseconds(ms) })
 }
 
+/// A whole header map, serialized as [`super::pairs`] reads it.
+#[inline]
 pub fn header_pairs(map: Map) -> HostResult<HostBytes> {
     // SAFETY: out-pointers into a live HostBytes.
     returning_bytes(|d, s| unsafe { proxy_get_header_map_pairs(map as u32, d, s) })
 }
 
+/// The value of one header (its first, as Envoy answers).
+#[inline]
 pub fn header_value(map: Map, name: &str) -> HostResult<HostBytes> {
     // SAFETY: pointer and length of a live &str; out-pointers into a live HostBytes.
     returning_bytes(|d, s| unsafe {
@@ -238,6 +258,8 @@ pub fn header_value(map: Map, name: &str) -> HostResult<HostBytes> {
     })
 }
 
+/// Sets a header to `value`, replacing the values it had.
+#[inline]
 pub fn replace_header(map: Map, name: &str, value: &[u8]) -> HostResult<()> {
     // SAFETY: pointers and lengths of live slices.
     check(unsafe {
@@ -252,6 +274,7 @@ pub fn replace_header(map: Map, name: &str, value: &[u8]) -> HostResult<()> {
 }
 
 /// Adds a value to a header, keeping the values it has.
+#[inline]
 pub fn add_header(map: Map, name: &str, value: &[u8]) -> HostResult<()> {
     // SAFETY: pointers and lengths of live slices.
     check(unsafe {
@@ -265,17 +288,22 @@ pub fn add_header(map: Map, name: &str, value: &[u8]) -> HostResult<()> {
     })
 }
 
+/// Removes every value of a header.
+#[inline]
 pub fn remove_header(map: Map, name: &str) -> HostResult<()> {
     // SAFETY: pointer and length of a live &str.
     check(unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) })
 }
 
+/// Up to `max` bytes of a buffer, from its start.
+#[inline]
 pub fn buffer(buffer: Buffer, max: usize) -> HostResult<HostBytes> {
     // SAFETY: out-pointers into a live HostBytes.
     returning_bytes(|d, s| unsafe { proxy_get_buffer_bytes(buffer as u32, 0, max, d, s) })
 }
 
 /// A property, by path segments.
+#[inline]
 pub fn property(path: &[&str]) -> HostResult<HostBytes> {
     let mut serialized = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
     for (i, part) in path.iter().enumerate() {
@@ -289,6 +317,7 @@ pub fn property(path: &[&str]) -> HostResult<HostBytes> {
 
 /// A property, by its path already serialized (segments separated by NUL,
 /// e.g. `b"destination\0port"`): no allocation, for the request path.
+#[inline]
 pub fn property_at(serialized: &[u8]) -> HostResult<HostBytes> {
     // SAFETY: pointer and length of a live slice; out-pointers into a live HostBytes.
     returning_bytes(|d, s| unsafe {
@@ -297,6 +326,7 @@ pub fn property_at(serialized: &[u8]) -> HostResult<HostBytes> {
 }
 
 /// A shared-data value and its CAS token.
+#[inline]
 pub fn shared_data(key: &str) -> HostResult<(HostBytes, u32)> {
     let mut cas = 0;
     // SAFETY: pointer and length of a live &str; out-pointers into live locals.
@@ -306,27 +336,8 @@ pub fn shared_data(key: &str) -> HostResult<(HostBytes, u32)> {
     Ok((bytes, cas))
 }
 
-/// A shared-data value and its CAS token as the poller and the guards
-/// read it: `None` when the key was never written, a host error as text.
-pub fn shared_entry(key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-    match shared_data(key) {
-        Ok((bytes, cas)) => Ok(Some((bytes.as_slice().to_vec(), cas))),
-        Err(Status::NOT_FOUND) => Ok(None),
-        Err(s) => Err(s.to_string()),
-    }
-}
-
-/// [`set_shared_data`] as the poller and the guards write: a lost CAS
-/// apart from host errors (as text).
-pub fn shared_write(key: &str, value: &[u8], cas: u32) -> Result<Result<(), CasMismatch>, String> {
-    match set_shared_data(key, value, cas) {
-        Ok(()) => Ok(Ok(())),
-        Err(Status::CAS_MISMATCH) => Ok(Err(CasMismatch)),
-        Err(s) => Err(s.to_string()),
-    }
-}
-
 /// Writes shared data if its CAS token is still `cas` (0: unconditionally).
+#[inline]
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
     // SAFETY: pointers and lengths of live slices.
     check(unsafe {
@@ -335,6 +346,7 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
 }
 
 /// Calls a foreign function registered by the host (e.g. `clear_route_cache`).
+#[inline]
 pub fn call_foreign(name: &str, args: &[u8]) -> HostResult<HostBytes> {
     let args_ptr = if args.is_empty() {
         null()
@@ -351,10 +363,14 @@ pub fn call_foreign(name: &str, args: &[u8]) -> HostResult<HostBytes> {
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum MetricKind {
+    /// Only goes up.
     Counter = 0,
+    /// Set to a value.
     Gauge = 1,
 }
 
+/// Defines a metric (or finds the one of that name): its id.
+#[inline]
 pub fn define_metric(kind: MetricKind, name: &str) -> HostResult<u32> {
     let mut id = 0;
     // SAFETY: pointer and length of a live &str; a valid out-pointer.
@@ -362,11 +378,15 @@ pub fn define_metric(kind: MetricKind, name: &str) -> HostResult<u32> {
     Ok(id)
 }
 
+/// Adds `offset` to a counter or gauge.
+#[inline]
 pub fn increment_metric(id: u32, offset: i64) -> HostResult<()> {
     // SAFETY: no pointers.
     check(unsafe { proxy_increment_metric(id, offset) })
 }
 
+/// Sets a gauge to `value`.
+#[inline]
 pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
     // SAFETY: no pointers.
     check(unsafe { proxy_record_metric(id, value) })
@@ -375,6 +395,7 @@ pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
 /// A header map in the ABI's encoding: the pair count, each pair's name
 /// and value lengths (all u32 little-endian), then each name and value
 /// followed by a NUL.
+#[inline]
 fn encode_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     let text: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
     let mut out = Vec::with_capacity(4 + 8 * pairs.len() + text);
@@ -395,6 +416,7 @@ fn encode_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 /// Sends an HTTP request without a body to `cluster`; the answer comes to
 /// the calling root context's `proxy_on_http_call_response` with the token.
+#[inline]
 pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> HostResult<u32> {
     let headers = encode_pairs(headers);
     let trailers = encode_pairs(&[]);

@@ -1,11 +1,10 @@
-//! A zero-copy view of a header map in the proxy-wasm "pairs" serialization:
-//! `u32 count`, then `count` × (`u32 key_len`, `u32 value_len`), then each
-//! key and value followed by a NUL byte. Used by the adapter to read all
-//! request headers with one host call and no allocation per header.
+//! Header maps in the proxy-wasm "pairs" serialization: `u32 count`, then
+//! `count` × (`u32 key_len`, `u32 value_len`), then each key and value
+//! followed by a NUL byte (all integers little-endian). [`Pairs`] reads one
+//! without copying (all request headers with one host call and no
+//! allocation per header); [`serialize`] writes one.
 
 use alloc::vec::Vec;
-
-use crate::domain::rules::RequestView;
 
 /// A validated pairs buffer.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +14,7 @@ pub struct Pairs<'b> {
     data: &'b [u8],
 }
 
+#[inline]
 fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
     let b = bytes.get(at..at.checked_add(4)?)?;
     let arr: [u8; 4] = b.try_into().ok()?;
@@ -24,6 +24,7 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
 impl<'b> Pairs<'b> {
     /// Checks the buffer's framing; `None` if it is malformed. An empty
     /// buffer is an empty map.
+    #[inline]
     pub fn parse(buf: &'b [u8]) -> Option<Self> {
         if buf.is_empty() {
             return Some(Pairs {
@@ -46,16 +47,19 @@ impl<'b> Pairs<'b> {
     }
 
     /// Number of entries.
+    #[inline]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether the map is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// Every `(name, value)` in order (repeated names appear repeatedly).
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + '_ {
         let data = self.data;
         let mut offset = 0usize;
@@ -140,24 +144,10 @@ impl<'b> Pairs<'b> {
     }
 
     /// Whether a header is present, its name compared ASCII case-insensitively.
+    #[inline]
     pub fn contains_ignore_case(&self, name: &str) -> bool {
         self.iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-    }
-}
-
-impl RequestView for Pairs<'_> {
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.get(name)
-    }
-
-    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
-        self.any_value(name, f)
-    }
-
-    fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
-        self.for_each_of_len(lengths, f);
-        true
     }
 }
 
