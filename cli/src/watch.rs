@@ -287,16 +287,11 @@ const KNOWN: [&str; 8] = [
     "rules_version",
 ];
 
-/// Parses `/stats` text: `wasmcustom.canary_router.requests.service=S;.rule=R;.destination=D;: N`.
+/// Parses `/stats` text: `wasmcustom.canary_router.requests.service=S;.rule=R;.destination=D;: N`
+/// (the lines as the test harness reads them, [`envoy_runner::Stats`]).
 pub fn parse_stats_text(text: &str) -> Snapshot {
     let mut snap = Snapshot::default();
-    for line in text.lines() {
-        let Some((name, value)) = line.rsplit_once(": ") else {
-            continue;
-        };
-        let Ok(value) = value.trim().parse::<u64>() else {
-            continue;
-        };
+    for (name, &value) in &envoy_runner::Stats::parse(text).values {
         let name = name.trim();
         let name = name.strip_prefix("wasmcustom.").unwrap_or(name);
         let Some(name) = name.strip_prefix("canary_router.") else {
@@ -332,90 +327,36 @@ fn parse_tags(tags: &str) -> Option<(String, String, String)> {
     ))
 }
 
-/// Parses `/stats/prometheus`: `canary_router_requests{service="S",rule="R",destination="D"} N`.
+/// Parses `/stats/prometheus`: `canary_router_requests{service="S",rule="R",destination="D"} N`
+/// (the samples as the test harness reads them, [`envoy_runner::parse_prometheus`]).
 pub fn parse_prometheus(text: &str) -> Snapshot {
     let mut snap = Snapshot::default();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (name, labels, value) = match line.find('{') {
-            Some(i) => {
-                let Some(j) = line.rfind('}') else { continue };
-                (
-                    &line[..i],
-                    parse_labels(line.get(i + 1..j).unwrap_or_default()),
-                    line.get(j + 1..).unwrap_or_default(),
-                )
-            }
-            None => match line.split_once(' ') {
-                Some((n, v)) => (n, BTreeMap::new(), v),
-                None => continue,
-            },
-        };
-        let Some(value) = value
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-        else {
+    for sample in envoy_runner::parse_prometheus(text) {
+        let value = sample.value.max(0.0) as u64;
+        let Some(short) = sample.name.strip_prefix("canary_router_") else {
             continue;
         };
-        let value = value.max(0.0) as u64;
-        let Some(short) = name.strip_prefix("canary_router_") else {
-            continue;
+        let labels = &sample.labels;
+        let key = || {
+            Some((
+                labels.get("service")?.clone(),
+                labels.get("rule")?.clone(),
+                labels.get("destination")?.clone(),
+            ))
         };
         if short == "guard_ejected" && value > 0 {
-            if let (Some(s), Some(r), Some(d)) = (
-                labels.get("service"),
-                labels.get("rule"),
-                labels.get("destination"),
-            ) {
-                snap.ejected.insert((s.clone(), r.clone(), d.clone()));
+            if let Some(key) = key() {
+                snap.ejected.insert(key);
             }
         } else if short == "requests" {
-            if let (Some(s), Some(r), Some(d)) = (
-                labels.get("service"),
-                labels.get("rule"),
-                labels.get("destination"),
-            ) {
-                *snap
-                    .requests
-                    .entry((s.clone(), r.clone(), d.clone()))
-                    .or_default() += value;
+            if let Some(key) = key() {
+                *snap.requests.entry(key).or_default() += value;
             }
         } else if let Some(known) = KNOWN.iter().find(|k| k.replace('.', "_") == short) {
             *snap.counters.entry((*known).to_string()).or_default() += value;
         }
     }
     snap
-}
-
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() || chars.next() != Some('"') {
-            return out;
-        }
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(c) => value.push(c),
-                    None => break,
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        out.insert(key.trim().to_string(), value);
-    }
 }
 
 /// Reads a snapshot from the admin endpoint.
