@@ -10,7 +10,7 @@ use crate::configs::{Kind, LISTENER_PORT};
 use crate::envoys::Starter;
 use crate::load::{Load, Proto, Sample, DEFAULT_H2_CONNECTIONS, DEFAULT_IN_FLIGHT};
 use crate::report::{self, AbResult};
-use crate::{cores, in_scratch, load_generator, number, progress};
+use crate::{cores, in_scratch, load_generator, progress};
 
 /// How to alternate.
 #[derive(Clone, Debug)]
@@ -98,61 +98,71 @@ pub fn alternate<'a>(
         .collect())
 }
 
-pub const COMPARE_USAGE: &str = "\
-usage: canary-bench compare <base.wasm> <other.wasm> [--config JSON] [--base-config JSON]
-                            [--pairs N] [--duration SECS] [--no-pin] [--h1-only]
+/// Runs two builds of a filter side by side in alternating pairs of fresh
+/// Envoys (the benchmark's Envoy, upstream and load) and prints <OTHER>
+/// over <BASE>: Envoy CPU per request, req/s and the p99 difference, median
+/// and middle half.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The base build (a .wasm).
+    base: PathBuf,
+    /// The build compared with it.
+    other: PathBuf,
+    /// The plugin configuration both load [default: the benchmark's
+    /// canary-router rules, the header rule and 90/10]; destinations
+    /// without a port take the listener's port, and clusters
+    /// outbound|<that port>|v1|... and |v2| exist.
+    #[arg(long, value_name = "JSON")]
+    config: Option<String>,
+    /// The base's own configuration [default: --config], e.g. {} for the
+    /// wasm floor.
+    #[arg(long, value_name = "JSON")]
+    base_config: Option<String>,
+    #[command(flatten)]
+    pairs: PairArgs,
+}
 
-Runs two builds of a filter side by side in alternating pairs of fresh Envoys
-(the benchmark's Envoy, upstream and load) and prints <other> over <base>:
-Envoy CPU per request, req/s and the p99 difference, median and middle half.
-  --config JSON   the plugin configuration both load (default: the
-                  benchmark's canary-router rules, the header rule and 90/10);
-                  destinations without a port take the listener's port, and
-                  clusters outbound|<that port>|v1|... and |v2| exist
-  --base-config JSON  the base's own configuration (default: --config), e.g.
-                  {} for the wasm floor
-  --pairs N       pairs per protocol (default 16)
-  --duration SECS one measured run (default 2); each Envoy is warmed up 1 s
-  --h1-only       HTTP/1.1 only (default: HTTP/1.1 and HTTP/2)
-  --no-pin        do not pin Envoy and the load generator to cores";
+/// How [`compare`] and [`compare_module`] alternate.
+#[derive(Debug, clap::Args)]
+pub struct PairArgs {
+    /// Pairs per protocol.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pairs: usize,
+    /// One measured run, in seconds; each Envoy is warmed up 1 s.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    duration: u64,
+    /// HTTP/1.1 only (default: HTTP/1.1 and HTTP/2).
+    #[arg(long)]
+    h1_only: bool,
+    /// Do not pin Envoy and the load generator to cores.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+impl PairArgs {
+    /// The alternation, and whether to pin to cores.
+    fn alternation(&self) -> (Alternation, bool) {
+        let mut alt = Alternation {
+            pairs: self.pairs.max(1),
+            run: Duration::from_secs(self.duration.max(1)),
+            ..Alternation::default()
+        };
+        if self.h1_only {
+            alt.protos = vec![Proto::H1];
+        }
+        (alt, !self.no_pin && cores() >= 2)
+    }
+}
 
 /// `canary-bench compare`: prints the comparison, or returns an error.
-pub fn compare(args: &[String]) -> Result<(), String> {
-    let mut paths: Vec<PathBuf> = Vec::new();
-    let mut config = crate::configs::rules_json(2);
-    let mut base_config: Option<String> = None;
-    let mut alt = Alternation::default();
-    let mut pin_cores = cores() >= 2;
-    let mut it = args.iter();
-    let num = |v: Option<&String>, flag: &str| number(v, flag, COMPARE_USAGE);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--config" => {
-                config = it
-                    .next()
-                    .ok_or_else(|| format!("--config needs JSON\n{COMPARE_USAGE}"))?
-                    .clone();
-            }
-            "--base-config" => {
-                base_config = Some(
-                    it.next()
-                        .ok_or_else(|| format!("--base-config needs JSON\n{COMPARE_USAGE}"))?
-                        .clone(),
-                );
-            }
-            "--pairs" => alt.pairs = num(it.next(), a)?.max(1) as usize,
-            "--duration" => alt.run = Duration::from_secs(num(it.next(), a)?.max(1)),
-            "--h1-only" => alt.protos = vec![Proto::H1],
-            "--no-pin" => pin_cores = false,
-            "-h" | "--help" => return Err(COMPARE_USAGE.into()),
-            flag if flag.starts_with("--") => {
-                return Err(format!("unknown argument {flag:?}\n{COMPARE_USAGE}"))
-            }
-            path => paths.push(PathBuf::from(path)),
-        }
-    }
-    let [base, other] = <[PathBuf; 2]>::try_from(paths)
-        .map_err(|_| format!("two .wasm files are needed\n{COMPARE_USAGE}"))?;
+pub fn compare(args: &CompareArgs) -> Result<(), String> {
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| crate::configs::rules_json(2));
+    let base_config = args.base_config.clone();
+    let (alt, pin_cores) = args.pairs.alternation();
+    let (base, other) = (args.base.clone(), args.other.clone());
     for p in [&base, &other] {
         if !p.is_file() {
             return Err(format!("{}: no such file", p.display()));
@@ -194,38 +204,25 @@ pub fn compare(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-pub const COMPARE_MODULE_USAGE: &str = "\
-usage: canary-bench compare-module [--pairs N] [--duration SECS] [--rules N] [--no-pin] [--h1-only]
-
-Runs canary-router as the Envoy dynamic module against Envoy's native
-weighted routing (the `native` row: a header route, then weighted_clusters
-90/10), in alternating pairs of fresh Envoys, and prints the module over
-native: Envoy CPU per request, req/s and the p99 difference.
-  --rules N       the module's rule count (default 2: the header rule and the
-                  90/10 split, the canary-router row's rules)";
+/// Runs canary-router as the Envoy dynamic module against Envoy's native
+/// weighted routing (the `native` row: a header route, then
+/// weighted_clusters 90/10), in alternating pairs of fresh Envoys, and
+/// prints the module over native: Envoy CPU per request, req/s and the p99
+/// difference.
+#[derive(Debug, clap::Args)]
+pub struct CompareModuleArgs {
+    /// The module's rule count (the default, 2, is the header rule and the
+    /// 90/10 split, the canary-router row's rules).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    rules: usize,
+    #[command(flatten)]
+    pairs: PairArgs,
+}
 
 /// `canary-bench compare-module`: the dynamic module over native routing.
-pub fn compare_module(args: &[String]) -> Result<(), String> {
-    let mut alt = Alternation::default();
-    let mut pin_cores = cores() >= 2;
-    let mut rules = 2usize;
-    let mut it = args.iter();
-    let num = |v: Option<&String>, flag: &str| number(v, flag, COMPARE_MODULE_USAGE);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--pairs" => alt.pairs = num(it.next(), a)?.max(1) as usize,
-            "--duration" => alt.run = Duration::from_secs(num(it.next(), a)?.max(1)),
-            "--rules" => rules = num(it.next(), a)?.max(1) as usize,
-            "--h1-only" => alt.protos = vec![Proto::H1],
-            "--no-pin" => pin_cores = false,
-            "-h" | "--help" => return Err(COMPARE_MODULE_USAGE.into()),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}\n{COMPARE_MODULE_USAGE}"
-                ))
-            }
-        }
-    }
+pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
+    let (alt, pin_cores) = args.pairs.alternation();
+    let rules = args.rules.max(1);
     let kinds = [Kind::Native, Kind::CanaryRouterModule { rules }];
     let load = load_generator(DEFAULT_IN_FLIGHT, DEFAULT_H2_CONNECTIONS, pin_cores);
     let results = in_scratch("canary-compare-module", |scratch| {

@@ -241,7 +241,7 @@ end
 }
 
 /// What the rules before the matching one look at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Filler {
     /// Exact matches on four headers the traffic does not carry.
     Header,
@@ -250,20 +250,11 @@ pub enum Filler {
 }
 
 impl Filler {
-    /// The command-line spelling.
+    /// The command-line spelling (clap's, from the variant's name).
     pub fn arg(self) -> &'static str {
         match self {
             Filler::Header => "header",
             Filler::Prefix => "prefix",
-        }
-    }
-
-    /// Parses [`Filler::arg`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "header" => Some(Filler::Header),
-            "prefix" => Some(Filler::Prefix),
-            _ => None,
         }
     }
 }

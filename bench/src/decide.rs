@@ -120,14 +120,22 @@ fn callgrind_total(exe: &Path, rules: usize, filler: Filler, iters: u64) -> Resu
         .ok_or_else(|| format!("no instruction count in callgrind's output:\n{err}"))
 }
 
-/// `canary-bench decide-loop <rules> <filler> <iters>`: what callgrind counts.
-pub fn decide_loop(args: &[String]) -> Result<(), String> {
-    let usage = "usage: canary-bench decide-loop <rules> <header|prefix> <iterations>";
-    let rules: usize = args.first().and_then(|a| a.parse().ok()).ok_or(usage)?;
-    let filler = args.get(1).and_then(|a| Filler::parse(a)).ok_or(usage)?;
-    let iters: u64 = args.get(2).and_then(|a| a.parse().ok()).ok_or(usage)?;
-    let set = rule_set(rules, filler)?;
-    check(run(&set, iters), iters)
+/// `canary-bench decide-loop <rules> <header|prefix> <iterations>`.
+#[derive(Debug, clap::Args)]
+pub struct DecideLoopArgs {
+    /// Rules in the set.
+    rules: usize,
+    /// What the rules that never match test.
+    #[arg(value_enum)]
+    filler: Filler,
+    /// Decisions to make.
+    iterations: u64,
+}
+
+/// `canary-bench decide-loop`: what callgrind counts.
+pub fn decide_loop(args: &DecideLoopArgs) -> Result<(), String> {
+    let set = rule_set(args.rules, args.filler)?;
+    check(run(&set, args.iterations), args.iterations)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ mod report;
 mod wasmcost;
 
 use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,29 +29,89 @@ use envoys::{Modules, Starter};
 use load::{Load, Proto};
 use report::{ConfigResult, DecideRow, OptRow, Report};
 
-const USAGE: &str = "\
-usage: canary-bench [--smoke] [--rounds N] [--duration SECS] [--warmup SECS]
-                    [--connections N] [--h2-connections N] [--no-pin]
-                    [--out PATH | --no-out] [--no-opt-levels] [--no-callgrind] [--no-envoy]
+/// What canary-router costs next to Envoy's native weighted routing, a Lua
+/// filter and a minimal wasm filter, side by side on this machine.
+///
+/// Without a subcommand: the whole benchmark, its report printed and written
+/// to docs/benchmarks.md.
+#[derive(Debug, Parser)]
+#[command(name = "canary-bench", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
 
-  --smoke           one short round of each configuration; checks routing and
-                    renders the table (numbers mean nothing); writes no file
-                    unless --out is given
-  --rounds N        measured rounds, configurations interleaved (default 7)
-  --duration SECS   length of one measured run (default 5)
-  --warmup SECS     warm-up run per configuration and protocol, on every
-                    round's fresh Envoys (default 1)
-  --connections N   requests in flight (wrk connections; default 16)
-  --h2-connections N  HTTP/2 connections sharing them (default 4)
-  --no-pin          do not pin Envoy and the load generator to cores
-  --out PATH        where to write the report (default docs/benchmarks.md)
-  --no-out          print only
-  --no-opt-levels   skip building the module at opt-level 3, s and z
-  --no-callgrind    skip instruction counts
-  --no-envoy        skip everything that runs Envoy (rule-set costs and sizes only)
-  --ab-pairs N      alternating 2 s runs of the wasm floor and canary-router,
-                    per protocol, each pair on fresh Envoys warmed up 1 s
-                    (default 16; 0 skips them)";
+#[derive(Debug, Subcommand)]
+enum Sub {
+    Compare(alternate::CompareArgs),
+    CompareModule(alternate::CompareModuleArgs),
+    Memory(memory::MemoryArgs),
+    Rules(RulesArgs),
+    /// Runs `decide` in a loop, what `callgrind` counts (the benchmark runs it).
+    #[command(hide = true)]
+    DecideLoop(decide::DecideLoopArgs),
+}
+
+/// The whole benchmark's options.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// One short round of each configuration; checks routing and renders the
+    /// table (numbers mean nothing); writes no file unless --out is given.
+    #[arg(long)]
+    smoke: bool,
+    /// Measured rounds, configurations interleaved.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    rounds: u64,
+    /// Length of one measured run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    duration: u64,
+    /// Warm-up run per configuration and protocol, on every round's fresh
+    /// Envoys, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    warmup: u64,
+    /// Requests in flight (wrk connections).
+    #[arg(long, value_name = "N", default_value_t = load::DEFAULT_IN_FLIGHT)]
+    connections: u32,
+    /// HTTP/2 connections sharing them.
+    #[arg(long, value_name = "N", default_value_t = load::DEFAULT_H2_CONNECTIONS)]
+    h2_connections: u32,
+    /// Do not pin Envoy and the load generator to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Where to write the report [default: docs/benchmarks.md].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_out")]
+    out: Option<PathBuf>,
+    /// Print only.
+    #[arg(long)]
+    no_out: bool,
+    /// Skip building the module at opt-level 3, s and z.
+    #[arg(long)]
+    no_opt_levels: bool,
+    /// Skip instruction counts.
+    #[arg(long)]
+    no_callgrind: bool,
+    /// Skip everything that runs Envoy (rule-set costs and sizes only).
+    #[arg(long)]
+    no_envoy: bool,
+    /// Alternating 2 s runs of the wasm floor and canary-router, per
+    /// protocol, each pair on fresh Envoys warmed up 1 s (0 skips them).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    ab_pairs: usize,
+}
+
+/// Prints canary-router's plugin configuration with N rules, as the
+/// benchmark measures it.
+#[derive(Debug, clap::Args)]
+struct RulesArgs {
+    /// Rules (at least 1).
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    n: u64,
+    /// What the rules that never match test: a header each, or a path prefix.
+    #[arg(value_enum, default_value_t = Filler::Header)]
+    filler: Filler,
+}
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -69,57 +131,31 @@ struct Opts {
 }
 
 impl Opts {
-    fn parse(args: &[String]) -> Result<Opts, String> {
+    fn new(a: &RunArgs) -> Opts {
         let mut o = Opts {
-            smoke: false,
-            rounds: 7,
-            duration: Duration::from_secs(5),
-            warmup: Duration::from_secs(1),
-            in_flight: load::DEFAULT_IN_FLIGHT,
-            h2_connections: load::DEFAULT_H2_CONNECTIONS,
-            pin: true,
-            out: Some(repo_root().join("docs/benchmarks.md")),
-            opt_levels: true,
-            callgrind: true,
-            envoy: true,
+            smoke: a.smoke,
+            rounds: a.rounds.max(1) as usize,
+            duration: Duration::from_secs(a.duration.max(1)),
+            warmup: Duration::from_secs(a.warmup),
+            in_flight: a.connections.max(1),
+            h2_connections: a.h2_connections.max(1),
+            pin: !a.no_pin,
+            out: match (&a.out, a.no_out) {
+                (Some(out), _) => Some(out.clone()),
+                (None, true) => None,
+                (None, false) => Some(repo_root().join("docs/benchmarks.md")),
+            },
+            opt_levels: !a.no_opt_levels,
+            callgrind: !a.no_callgrind,
+            envoy: !a.no_envoy,
             // The report alternates one request at a time too: its p99
             // target is judged from the pairs.
             ab: Alternation {
+                pairs: a.ab_pairs,
                 protos: vec![Proto::H1, Proto::H2, Proto::Serial],
                 ..Alternation::default()
             },
         };
-        let mut out_given = false;
-        let mut it = args.iter();
-        let num = |v: Option<&String>, flag: &str| number(v, flag, USAGE);
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--smoke" => o.smoke = true,
-                "--rounds" => o.rounds = num(it.next(), a)?.max(1) as usize,
-                "--duration" => o.duration = Duration::from_secs(num(it.next(), a)?.max(1)),
-                "--warmup" => o.warmup = Duration::from_secs(num(it.next(), a)?),
-                "--connections" => o.in_flight = num(it.next(), a)?.max(1) as u32,
-                "--h2-connections" => o.h2_connections = num(it.next(), a)?.max(1) as u32,
-                "--no-pin" => o.pin = false,
-                "--out" => {
-                    o.out = Some(PathBuf::from(
-                        it.next()
-                            .ok_or_else(|| format!("--out needs a path\n{USAGE}"))?,
-                    ));
-                    out_given = true;
-                }
-                "--no-out" => {
-                    o.out = None;
-                    out_given = true;
-                }
-                "--no-opt-levels" => o.opt_levels = false,
-                "--no-callgrind" => o.callgrind = false,
-                "--no-envoy" => o.envoy = false,
-                "--ab-pairs" => o.ab.pairs = num(it.next(), a)? as usize,
-                "-h" | "--help" => return Err(USAGE.into()),
-                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-            }
-        }
         if o.smoke {
             o.rounds = 1;
             o.duration = Duration::from_secs(1);
@@ -129,64 +165,38 @@ impl Opts {
             o.ab.pairs = 1;
             o.ab.run = Duration::from_secs(1);
             o.ab.warmup = Duration::ZERO;
-            if !out_given {
+            if a.out.is_none() {
                 o.out = None;
             }
         }
-        Ok(o)
+        o
+    }
+}
+
+/// Runs a subcommand; its error ends the process with status 1.
+fn subcommand(name: &str, result: Result<(), String>) {
+    if let Err(e) = result {
+        eprintln!("canary-bench {name}: {e}");
+        std::process::exit(1);
     }
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("decide-loop") {
-        if let Err(e) = decide::decide_loop(&args[1..]) {
-            eprintln!("canary-bench decide-loop: {e}");
-            std::process::exit(1);
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Sub::DecideLoop(a)) => return subcommand("decide-loop", decide::decide_loop(&a)),
+        Some(Sub::CompareModule(a)) => {
+            return subcommand("compare-module", alternate::compare_module(&a))
         }
-        return;
+        Some(Sub::Compare(a)) => return subcommand("compare", alternate::compare(&a)),
+        Some(Sub::Memory(a)) => return subcommand("memory", memory::memory(&a)),
+        Some(Sub::Rules(a)) => {
+            println!("{}", configs::rules_json_with(a.n as usize, a.filler));
+            return;
+        }
+        None => {}
     }
-    if args.first().map(String::as_str) == Some("compare-module") {
-        if let Err(e) = alternate::compare_module(&args[1..]) {
-            eprintln!("canary-bench compare-module: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    if args.first().map(String::as_str) == Some("compare") {
-        if let Err(e) = alternate::compare(&args[1..]) {
-            eprintln!("canary-bench compare: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    if args.first().map(String::as_str) == Some("memory") {
-        if let Err(e) = memory::memory(&args[1..]) {
-            eprintln!("canary-bench memory: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    if args.first().map(String::as_str) == Some("rules") {
-        // `canary-bench rules N [header|prefix]`: the plugin configuration measured.
-        let n = args.get(1).and_then(|a| a.parse().ok());
-        let filler = Filler::parse(args.get(2).map_or("header", String::as_str));
-        match (n, filler) {
-            (Some(n), Some(f)) if n >= 1 => println!("{}", configs::rules_json_with(n, f)),
-            _ => {
-                eprintln!("usage: canary-bench rules <N >= 1> [header|prefix]");
-                std::process::exit(2);
-            }
-        }
-        return;
-    }
-    let opts = match Opts::parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let opts = Opts::new(&cli.run);
     match run(&opts) {
         Ok(report) => {
             let md = report.markdown();
@@ -259,12 +269,6 @@ fn pin(pid: u32, core: u32) -> Result<(), String> {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-/// A number after `flag`, or an error naming the flag, with `usage`.
-fn number(v: Option<&String>, flag: &str, usage: &str) -> Result<u64, String> {
-    v.and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("{flag} needs a number\n{usage}"))
 }
 
 /// The load generator: on its own core when pinning, at [`NICE`] as root.

@@ -12,23 +12,45 @@ use envoy_runner::{build_filter_wasm, repo_root, HttpClient};
 use crate::configs::{Kind, CANARY_HEADER, HOST, LISTENER_PORT};
 use crate::envoys::{Modules, Starter};
 use crate::report::median;
-use crate::{build_floor, file_size, git, load, number, progress, utc_now};
+use crate::{build_floor, file_size, git, load, progress, utc_now};
 
-pub const MEMORY_USAGE: &str = "\
-usage: canary-bench memory [--workers 1,2,4] [--rounds N] [--requests N] [--out PATH]
-                           [--other PATH]
+/// Envoy's VmRSS with no wasm filter, with the wasm floor, and with
+/// canary-router (the benchmark's 2-rule set, and 1000 rules), each kind on
+/// a fresh Envoy per round, rounds rotating the order; median per kind and
+/// worker count.
+#[derive(Debug, clap::Args)]
+pub struct MemoryArgs {
+    /// Worker counts (`--concurrency`), comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "1,2,4", value_parser = worker_counts)]
+    workers: WorkerCounts,
+    /// Fresh Envoys per kind and worker count.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    rounds: usize,
+    /// Requests each Envoy answers before it is weighed (every tenth carries
+    /// the canary header).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    requests: u64,
+    /// Also write the table into PATH between the markers
+    /// <!-- memory:begin --> and <!-- memory:end --> (e.g. docs/benchmarks.md).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Also weigh another canary-router module (2 and 1000 rules) in the
+    /// same rounds, for an A/B of two builds; printed only.
+    #[arg(long, value_name = "PATH")]
+    other: Option<PathBuf>,
+}
 
-Envoy's VmRSS with no wasm filter, with the wasm floor, and with canary-router
-(the benchmark's 2-rule set, and 1000 rules), each kind on a fresh Envoy per
-round, rounds rotating the order; median per kind and worker count.
-  --workers LIST  worker counts (`--concurrency`), comma-separated (default 1,2,4)
-  --rounds N      fresh Envoys per kind and worker count (default 3)
-  --requests N    requests each Envoy answers before it is weighed (default 100;
-                  every tenth carries the canary header)
-  --out PATH      also write the table into PATH between the markers
-                  <!-- memory:begin --> and <!-- memory:end --> (e.g. docs/benchmarks.md)
-  --other PATH    also weigh another canary-router module (2 and 1000 rules) in
-                  the same rounds, for an A/B of two builds; printed only";
+/// Worker counts, each at least 1.
+#[derive(Debug, Clone)]
+struct WorkerCounts(Vec<usize>);
+
+fn worker_counts(list: &str) -> Result<WorkerCounts, String> {
+    list.split(',')
+        .map(|w| w.trim().parse::<usize>().ok().filter(|&w| w >= 1))
+        .collect::<Option<Vec<_>>>()
+        .map(WorkerCounts)
+        .ok_or_else(|| format!("{list:?}: not a list of counts >= 1"))
+}
 
 const BEGIN: &str = "<!-- memory:begin -->";
 const END: &str = "<!-- memory:end -->";
@@ -37,44 +59,12 @@ const END: &str = "<!-- memory:end -->";
 const TARGET_OVER_FLOOR_MIB: f64 = 5.0;
 
 /// `canary-bench memory`: prints the table, or returns an error.
-pub fn memory(args: &[String]) -> Result<(), String> {
-    let mut workers = vec![1usize, 2, 4];
-    let mut rounds = 3usize;
-    let mut requests = 100u64;
-    let mut out: Option<PathBuf> = None;
-    let mut other: Option<PathBuf> = None;
-    let mut it = args.iter();
-    let num = |v: Option<&String>, flag: &str| number(v, flag, MEMORY_USAGE);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--workers" => {
-                let list = it
-                    .next()
-                    .ok_or_else(|| format!("--workers needs a list\n{MEMORY_USAGE}"))?;
-                workers = list
-                    .split(',')
-                    .map(|w| w.trim().parse::<usize>().ok().filter(|&w| w >= 1))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| format!("--workers {list:?}: not a list of counts >= 1"))?;
-            }
-            "--rounds" => rounds = num(it.next(), a)?.max(1) as usize,
-            "--requests" => requests = num(it.next(), a)?,
-            "--out" => {
-                out =
-                    Some(PathBuf::from(it.next().ok_or_else(|| {
-                        format!("--out needs a path\n{MEMORY_USAGE}")
-                    })?))
-            }
-            "--other" => {
-                other =
-                    Some(PathBuf::from(it.next().ok_or_else(|| {
-                        format!("--other needs a path\n{MEMORY_USAGE}")
-                    })?))
-            }
-            "-h" | "--help" => return Err(MEMORY_USAGE.into()),
-            other => return Err(format!("unknown argument {other:?}\n{MEMORY_USAGE}")),
-        }
-    }
+pub fn memory(args: &MemoryArgs) -> Result<(), String> {
+    let workers = args.workers.0.clone();
+    let rounds = args.rounds.max(1);
+    let requests = args.requests;
+    let out = args.out.clone();
+    let other = args.other.clone();
 
     progress("building the modules (release, wasm32-wasip1)");
     let filter = build_filter_wasm()
