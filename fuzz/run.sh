@@ -88,7 +88,7 @@ for t in "${targets[@]}"; do
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$execs" "$elapsed" "$new" "$rss" "$result" >>"$results"
     # libFuzzer draws its seed from the clock unless told one: say which.
-    seed=$(grep -h -m1 -o 'INFO: Seed: [0-9]*' "$log" | awk '{print $3}')
+    seed=$(grep -h -m1 -o 'INFO: Seed: [0-9]*' "$log" | awk '{print $3}' || true)
     echo "fuzz/run.sh: $t ran with -seed=${seed:-?} (replay the run with that seed)" >&2
     echo "fuzz: $t executions=$execs seconds=$elapsed new_units=$new peak_rss_mb=$rss result=$result"
 done
