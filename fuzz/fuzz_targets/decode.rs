@@ -131,9 +131,14 @@ const EXCEPTIONS: &[Exception] = &[
         name: "a number within a unit in the 17th digit of f64::MAX",
         documented: "json.rs, over_f64: may differ from serde_json (whose arithmetic is not correctly rounded either) on `number out of range`",
         covers: |input, ours, theirs| {
-            let out_of_range = |o: &Outcome| message(o).is_some_and(|(_, m)| m.starts_with("number out of range"));
-            out_of_range(ours) != out_of_range(theirs)
-                && numbers(input).any(|n| n.starts_with("1797693134862315") || n.starts_with("1797693134862316"))
+            // Such a number read by one side and refused by the other also
+            // moves the first error elsewhere (a later number, a later field).
+            let out_of_range = |o: &Outcome| {
+                message(o).is_some_and(|(_, m)| m.starts_with("number out of range"))
+            };
+            (out_of_range(ours) || out_of_range(theirs))
+                && numbers(input)
+                    .any(|n| n.starts_with("1797693134862315") || n.starts_with("1797693134862316"))
         },
     },
 ];
