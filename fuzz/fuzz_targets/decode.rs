@@ -1,10 +1,10 @@
 //! The configuration decoder the declarations generate (`schema!` in
-//! `filter/src/decode.rs`, over the own JSON reader) against the serde
+//! `filter/src/schema/decode.rs`, over the runtime's JSON reader) against the serde
 //! derive of the same declarations (serde_json with serde_path_to_error,
 //! what the filter used before): for every input, as a plugin
 //! configuration and as a rule file, the same value, or the same error at
 //! the same JSON path with the same message (` at line L column C`
-//! included), but for the differences `filter/src/json.rs` documents.
+//! included), but for the two exceptions `filter-runtime/README.md` lists.
 //!
 //! Half of the inputs are arbitrary bytes; the other half are documents of
 //! the declared types generated from their `Schema` (every declared field,
@@ -80,67 +80,23 @@ fn same_but_floats(a: &str, b: &str, before: &str, close: fn(f64, f64) -> bool) 
         })
 }
 
-/// The number literals of a document, digits only (sign, point and
-/// leading zeros dropped).
-fn numbers(input: &[u8]) -> impl Iterator<Item = String> + '_ {
-    input
-        .split(|b| !(b.is_ascii_digit() || b"+-.eE".contains(b)))
-        .map(|n| {
-            n.iter()
-                .take_while(|b| b.is_ascii_digit() || **b == b'.' || **b == b'-')
-                .filter(|b| b.is_ascii_digit())
-                .map(|b| *b as char)
-                .collect::<String>()
-                .trim_start_matches('0')
-                .to_string()
-        })
-}
-
 const EXCEPTIONS: &[Exception] = &[
     Exception {
         name: "a struct given as a JSON array",
-        documented: "filter/src/json.rs (module docs) and tests/json_parity.rs: serde reads a positional form nobody writes; the reader refuses it as the type error it reads as",
+        documented: "filter-runtime/README.md (known exceptions): serde reads a positional form nobody writes; the reader refuses it as the type error it reads as",
         covers: |_, ours, _| {
             message(ours).is_some_and(|(_, m)| m.starts_with("invalid type: sequence, expected struct "))
         },
     },
     Exception {
         name: "a float in a message spelled as written",
-        documented: "decode.rs's known_difference, tests/json_parity.rs (without_float): the reader quotes the text as written, serde_json its own reading of it, which is not always correctly rounded",
+        documented: "filter-runtime/README.md (known exceptions): the reader quotes the text as written, serde_json respells it",
         covers: |_, ours, theirs| match (message(ours), message(theirs)) {
             (Some((p, m)), Some((q, n))) => {
                 // The float's text is not part of the contract.
                 p == q && same_but_floats(m, n, "floating point `", |_, _| true)
             }
             _ => false,
-        },
-    },
-    Exception {
-        name: "a long decimal's, or a large exponent's, last bits",
-        documented: "json.rs, Reader::f64 and decimal_f64: exact for at most 15 significant digits and an exponent up to 22; longer text, or a larger exponent (scaled by ten step by step), may differ from serde_json's reading in the last bits",
-        covers: |_, ours, theirs| match (ours, theirs) {
-            (Outcome::Value(a), Outcome::Value(b)) => {
-                // Past 10^22 the reader scales by ten step by step: up to a
-                // few dozen units in the last place (a relative 1e-13).
-                same_but_floats(a, b, "max_error_rate: ", |x, y| {
-                    x == y || (x - y).abs() <= x.abs().max(y.abs()) * 1e-13
-                })
-            }
-            _ => false,
-        },
-    },
-    Exception {
-        name: "a number within a unit in the 17th digit of f64::MAX",
-        documented: "json.rs, over_f64: may differ from serde_json (whose arithmetic is not correctly rounded either) on `number out of range`",
-        covers: |input, ours, theirs| {
-            // Such a number read by one side and refused by the other also
-            // moves the first error elsewhere (a later number, a later field).
-            let out_of_range = |o: &Outcome| {
-                message(o).is_some_and(|(_, m)| m.starts_with("number out of range"))
-            };
-            (out_of_range(ours) || out_of_range(theirs))
-                && numbers(input)
-                    .any(|n| n.starts_with("1797693134862315") || n.starts_with("1797693134862316"))
         },
     },
 ];
