@@ -54,7 +54,8 @@ pub fn alternate<'a>(
         let run = |i: usize, proto: Proto, d: Duration| {
             let envoy = &envoys[i];
             let addr = envoy.addr(LISTENER_PORT).map_err(|e| e.to_string())?;
-            load.run(proto, addr, envoy.pid(), d, scratch)
+            load.for_kind(&kinds[i])
+                .run(proto, addr, envoy.pid(), d, scratch)
                 .map_err(|e| format!("{} ({}): {e}", kinds[i].name(), proto.label()))
         };
         for (p, &proto) in alt.protos.iter().enumerate() {
@@ -205,16 +206,23 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
 }
 
 /// Runs canary-router as the Envoy dynamic module against Envoy's native
-/// weighted routing (the `native` row: a header route, then
-/// weighted_clusters 90/10), in alternating pairs of fresh Envoys, and
-/// prints the module over native: Envoy CPU per request, req/s and the p99
-/// difference.
+/// routing in alternating pairs of fresh Envoys, and prints each
+/// comparison: Envoy CPU per request, req/s and the p99 difference (median
+/// and middle half). The comparisons: `filter`, the module (HTTP filter,
+/// the canary-router row's 2 rules) over native weighted routing (a header
+/// route, then weighted_clusters 90/10); `specifier`, the same decision at
+/// a route's cluster specifier (the experiment, built with the module's
+/// `cluster-specifier` feature) over native; `placement`, the cluster
+/// specifier over the HTTP filter; `sticky`, the module split sticky by
+/// x-user-id (route header written for every request) over native
+/// weighted_clusters with use_hash_policy on the same header, every request
+/// carrying one user's x-user-id; `rules`, the module with 1000 rules over
+/// the module with 1.
 #[derive(Debug, clap::Args)]
 pub struct CompareModuleArgs {
-    /// The module's rule count (the default, 2, is the header rule and the
-    /// 90/10 split, the canary-router row's rules).
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    rules: usize,
+    /// The comparisons to run, comma-separated [default: all].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    only: Vec<String>,
     #[command(flatten)]
     pairs: PairArgs,
 }
@@ -222,20 +230,93 @@ pub struct CompareModuleArgs {
 /// `canary-bench compare-module`: the dynamic module over native routing.
 pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
     let (alt, pin_cores) = args.pairs.alternation();
-    let rules = args.rules.max(1);
-    let kinds = [Kind::Native, Kind::CanaryRouterModule { rules }];
+    let all: [(&str, [Kind; 2]); 5] = [
+        (
+            "filter",
+            [Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
+        ),
+        (
+            "specifier",
+            [Kind::Native, Kind::CanaryRouterModuleSpecifier],
+        ),
+        (
+            "placement",
+            [
+                Kind::CanaryRouterModule { rules: 2 },
+                Kind::CanaryRouterModuleSpecifier,
+            ],
+        ),
+        (
+            "sticky",
+            [Kind::NativeSticky, Kind::CanaryRouterModuleSticky],
+        ),
+        (
+            "rules",
+            [
+                Kind::CanaryRouterModule { rules: 1 },
+                Kind::CanaryRouterModule { rules: 1000 },
+            ],
+        ),
+    ];
+    if let Some(bad) = args
+        .only
+        .iter()
+        .find(|o| !all.iter().any(|(n, _)| n == &o.trim()))
+    {
+        let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "--only: no comparison {bad:?} (there are {})",
+            names.join(", ")
+        ));
+    }
+    let chosen: Vec<&(&str, [Kind; 2])> = all
+        .iter()
+        .filter(|(n, _)| args.only.is_empty() || args.only.iter().any(|x| x.trim() == *n))
+        .collect();
+    // The module kinds are the wasm filter's configuration rewritten by the
+    // runner (Build::Module): the .wasm path only fills the filter's place.
+    let wasm = envoy_runner::build_filter_wasm()
+        .map_err(|e| e.to_string())?
+        .to_path_buf();
+    let specifier = if chosen
+        .iter()
+        .any(|(_, k)| k.contains(&Kind::CanaryRouterModuleSpecifier))
+    {
+        crate::progress("building the dynamic module's cluster-specifier experiment");
+        Some(crate::build_specifier_module()?)
+    } else {
+        None
+    };
+    let modules = crate::envoys::Modules {
+        filter: &wasm,
+        floor: &wasm,
+        specifier: specifier.as_deref(),
+    };
     let load = load_generator(DEFAULT_IN_FLIGHT, DEFAULT_H2_CONNECTIONS, pin_cores);
-    let results = in_scratch("canary-compare-module", |scratch| {
-        let starter = Starter::new(None, pin_cores)?;
-        alternate(&starter, &load, scratch, &kinds, &alt)
-    })?;
+    let load_before = crate::load::loadavg();
+    for (name, kinds) in chosen {
+        let results = in_scratch("canary-compare-module", |scratch| {
+            let starter = Starter::new(Some(&modules), pin_cores)?;
+            for kind in kinds {
+                let envoy = starter.start(kind)?;
+                let seen = crate::verify(kind, &envoy, 2000, 100)?;
+                crate::progress(format!("{}: {seen}", kind.name()));
+            }
+            alternate(&starter, &load, scratch, kinds, &alt)
+        })?;
+        let table = format!(
+            "{name}: {} over {} ({} pairs of fresh Envoys per protocol, {} s runs):\n\n{}",
+            kinds[1].name(),
+            kinds[0].name(),
+            alt.pairs,
+            alt.run.as_secs(),
+            report::ab_table(&results, "base")
+        );
+        println!("{table}");
+    }
     println!(
-        "{} over {} ({} pairs of fresh Envoys per protocol, {} s runs):\n",
-        kinds[1].name(),
-        kinds[0].name(),
-        alt.pairs,
-        alt.run.as_secs()
+        "load average (1 min): {load_before:.2} at start, {:.2} at end\n",
+        crate::load::loadavg()
     );
-    println!("{}", report::ab_table(&results, "native"));
     Ok(())
 }

@@ -23,6 +23,10 @@ pub const ROUTE_HEADER: &str = "x-canary-upstream";
 pub const V2_SHARE: f64 = 0.10;
 /// Listener port of the Envoy under test, as written (the runner remaps it).
 pub const LISTENER_PORT: u16 = 10000;
+/// The sticky rows' key: every request of their load carries this header
+/// with one value (one user's requests), so that both the native hash
+/// policy and canary-router hash a key on every request.
+pub const STICKY_HEADER: (&str, &str) = ("x-user-id", "user-0042");
 /// Listener ports of the upstream Envoy, as written.
 pub const UPSTREAM_PORTS: [(u16, &str); 2] = [(10101, "v1"), (10102, "v2")];
 
@@ -75,6 +79,20 @@ pub enum Kind {
     /// the runner's `Build::Module` (the wasm filter rewritten into a
     /// `DynamicModuleFilter` with the same rule JSON).
     CanaryRouterModule { rules: usize },
+    /// Envoy's native sticky weighted split: the header route, then
+    /// `weighted_clusters` 90/10 with `use_hash_policy` and a header hash
+    /// policy on [`STICKY_HEADER`]'s name (Envoy 1.36+). The sticky anchor.
+    NativeSticky,
+    /// The dynamic module with the 2 rules, the split sticky by
+    /// [`STICKY_HEADER`]'s name and without `defaultDestination`: every
+    /// request hashes its key and gets the route header and a route
+    /// re-selection (the dearest path; see [`rules_json_sticky`]).
+    CanaryRouterModuleSticky,
+    /// The experiment: the same decision at a route's cluster specifier
+    /// (`module/src/specifier.rs`, the module built with its
+    /// `cluster-specifier` feature): the route selects the cluster while it
+    /// is resolved, with no filter, no header and no re-selection.
+    CanaryRouterModuleSpecifier,
     /// Any module, with its plugin configuration (`canary-bench compare`);
     /// routed by the cluster header like canary-router.
     Module {
@@ -107,8 +125,28 @@ impl Kind {
             Kind::CanaryRouterModule { rules } => {
                 format!("canary-router, dynamic module, {rules} rules")
             }
+            Kind::NativeSticky => "native, sticky (use_hash_policy)".into(),
+            Kind::CanaryRouterModuleSticky => "canary-router, dynamic module, sticky".into(),
+            Kind::CanaryRouterModuleSpecifier => {
+                "canary-router, dynamic module, cluster specifier".into()
+            }
             Kind::Module { name, .. } => name.clone(),
         }
+    }
+
+    /// Whether this is the dynamic module (compared with native routing).
+    pub fn is_module(&self) -> bool {
+        matches!(
+            self,
+            Kind::CanaryRouterModule { .. }
+                | Kind::CanaryRouterModuleSticky
+                | Kind::CanaryRouterModuleSpecifier
+        )
+    }
+
+    /// A header every request of this configuration's load carries.
+    pub fn load_header(&self) -> Option<(&'static str, &'static str)> {
+        matches!(self, Kind::NativeSticky | Kind::CanaryRouterModuleSticky).then_some(STICKY_HEADER)
     }
 
     /// Whether the configuration has the `x-canary: always` rule (canary-router
@@ -282,6 +320,23 @@ pub fn rules_json_every_request(n: usize) -> String {
     rules_json_inner(n, Filler::Header, false)
 }
 
+/// [`rules_json_every_request`] (2 rules) with the split sticky by
+/// [`STICKY_HEADER`]'s name: the module writes the route header and
+/// re-selects the route for every request, whichever destination the key
+/// hashes to, so a fixed key measures the dearest path, not the cheap one
+/// a `defaultDestination` would give most users.
+pub fn rules_json_sticky() -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&rules_json_every_request(2)).unwrap_or_default();
+    if let Some(split) = v["services"][0]["http"]
+        .as_array_mut()
+        .and_then(|h| h.last_mut())
+    {
+        split["sticky"] = serde_json::json!({ "header": STICKY_HEADER.0 });
+    }
+    v.to_string()
+}
+
 /// [`rules_json`] (2 rules) with a guard on the split's v2.
 pub fn rules_json_guard() -> String {
     let mut v: serde_json::Value = serde_json::from_str(&rules_json(2)).unwrap_or_default();
@@ -385,6 +440,47 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
             w1 = (100.0 * (1.0 - V2_SHARE)).round() as u32,
             w2 = (100.0 * V2_SHARE).round() as u32,
         ),
+        // Envoy's sticky weighted split: the same routes, the split hashed on
+        // the user's header (WeightedCluster.use_hash_policy).
+        Kind::NativeSticky => format!(
+            r#"
+              - name: canary-header
+                match: {{ prefix: /, headers: [{{ name: {name}, string_match: {{ exact: {value} }} }}] }}
+                route: {{ cluster: "{V2}" }}
+              - name: split
+                match: {{ prefix: / }}
+                route:
+                  hash_policy: [{{ header: {{ header_name: {sticky} }} }}]
+                  weighted_clusters:
+                    use_hash_policy: true
+                    clusters:
+                    - {{ name: "{V1}", weight: {w1} }}
+                    - {{ name: "{V2}", weight: {w2} }}"#,
+            sticky = STICKY_HEADER.0,
+            w1 = (100.0 * (1.0 - V2_SHARE)).round() as u32,
+            w2 = (100.0 * V2_SHARE).round() as u32,
+        ),
+        // The module's decision at the route's cluster specifier.
+        Kind::CanaryRouterModuleSpecifier => {
+            let config = serde_json::to_string(&rules_json_every_request(2)).unwrap_or_default();
+            format!(
+                r#"
+              - name: canary-router
+                match: {{ prefix: / }}
+                route:
+                  inline_cluster_specifier_plugin:
+                    extension:
+                      name: canary-router
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.router.cluster_specifiers.dynamic_modules.v3.DynamicModuleClusterSpecifier
+                        dynamic_module_config: {{ module: {{ local: {{ filename: "{path}" }} }} }}
+                        specifier_name: canary-router
+                        specifier_config:
+                          "@type": type.googleapis.com/google.protobuf.StringValue
+                          value: {config}"#,
+                path = wasm.map(|p| p.display().to_string()).unwrap_or_default(),
+            )
+        }
         // What `canaryctl render --glue` inserts for port-less rules: one
         // route per value, to the cluster of this listener's port.
         Kind::CanaryRouterPortless => {
@@ -418,7 +514,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
     };
     let wasm_path = wasm.map(|p| p.display().to_string()).unwrap_or_default();
     let filter = match kind {
-        Kind::Native => String::new(),
+        Kind::Native | Kind::NativeSticky | Kind::CanaryRouterModuleSpecifier => String::new(),
         Kind::Lua | Kind::LuaDefaultRoute => {
             let script: String = lua_script(*kind == Kind::Lua)
                 .lines()
@@ -451,6 +547,9 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
             wasm_filter("canary-router", &wasm_path, &rules_json_portless(2, false))
         }
         Kind::CanaryRouterGuard => wasm_filter("canary-router", &wasm_path, &rules_json_guard()),
+        Kind::CanaryRouterModuleSticky => {
+            wasm_filter("canary-router", &wasm_path, &rules_json_sticky())
+        }
         Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),
     };
     format!(
@@ -519,6 +618,14 @@ mod tests {
             assert_eq!(rules.len(), n);
             assert_eq!(&*rules[n - 1].name, "split");
         }
+        let json = rules_json_sticky();
+        let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
+        let set = plugin.rules.unwrap().set;
+        assert_eq!(set.destination_count(), 3);
+        assert!(
+            json.contains(r#""sticky":{"header":"x-user-id"}"#),
+            "{json}"
+        );
         let json = rules_json_guard();
         let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
         let set = plugin.rules.unwrap().set;
@@ -552,6 +659,9 @@ mod tests {
             Kind::CanaryRouterPortless,
             Kind::CanaryRouterPortlessRequestPort,
             Kind::CanaryRouterGuard,
+            Kind::NativeSticky,
+            Kind::CanaryRouterModuleSticky,
+            Kind::CanaryRouterModuleSpecifier,
         ] {
             let yaml = under_test_yaml(&kind, Some(wasm), 10080);
             envoy_runner::EnvoyConfig::from_yaml_str(&yaml, "test")

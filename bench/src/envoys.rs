@@ -15,6 +15,9 @@ pub struct Modules<'a> {
     /// The wasm floor, its exports trimmed to the callbacks it implements
     /// (as canary-router exports only those).
     pub floor: &'a Path,
+    /// The dynamic module built with its cluster-specifier experiment, for
+    /// [`Kind::CanaryRouterModuleSpecifier`].
+    pub specifier: Option<&'a Path>,
 }
 
 /// The upstream Envoy, and how to start Envoys under test that send to it.
@@ -90,7 +93,12 @@ impl<'a> Starter<'a> {
                 .ok_or_else(|| format!("{}: no module given", kind.name()))
         };
         match kind {
-            Kind::Native | Kind::Lua | Kind::LuaDefaultRoute => Ok(None),
+            Kind::Native | Kind::NativeSticky | Kind::Lua | Kind::LuaDefaultRoute => Ok(None),
+            Kind::CanaryRouterModuleSpecifier => self
+                .modules
+                .and_then(|m| m.specifier)
+                .map(Some)
+                .ok_or_else(|| format!("{}: the experiment's .so was not built", kind.name())),
             Kind::WasmEmpty | Kind::WasmReadOnly | Kind::WasmNoRead | Kind::WasmFloor => {
                 from(|m| m.floor)
             }
@@ -99,7 +107,8 @@ impl<'a> Starter<'a> {
             | Kind::CanaryRouterEveryRequest
             | Kind::CanaryRouterPortless
             | Kind::CanaryRouterPortlessRequestPort
-            | Kind::CanaryRouterGuard => from(|m| m.filter),
+            | Kind::CanaryRouterGuard
+            | Kind::CanaryRouterModuleSticky => from(|m| m.filter),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
         }
     }
@@ -115,7 +124,7 @@ impl<'a> Starter<'a> {
         let clusters = configs::clusters_json(port, v1, v2);
         let yaml = configs::under_test_yaml(kind, wasm, port);
         let build = match kind {
-            Kind::CanaryRouterModule { .. } => Build::Module,
+            Kind::CanaryRouterModule { .. } | Kind::CanaryRouterModuleSticky => Build::Module,
             _ => Build::Wasm,
         };
         let o = options(wasm, vec!["--config-yaml".into(), clusters], self.workers)

@@ -45,6 +45,8 @@ pub struct Load {
     pub core: Option<u32>,
     /// Niceness of the load generator, if changed.
     pub nice: Option<i32>,
+    /// A header every request carries (the sticky rows' user).
+    pub header: Option<(&'static str, &'static str)>,
 }
 
 /// The protocol of a run.
@@ -84,6 +86,14 @@ fn pinned(core: Option<u32>, nice: Option<i32>, program: &str) -> Command {
 }
 
 impl Load {
+    /// This load for an Envoy of `kind`: with the header its rules key on.
+    pub fn for_kind(&self, kind: &crate::configs::Kind) -> Load {
+        Load {
+            header: kind.load_header(),
+            ..self.clone()
+        }
+    }
+
     /// Runs one protocol's load generator against `addr` for `duration`.
     /// `envoy` is the pid of the Envoy under test, whose CPU time is measured.
     pub fn run(
@@ -118,6 +128,11 @@ impl Load {
             .arg(format!("-d{secs}s"))
             .arg("--latency")
             .args(["-H", &format!("Host: {HOST}")])
+            .args(
+                self.header
+                    .iter()
+                    .flat_map(|(k, v)| ["-H".to_string(), format!("{k}: {v}")]),
+            )
             .arg(format!("http://{addr}/"))
             .output()
             .map_err(|e| format!("running wrk: {e} (apt-get install -y wrk)"))?;
@@ -147,6 +162,11 @@ impl Load {
             .args(["-t1", &format!("-c{conns}"), &format!("-m{streams}")])
             .args(["-D", &secs.to_string()])
             .args(["-H", &format!(":authority: {HOST}")])
+            .args(
+                self.header
+                    .iter()
+                    .flat_map(|(k, v)| ["-H".to_string(), format!("{k}: {v}")]),
+            )
             .arg(format!("--log-file={}", log.display()))
             .arg(format!("http://{addr}/"))
             .output()

@@ -278,6 +278,7 @@ fn load_generator(in_flight: u32, h2_connections: u32, pin_cores: bool) -> Load 
         h2_connections,
         core: pin_cores.then_some(LOAD_CORE),
         nice: is_root().then_some(NICE),
+        header: None,
     }
 }
 
@@ -326,9 +327,12 @@ fn run_in(
     }
 
     let version = if opts.envoy {
+        progress("building the dynamic module's cluster-specifier experiment");
+        let specifier = build_specifier_module()?;
         let modules = Modules {
             filter: &filter,
             floor: &floor,
+            specifier: Some(&specifier),
         };
         envoy_runs(opts, pin_cores, scratch, &modules, &mut report)?
     } else {
@@ -465,6 +469,12 @@ fn envoy_runs(
         (Kind::CanaryRouter { rules: 10 }, h1),
         (Kind::CanaryRouter { rules: 100 }, h1),
         (Kind::CanaryRouter { rules: 1000 }, h1),
+        (Kind::CanaryRouterModule { rules: 2 }, all),
+        (Kind::CanaryRouterModuleSpecifier, both),
+        (Kind::NativeSticky, both),
+        (Kind::CanaryRouterModuleSticky, both),
+        (Kind::CanaryRouterModule { rules: 1 }, h1),
+        (Kind::CanaryRouterModule { rules: 1000 }, h1),
     ];
     let kinds: Vec<Kind> = planned.iter().map(|(k, _)| k.clone()).collect();
     let mut results: Vec<ConfigResult> = kinds.iter().cloned().map(ConfigResult::new).collect();
@@ -497,14 +507,15 @@ fn envoy_runs(
         if !opts.warmup.is_zero() {
             for &proto in &protos {
                 for i in plan(proto) {
-                    load.run(
-                        proto,
-                        addr(&envoys[i])?,
-                        envoys[i].pid(),
-                        opts.warmup,
-                        scratch,
-                    )
-                    .map_err(|e| format!("{} warm-up: {e}", kinds[i].name()))?;
+                    load.for_kind(&kinds[i])
+                        .run(
+                            proto,
+                            addr(&envoys[i])?,
+                            envoys[i].pid(),
+                            opts.warmup,
+                            scratch,
+                        )
+                        .map_err(|e| format!("{} warm-up: {e}", kinds[i].name()))?;
                 }
             }
         }
@@ -519,6 +530,7 @@ fn envoy_runs(
             order.rotate_left(round % len);
             for i in order {
                 let s = load
+                    .for_kind(&kinds[i])
                     .run(
                         proto,
                         addr(&envoys[i])?,
@@ -583,6 +595,21 @@ fn envoy_runs(
             report
                 .ab
                 .extend(alternate(&starter, &load, scratch, &pair_kinds, &opts.ab)?);
+        }
+        // The dynamic module against native routing, as its targets ask.
+        progress("alternating native routing and the dynamic module");
+        for pair_kinds in [
+            [Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
+            [Kind::Native, Kind::CanaryRouterModuleSpecifier],
+            [Kind::NativeSticky, Kind::CanaryRouterModuleSticky],
+        ] {
+            let ab = Alternation {
+                protos: vec![Proto::H1, Proto::H2],
+                ..opts.ab.clone()
+            };
+            report
+                .ab
+                .extend(alternate(&starter, &load, scratch, &pair_kinds, &ab)?);
         }
     }
     Ok(version)
@@ -687,6 +714,36 @@ fn cargo_wasm(package: &str, target_dir: &Path, opt_level: Option<&str>) -> Resu
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// The dynamic module with its cluster-specifier experiment (the feature
+/// `cluster-specifier`), in a target directory of its own so that it never
+/// replaces the shipped `.so`.
+fn build_specifier_module() -> Result<PathBuf, String> {
+    let dir = repo_root().join("target/module-specifier");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", &dir)
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            "module",
+            "-p",
+            "canary-router-module",
+            "--features",
+            "cluster-specifier",
+        ])
+        .output()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the cluster-specifier experiment failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(dir.join("module/libcanary_router_module.so"))
 }
 
 fn build_floor(target_dir: &Path, opt_level: Option<&str>) -> Result<PathBuf, String> {

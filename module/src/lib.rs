@@ -30,6 +30,8 @@ pub mod guard;
 pub mod logger;
 pub mod metrics;
 pub mod source;
+#[cfg(feature = "cluster-specifier")]
+pub mod specifier;
 pub mod store;
 pub mod stream;
 pub mod version;

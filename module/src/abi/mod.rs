@@ -23,6 +23,8 @@
 
 mod handles;
 mod hooks;
+#[cfg(feature = "cluster-specifier")]
+mod specifier;
 
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
