@@ -3,6 +3,9 @@
 # examples/ is started, sent traffic, and the split it produced is printed.
 # Compiles only the filter (wasm32) and the demo: no wasm runtime,
 # no LTO for the native tools (profile `tools`). Shows cargo's progress.
+# The last step runs the dynamic module (examples/native-module): the demo
+# builds the .so there (scripts/build-module.sh's build), after the wasm
+# steps have been shown, unless CANARY_ROUTER_MODULE names one.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"

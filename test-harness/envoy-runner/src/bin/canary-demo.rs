@@ -1,13 +1,19 @@
 //! The demo: runs each example in a real Envoy and prints the split it saw.
 //!
 //! `scripts/demo.sh` builds the filter and runs this. Every number printed is
-//! counted from real responses of the upstream versions (`x-version`).
+//! counted from real responses of the upstream versions (`x-version`). The
+//! last step runs the dynamic module (built here unless
+//! `$CANARY_ROUTER_MODULE` names one), with cargo's progress shown.
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use envoy_runner::{
-    self, count_split, example_dir, Envoy, EnvoyConfig, EnvoyOptions, Request, Split, SplitKey,
+    self, count_split, example_dir, repo_root, Build, Envoy, EnvoyConfig, EnvoyOptions, Request,
+    Split, SplitKey, FILTER_MODULE_RELATIVE,
 };
+use serde_json::Value;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -149,6 +155,76 @@ fn run() -> Result<()> {
     }
     show("version, and the route that took it there", &paths);
     println!("\nstats of the last Envoy, as Prometheus sees them:");
+    let prom = e.admin_get("/stats/prometheus")?;
+    for line in prom
+        .lines()
+        .filter(|l| l.starts_with("canary_router_requests{"))
+    {
+        println!("   {line}");
+    }
+    drop(e);
+    native_module(&opts, &backend, &by_version)
+}
+
+/// The `.so` of the dynamic module: `$CANARY_ROUTER_MODULE`, or built now
+/// with cargo's progress shown (`scripts/build-module.sh`'s build).
+fn module_so() -> Result<PathBuf> {
+    if let Some(so) = std::env::var_os("CANARY_ROUTER_MODULE") {
+        return Ok(PathBuf::from(so));
+    }
+    println!("   building it: cargo build --profile module -p canary-router-module");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["build", "--profile", "module", "-p", "canary-router-module"])
+        .status()?;
+    if !status.success() {
+        return Err(format!("building the module failed ({status})").into());
+    }
+    Ok(repo_root().join(FILTER_MODULE_RELATIVE))
+}
+
+/// Step 7: the same rules in the dynamic module (examples/native-module).
+fn native_module(opts: &EnvoyOptions, backend: &Request, by_version: &SplitKey) -> Result<()> {
+    println!(
+        "\n7. the same rules as an Envoy dynamic module, a native .so instead of V8 (examples/native-module)"
+    );
+    let so = module_so()?;
+    let mut config = EnvoyConfig::from_example("native-module")?;
+    // The example names the .so relative to the repository root.
+    config.for_each_object_mut(|obj| {
+        if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
+            obj.insert("filename".into(), so.display().to_string().into());
+        }
+    });
+    let e = Envoy::start(config, &opts.clone().build(Build::Wasm))?;
+    let mut c = e.client(10000)?;
+    show(
+        "90/10, rules.json inline in the DynamicModuleFilter",
+        &count_split(&mut c, N, backend, by_version)?,
+    );
+    let tester = backend.clone().header("canary", "canary-tester");
+    show(
+        "with `canary: canary-tester`",
+        &count_split(&mut c, N, &tester, by_version)?,
+    );
+    let (mut users, mut stuck) = (Split::default(), 0);
+    for user in 0..200 {
+        let req = backend.clone().header("x-user-id", format!("user-{user}"));
+        let seen = count_split(&mut c, 5, &req, by_version)?;
+        if seen.counts.len() == 1 {
+            stuck += 1;
+        }
+        if let Some(version) = seen.counts.keys().next() {
+            users.add(version.clone());
+        }
+    }
+    show(
+        "sticky by x-user-id: users per version (200 users, 5 requests each)",
+        &users,
+    );
+    println!("     {stuck} of 200 users saw one version only");
+    println!("   its stats, as Prometheus sees them:");
     let prom = e.admin_get("/stats/prometheus")?;
     for line in prom
         .lines()
