@@ -18,7 +18,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
     echo "run.sh: no valgrind: instruction counts are skipped" >&2
   fi
 fi
-cargo build --quiet --profile tools -p canary-bench
+cargo build --quiet --profile tools -p bench
 "$ROOT/target/tools/canary-bench" "$@"
 # Then Envoy's memory at 1, 2 and 4 workers, into the report's Memory section
 # (skipped when the report was not written to docs/benchmarks.md).

@@ -321,7 +321,7 @@ fn run_in(
     test_tools::exports::trim_file(&floor)?;
     for (name, path) in [
         ("canary_router.wasm", &filter),
-        ("canary_wasm_floor.wasm", &floor),
+        ("wasm_floor.wasm", &floor),
     ] {
         report.sizes.push((name.to_string(), file_size(path)?));
     }
@@ -747,8 +747,8 @@ fn build_specifier_module() -> Result<PathBuf, String> {
 }
 
 fn build_floor(target_dir: &Path, opt_level: Option<&str>) -> Result<PathBuf, String> {
-    cargo_wasm("canary-wasm-floor", target_dir, opt_level)?;
-    Ok(target_dir.join("wasm32-wasip1/release/canary_wasm_floor.wasm"))
+    cargo_wasm("wasm-floor", target_dir, opt_level)?;
+    Ok(target_dir.join("wasm32-wasip1/release/wasm_floor.wasm"))
 }
 
 fn budget(opts: &Opts) -> Duration {
