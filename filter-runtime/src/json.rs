@@ -517,12 +517,17 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a list, each element with `f` under its index.
+    /// The list comes without spare capacity: a configuration holds
+    /// thousands of short lists, and the doubling of a growing `Vec` would
+    /// otherwise leave most of them with room for four (a rule's one match
+    /// entry took four entries' room, about 1 KiB).
     pub fn seq<T>(&mut self, f: &mut dyn FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
         let mut out = Vec::new();
         self.seq_each(&mut |r| {
             out.push(f(r)?);
             Ok(())
         })?;
+        out.shrink_to_fit();
         Ok(out)
     }
 
@@ -612,6 +617,7 @@ impl<'a> Reader<'a> {
             entries.push((r.take_key(), value));
             Ok(())
         })?;
+        entries.shrink_to_fit();
         Ok(Map::from_entries(entries))
     }
 
