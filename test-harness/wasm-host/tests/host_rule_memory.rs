@@ -31,8 +31,11 @@ fn dest(subset: &str, weight: Option<u32>) -> String {
     )
 }
 
-/// The kinds of rule, each as the JSON of rule `i`.
-fn kinds() -> Vec<(&'static str, fn(usize) -> String)> {
+/// A kind of rule: its name, and the JSON of its rule `i`.
+type Kind = (&'static str, fn(usize) -> String);
+
+/// The kinds of rule.
+fn kinds() -> Vec<Kind> {
     vec![
         ("exact header, one destination", |i| {
             format!(
@@ -109,11 +112,16 @@ fn memory_with(n: usize, rule: fn(usize) -> String) -> usize {
 fn what_a_rule_costs_by_kind() {
     let (low, high) = (1000, 3000);
     let mut typical = 0;
-    eprintln!("| rule | JSON bytes | module memory per rule |");
-    eprintln!("|---|---:|---:|");
+    eprintln!("| rule | JSON bytes | module memory per rule | module memory with 1000 |");
+    eprintln!("|---|---:|---:|---:|");
     for (name, rule) in kinds() {
-        let per_rule = (memory_with(high, rule) - memory_with(low, rule)) / (high - low);
-        eprintln!("| {name} | {} | {per_rule} |", rule(1234).len());
+        let at_low = memory_with(low, rule);
+        let per_rule = (memory_with(high, rule) - at_low) / (high - low);
+        eprintln!(
+            "| {name} | {} | {per_rule} | {:.1} MiB |",
+            rule(1234).len(),
+            at_low as f64 / (1 << 20) as f64
+        );
         if name.starts_with("typical") {
             typical = per_rule;
         }
