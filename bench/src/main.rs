@@ -319,10 +319,7 @@ fn run_in(
     // The floor (built with the SDK) exports only the callbacks it implements,
     // as canary-router does, so that the two differ only in what they do per request.
     test_tools::exports::trim_file(&floor)?;
-    for (name, path) in [
-        ("canary_router.wasm", &filter),
-        ("wasm_floor.wasm", &floor),
-    ] {
+    for (name, path) in [("canary_router.wasm", &filter), ("wasm_floor.wasm", &floor)] {
         report.sizes.push((name.to_string(), file_size(path)?));
     }
 

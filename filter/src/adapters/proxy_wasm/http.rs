@@ -1,20 +1,47 @@
 //! Per-request work: read the request headers once, decide, write the
 //! cluster header, re-select the route, count. A decision for the
 //! service's `defaultDestination` writes nothing and re-selects nothing:
-//! Envoy's own route already goes there.
+//! Envoy's own route already goes there. The weighted picks' random bits
+//! come from one generator per VM, seeded from the host on first use.
 
 use alloc::rc::Rc;
-use core::cell::OnceCell;
+use core::cell::{Cell, OnceCell};
 
 use crate::domain::cluster::Built;
 use crate::domain::cookie::{Key, MAX_SET_COOKIE_LEN};
+use crate::domain::pick::Rng;
 use crate::domain::rules::{Outcome, RequestView, Via};
-use filter_runtime::proxy_wasm::pairs::Pairs;
 
-use super::metrics::bump;
-use super::root::{self, Active};
 use filter_runtime::proxy_wasm::exports::{Action, HttpContext};
 use filter_runtime::proxy_wasm::hostcalls::{self, HostBytes, Map, Status};
+use filter_runtime::proxy_wasm::pairs::Pairs;
+use filter_runtime::Single;
+
+use super::active::Active;
+use super::metrics::bump;
+
+/// The weighted picks' generator, seeded on first use.
+static RNG: Single<Cell<Option<Rng>>> = Single(Cell::new(None));
+
+/// A seed from the host's randomness (WASI `random_get`); the clock only if
+/// that fails.
+fn seed() -> u64 {
+    match getrandom::u64() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("no randomness from the host ({e}); seeding from the clock");
+            hostcalls::now_ms().unwrap_or(0) ^ 0x9e37_79b9_7f4a_7c15
+        }
+    }
+}
+
+/// 64 random bits for a weighted pick.
+pub fn random() -> u64 {
+    let mut rng = RNG.0.take().unwrap_or_else(|| Rng::new(seed()));
+    let bits = rng.next_u64();
+    RNG.0.set(Some(rng));
+    bits
+}
 
 /// One HTTP stream.
 pub struct Filter {
@@ -233,9 +260,9 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
         Some(rules) => {
             let outcome = rules
                 .set
-                .decide_issuing(&request, root::random, || fresh_bits(active));
+                .decide_issuing(&request, random, || fresh_bits(active));
             match &active.guard {
-                Some(g) => g.adjust(&rules.set, outcome, &request, root::random),
+                Some(g) => g.adjust(&rules.set, outcome, &request, random),
                 None => outcome,
             }
         }

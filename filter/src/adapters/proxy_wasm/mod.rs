@@ -10,6 +10,8 @@ pub use filter_runtime::proxy_wasm::pairs;
 mod headers;
 
 #[cfg(target_arch = "wasm32")]
+mod active;
+#[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod guard_host;

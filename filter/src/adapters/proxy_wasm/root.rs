@@ -1,99 +1,23 @@
 //! The root context: configuration, the active rule set, ticks and the rule
 //! source's callouts.
 
-use alloc::{boxed::Box, format, string::String};
+use alloc::string::String;
 
 use alloc::rc::Rc;
-use core::cell::Cell;
 
-use crate::domain::pick::Rng;
-use crate::domain::plugin::{self, Plugin, Rules, Settings};
+use crate::domain::plugin::{self, Plugin, Rules};
+use crate::domain::poll::Poller;
 use crate::schema::config::PluginConfig;
 
-use super::guard_host::Guards;
-use super::http::Filter;
-use super::metrics::{self, bump, record, Global};
-use super::node::Node;
-use super::poll_host::Host;
-use crate::domain::poll::Poller;
 use filter_runtime::proxy_wasm::exports::RootContext;
 use filter_runtime::proxy_wasm::hostcalls::{self, Buffer};
 use filter_runtime::proxy_wasm::logger;
-use filter_runtime::Single;
 
-/// The weighted picks' generator, seeded on first use.
-static RNG: Single<Cell<Option<Rng>>> = Single(Cell::new(None));
-
-/// A seed from the host's randomness (WASI `random_get`); the clock only if
-/// that fails.
-fn seed() -> u64 {
-    match getrandom::u64() {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("no randomness from the host ({e}); seeding from the clock");
-            hostcalls::now_ms().unwrap_or(0) ^ 0x9e37_79b9_7f4a_7c15
-        }
-    }
-}
-
-/// 64 random bits for a weighted pick.
-pub fn random() -> u64 {
-    let mut rng = RNG.0.take().unwrap_or_else(|| Rng::new(seed()));
-    let bits = rng.next_u64();
-    RNG.0.set(Some(rng));
-    bits
-}
-
-/// Everything a request needs, immutable once built; a reload builds a new one.
-pub struct Active {
-    pub settings: Rc<Settings>,
-    pub rules: Option<Rules>,
-    /// Counter per destination, by `stat_index`.
-    pub dest_metrics: Box<[Option<u32>]>,
-    /// `service/rule/destination` per destination, for the debug header.
-    pub debug_values: Box<[Box<str>]>,
-    pub global: Rc<Global>,
-    /// The guards, if a destination has one.
-    pub guard: Option<Guards>,
-    /// A `Secure` cookie was issued to an `http` request (warned once
-    /// per configuration).
-    pub warned_secure_over_http: Cell<bool>,
-}
-
-impl Active {
-    fn new(
-        settings: Rc<Settings>,
-        rules: Option<Rules>,
-        global: Rc<Global>,
-        root_id: &str,
-    ) -> Self {
-        let (dest_metrics, debug_values) = match &rules {
-            Some(r) => (
-                metrics::define_destinations(&r.set),
-                r.set
-                    .all_destinations()
-                    .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
-                    .collect(),
-            ),
-            None => (Box::default(), Box::default()),
-        };
-        if let Some(r) = &rules {
-            record(global.rules_version, r.version);
-        }
-        let guard = rules
-            .as_ref()
-            .and_then(|r| Guards::new(&r.set, r.digest, root_id));
-        Active {
-            settings,
-            rules,
-            dest_metrics,
-            debug_values,
-            global,
-            guard,
-            warned_secure_over_http: Cell::new(false),
-        }
-    }
-}
+use super::active::Active;
+use super::http::{random, Filter};
+use super::metrics::{bump, Global};
+use super::node::Node;
+use super::poll_host::Host;
 
 pub struct Root {
     context_id: u32,
