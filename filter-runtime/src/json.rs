@@ -48,6 +48,9 @@ impl core::error::Error for Error {}
 /// An error of a read, boxed so that a result stays small.
 pub type Fail = Box<Error>;
 
+/// serde_json's nesting limit: the 128th open object or list is an error.
+const RECURSION_LIMIT: usize = 128;
+
 /// A result of reading one value.
 pub type R<T> = Result<T, Fail>;
 
@@ -606,6 +609,29 @@ impl<'a> Reader<'a> {
             }
             Some(_) => Err(self.peek_err("expected `:`")),
             None => Err(self.peek_err("EOF while parsing an object")),
+        }
+    }
+
+    /// Reads any JSON value and drops it, with the errors serde_json's
+    /// `Value` gives: objects and lists nest up to serde_json's recursion
+    /// limit, counted from the document's root (each level of the path is
+    /// one container).
+    pub fn skip(&mut self) -> R<()> {
+        match self.ws() {
+            Some(b'{' | b'[') if self.path.len() + 1 >= RECURSION_LIMIT => {
+                Err(self.peek_err("recursion limit exceeded"))
+            }
+            Some(b'{') => self.map_each(&mut Reader::skip),
+            Some(b'[') => self.seq_each(&mut Reader::skip),
+            Some(b'"') => self.raw_string().map(drop),
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            Some(b @ (b't' | b'f' | b'n')) => self.ident(match b {
+                b't' => b"true",
+                b'f' => b"false",
+                _ => b"null",
+            }),
+            Some(_) => Err(self.peek_err("expected value")),
+            None => Err(self.peek_err("EOF while parsing a value")),
         }
     }
 

@@ -89,9 +89,9 @@ fn errors_name_the_field_and_the_reason() {
 fn syntax_errors_name_the_field() {
     let cases = [
         (
-            service(&format!(r#"{{"route":[{D}],"retries":{{"attempts":3}}}}"#)),
-            "services[0].http[0].retries",
-            "unknown field `retries`",
+            service(&format!(r#"{{"route":[{D}],"retry":{{"attempts":3}}}}"#)),
+            "services[0].http[0].retry",
+            "unknown field `retry`",
         ),
         (
             service(&format!(

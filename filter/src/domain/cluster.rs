@@ -23,8 +23,9 @@ use core::fmt;
 /// `outbound|65535` head and a tail of at most [`MAX_TAIL`] bytes.
 pub const MAX_BUILT: usize = HEAD.len() + 5 + MAX_TAIL;
 
-/// The longest tail (`|subset|host`) of a [`ClusterName::RequestPort`].
-pub const MAX_TAIL: usize = 600;
+/// The longest tail (`|subset|host`, and a rule's `;<name>` when it carries
+/// a route policy) of a [`ClusterName::RequestPort`].
+pub const MAX_TAIL: usize = 800;
 
 const HEAD: &[u8] = b"outbound|";
 
@@ -124,6 +125,17 @@ impl ClusterName {
             ClusterName::Fixed(n) | ClusterName::RequestPort(n) => n,
             ClusterName::GluePort(n) => n.get(HEAD.len()..).unwrap_or_default(),
         }
+    }
+
+    /// The value a rule that carries a route policy writes for this
+    /// destination: the name followed by `;<rule>`, which only that rule's
+    /// glue routes accept (they send it to the name without the suffix).
+    pub fn for_rule(&mut self, rule: &str) {
+        let (ClusterName::Fixed(n) | ClusterName::RequestPort(n) | ClusterName::GluePort(n)) = self;
+        let mut with = String::from(&**n);
+        with.push(';');
+        with.push_str(rule);
+        *n = with.into();
     }
 
     /// The name for a request arriving on `port` (`port` is called only if

@@ -2,7 +2,7 @@
 //! hash of the user's key that never moves a user off a destination whose
 //! weight only grew.
 
-use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 /// A small, fast PRNG (wyrand). Seeded from the host's randomness once per
 /// VM; never a fixed seed in the filter.
@@ -49,9 +49,9 @@ pub fn mix(mut z: u64) -> u64 {
 #[derive(Debug, Clone)]
 pub struct Weights {
     /// Running totals of the weights, for the random pick.
-    cumulative: Box<[u64]>,
+    cumulative: Vec<u64>,
     /// Weight and hash seed of each destination, for the sticky pick.
-    sticky: Box<[(f64, u64)]>,
+    sticky: Vec<(f64, u64)>,
     total: u64,
 }
 

@@ -113,6 +113,97 @@ schema! {
         "route" => route: Vec<RouteDestination>,
         /// Keep one user on one destination.
         "sticky" => sticky: Option<Sticky>,
+        /// Istio's route timeout (a route policy, see [`HttpRoute::has_policy`]).
+        "timeout" => timeout: Given = default,
+        /// Istio's retry policy (a route policy).
+        "retries" => retries: Given = default,
+        /// Istio's header operations (a route policy).
+        "headers" => headers: Given = default,
+        /// Istio's URI and authority rewrite (a route policy).
+        "rewrite" => rewrite: Given = default,
+        /// Istio's mirror destination (a route policy).
+        "mirror" => mirror: Given = default,
+        /// Istio's mirror destinations (a route policy).
+        "mirrors" => mirrors: Given = default,
+        /// The share of requests `mirror` gets (a route policy).
+        "mirrorPercentage" => mirror_percentage: Given = default,
+        /// Istio's fault injection (a route policy).
+        "fault" => fault: Given = default,
+        /// Istio's CORS policy (a route policy).
+        "corsPolicy" => cors_policy: Given = default,
+    }
+}
+
+impl HttpRoute {
+    /// Whether the rule carries a route policy: its own, or one of its
+    /// destinations' `headers`. The routing glue applies them, not the
+    /// filter: the rule's requests take glue routes of their own, as the
+    /// filter writes `<cluster>;<rule name>` into the route header, a value
+    /// only those routes accept (`canaryctl render --glue` builds them from
+    /// the same file).
+    pub fn has_policy(&self) -> bool {
+        self.timeout.0
+            || self.retries.0
+            || self.headers.0
+            || self.rewrite.0
+            || self.mirror.0
+            || self.mirrors.0
+            || self.mirror_percentage.0
+            || self.fault.0
+            || self.cors_policy.0
+            || self.route.iter().any(|d| d.headers.0)
+    }
+}
+
+/// Whether a route policy is given: its content is any JSON value, which
+/// the filter checks as JSON (serde_json's `Value` accepts the same
+/// documents) and does not keep; the routing glue applies it (`canaryctl`
+/// reads it). `null`, or no field, is not given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Given(pub bool);
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Given {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl<'de> serde::Deserialize<'de> for Any {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(Any)
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Any {
+            type Value = Any;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_unit<E>(self) -> Result<Any, E> {
+                Ok(Any)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Any, A::Error> {
+                while a.next_element::<Any>()?.is_some() {}
+                Ok(Any)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Any, A::Error> {
+                while a.next_entry::<String, Any>()?.is_some() {}
+                Ok(Any)
+            }
+        }
+        Option::<Any>::deserialize(d).map(|v| Given(v.is_some()))
     }
 }
 
@@ -177,6 +268,9 @@ schema! {
         /// Eject this destination from the split when its responses fail too
         /// often (canary-router's own field; Istio has none).
         "guard" => guard: Option<Guard>,
+        /// Istio's header operations for this destination (a route policy,
+        /// see [`HttpRoute::has_policy`]).
+        "headers" => headers: Given = default,
     }
 }
 

@@ -12,6 +12,7 @@
 
 use alloc::{string::String, vec::Vec};
 
+use crate::schema::config::Given;
 use filter_runtime::json::{Fail, Reader, R};
 use filter_runtime::map::Map;
 
@@ -85,6 +86,8 @@ pub enum Shape {
     Map(fn() -> Shape),
     /// An object with the fields of a declared type.
     Struct(fn() -> &'static Schema),
+    /// Any JSON value, checked and not kept, or none ([`Given`]).
+    Json,
 }
 
 impl core::fmt::Debug for Shape {
@@ -99,6 +102,7 @@ impl core::fmt::Debug for Shape {
             Shape::Seq(s) => write!(f, "Vec<{:?}>", s()),
             Shape::Map(s) => write!(f, "Map<{:?}>", s()),
             Shape::Struct(s) => f.write_str(s().name),
+            Shape::Json => f.write_str("Given"),
         }
     }
 }
@@ -171,6 +175,17 @@ impl FromJson for bool {
     #[inline]
     fn read(r: &mut Reader<'_>) -> R<Self> {
         r.bool()
+    }
+}
+
+impl FromJson for Given {
+    const SHAPE: Shape = Shape::Json;
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        if r.null()? {
+            return Ok(Given(false));
+        }
+        r.skip()?;
+        Ok(Given(true))
     }
 }
 
@@ -420,6 +435,10 @@ mod tests {
                 (format!("{{\"k{k}\":{j}}}"), format!("{{\"k{k}\": {d}}}"))
             }
             Shape::Struct(s) => sample(s(), all, n, want),
+            Shape::Json => (
+                format!("{{\"k{k}\":[{k},\"s\",null]}}"),
+                "Given(true)".into(),
+            ),
         }
     }
 
@@ -522,7 +541,12 @@ mod tests {
           "sticky":{"header":"x-user","cookie":null,"sourceIp":true}},
           {"route":[{"destination":{"cluster":"c3"}}],"sticky":{"cookie":"k","setCookie":{"maxAge":60,"path":"/p",
             "httpOnly":false,"secure":true,"sameSite":"None","domain":"d.e"}}},
-          {"route":[{"destination":{"cluster":"c2"}}]}]}]}"#;
+          {"route":[{"destination":{"cluster":"c2"},"headers":{"response":{"add":{"x":"y"}}}}],"timeout":"1s",
+            "retries":{"attempts":2,"perTryTimeout":"0.5s","retryOn":"5xx,503"},"fault":null,
+            "headers":{"request":{"set":{"a":"b"},"remove":["c"]}},"rewrite":{"uri":"/v2"},"mirror":{"host":"m"},
+            "mirrorPercentage":{"value":50.5},"mirrors":[{"destination":{"host":"m"},"percentage":{"value":1e1}}],
+            "corsPolicy":{"allowOrigins":[{"exact":"x"}],"maxAge":"1h","allowCredentials":true,
+              "n":[1,-2,3.5e2,-0,null,false,true,"\u00e9\ud83d\ude00",[],{}]}}]}]}"#;
 
     #[test]
     fn same_values_and_errors_as_serde() {
@@ -581,8 +605,25 @@ mod tests {
             r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"minRequests":1,"interval":1}}]}]}]}"#,
             r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":0.3,"minRequests":1}}]}]}]}"#,
             r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"guard":{"maxErrorRate":0.1,"x":1}}]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"}}],"timeout":[1,]}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"}}],"timeout":{"a":1,}}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"}}],"timeout":{"a":1,"a":2}}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"}}],"fault":1e999}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"}}],"fault":"\ud800"}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"}}],"fault":{1:2}}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"}}],"mirrorPercent":5}]}]}"#,
+            r#"{"services":[{"hosts":["a"],"http":[{"route":[{"destination":{"cluster":"a"},"headers":{}}],"headers":nul}]}]}"#,
         ];
         cases.extend(extra.iter().map(|s| s.to_string()));
+        // Policies nested around serde_json's recursion limit (128 open
+        // objects and lists, counted from the root).
+        for depth in [121, 122, 123, 200] {
+            cases.push(format!(
+                r#"{{"services":[{{"hosts":["a"],"http":[{{"route":[{{"destination":{{"cluster":"a"}}}}],"retries":{}1{}}}]}}]}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            ));
+        }
         let mut bytes_cases: Vec<Vec<u8>> = cases.iter().map(|s| s.clone().into_bytes()).collect();
         bytes_cases.push(b"{\"namespace\":\"\xff\"}".to_vec());
         let mut differ = Vec::new();

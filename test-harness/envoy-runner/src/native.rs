@@ -310,6 +310,7 @@ mod tests {
                 let f = &s().fields[0];
                 json!({ f.json: sample(f.shape) })
             }
+            Shape::Json => json!({}),
         }
     }
 

@@ -32,18 +32,18 @@ struct Slot {
 /// A rule with at least one guarded destination.
 struct Rule {
     key: String,
-    specs: Box<[Spec]>,
+    specs: Vec<Spec>,
     shape: Shape,
-    slots: Box<[Slot]>,
+    slots: Vec<Slot>,
 }
 
 /// The guards of one VM's rule set.
 pub struct Guards {
-    rules: Box<[Rule]>,
+    rules: Vec<Rule>,
     /// By `stat_index`: (guarded rule, slot), or `NONE`.
-    of_stat: Box<[(u32, u32)]>,
+    of_stat: Vec<(u32, u32)>,
     /// By `stat_index`: ejected, as this VM knows.
-    ejected: Box<[Cell<bool>]>,
+    ejected: Vec<Cell<bool>>,
     /// How often ticks should flush.
     pub tick_ms: u32,
 }
@@ -104,12 +104,12 @@ impl Guards {
                 keys.push((key.clone(), slots.len()));
                 rules.push(Rule {
                     key,
-                    specs: specs.into(),
+                    specs,
                     shape: Shape {
                         live: live.into(),
                         unguarded_live,
                     },
-                    slots: slots.into(),
+                    slots,
                 });
             }
         }
@@ -121,8 +121,8 @@ impl Guards {
             .min()
             .unwrap_or(1000);
         let guards = Guards {
-            rules: rules.into(),
-            of_stat: of_stat.into(),
+            rules,
+            of_stat,
             ejected: (0..n).map(|_| Cell::new(false)).collect(),
             tick_ms: bucket.clamp(100, 1000) as u32,
         };

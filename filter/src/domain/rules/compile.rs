@@ -204,7 +204,20 @@ fn compile_rule(
         }
     }
     let reachable = rule.matches.is_empty() || !matches.is_empty();
-    let route = compile_route(rule, path, exp, portless, next_stat)?;
+    // A rule that carries a route policy writes its name into the route
+    // header, after each cluster name.
+    let policy = match rule.has_policy() {
+        true => Some(plain_value(&name).map_err(|r| ConfigError::at(path, "name", r))?),
+        false => None,
+    };
+    let route = compile_route(
+        rule,
+        path,
+        exp,
+        portless,
+        policy.map(|()| &*name),
+        next_stat,
+    )?;
     Ok(Rule {
         name: name.into(),
         matches,
@@ -318,7 +331,7 @@ fn join(path: &str, field: &str, sub: &str) -> String {
     }
 }
 
-type Matchers<K> = Box<[(K, StringMatcher)]>;
+type Matchers<K> = Vec<(K, StringMatcher)>;
 
 #[inline(never)]
 fn header_matchers(
@@ -327,9 +340,9 @@ fn header_matchers(
     field: Field,
 ) -> Result<Matchers<Box<str>>, ConfigError> {
     let Some(map) = map else {
-        return Ok(Box::default());
+        return Ok(Vec::new());
     };
-    // A loop, not `collect::<Result<…>>()`: the same boxed slice, without
+    // A loop, not `collect::<Result<…>>()`: the same list, without
     // an iterator adapter instantiated for each element type.
     let mut out = Vec::with_capacity(map.len());
     for (name, sm) in map.iter() {
@@ -339,7 +352,7 @@ fn header_matchers(
             .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
         out.push((lower.into(), m));
     }
-    Ok(out.into_boxed_slice())
+    Ok(out)
 }
 
 #[inline(never)]
@@ -348,7 +361,7 @@ fn query_matchers(
     path: &str,
 ) -> Result<Matchers<Box<[u8]>>, ConfigError> {
     let Some(map) = map else {
-        return Ok(Box::default());
+        return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(map.len());
     for (name, sm) in map.iter() {
@@ -359,7 +372,7 @@ fn query_matchers(
             .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
         out.push((name.as_bytes().into(), m));
     }
-    Ok(out.into_boxed_slice())
+    Ok(out)
 }
 
 /// Envoy keeps HTTP/1's `Host` as `:authority`, and its header matchers
@@ -401,6 +414,7 @@ fn compile_route(
     path: &str,
     exp: &Expansion<'_>,
     portless: PortlessAs,
+    policy: Option<&str>,
     next_stat: &mut u32,
 ) -> Result<Route, ConfigError> {
     let rpath = field_path(path, "route");
@@ -447,7 +461,12 @@ fn compile_route(
             )?),
         };
         weights.push(weight);
+        // The plain name is the sticky key, with or without a policy.
         seeds.push(hash_key(cluster.key().as_bytes()));
+        let mut cluster = cluster;
+        if let Some(rule) = policy {
+            cluster.for_rule(rule);
+        }
         destinations.push(Destination {
             cluster,
             label: label.into(),

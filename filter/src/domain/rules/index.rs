@@ -35,7 +35,7 @@ pub(super) struct RuleIndex {
     /// Header name → (value → indices of the rules filed there, ascending).
     /// At most [`MAX_INDEXED_HEADERS`] names, so that one `u64` can mark the
     /// names a request has already shown.
-    pub(super) by_header: Box<[(Box<str>, ValueMap)]>,
+    pub(super) by_header: Vec<(Box<str>, ValueMap)>,
     /// For each name length `n` (the last entry: 63 bytes or more), the
     /// slots of `by_header` whose names are that long, as a bit set: most
     /// request headers are passed over on their length alone, the others
@@ -46,9 +46,9 @@ pub(super) struct RuleIndex {
     /// Path prefix → indices of the rules filed there, ascending.
     pub(super) by_prefix: ValueMap,
     /// The distinct lengths of the filed prefixes, ascending.
-    pub(super) prefix_lens: Box<[usize]>,
+    pub(super) prefix_lens: Vec<usize>,
     /// Indices of the rules that are not filed (ascending).
-    pub(super) always: Box<[u32]>,
+    pub(super) always: Vec<u32>,
     /// How many rules are filed.
     pub(super) filed: usize,
 }
@@ -122,9 +122,9 @@ impl RuleIndex {
                 .fold(0, |lens, n| lens | 1u64 << n),
             slots_by_len,
             by_header: names.into_iter().map(Box::from).zip(by_header).collect(),
-            prefix_lens: prefix_lens.into_boxed_slice(),
+            prefix_lens,
             by_prefix,
-            always: always.into_boxed_slice(),
+            always,
             filed,
         }
     }

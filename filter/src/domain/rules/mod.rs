@@ -144,10 +144,10 @@ struct MatchEntry {
     scheme: Option<StringMatcher>,
     method: Option<StringMatcher>,
     authority: Option<StringMatcher>,
-    headers: Box<[(Box<str>, StringMatcher)]>,
-    without_headers: Box<[(Box<str>, StringMatcher)]>,
+    headers: Vec<(Box<str>, StringMatcher)>,
+    without_headers: Vec<(Box<str>, StringMatcher)>,
     port: Option<u16>,
-    query: Box<[(Box<[u8]>, StringMatcher)]>,
+    query: Vec<(Box<[u8]>, StringMatcher)>,
 }
 
 /// What the filter needs to know of a request. Header names are lower-case;
