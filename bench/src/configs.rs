@@ -417,6 +417,12 @@ fn rules_json_inner(n: usize, filler: Filler, default_route: bool) -> String {
     .to_string()
 }
 
+/// What istiod puts on every route it builds besides the cluster (no route
+/// timeout, Istio's default retry policy): on every route of every row, so
+/// that the native row is shaped as istiod shapes it and the glue routes
+/// cost what a routed request keeps.
+const ISTIOD_ACTION: &str = r#"timeout: 0s, max_grpc_timeout: 0s, retry_policy: { retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", num_retries: 2, retry_host_predicate: [{ name: envoy.retry_host_predicates.previous_hosts, typed_config: { "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate } }], host_selection_retry_max_attempts: 5 }"#;
+
 /// The Envoy under test for one configuration. `wasm` is the module for the
 /// wasm kinds; `listener_port` is the port its listener binds (the glue
 /// routes of [`Kind::CanaryRouterPortless`] send to that port's clusters).
@@ -429,14 +435,12 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
             r#"
               - name: canary-header
                 match: {{ prefix: /, headers: [{{ name: {name}, string_match: {{ exact: {value} }} }}] }}
-                route: {{ cluster: "{V2}" }}
+                route: {{ cluster: "{V2}", {ISTIOD_ACTION} }}
+                decorator: {{ operation: "{HOST}:80/*" }}
               - name: split
                 match: {{ prefix: / }}
-                route:
-                  weighted_clusters:
-                    clusters:
-                    - {{ name: "{V1}", weight: {w1} }}
-                    - {{ name: "{V2}", weight: {w2} }}"#,
+                route: {{ weighted_clusters: {{ clusters: [{{ name: "{V1}", weight: {w1} }}, {{ name: "{V2}", weight: {w2} }}] }}, {ISTIOD_ACTION} }}
+                decorator: {{ operation: "backend:80/*" }}"#,
             w1 = (100.0 * (1.0 - V2_SHARE)).round() as u32,
             w2 = (100.0 * V2_SHARE).round() as u32,
         ),
@@ -491,7 +495,8 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
                     r#"
               - name: canary-router-{subset}
                 match: {{ prefix: /, headers: [{{ name: {ROUTE_HEADER}, string_match: {{ exact: "outbound||{subset}|{HOST}" }} }}] }}
-                route: {{ cluster: "{cluster}" }}"#,
+                route: {{ cluster: "{cluster}", {ISTIOD_ACTION} }}
+                decorator: {{ operation: "{HOST}:80/*" }}"#,
                     cluster = cluster_name(listener_port, subset)
                 );
             }
@@ -499,17 +504,20 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
                 r#"{routes}
               - name: default
                 match: {{ prefix: / }}
-                route: {{ cluster: "{V1}" }}"#
+                route: {{ cluster: "{V1}", {ISTIOD_ACTION} }}
+                decorator: {{ operation: "{HOST}:80/*" }}"#
             )
         }
         _ => format!(
             r#"
               - name: chosen
                 match: {{ prefix: /, headers: [{{ name: {ROUTE_HEADER}, present_match: true }}] }}
-                route: {{ cluster_header: {ROUTE_HEADER} }}
+                route: {{ cluster_header: {ROUTE_HEADER}, {ISTIOD_ACTION} }}
+                decorator: {{ operation: "{HOST}:80/*" }}
               - name: default
                 match: {{ prefix: / }}
-                route: {{ cluster: "{V1}" }}"#
+                route: {{ cluster: "{V1}", {ISTIOD_ACTION} }}
+                decorator: {{ operation: "{HOST}:80/*" }}"#
         ),
     };
     let wasm_path = wasm.map(|p| p.display().to_string()).unwrap_or_default();

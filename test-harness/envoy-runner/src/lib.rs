@@ -24,6 +24,8 @@
 //! - [`HttpClient`]: a blocking HTTP/1.1 keep-alive client with byte headers.
 //! - [`native`]: Envoy's own routes for a rule set, as istiod translates a
 //!   VirtualService (the oracle of match semantics).
+//! - [`route_policy`]: the rest of istiod's routes (action, mesh defaults,
+//!   a rule's route policies, decorator): the oracle of route policies.
 //! - [`count_split`], [`check_binomial`]: split counting and its statistics.
 
 mod binary;
@@ -32,6 +34,7 @@ mod http;
 mod module;
 pub mod native;
 mod process;
+pub mod route_policy;
 mod split;
 mod stats;
 mod wasm;

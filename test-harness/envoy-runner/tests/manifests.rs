@@ -1681,6 +1681,52 @@ fn every_cluster_the_rules_produce_is_a_subset_both_routing_variants_accept() {
         .any(|h| h == host));
 }
 
+/// The action istiod gives a route without policies (the oracle's
+/// translation), to the cluster the route header names: what a glue route
+/// must carry so that a routed request keeps Istio's defaults.
+fn istiod_route(route_header: &str) -> Value {
+    let http = json!([{"route": [{"destination": {"host": "backend", "subset": "v1"}}]}]);
+    let routes = envoy_runner::route_policy::routes(&http, "backend", 80, &|_| "c".into()).unwrap();
+    let mut action = routes[0]["route"].clone();
+    action.as_object_mut().unwrap().remove("cluster");
+    action["cluster_header"] = json!(route_header);
+    action
+}
+
+/// Every route that honours the route header, in `examples/*/envoy.yaml`
+/// and in the manifests, carries what istiod puts on its routes; so does
+/// each example's default route (what the sidecar does without the filter).
+#[test]
+fn every_glue_route_carries_istiods_timeout_and_retry_policy() {
+    let mut checked = 0;
+    for name in envoy_runner::example_names() {
+        let config = EnvoyConfig::from_example(&name).unwrap();
+        let doc = config.value();
+        for l in doc["static_resources"]["listeners"].as_array().unwrap() {
+            let hcm = &l["filter_chains"][0]["filters"][0]["typed_config"];
+            for vh in hcm["route_config"]["virtual_hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for r in vh["routes"].as_array().into_iter().flatten() {
+                    let action = &r["route"];
+                    if action.get("cluster_header").is_some() {
+                        assert_eq!(*action, istiod_route("x-canary-upstream"), "{name}: {r:#}");
+                        checked += 1;
+                    } else if r["name"] == "default" {
+                        let mut want = istiod_route("x-canary-upstream");
+                        want.as_object_mut().unwrap().remove("cluster_header");
+                        want["cluster"] = action["cluster"].clone();
+                        assert_eq!(*action, want, "{name}: {r:#}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked} glue routes in the examples");
+}
+
 #[test]
 fn the_envoy_filter_patches_backends_outbound_route_on_the_plugins_workloads() {
     let objs = load_all();
@@ -1710,11 +1756,15 @@ fn the_envoy_filter_patches_backends_outbound_route_on_the_plugins_workloads() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, BTreeSet::from(["name", "match", "route"]));
-    assert_eq!(route["match"]["prefix"], "/");
     assert_eq!(
-        route["route"],
-        json!({"cluster_header": "x-canary-upstream"})
+        keys,
+        BTreeSet::from(["name", "match", "route", "decorator"])
+    );
+    assert_eq!(route["match"]["prefix"], "/");
+    assert_eq!(route["route"], istiod_route("x-canary-upstream"));
+    assert_eq!(
+        route["decorator"]["operation"],
+        "backend.default.svc.cluster.local:80/*"
     );
 }
 
@@ -1942,7 +1992,7 @@ fn the_image_holds_only_the_module() {
 /// `istio: ingressgateway`) and one by `targetRefs` (a Gateway API Gateway),
 /// each with its routing glue. Match mode CLIENT (Istio's reference: CLIENT
 /// or CLIENT_AND_SERVER on a gateway) and no ports (the gateway's listener
-/// port is its own), the phase right before the router, the rules of
+/// port is its own), the last phase of the extensions, the rules of
 /// `examples/gateway-cookie` (judged as on a gateway, where every
 /// destination needs its port), and a route that accepts exactly the
 /// clusters those rules produce, the same as the example's `canary` route.
@@ -2007,10 +2057,7 @@ fn the_gateway_manifests_issue_the_cookie_on_the_gateways_and_route_its_clusters
         );
         assert_eq!(patch["patch"]["operation"], "INSERT_FIRST");
         let value = &patch["patch"]["value"];
-        assert_eq!(
-            value["route"],
-            json!({"cluster_header": "x-canary-upstream"})
-        );
+        assert_eq!(value["route"], istiod_route("x-canary-upstream"));
         let regex = regex_lite::Regex::new(
             value["match"]["headers"][0]["string_match"]["safe_regex"]["regex"]
                 .as_str()
