@@ -28,12 +28,17 @@ that polls it (as wasmplugin/wasmplugin-configmap.yaml; serve the ConfigMap with
 wasmplugin/config-server.yaml). The rules are checked with the filter's parser first, and so is \
 what is printed.\n\n\
 The filter runs in the client sidecars (match mode CLIENT) on the ports the rules' destinations \
-name, last before the router, FAIL_OPEN. For an HTTPRoute-based setup (docs/gateway-api.md), \
+name, FAIL_OPEN, in phase UNSPECIFIED_PHASE (before istiod's fault, CORS and router filters, which \
+read the route it selects). For an HTTPRoute-based setup (docs/gateway-api.md), \
 --gateway attaches it to a Gateway API Gateway by targetRefs (on every listener, or those \
 --port names; the glue's port is 80 unless --port says), as Istio requires there, and --waypoint-service to a Service's ambient waypoint. \
 --glue adds the routing glue: an EnvoyFilter, attached the same way, whose routes, first in each \
 service's virtual host, send a request whose route header names one of that service's clusters \
-there (by cluster_header). For destinations without a port, --glue also sets \
+there (by cluster_header), with what istiod puts on its routes (timeout 0s, no grpc-timeout cap, \
+Istio's default retry policy or --mesh-retries, a tracing decorator); a rule with route policies \
+(timeout, retries, headers, rewrite, mirror(s), fault, corsPolicy) gets routes of its own, one per \
+destination and match entry, with those policies as istiod translates them, for the value \
+`<cluster>;<rule>` its requests carry. For destinations without a port, --glue also sets \
 `portlessDestinations: glue`: the filter writes `outbound||<subset>|<host>` and reads no port, and \
 the route of each --port sends that value to its own port's cluster. On a gateway, such \
 destinations need the service's `destinationPort`.\n\n--traffic-extension prints an Istio 1.30+ TrafficExtension (extensions.istio.io/v1alpha1) instead of the WasmPlugin: the same object as istiod converts the WasmPlugin into (the same selector or targetRefs, match, phase, failStrategy and pluginConfig; the module's fields under `wasm`). Apply one of the two, never both: each runs the filter.",
@@ -84,10 +89,17 @@ pub struct Args {
     /// attachment, match, phase, failure strategy and pluginConfig, as istiod converts a WasmPlugin.
     #[arg(long)]
     pub traffic_extension: bool,
-    /// Also print the routing glue: an EnvoyFilter whose route, first in each of the rules'
-    /// virtual hosts, sends a request to the cluster the filter wrote (only the rules' clusters).
+    /// Also print the routing glue: an EnvoyFilter whose routes, first in each of the rules'
+    /// virtual hosts, send a request to the cluster the filter wrote (only the rules' clusters),
+    /// with istiod's route fields and each rule's route policies.
     #[arg(long)]
     pub glue: bool,
+    /// The mesh's default retry policy (MeshConfig `defaultHttpRetryPolicy`, an
+    /// Istio HTTPRetry in YAML or JSON), if the mesh changes Istio's: the glue
+    /// routes of rules without their own `retries` take it, as istiod's
+    /// routes do. `{attempts: 0}` means none.
+    #[arg(long, value_name = "YAML", value_parser = parse_mesh_retries)]
+    pub mesh_retries: Option<serde_json::Value>,
     /// What Istio does when the module cannot be fetched or the VM fails.
     #[arg(long, value_enum, default_value_t = FailStrategy::FailOpen)]
     pub fail_strategy: FailStrategy,
@@ -118,6 +130,18 @@ pub struct Args {
     /// `version` of the rule file in the ConfigMap (default: the file's own, if any).
     #[arg(long, value_name = "N")]
     pub rules_version: Option<u64>,
+}
+
+/// `--mesh-retries`: YAML or JSON, checked as istiod checks MeshConfig.
+fn parse_mesh_retries(text: &str) -> std::result::Result<serde_json::Value, String> {
+    let v: serde_json::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| format!("not YAML or JSON: {e}"))?;
+    glue::policy::MeshDefaults {
+        retries: Some(v.clone()),
+    }
+    .check()
+    .map_err(|e| e.to_string())?;
+    Ok(v)
 }
 
 /// Istio's `failStrategy`.
@@ -229,6 +253,14 @@ fn portless_mode(
     Ok(mode)
 }
 
+/// The configuration's `services`.
+fn services_of(input: &Mapping) -> Value {
+    input
+        .get("services")
+        .cloned()
+        .unwrap_or(Value::Sequence(Vec::new()))
+}
+
 fn yaml(v: &Value) -> Result<String> {
     serde_yaml_ng::to_string(v).map_err(|e| CliError::rejected(format!("cannot write YAML: {e}")))
 }
@@ -279,10 +311,7 @@ pub fn run(args: &Args) -> Result<()> {
     if portless == PortlessMode::Glue {
         push(&mut plugin, "portlessDestinations", s("glue"));
     }
-    let services = input
-        .get("services")
-        .cloned()
-        .unwrap_or(Value::Sequence(Vec::new()));
+    let services = services_of(&input);
     let version = args
         .rules_version
         .map(Value::from)
@@ -477,17 +506,39 @@ pub fn run(args: &Args) -> Result<()> {
         wasmplugin,
     ));
 
+    let services_json = serde_json::to_value(services_of(&input))
+        .map_err(|e| CliError::rejected(format!("cannot read the rules: {e}")))?;
+    let policies = services_json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["http"].as_array().into_iter().flatten())
+        .filter(|r| glue::policy::has_policy(r))
+        .count();
     if args.glue {
-        let clusters = glue::routes_by_service(&rendered);
-        if clusters.is_empty() {
+        let mesh = glue::policy::MeshDefaults {
+            retries: args.mesh_retries.clone(),
+        };
+        let opts = glue::GlueOptions {
+            route_header: &st.route_header,
+            ports: &ports,
+            mesh: &mesh,
+            namespace: &st.namespace,
+            cluster_domain: &st.cluster_domain,
+        };
+        let routes = glue::glue_routes(&rendered, &services_json, &opts)
+            .map_err(|e| CliError::rejected(format!("{}: {e}", cfg.origin)))?;
+        if routes.is_empty() {
             return Err(CliError::rejected(
                 "--glue: the rules name no Istio cluster (outbound|...) to route to",
             ));
         }
         docs.push((
             format!(
-                "# The routing glue: a route first in each service's virtual host on port(s) {}\n\
-                 # sends a request whose {} names one of that service's clusters there{}.\n",
+                "# The routing glue: routes first in each service's virtual host on port(s) {}\n\
+                 # send a request whose {} names one of that service's clusters there{},\n\
+                 # with what istiod puts on its routes (no route timeout, the mesh's retry policy){}.\n\
+                 # Istio inserts each patch before all others: each virtual host's routes are listed last first.\n",
                 ports
                     .iter()
                     .map(u16::to_string)
@@ -498,17 +549,22 @@ pub fn run(args: &Args) -> Result<()> {
                     ",\n# and one holding a port-less value (outbound||<subset>|<host>) to that port's cluster"
                 } else {
                     ""
+                },
+                if policies > 0 {
+                    ",\n# and for each rule with route policies, its own routes (value <cluster>;<rule>) with its policies"
+                } else {
+                    ""
                 }
             ),
-            glue::envoy_filter(
-                &args.name,
-                &args.namespace,
-                &attach,
-                &st.route_header,
-                &clusters,
-                &ports,
-            ),
+            glue::envoy_filter(&args.name, &args.namespace, &attach, &routes)
+                .map_err(CliError::rejected)?,
         ));
+    } else if policies > 0 {
+        eprintln!(
+            "note: {policies} rule(s) carry route policies (timeout, retries, headers, ...): the routing \
+             glue carries them (--glue, or a VirtualService glue that matches <cluster>;<rule> and has \
+             the rule's policies); without it their requests stay on Envoy's own routes"
+        );
     }
     let mut out = String::new();
     for (i, (comment, doc)) in docs.iter().enumerate() {

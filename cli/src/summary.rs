@@ -100,6 +100,22 @@ pub fn judge(
     workload: &Workload,
     settings: Option<&Settings>,
 ) -> Result<Judged, String> {
+    let judged = judge_by_filter(cfg, workload, settings)?;
+    // The filter skips the route policies' content: checked here, as istiod
+    // checks a VirtualService's.
+    let doc: serde_json::Value = serde_json::from_slice(&cfg.bytes).unwrap_or_default();
+    if let Err(e) = crate::glue::check_policies(&doc["services"]) {
+        let path = crate::input::join_path(&cfg.prefix, &e.path);
+        return Err(format!("{}: {path}: {}", cfg.origin, e.reason));
+    }
+    Ok(judged)
+}
+
+fn judge_by_filter(
+    cfg: &Config,
+    workload: &Workload,
+    settings: Option<&Settings>,
+) -> Result<Judged, String> {
     match cfg.kind {
         Kind::Plugin => {
             let p = Plugin::from_bytes(&cfg.bytes, workload).map_err(|e| describe(cfg, &e))?;

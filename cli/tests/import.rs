@@ -53,7 +53,8 @@ fn imports_every_virtualservice_and_names_what_it_drops() {
         reviews[1]["route"],
         json!([
             {"destination": {"host": "reviews.prod.svc.cluster.local", "subset": "v1", "port": {"number": 9080}}, "weight": 75},
-            {"destination": {"host": "reviews.prod.svc.cluster.local", "subset": "v3", "port": {"number": 9080}}, "weight": 25}
+            {"destination": {"host": "reviews.prod.svc.cluster.local", "subset": "v3", "port": {"number": 9080}}, "weight": 25,
+             "headers": {"response": {"add": {"x-canary": "true"}}}}
         ])
     );
 
@@ -91,29 +92,57 @@ fn imports_every_virtualservice_and_names_what_it_drops() {
     );
     assert_eq!(ratings[1]["route"][1]["weight"], 0);
 
-    // Every field not carried over is named, with the VirtualService and its path.
+    // The route policies are carried (the routing glue applies them),
+    // mirror hosts expanded as the destinations' are.
+    assert_eq!(
+        reviews[0]["fault"],
+        json!({"delay": {"percentage": {"value": 10}, "fixedDelay": "5s"}})
+    );
+    assert_eq!(
+        reviews[1]["retries"],
+        json!({"attempts": 3, "perTryTimeout": "2s"})
+    );
+    assert_eq!(reviews[1]["timeout"], "10s");
+    assert_eq!(
+        reviews[1]["mirror"],
+        json!({"host": "reviews.prod.svc.cluster.local", "subset": "v3"})
+    );
+    assert_eq!(reviews[1]["mirrorPercentage"], json!({"value": 5.0}));
+    assert_eq!(
+        reviews[1]["route"][1]["headers"],
+        json!({"response": {"add": {"x-canary": "true"}}})
+    );
+    assert_eq!(ratings[0]["rewrite"], json!({"uri": "/"}));
+    assert_eq!(
+        ratings[0]["corsPolicy"],
+        json!({"allowOrigins": [{"exact": "https://example.com"}]})
+    );
+
+    // Every field not carried over is named, with the VirtualService and
+    // its path; the carried policies are not.
     let w = warnings(&run.stderr);
+    for carried in [
+        "fault",
+        "retries",
+        "timeout",
+        "mirror",
+        "headers",
+        "rewrite",
+        "corsPolicy",
+    ] {
+        assert!(
+            !w.iter().any(|l| l.contains(&format!(".{carried}: "))),
+            "{carried} is carried, not dropped:\n{}",
+            run.stderr
+        );
+    }
     let expect = [
-        ("VirtualService prod/reviews", "spec.http[0].fault"),
-        ("VirtualService prod/reviews", "spec.http[1].retries"),
-        ("VirtualService prod/reviews", "spec.http[1].timeout"),
-        ("VirtualService prod/reviews", "spec.http[1].mirror"),
-        (
-            "VirtualService prod/reviews",
-            "spec.http[1].mirrorPercentage",
-        ),
-        (
-            "VirtualService prod/reviews",
-            "spec.http[1].route[1].headers",
-        ),
         ("VirtualService default/ratings", "spec.gateways"),
         ("VirtualService default/ratings", "spec.http[0].redirect"),
         (
             "VirtualService default/ratings",
             "spec.http[1].match[0].gateways",
         ),
-        ("VirtualService default/ratings", "spec.http[2].rewrite"),
-        ("VirtualService default/ratings", "spec.http[2].corsPolicy"),
         (
             "VirtualService default/ratings",
             "spec.http[2].match[0].statPrefix",
@@ -132,7 +161,7 @@ fn imports_every_virtualservice_and_names_what_it_drops() {
     // The document is named too.
     assert!(w
         .iter()
-        .any(|l| l.contains("virtualservices.yaml, document 1): spec.http[0].fault")));
+        .any(|l| l.contains("virtualservices.yaml, document 3): spec.exportTo")));
     // Non-VirtualServices are skipped with a note.
     assert!(run
         .stderr

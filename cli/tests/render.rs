@@ -557,3 +557,198 @@ fn an_httproute_setup_is_attached_by_target_refs_with_its_glue() {
     with(&["--gateway", "edge", "--selector", "app=x"]).expect_code(2);
     with(&["--waypoint-service", "echo", "--glue"]).expect_code(2);
 }
+
+/// The glue's routes (the `value` of each patch), in the order printed.
+fn glue_routes(stdout: &str) -> Vec<Value> {
+    docs(stdout)
+        .into_iter()
+        .find(|d| d["kind"] == "EnvoyFilter")
+        .expect("an EnvoyFilter")["spec"]["configPatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["patch"]["value"].clone())
+        .collect()
+}
+
+#[test]
+fn every_glue_route_carries_istiods_defaults_and_the_mesh_can_change_its_retries() {
+    let rules = repo("examples/weighted/rules.json");
+    let run = canaryctl(&["render", "--image", IMAGE, "--glue", &rules], None).expect_code(0);
+    let routes = glue_routes(&run.stdout);
+    assert_eq!(routes.len(), 2);
+    for r in &routes {
+        let a = &r["route"];
+        assert_eq!(a["cluster_header"], "x-canary-upstream");
+        assert_eq!(
+            (&a["timeout"], &a["max_grpc_timeout"]),
+            (&"0s".into(), &"0s".into())
+        );
+        let p = &a["retry_policy"];
+        assert_eq!(p["num_retries"], 2);
+        assert_eq!(
+            p["retry_on"],
+            "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+        );
+        assert_eq!(p["host_selection_retry_max_attempts"], "5");
+        assert_eq!(
+            p["retry_host_predicate"][0]["name"],
+            "envoy.retry_host_predicates.previous_hosts"
+        );
+        assert_eq!(
+            r["decorator"]["operation"],
+            "backend.default.svc.cluster.local:80/*"
+        );
+    }
+    let mesh = [
+        "--mesh-retries",
+        "{attempts: 4, retryOn: \"5xx,503\", perTryTimeout: 2s}",
+    ];
+    let run = canaryctl(
+        &[
+            "render", "--image", IMAGE, "--glue", mesh[0], mesh[1], &rules,
+        ],
+        None,
+    )
+    .expect_code(0);
+    let p = &glue_routes(&run.stdout)[0]["route"]["retry_policy"];
+    assert_eq!(p["num_retries"], 4);
+    assert_eq!(p["retry_on"], "5xx,retriable-status-codes");
+    assert_eq!(p["retriable_status_codes"], serde_json::json!([503]));
+    assert_eq!(p["per_try_timeout"], "2s");
+    let run = canaryctl(
+        &[
+            "render",
+            "--image",
+            IMAGE,
+            "--glue",
+            "--mesh-retries",
+            "{attempts: 0}",
+            &rules,
+        ],
+        None,
+    )
+    .expect_code(0);
+    assert!(glue_routes(&run.stdout)[0]["route"]
+        .get("retry_policy")
+        .is_none());
+    let run = canaryctl(
+        &[
+            "render",
+            "--image",
+            IMAGE,
+            "--glue",
+            "--mesh-retries",
+            "{attempts: 2, retryOn: sometimes}",
+            &rules,
+        ],
+        None,
+    )
+    .expect_code(2);
+    assert!(
+        run.stderr.contains(
+            "defaultHttpRetryPolicy.retryOn: \"sometimes\" is not a valid retryOn policy"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+const POLICY_RULES: &str = r#"{"services": [{"hosts": ["reviews"], "http": [
+  {"name": "testers", "match": [{"name": "api", "uri": {"prefix": "/api"}, "headers": {"x-t": {}}}, {"uri": {"exact": "/login"}}],
+   "rewrite": {"uri": "/v2"}, "timeout": "2s",
+   "route": [{"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}}]},
+  {"name": "split", "route": [
+    {"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}}, "weight": 90},
+    {"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}, "weight": 10}]}]}]}"#;
+
+#[test]
+fn a_rule_with_route_policies_gets_routes_of_its_own() {
+    let file = TempFile::new("rules.json", POLICY_RULES);
+    let run = canaryctl(&["render", "--image", IMAGE, "--glue", &file.path()], None).expect_code(0);
+    let routes = glue_routes(&run.stdout);
+    // Last route first: split's two values, then testers' two entries.
+    let seen: Vec<(String, String)> = routes
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["match"]["headers"][0]["string_match"]["exact"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let v = |s: &str| format!("outbound|9080|{s}|reviews.default.svc.cluster.local");
+    assert_eq!(
+        seen,
+        [
+            ("testers.api".to_string(), format!("{};testers", v("v2"))),
+            ("testers".to_string(), format!("{};testers", v("v2"))),
+            ("canary-router".to_string(), v("v1")),
+            ("canary-router".to_string(), v("v2")),
+        ]
+    );
+    let api = &routes[3];
+    assert_eq!(api["match"]["prefix"], "/api");
+    assert_eq!(api["match"]["headers"][1]["name"], "x-t");
+    assert_eq!(api["route"]["cluster"], v("v2"));
+    assert_eq!(api["route"]["prefix_rewrite"], "/v2");
+    assert_eq!(api["route"]["timeout"], "2s");
+    assert_eq!(
+        api["route"]["retry_policy"]["num_retries"], 2,
+        "the mesh default"
+    );
+    assert_eq!(
+        api["decorator"]["operation"],
+        "reviews.default.svc.cluster.local:9080/api*"
+    );
+    assert_eq!(routes[2]["match"]["path"], "/login");
+    // The shared routes of the rule without policies have no policy of its.
+    assert!(routes[0]["route"].get("prefix_rewrite").is_none());
+    assert_eq!(routes[0]["route"]["timeout"], "0s");
+
+    // Without --glue, a note says the policies need it.
+    let run = canaryctl(&["render", "--image", IMAGE, &file.path()], None).expect_code(0);
+    assert!(
+        run.stderr.contains("1 rule(s) carry route policies"),
+        "{}",
+        run.stderr
+    );
+
+    // A policy istiod would refuse is refused by path, by validate too.
+    let bad = POLICY_RULES.replace(r#""timeout": "2s""#, r#""timeout": "2 seconds""#);
+    let bad = TempFile::new("bad.json", &bad);
+    for cmd in [
+        &["render", "--image", IMAGE, "--glue"][..],
+        &["validate"][..],
+    ] {
+        let mut args = cmd.to_vec();
+        let path = bad.path();
+        args.push(&path);
+        let run = canaryctl(&args, None).expect_code(1);
+        assert!(
+            run.stderr
+                .contains("services[0].http[0].timeout: `2 seconds` is not a duration"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+
+    // Two rules of one name to one cluster with other policies cannot be
+    // told apart by the route header: refused by path.
+    let twin = POLICY_RULES.replace(
+        r#"{"name": "split", "route": ["#,
+        r#"{"name": "testers", "timeout": "5s", "route": ["#,
+    );
+    let twin = TempFile::new("twin.json", &twin);
+    let run = canaryctl(&["render", "--image", IMAGE, "--glue", &twin.path()], None).expect_code(1);
+    assert!(
+        run.stderr
+            .contains("services[0].http[1].name: services[0].http[0] has the same name `testers`"),
+        "{}",
+        run.stderr
+    );
+}

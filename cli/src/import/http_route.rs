@@ -46,6 +46,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::route_filters;
 use super::{
     DestOut, DestinationOut, MatchOut, Options, PortOut, Report, RouteOut, RuleFileOut, ServiceOut,
 };
@@ -273,6 +274,7 @@ fn consumers_first(entries: Vec<Entry>) -> Vec<Entry> {
                     })
                     .collect(),
                 route: vec![pass_destination()],
+                policies: Map::new(),
             },
             origin: format!(
                 "the consumer routes of namespace {ns}: their clients' other requests stay on Envoy's own route"
@@ -295,6 +297,7 @@ fn pass_destination() -> DestinationOut {
             cluster: Some(PASS_CLUSTER.into()),
         },
         weight: None,
+        headers: None,
     }
 }
 
@@ -522,8 +525,6 @@ fn convert_route(
 /// Why a rule field is not carried over.
 fn rule_field_reason(field: &str) -> &'static str {
     match field {
-        "timeouts" => "timeouts are not carried over: canary-router only picks the backend; Envoy's route for requests it leaves alone keeps istiod's timeout, the routing glue's route has its own; dropped",
-        "retry" => "retries are not carried over: canary-router only picks the backend; dropped",
         "sessionPersistence" => "not carried over as such: give the rule canary-router's `sticky` (`--sticky cookie=NAME` or an --overlay); dropped",
         _ => "not supported by canary-router; dropped",
     }
@@ -534,10 +535,7 @@ fn rule_field_reason(field: &str) -> &'static str {
 fn filter_effect(kind: &str) -> std::result::Result<&'static str, &'static str> {
     match kind {
         "RequestRedirect" => Err("a redirect is answered by Envoy's own route (istiod's translation of this HTTPRoute): canary-router leaves the rule's requests to it"),
-        "RequestHeaderModifier" | "ResponseHeaderModifier" => Ok("header changes are not applied by canary-router: they stay on Envoy's own route, which requests canary-router routes do not take; dropped"),
-        "URLRewrite" => Ok("rewrites are not applied by canary-router: requests it routes keep their path and host; dropped"),
-        "RequestMirror" => Ok("mirroring is not supported by canary-router: no request is mirrored; dropped"),
-        "CORS" => Ok("CORS is not applied by canary-router; dropped"),
+        "CORS" => Ok("CORS is not carried by canary-router's import; dropped"),
         _ => Ok("filter not supported by canary-router; dropped"),
     }
 }
@@ -558,7 +556,10 @@ fn convert_rule(
         Some(_) => return Err(route.bad(&format!("{path}.name"), "not a string")),
     };
     for k in rule.as_object().into_iter().flat_map(Map::keys) {
-        if !matches!(k.as_str(), "name" | "matches" | "backendRefs" | "filters") {
+        if !matches!(
+            k.as_str(),
+            "name" | "matches" | "backendRefs" | "filters" | "timeouts" | "retry"
+        ) {
             route.warn(report, &format!("{path}.{k}"), rule_field_reason(k));
         }
     }
@@ -567,6 +568,9 @@ fn convert_rule(
     for (fi, f) in list(rule, "filters").iter().enumerate() {
         let kind = text(f, "type").unwrap_or("<no type>");
         let fpath = format!("{path}.filters[{fi}]");
+        if route_filters::CONVERTED.contains(&kind) {
+            continue;
+        }
         match filter_effect(kind) {
             Ok(why) => route.warn(report, &fpath, &format!("{kind}: {why}")),
             Err(why) => {
@@ -615,6 +619,7 @@ fn convert_rule(
                         cluster: None,
                     },
                     weight: Some(Value::from(weight)),
+                    headers: None,
                 });
             }
             // Istio's own backend kind for a ServiceEntry's host
@@ -630,6 +635,7 @@ fn convert_rule(
                         cluster: None,
                     },
                     weight: Some(Value::from(weight)),
+                    headers: None,
                 });
             }
             _ if weight == 0 => {}
@@ -672,10 +678,41 @@ fn convert_rule(
     } else {
         matches
     };
+    // The filters, timeouts and retry, as istiod converts them (nothing for
+    // a rule Envoy's own route answers).
+    let policies = match pass {
+        Some(_) => route_filters::RulePolicies::default(),
+        None => route_filters::convert(rule, &path, &|n, ns| route.service_host(n, ns))
+            .map_err(|(p, why)| route.bad(&p, &why))?,
+    };
     let mut out = Vec::new();
     for (mi, m) in matches.iter().enumerate() {
         let mpath = format!("{path}.matches[{mi}]");
         let (entry, rank) = convert_match(m, &mpath, route, report)?;
+        let mut rule_policies = policies.policies.clone();
+        let mut name = name.clone();
+        if policies.remove_prefix {
+            // istiod's regex removes this match's own prefix: a rule per
+            // match then has policies of its own, and a name of its own.
+            let prefix = entry
+                .get("uri")
+                .and_then(|u| u.get("pathPrefix"))
+                .and_then(Value::as_str);
+            let rewrite = rule_policies.entry("rewrite").or_insert_with(|| json!({}));
+            rewrite["uriRegexRewrite"] = route_filters::remove_prefix(prefix);
+            if matches.len() > 1 {
+                name = format!("{name}.{mi}");
+            }
+        }
+        let rule_out = RouteOut {
+            name: Some(name),
+            matches: vec![entry],
+            route: dests.clone(),
+            policies: rule_policies,
+        };
+        let checked = serde_json::to_value(&rule_out)
+            .map_err(|e| route.bad(&mpath, &format!("cannot write JSON: {e}")))?;
+        crate::glue::check_rule(&checked, &mpath).map_err(|e| route.bad(&e.path, &e.reason))?;
         out.push(Entry {
             tie: (
                 route.created.clone(),
@@ -684,11 +721,7 @@ fn convert_rule(
                 mi,
             ),
             rank,
-            rule: RouteOut {
-                name: Some(name.clone()),
-                matches: vec![entry],
-                route: dests.clone(),
-            },
+            rule: rule_out,
             origin: format!("{} {mpath}", route.id),
             pass: pass.is_some(),
             consumer: None,

@@ -3,8 +3,10 @@
 //!
 //! What carries over: `hosts`, and per `http` route its `name`, `match`
 //! (uri, scheme, method, authority, headers, withoutHeaders, port,
-//! queryParams, ignoreUriCase, sourceLabels, sourceNamespace) and `route`
-//! (destination host/subset/port, weight). Short hosts expand as Istio
+//! queryParams, ignoreUriCase, sourceLabels, sourceNamespace), `route`
+//! (destination host/subset/port, weight, headers) and its route policies
+//! (timeout, retries, headers, rewrite, mirror(s), fault, corsPolicy),
+//! which the routing glue applies. Short hosts expand as Istio
 //! expands them, against the manifest's namespace. Everything else is named
 //! in a warning on stderr (VirtualService and JSON path), never dropped
 //! silently; the output is judged by the filter's parser before it is
@@ -19,6 +21,7 @@
 
 mod http_route;
 mod overlay;
+mod route_filters;
 mod service_entry;
 mod virtual_service;
 
@@ -39,11 +42,13 @@ use crate::input;
     long_about = "Read Istio VirtualService manifests (networking.istio.io v1alpha3, v1beta1 and v1; one \
 or many `---` separated documents) and print the equivalent canary-router rule file. \
 Short hosts expand as Istio expands them: `reviews` in a manifest of namespace `prod` becomes \
-`reviews.prod.svc.cluster.local`. What cannot be carried over (mirror, fault, retries, timeout, \
-rewrite, redirect, directResponse, delegate, headers manipulation, corsPolicy, tcp/tls \
-routes, unsupported match fields, VirtualServices and match entries bound to gateways only) is named \
-in a warning on stderr with the VirtualService and the JSON path; `gateways` absent or empty means \
-the sidecars (`mesh`), as in Istio. Destinations without a port stay without one: the filter gives \
+`reviews.prod.svc.cluster.local`. The route policies (timeout, retries, headers, rewrite, mirror, \
+mirrors, mirrorPercentage, fault, corsPolicy, a destination's headers) are carried into the rules \
+as written (the deprecated mirrorPercent as mirrorPercentage), checked as istiod checks them: the \
+routing glue of `canaryctl render --glue` applies them. What cannot be carried over (redirect, \
+directResponse, delegate, tcp/tls routes, unsupported match fields, VirtualServices and match \
+entries bound to gateways only) is named in a warning on stderr with the VirtualService and the \
+JSON path; `gateways` absent or empty means the sidecars (`mesh`), as in Istio. Destinations without a port stay without one: the filter gives \
 them the port the request arrived on, as Istio does in a sidecar (--port gives the service port \
 instead, needed on an ingress gateway; --default-port writes a port into each). Other kinds of \
 documents (DestinationRule, Gateway, ...) are skipped with a note; a ServiceEntry is read for its \
@@ -54,8 +59,10 @@ that route as Istio routes them (docs/gateway-api.md): one rule per match, order
 precedence per host (exact path, longest prefix, method, most headers, most query parameters, then \
 the oldest route, namespace/name and list order); a Service parent gives mesh rules for its host, a \
 Gateway parent (its listeners read from a Gateway in the same input) rules for the hostnames its \
-listeners accept. Filters, timeouts and retries are named in warnings; a rule Gateway API answers \
-itself (500 for no backend with a weight, a redirect) is left to Envoy's own route.\n\n\
+listeners accept. The header modifier, URLRewrite and RequestMirror filters, `timeouts` and \
+`retry` become the rules' route policies as istiod converts them; other filters are named in \
+warnings; a rule Gateway API answers itself (500 for no backend with a weight, a redirect) is left \
+to Envoy's own route.\n\n\
 --sticky and --overlay add what neither API has (sticky, and any rule field the filter knows) to \
 the imported rules. The output is checked with the filter's own parser before it is printed.",
     after_help = "\
@@ -149,6 +156,10 @@ pub struct RouteOut {
     #[serde(rename = "match", skip_serializing_if = "Vec::is_empty")]
     pub(super) matches: Vec<MatchOut>,
     pub(super) route: Vec<DestinationOut>,
+    /// Istio's route policies (`timeout`, `retries`, ...), as written in
+    /// the source, which the routing glue applies.
+    #[serde(flatten)]
+    pub(super) policies: serde_json::Map<String, Value>,
 }
 
 /// A match entry: fields of the filter's `MatchRequest` by their JSON
@@ -193,6 +204,9 @@ pub(super) struct DestinationOut {
     pub(super) destination: DestOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) weight: Option<Value>,
+    /// The destination's header operations (a route policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) headers: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use canary_router::schema::config::MatchRequest;
+use canary_router::schema::config::{HttpRoute, MatchRequest};
 use serde_json::Value;
 
 use super::{
     DestOut, DestinationOut, MatchOut, Options, PortOut, Report, RouteOut, RuleFileOut, ServiceOut,
 };
 use crate::error::{CliError, Result};
+use crate::glue::{self, policy};
 
 const API_GROUP: &str = "networking.istio.io/";
 const API_VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
@@ -38,20 +39,31 @@ impl Vs<'_> {
     }
 }
 
-/// Why an HTTP route field is not carried over.
-fn route_field_reason(field: &str) -> Option<&'static str> {
-    Some(match field {
-        "mirror" | "mirrors" | "mirrorPercentage" | "mirrorPercent" | "mirror_percent" => {
-            "traffic mirroring is not supported by canary-router; dropped (no request is mirrored)"
+/// The deprecated `mirrorPercent` (and its proto name): carried as the
+/// `mirrorPercentage` Istio reads it as.
+const MIRROR_PERCENT: [&str; 2] = ["mirrorPercent", "mirror_percent"];
+
+/// A route policy as the rules carry it: short hosts of mirror
+/// destinations expanded against the VirtualService's namespace.
+fn carry_policy(field: &str, v: &Value, vs: &Vs<'_>) -> Value {
+    let mut v = v.clone();
+    let expand = |d: &mut Value| {
+        if let Some(h) = d.get("host").and_then(Value::as_str) {
+            d["host"] = Value::from(vs.expand(h));
         }
-        "fault" => "fault injection is not supported by canary-router; dropped",
-        "retries" => "retries are not carried over (the sidecar's route keeps its own retry policy); dropped",
-        "timeout" => "timeouts are not carried over (the sidecar's route keeps its own timeout); dropped",
-        "rewrite" => "rewrites are not supported by canary-router; dropped (requests keep their path and authority)",
-        "headers" => "header manipulation is not supported by canary-router; dropped",
-        "corsPolicy" => "CORS policies are not supported by canary-router; dropped",
-        _ => return None,
-    })
+    };
+    match field {
+        "mirror" => expand(&mut v),
+        "mirrors" => {
+            for m in v.as_array_mut().into_iter().flatten() {
+                if let Some(d) = m.get_mut("destination") {
+                    expand(d);
+                }
+            }
+        }
+        _ => {}
+    }
+    v
 }
 
 /// Fields that make a rule impossible to carry over (it does something else
@@ -313,7 +325,9 @@ fn convert_route(
         name: None,
         matches: Vec::new(),
         route: Vec::new(),
+        policies: serde_json::Map::new(),
     };
+    let policies: Vec<&str> = policy::policy_fields(HttpRoute::schema()).collect();
     for (k, v) in obj {
         let fpath = format!("{path}.{k}");
         match k.as_str() {
@@ -327,10 +341,39 @@ fn convert_route(
                 }
             },
             "match" | "route" => {}
-            other => match route_field_reason(other) {
-                Some(why) => vs.warn(report, &fpath, why),
-                None => vs.warn(report, &fpath, "not supported by canary-router; dropped"),
-            },
+            k if policies.contains(&k) => {
+                if !v.is_null() {
+                    out.policies.insert(k.to_string(), carry_policy(k, v, vs));
+                }
+            }
+            k if MIRROR_PERCENT.contains(&k) => {}
+            _ => vs.warn(report, &fpath, "not supported by canary-router; dropped"),
+        }
+    }
+    if let Some((k, p)) = MIRROR_PERCENT
+        .iter()
+        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
+    {
+        let fpath = format!("{path}.{k}");
+        if out.policies.contains_key("mirrorPercentage") {
+            vs.warn(
+                report,
+                &fpath,
+                "ignored, as Istio ignores it beside mirrorPercentage; dropped",
+            );
+        } else if !out.policies.contains_key("mirror") {
+            vs.warn(
+                report,
+                &fpath,
+                "without `mirror` nothing is mirrored; dropped",
+            );
+        } else {
+            let n = p.as_u64().filter(|n| *n <= 100).ok_or_else(|| {
+                CliError::rejected(format!("{}: {fpath}: not an integer from 0 to 100", vs.id))
+            })?;
+            // Istio: n per hundred, the same fraction as mirrorPercentage n.
+            out.policies
+                .insert("mirrorPercentage".into(), serde_json::json!({ "value": n }));
         }
     }
     let match_list = obj.get("match").and_then(Value::as_array);
@@ -367,6 +410,10 @@ fn convert_route(
             report,
         )?);
     }
+    // Istio's validation of the policies, by the VirtualService's paths.
+    let rule = serde_json::to_value(&out)
+        .map_err(|e| CliError::rejected(format!("cannot write JSON: {e}")))?;
+    glue::check_rule(&rule, path).map_err(|e| CliError::rejected(format!("{}: {e}", vs.id)))?;
     Ok(Some(out))
 }
 
@@ -448,12 +495,12 @@ fn convert_destination(
     };
     for (k, _) in obj {
         match k.as_str() {
-            "destination" | "weight" => {}
-            other => {
-                let why =
-                    route_field_reason(other).unwrap_or("not supported by canary-router; dropped");
-                vs.warn(report, &format!("{path}.{other}"), why);
-            }
+            "destination" | "weight" | "headers" => {}
+            other => vs.warn(
+                report,
+                &format!("{path}.{other}"),
+                "not supported by canary-router; dropped",
+            ),
         }
     }
     let dpath = format!("{path}.destination");
@@ -518,6 +565,7 @@ fn convert_destination(
         None => None,
     };
     Ok(DestinationOut {
+        headers: obj.get("headers").filter(|h| !h.is_null()).cloned(),
         destination: DestOut {
             host: Some(vs.expand(host)),
             subset: dest.get("subset").cloned(),
