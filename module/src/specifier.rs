@@ -11,8 +11,8 @@
 //! header (refused); a guard has no response to count (refused); a
 //! client's copy of the route header is not removed (nothing routes by it
 //! here). A request the rules do not cover gets no decision, and Envoy
-//! answers it from the route's own fallback. Only inline rules (no
-//! `ruleSource`).
+//! 1.40 answers it 503 (`no_cluster`): the route has no cluster of its
+//! own. Only inline rules (no `ruleSource`).
 
 use canary_router::domain::cluster::Built;
 use canary_router::domain::plugin::{self, Plugin, Rules};
