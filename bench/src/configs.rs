@@ -74,6 +74,16 @@ pub enum Kind {
     /// read) and flushed to shared data in batches; the upstreams never
     /// fail, so nothing is ejected.
     CanaryRouterGuard,
+    /// canary-router as deployed (2 rules, `defaultDestination`) with a
+    /// `ramp` on the split, in its first step (10%, the route's own share)
+    /// for a day: each request reads the step's weights; ticks are due at
+    /// most once a minute.
+    CanaryRouterRamp,
+    /// canary-router as deployed with a guard on the split's v2 judged
+    /// against v1 (`baseline`, `maxLatencyRatio`): every answer of both is
+    /// counted, its `:status` and `x-envoy-upstream-service-time` read, and
+    /// flushed with its response time's bin; nothing is ejected.
+    CanaryRouterBaseline,
     /// canary-router as the Envoy dynamic module (`module/`, a native .so)
     /// with this many rules: the canary-router row's configuration, run as
     /// the runner's `Build::Module` (the wasm filter rewritten into a
@@ -121,6 +131,8 @@ impl Kind {
                 "canary-router, port-less, request port".into()
             }
             Kind::CanaryRouterGuard => "canary-router with a guard".into(),
+            Kind::CanaryRouterRamp => "canary-router with a ramp".into(),
+            Kind::CanaryRouterBaseline => "canary-router, guard with baseline".into(),
             Kind::CanaryRouterModule { rules: 2 } => "canary-router, dynamic module".into(),
             Kind::CanaryRouterModule { rules } => {
                 format!("canary-router, dynamic module, {rules} rules")
@@ -339,6 +351,41 @@ pub fn rules_json_sticky() -> String {
 
 /// [`rules_json`] (2 rules) with a guard on the split's v2.
 pub fn rules_json_guard() -> String {
+    rules_json_guarded(
+        serde_json::json!({"maxErrorRate": 0.05, "minRequests": 100, "interval": "30s"}),
+    )
+}
+
+/// [`rules_json`] (2 rules) with a guard on the split's v2 that judges it
+/// against v1, errors and latency.
+pub fn rules_json_baseline() -> String {
+    rules_json_guarded(serde_json::json!({
+        "baseline": "v1", "maxErrorRate": 0.05, "maxLatencyRatio": 2.0,
+        "minRequests": 100, "interval": "30s"
+    }))
+}
+
+/// [`rules_json`] (2 rules) with a ramp on the split: v2 at 10% (its own
+/// share) from a minute ago for a day, then 50%.
+pub fn rules_json_ramp() -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&rules_json(2)).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if let Some(rule) = v["services"][0]["http"]
+        .as_array_mut()
+        .and_then(|h| h.last_mut())
+    {
+        rule["ramp"] = serde_json::json!({
+            "canary": "v2",
+            "start": canary_router::domain::ramp::format_time(now - 60_000),
+            "steps": [{"setWeight": 10}, {"pause": {"duration": "24h"}}, {"setWeight": 50}]
+        });
+    }
+    v.to_string()
+}
+
+fn rules_json_guarded(guard: serde_json::Value) -> String {
     let mut v: serde_json::Value = serde_json::from_str(&rules_json(2)).unwrap_or_default();
     if let Some(route) = v["services"][0]["http"]
         .as_array_mut()
@@ -349,8 +396,7 @@ pub fn rules_json_guard() -> String {
             .iter_mut()
             .filter(|d| d["destination"]["subset"] == "v2")
         {
-            d["guard"] =
-                serde_json::json!({"maxErrorRate": 0.05, "minRequests": 100, "interval": "30s"});
+            d["guard"] = guard.clone();
         }
     }
     v.to_string()
@@ -558,6 +604,10 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
         Kind::CanaryRouterModuleSticky => {
             wasm_filter("canary-router", &wasm_path, &rules_json_sticky())
         }
+        Kind::CanaryRouterRamp => wasm_filter("canary-router", &wasm_path, &rules_json_ramp()),
+        Kind::CanaryRouterBaseline => {
+            wasm_filter("canary-router", &wasm_path, &rules_json_baseline())
+        }
         Kind::Module { config, .. } => wasm_filter("module", &wasm_path, config),
     };
     format!(
@@ -643,6 +693,13 @@ mod tests {
             .map(|(_, r, d)| (r.name.to_string(), d.label.to_string()))
             .collect();
         assert_eq!(guarded, [("split".to_string(), "v2".to_string())]);
+        for json in [rules_json_ramp(), rules_json_baseline()] {
+            let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default())
+                .unwrap_or_else(|e| panic!("{e}: {json}"));
+            let set = plugin.rules.unwrap().set;
+            let split = set.services()[0].rules.last().unwrap();
+            assert!(split.route.ramp().is_some() || split.route.destinations[1].guard.is_some());
+        }
         for glue in [false, true] {
             let json = rules_json_portless(2, glue);
             let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
@@ -670,6 +727,8 @@ mod tests {
             Kind::NativeSticky,
             Kind::CanaryRouterModuleSticky,
             Kind::CanaryRouterModuleSpecifier,
+            Kind::CanaryRouterRamp,
+            Kind::CanaryRouterBaseline,
         ] {
             let yaml = under_test_yaml(&kind, Some(wasm), 10080);
             envoy_runner::EnvoyConfig::from_yaml_str(&yaml, "test")

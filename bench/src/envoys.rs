@@ -108,7 +108,9 @@ impl<'a> Starter<'a> {
             | Kind::CanaryRouterPortless
             | Kind::CanaryRouterPortlessRequestPort
             | Kind::CanaryRouterGuard
-            | Kind::CanaryRouterModuleSticky => from(|m| m.filter),
+            | Kind::CanaryRouterModuleSticky
+            | Kind::CanaryRouterRamp
+            | Kind::CanaryRouterBaseline => from(|m| m.filter),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
         }
     }

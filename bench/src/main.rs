@@ -462,6 +462,8 @@ fn envoy_runs(
         (Kind::CanaryRouterPortless, all),
         (Kind::CanaryRouterPortlessRequestPort, both),
         (Kind::CanaryRouterGuard, all),
+        (Kind::CanaryRouterRamp, all),
+        (Kind::CanaryRouterBaseline, all),
         (Kind::CanaryRouter { rules: 1 }, h1),
         (Kind::CanaryRouter { rules: 10 }, h1),
         (Kind::CanaryRouter { rules: 100 }, h1),
@@ -587,6 +589,8 @@ fn envoy_runs(
             Kind::CanaryRouterPortless,
             Kind::CanaryRouterPortlessRequestPort,
             Kind::CanaryRouterGuard,
+            Kind::CanaryRouterRamp,
+            Kind::CanaryRouterBaseline,
         ] {
             let pair_kinds = [Kind::WasmFloor, other];
             report

@@ -285,6 +285,8 @@ impl Report {
                     Kind::CanaryRouterEveryRequest,
                     Kind::CanaryRouterPortless,
                     Kind::CanaryRouterGuard,
+                    Kind::CanaryRouterRamp,
+                    Kind::CanaryRouterBaseline,
                 ] {
                     if let Some(c) = self.find(&kind).filter(|c| !c.samples(proto).is_empty()) {
                         self.targets_of(c, proto, floor, lua, &mut out);

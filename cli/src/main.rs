@@ -14,6 +14,7 @@ mod simulate;
 mod summary;
 mod traffic_extension;
 mod validate;
+mod verify;
 mod watch;
 mod yaml;
 
@@ -23,7 +24,7 @@ use clap::{Parser, Subcommand};
 
 pub use error::CliError;
 
-/// canaryctl: validate, simulate, import, render and watch canary-router rules; trim the built module.
+/// canaryctl: validate, simulate, import, render, watch and verify canary-router rules.
 #[derive(Debug, Parser)]
 #[command(
     name = "canaryctl",
@@ -37,6 +38,7 @@ Examples:
   canaryctl import reviews-virtualservice.yaml -o yaml
   canaryctl render --image oci://registry/canary-router:0.1.0 examples/weighted/rules.json
   canaryctl watch --admin http://127.0.0.1:15000
+  canaryctl verify rules.json --admin http://127.0.0.1:15000
 
 Exit codes: 0 success, 1 rules rejected (or an import that cannot be carried over),
 2 usage error or a file / endpoint that cannot be read."
@@ -53,6 +55,7 @@ enum Command {
     Import(import::Args),
     Render(Box<render::Args>),
     Watch(watch::Args),
+    Verify(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Watch(args) => watch::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -92,6 +92,10 @@ pub struct Args {
     /// use it.
     #[arg(long, default_value_t = 80, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
+    /// The moment to simulate, RFC 3339 in UTC (`2026-12-07T10:15:00Z`):
+    /// a rule's `ramp` is at its step of that moment (default: now).
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub at: Option<u64>,
     /// The filter module to run.
     #[arg(long, value_name = "WASM")]
     pub wasm: Option<PathBuf>,
@@ -107,6 +111,12 @@ pub enum SimOutput {
     Text,
     /// JSON for scripts.
     Json,
+}
+
+/// Parses `--at`: an RFC 3339 time in UTC, as the filter parses a ramp's `start`.
+pub fn parse_at(s: &str) -> std::result::Result<u64, String> {
+    canary_router::domain::ramp::parse_time(s)
+        .ok_or_else(|| format!("`{s}` is not an RFC 3339 time in UTC, e.g. 2026-12-07T10:15:00Z"))
 }
 
 /// Parses `name: value`.
@@ -233,10 +243,14 @@ fn node_metadata(w: &Workload) -> serde_json::Value {
     meta.into()
 }
 
-fn start_vm(module: &Module, rules: &Loaded, seed: u64) -> Result<Vm> {
+fn start_vm(module: &Module, rules: &Loaded, seed: u64, at_ms: u64) -> Result<Vm> {
     let mut vm = Vm::new(
         module,
         VmOptions {
+            // The filter walks its ramps by this clock.
+            clock: wasm_host::Clock::at(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms),
+            ),
             node_metadata: node_metadata(&rules.workload),
             random_seed: seed,
             log_level: LogLevel::Warn,
@@ -424,6 +438,57 @@ pub struct Report {
     pub against: Option<Against>,
     /// The seed of the host's randomness.
     pub seed: u64,
+    /// The moment simulated (Unix milliseconds), and each ramp's step then.
+    pub at_ms: u64,
+    /// The rules' ramps at that moment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ramps: Vec<RampAt>,
+}
+
+/// A rule's ramp at the moment simulated.
+#[derive(Debug, Serialize)]
+pub struct RampAt {
+    /// The service.
+    pub service: String,
+    /// The rule.
+    pub rule: String,
+    /// The canary.
+    pub canary: String,
+    /// Steps done (Argo's `currentStepIndex`).
+    pub steps_done: u32,
+    /// Steps in all.
+    pub steps: u32,
+    /// The canary's share in basis points (`None`: the route's own weights, before the ramp).
+    pub canary_bp: Option<u32>,
+    /// When the next step is due (Unix milliseconds).
+    pub next_step_ms: Option<u64>,
+}
+
+/// Each ramp of `set` at `at_ms`.
+fn ramps_at(set: &RuleSet, at_ms: u64) -> Vec<RampAt> {
+    let mut out = Vec::new();
+    for s in set.services() {
+        for r in &s.rules {
+            let Some(ramp) = r.route.ramp() else { continue };
+            let i = ramp.schedule.phase_at(at_ms);
+            let phase = ramp.schedule.phases.get(i).copied();
+            out.push(RampAt {
+                service: s.name.to_string(),
+                rule: r.name.to_string(),
+                canary: r
+                    .route
+                    .destinations
+                    .get(ramp.schedule.canary)
+                    .map(|d| d.label.to_string())
+                    .unwrap_or_default(),
+                steps_done: phase.map_or(0, |p| p.steps_done),
+                steps: ramp.schedule.steps,
+                canary_bp: phase.and_then(|p| p.canary_bp),
+                next_step_ms: ramp.schedule.next_at(i),
+            });
+        }
+    }
+    out
 }
 
 /// The cookies of `--browsers`.
@@ -479,12 +544,14 @@ fn results(
     let mut out: Vec<RuleResult> = Vec::new();
     for svc in set.services() {
         for rule in &svc.rules {
+            // The weights in force (a ramp's step at --at).
             let total_w: u64 = rule.route.total_weight();
             let dests: Vec<DestResult> = rule
                 .route
                 .destinations
                 .iter()
-                .map(|d| {
+                .zip(rule.route.weights().each())
+                .map(|(d, weight)| {
                     let key = (
                         stats::tag_value(&svc.name),
                         stats::tag_value(&rule.name),
@@ -497,7 +564,7 @@ fn results(
                         request_port: d.cluster.is_portless(),
                         count,
                         share: bars::share(count, sent),
-                        expected: bars::share(u64::from(d.weight), total_w),
+                        expected: bars::share(weight, total_w),
                     }
                 })
                 .collect();
@@ -670,9 +737,14 @@ fn expected_by_cluster(
             .and_then(|s| s.rules.get(d.rule))
         {
             let total: u64 = rule.route.total_weight();
-            for dest in &rule.route.destinations {
+            for (dest, weight) in rule
+                .route
+                .destinations
+                .iter()
+                .zip(rule.route.weights().each())
+            {
                 *out.entry(dest.cluster.with_port(port)).or_insert(0.0) +=
-                    bars::share(u64::from(dest.weight), total);
+                    bars::share(weight, total);
             }
         }
     }
@@ -697,7 +769,17 @@ pub fn run(args: &Args) -> Result<()> {
     });
     let base = base_headers(args, &new.set)?;
     let target = Target::of(&new, &base);
-    let mut vm = start_vm(&module, &new, seed)?;
+    let at_ms = args.at.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    });
+    // The native rules at the same moment, for the weights each rule asks.
+    new.set.advance(at_ms);
+    if let Some(o) = &old {
+        o.set.advance(at_ms);
+    }
+    let mut vm = start_vm(&module, &new, seed, at_ms)?;
     let sticky = args
         .browsers
         .or(args.sticky_keys)
@@ -726,7 +808,7 @@ pub fn run(args: &Args) -> Result<()> {
         Some(keys) => {
             let (key, _rule) = sticky_key_of(&new.set, &base, args.port)?;
             let mut old_vm = match &old {
-                Some(o) => Some(start_vm(&module, o, seed ^ 0x5eed)?),
+                Some(o) => Some(start_vm(&module, o, seed ^ 0x5eed, at_ms)?),
                 None => None,
             };
             let old_target = old.as_ref().map(|o| Target::of(o, &base));
@@ -854,6 +936,8 @@ pub fn run(args: &Args) -> Result<()> {
         cookies,
         against,
         seed,
+        at_ms,
+        ramps: ramps_at(&new.set, at_ms),
     };
     match args.output {
         SimOutput::Json => println!(
@@ -909,6 +993,30 @@ fn render_text(
     let _ = writeln!(s, "  request: {}", headers.join(", "));
     let _ = writeln!(s, "  sidecar: {}", Identity::describe(&rules.workload));
     let _ = writeln!(s, "  seed:    {} (--seed to repeat)", r.seed);
+    for ramp in &r.ramps {
+        let share = match ramp.canary_bp {
+            Some(bp) => format!("{} at {}.{:02}%", ramp.canary, bp / 100, bp % 100),
+            None => format!(
+                "{} at the route's own weight (before the ramp)",
+                ramp.canary
+            ),
+        };
+        let next = match ramp.next_step_ms {
+            Some(at) => format!(
+                ", next step in {}",
+                crate::verify::span(at.saturating_sub(r.at_ms))
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  ramp:    rule {}: step {} of {}, {share}{next} (at {})",
+            ramp.rule,
+            ramp.steps_done,
+            ramp.steps,
+            crate::verify::rfc3339(r.at_ms)
+        );
+    }
     for rule in &r.rules {
         let _ = writeln!(
             s,

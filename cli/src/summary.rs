@@ -220,7 +220,11 @@ pub fn describe_rules(set: &RuleSet) -> String {
                 " (never matches on this sidecar: its sourceLabels/sourceNamespace are not this workload's)"
             };
             let _ = writeln!(s, "    rule {}{sticky}{reach}", rule.name);
-            let total: u64 = rule.route.total_weight();
+            if let Some(ramp) = rule.route.ramp() {
+                let _ = writeln!(s, "      {}", ramp_text(ramp, rule));
+            }
+            // The route's own weights (a ramp's steps are described above).
+            let total: u64 = rule.route.own_weights().total();
             for d in &rule.route.destinations {
                 let share = if total == 0 {
                     0.0
@@ -252,6 +256,38 @@ pub fn describe_rules(set: &RuleSet) -> String {
     s
 }
 
+/// What a rule's ramp does, in words: each step's share and moment.
+fn ramp_text(
+    ramp: &canary_router::domain::rules::Ramped,
+    rule: &canary_router::domain::rules::Rule,
+) -> String {
+    let canary = rule
+        .route
+        .destinations
+        .get(ramp.schedule.canary)
+        .map_or("?", |d| &*d.label);
+    let steps: Vec<String> = ramp
+        .schedule
+        .phases
+        .iter()
+        .skip(1)
+        .map(|p| match p.canary_bp {
+            Some(bp) => format!(
+                "{}.{:02}% from {}",
+                bp / 100,
+                bp % 100,
+                crate::verify::rfc3339(p.at_ms)
+            ),
+            None => format!("its own weight until {}", crate::verify::rfc3339(p.at_ms)),
+        })
+        .collect();
+    format!(
+        "ramp ({} steps): {canary} at {}; the other destinations share the rest by their weights",
+        ramp.schedule.steps,
+        steps.join(", ")
+    )
+}
+
 /// What a destination's guard does, in words.
 fn guard_text(
     g: &canary_router::domain::guard::Spec,
@@ -271,6 +307,27 @@ fn guard_text(
     if !others {
         return format!(
             "guard: never ejects (it is the rule's only destination with weight; it keeps its traffic, failing or not); counts its responses over {interval}"
+        );
+    }
+    if let canary_router::domain::guard::Judge::Baseline {
+        slot,
+        max_latency_ratio,
+    } = g.judge
+    {
+        let baseline = rule
+            .route
+            .destinations
+            .get(slot as usize)
+            .map_or("?", |d| &*d.label);
+        let latency = if max_latency_ratio > 0.0 {
+            format!(", or its p90 response time is over {max_latency_ratio} times {baseline}'s")
+        } else {
+            String::new()
+        };
+        return format!(
+            "guard: compared with {baseline} over the last {interval} in one Envoy, with at least {} responses on each side: ejected when its error share exceeds {baseline}'s by {}% or more, significantly (one check ejects a version not that much worse at most once in 10,000){latency}; then its requests (and sticky users) go to the rule's other destinations and its ramp stops, until the rule set changes",
+            g.min_requests,
+            g.max_error_rate * 100.0
         );
     }
     format!(

@@ -274,9 +274,18 @@ pub struct Snapshot {
     pub counters: BTreeMap<String, u64>,
     /// Destinations a guard ejected (its gauge reads 1).
     pub ejected: std::collections::BTreeSet<(String, String, String)>,
+    /// The stats of a rule or a destination other than its request counter
+    /// (`weight`, `ramp_step`, `guard_window_p90_ms`...), by kind, in
+    /// Prometheus' spelling, and tags.
+    pub tagged: BTreeMap<Tagged, u64>,
 }
 
-const KNOWN: [&str; 8] = [
+/// A stat's kind (`weight`, `ramp_step`...), service, rule and, for a
+/// destination's, the destination.
+pub type Tagged = (String, String, String, Option<String>);
+
+const KNOWN: [&str; 9] = [
+    "config_revision",
     "passthrough",
     "spoofed_header_removed",
     "host_call_errors",
@@ -301,17 +310,40 @@ pub fn parse_stats_text(text: &str) -> Snapshot {
             if let Some(key) = parse_tags(tags) {
                 *snap.requests.entry(key).or_default() += value;
             }
-        } else if let Some(tags) = name.strip_prefix("guard.ejected.") {
-            if let (Some(key), 1..) = (parse_tags(tags), value) {
-                snap.ejected.insert(key);
+        } else if let Some((kind, tags)) = name.split_once(".service=") {
+            let kind = kind.replace('.', "_");
+            if let Some((service, rest)) = tags.split_once(";.rule=") {
+                let (rule, destination) = match rest.split_once(";.destination=") {
+                    Some((r, d)) => (r, d.strip_suffix(';').map(str::to_string)),
+                    None => (rest.strip_suffix(';').unwrap_or(rest), None),
+                };
+                add_tagged(&mut snap, kind, service, rule, destination, value);
             }
-        } else if name.starts_with("guard.") {
-            // The guards' counters: per destination, not shown.
         } else {
             *snap.counters.entry(name.to_string()).or_default() += value;
         }
     }
     snap
+}
+
+/// Files a rule's or a destination's stat; a guard's `ejected` gauge at 1
+/// also marks the destination ejected.
+fn add_tagged(
+    snap: &mut Snapshot,
+    kind: String,
+    service: &str,
+    rule: &str,
+    destination: Option<String>,
+    value: u64,
+) {
+    if let (true, Some(d), 1..) = (kind == "guard_ejected", &destination, value) {
+        snap.ejected
+            .insert((service.to_string(), rule.to_string(), d.clone()));
+    }
+    snap.tagged.insert(
+        (kind, service.to_string(), rule.to_string(), destination),
+        value,
+    );
 }
 
 /// `service=S;.rule=R;.destination=D;` → (S, R, D).
@@ -333,30 +365,30 @@ pub fn parse_prometheus(text: &str) -> Snapshot {
     let mut snap = Snapshot::default();
     for sample in envoy_runner::parse_prometheus(text) {
         let value = sample.value.max(0.0) as u64;
-        let Some(short) = sample.name.strip_prefix("canary_router_") else {
-            continue;
-        };
-        let labels = &sample.labels;
-        let key = || {
-            Some((
-                labels.get("service")?.clone(),
-                labels.get("rule")?.clone(),
-                labels.get("destination")?.clone(),
-            ))
-        };
-        if short == "guard_ejected" && value > 0 {
-            if let Some(key) = key() {
-                snap.ejected.insert(key);
-            }
-        } else if short == "requests" {
-            if let Some(key) = key() {
-                *snap.requests.entry(key).or_default() += value;
-            }
-        } else if let Some(known) = KNOWN.iter().find(|k| k.replace('.', "_") == short) {
-            *snap.counters.entry((*known).to_string()).or_default() += value;
-        }
+        add_sample(&mut snap, &sample.name, &sample.labels, value);
     }
     snap
+}
+
+/// Files one Prometheus sample (`canary_router_...` with its labels).
+pub fn add_sample(snap: &mut Snapshot, name: &str, labels: &BTreeMap<String, String>, value: u64) {
+    let Some(short) = name.strip_prefix("canary_router_") else {
+        return;
+    };
+    let (service, rule) = (labels.get("service"), labels.get("rule"));
+    if let (Some(s), Some(r)) = (service, rule) {
+        let destination = labels.get("destination").cloned();
+        if let ("requests", Some(d)) = (short, &destination) {
+            *snap
+                .requests
+                .entry((s.clone(), r.clone(), d.clone()))
+                .or_default() += value;
+        } else {
+            add_tagged(snap, short.to_string(), s, r, destination, value);
+        }
+    } else if let Some(known) = KNOWN.iter().find(|k| k.replace('.', "_") == short) {
+        *snap.counters.entry((*known).to_string()).or_default() += value;
+    }
 }
 
 /// Reads a snapshot from the admin endpoint.
@@ -406,6 +438,35 @@ pub struct DestView {
     /// no new requests until the rule set changes.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ejected: bool,
+    /// Its share now, in basis points (`canary_router_weight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_bp: Option<u64>,
+    /// A guard's window of it (a guarded destination, or a baseline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowView>,
+}
+
+/// A guard's window of one destination, as the proxy judged it last.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WindowView {
+    /// Responses in the window.
+    pub requests: u64,
+    /// Errors among them.
+    pub errors: u64,
+    /// Their p90 response time, in milliseconds.
+    pub p90_ms: u64,
+}
+
+/// A rule's ramp.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RampView {
+    /// Steps done (Argo's `currentStepIndex`).
+    pub step: u64,
+    /// A guard ejected the canary and stopped the ramp.
+    pub aborted: bool,
+    /// Seconds to the next step, if one is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_step_in_seconds: Option<f64>,
 }
 
 /// One rule in a view.
@@ -422,6 +483,9 @@ pub struct RuleView {
     pub interval: Option<u64>,
     /// The destinations.
     pub destinations: Vec<DestView>,
+    /// Its ramp, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<RampView>,
 }
 
 /// One service in a view.
@@ -472,12 +536,25 @@ pub fn view(admin: &str, now: &Snapshot, prev: Option<(&Snapshot, Duration)>) ->
             continue;
         };
         if sv.rules.last().is_none_or(|rv| &rv.rule != r) {
+            let rule_stat = |kind: &str| {
+                now.tagged
+                    .get(&(kind.to_string(), s.clone(), r.clone(), None))
+                    .copied()
+            };
+            let ramp = rule_stat("ramp_step").map(|step| RampView {
+                step,
+                aborted: rule_stat("ramp_aborted") == Some(1),
+                next_step_in_seconds: rule_stat("ramp_next_step_ms")
+                    .filter(|at| *at > 0)
+                    .map(|at| at.saturating_sub(now_ms()) as f64 / 1000.0),
+            });
             sv.rules.push(RuleView {
                 rule: r.clone(),
                 total: 0,
                 share: 0.0,
                 interval: prev.map(|_| 0),
                 destinations: Vec::new(),
+                ramp,
             });
         }
         let Some(rv) = sv.rules.last_mut() else {
@@ -488,6 +565,16 @@ pub fn view(admin: &str, now: &Snapshot, prev: Option<(&Snapshot, Duration)>) ->
         rv.interval = rv.interval.map(|i| i + d_int.unwrap_or(0));
         sv.total += total;
         sv.interval = sv.interval.map(|i| i + d_int.unwrap_or(0));
+        let dest_stat = |kind: &str| {
+            now.tagged
+                .get(&(kind.to_string(), s.clone(), r.clone(), Some(d.clone())))
+                .copied()
+        };
+        let window = dest_stat("guard_window_requests").map(|requests| WindowView {
+            requests,
+            errors: dest_stat("guard_window_errors").unwrap_or(0),
+            p90_ms: dest_stat("guard_window_p90_ms").unwrap_or(0),
+        });
         rv.destinations.push(DestView {
             destination: d.clone(),
             total,
@@ -495,6 +582,8 @@ pub fn view(admin: &str, now: &Snapshot, prev: Option<(&Snapshot, Duration)>) ->
             interval: d_int,
             interval_share: None,
             ejected: now.ejected.contains(key),
+            weight_bp: dest_stat("weight"),
+            window,
         });
     }
     for sv in &mut services {
@@ -519,6 +608,12 @@ pub fn view(admin: &str, now: &Snapshot, prev: Option<(&Snapshot, Duration)>) ->
 
 fn pct(x: f64) -> String {
     format!("{:6.2}%", 100.0 * x)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The view as text, with bars.
@@ -551,6 +646,22 @@ pub fn render_text(v: &View) -> String {
                 rv.total,
                 pct(rv.share).trim()
             );
+            if let Some(ramp) = rv.ramp {
+                let _ = match (ramp.aborted, ramp.next_step_in_seconds) {
+                    (true, _) => writeln!(
+                        s,
+                        "    ramp STOPPED at step {}: a guard ejected the canary (until the rule set changes)",
+                        ramp.step
+                    ),
+                    (false, Some(secs)) => writeln!(
+                        s,
+                        "    ramp at step {}, next step in {}",
+                        ramp.step,
+                        crate::verify::span((secs * 1000.0) as u64)
+                    ),
+                    (false, None) => writeln!(s, "    ramp at step {}, the last", ramp.step),
+                };
+            }
             let width = rv
                 .destinations
                 .iter()
@@ -570,11 +681,26 @@ pub fn render_text(v: &View) -> String {
                     dv.destination,
                     bars::bar(shown, bars::WIDTH)
                 );
-                let ejected = if dv.ejected {
-                    "  EJECTED by its guard"
-                } else {
-                    ""
-                };
+                let mut ejected = String::new();
+                // The weight in force, for a rule whose weights move (a ramp).
+                if let (Some(bp), Some(_)) = (dv.weight_bp, rv.ramp) {
+                    let _ = write!(ejected, "  weight {}.{:02}%", bp / 100, bp % 100);
+                }
+                if let Some(w) = dv.window {
+                    let _ = write!(
+                        ejected,
+                        "  window {}/{} errors ({}), p90 {} ms",
+                        w.errors,
+                        w.requests,
+                        pct(bars::share(w.errors, w.requests)).trim(),
+                        w.p90_ms
+                    );
+                }
+                ejected.push_str(match (dv.ejected, dv.window.is_some()) {
+                    (true, _) => "  EJECTED by its guard",
+                    (false, true) => "  not ejected",
+                    (false, false) => "",
+                });
                 match (dv.interval, dv.interval_share) {
                     (Some(i), Some(is)) => {
                         let interval = if idle { "      -".to_string() } else { pct(is) };

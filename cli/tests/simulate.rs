@@ -550,3 +550,63 @@ fn browsers_get_the_issued_cookie_stay_and_only_move_onto_the_canary() {
         run.stderr
     );
 }
+
+#[test]
+fn at_shows_the_split_of_a_moment_of_the_ramp() {
+    let rules = TempFile::new(
+        "ramp.json",
+        r#"{"services":[{"hosts":["backend"],"http":[{"name":"split",
+            "route":[{"destination":{"host":"backend","subset":"v1","port":{"number":80}},"weight":100},
+                     {"destination":{"host":"backend","subset":"v2","port":{"number":80}},"weight":0}],
+            "ramp":{"canary":"v2","start":"2026-12-07T10:00:00Z","steps":[
+              {"setWeight":10},{"pause":{"duration":"10m"}},{"setWeight":50},{"pause":{"duration":"30m"}},{"setWeight":100}]}}]}]}"#,
+    );
+    let path = rules.0.display().to_string();
+    let n = 10_000u64;
+    for (at, share, steps) in [
+        ("2026-12-07T09:59:59.999Z", 0.0, 0),
+        ("2026-12-07T10:00:00Z", 0.1, 1),
+        ("2026-12-07T10:15:00Z", 0.5, 3),
+        ("2026-12-07T11:00:00Z", 1.0, 5),
+    ] {
+        let r = canaryctl_wasm(&[
+            "simulate",
+            &path,
+            "-n",
+            &n.to_string(),
+            "--at",
+            at,
+            "-o",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+        // The compiled filter, on a clock showing `at`, routed by that step.
+        within(n, share, count(&r, "split", "v2"));
+        let expected = r["rules"][0]["destinations"][1]["expected"]
+            .as_f64()
+            .unwrap();
+        assert!((expected - share).abs() < 1e-9, "{at}: {expected}");
+        assert_eq!(r["ramps"][0]["steps_done"], steps, "{at}");
+    }
+    let text = canaryctl_wasm(&[
+        "simulate",
+        &path,
+        "-n",
+        "100",
+        "--at",
+        "2026-12-07T10:15:00Z",
+    ])
+    .expect_code(0)
+    .stdout;
+    assert!(
+        text.contains("ramp:    rule split: step 3 of 5, v2 at 50.00%, next step in 25m00s"),
+        "{text}"
+    );
+    let bad = canaryctl_wasm(&["simulate", &path, "--at", "tomorrow"]).expect_code(2);
+    assert!(
+        bad.stderr.contains("not an RFC 3339 time"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -222,3 +222,55 @@ fn help_shows_an_example() {
     assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
     assert!(run.stdout.contains("--once"));
 }
+
+#[test]
+fn once_shows_the_ramp_step_and_each_guard_window() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // A ramp that started a second ago: 20% for an hour, then 100%.
+    let start = canary_router::domain::ramp::format_time((now - 1) * 1000);
+    let rules = serde_json::json!({
+        "services": [{"hosts": ["backend.default.svc.cluster.local"], "http": [{
+            "name": "split",
+            "route": [
+                {"destination": {"host": "backend.default.svc.cluster.local", "subset": "v1", "port": {"number": 80}}, "weight": 90},
+                {"destination": {"host": "backend.default.svc.cluster.local", "subset": "v2", "port": {"number": 80}}, "weight": 10,
+                 "guard": {"baseline": "v1", "maxErrorRate": 0.05, "minRequests": 50, "interval": "30s"}}
+            ],
+            "ramp": {"canary": "v2", "start": start, "steps": [{"setWeight": 20}, {"pause": {"duration": "1h"}}, {"setWeight": 100}]}
+        }]}]
+    })
+    .to_string();
+    let mut cfg = or_panic(envoy_runner::EnvoyConfig::from_example("weighted"));
+    or_panic(cfg.set_wasm_configuration(&rules));
+    let envoy = or_panic(Envoy::start(cfg, &envoy_runner::EnvoyOptions::default()));
+    let (v1, v2) = traffic(&envoy, 1000, &[]);
+    if let Err(e) = check_binomial(1000, 0.2, v2) {
+        panic!("{e}");
+    }
+    // The guards' windows show at the next tick (every 3 s bucket, at most 1 s).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let admin = format!("http://{}", envoy.admin_addr());
+    let text = canaryctl(&["watch", "--admin", &admin, "--once"], None)
+        .expect_code(0)
+        .stdout;
+    assert!(text.contains("ramp at step 1, next step in 59m"), "{text}");
+    assert!(
+        text.contains("weight 80.00%") && text.contains("weight 20.00%"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("window 0/{v1} errors (0.00%)"))
+            && text.contains(&format!("window 0/{v2} errors (0.00%)")),
+        "{text}"
+    );
+    let view = canaryctl(&["watch", "--admin", &admin, "--once", "-o", "json"], None)
+        .expect_code(0)
+        .json();
+    let rule = &view["services"][0]["rules"][0];
+    assert_eq!(rule["ramp"]["step"], 1);
+    assert_eq!(rule["destinations"][1]["weight_bp"], 2000);
+    assert_eq!(rule["destinations"][1]["window"]["requests"], v2);
+}

@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use canary_router::schema::config::{
-    Destination, Guard, HttpRoute, MatchRequest, PluginConfig, PortSelector, RouteDestination,
-    RuleFile, RuleSource, Service, SetCookie, Sticky, StringMatch,
+    Destination, Guard, HttpRoute, MatchRequest, Pause, PluginConfig, PortSelector, Ramp, RampStep,
+    RouteDestination, RuleFile, RuleSource, Service, SetCookie, Sticky, StringMatch,
 };
 use canary_router::schema::decode::{Schema, Shape};
 
@@ -47,6 +47,9 @@ fn docs() -> Vec<(&'static Schema, Doc)> {
         (Sticky::schema(), Doc::Prose("### `sticky`")),
         (SetCookie::schema(), Doc::Table("#### `setCookie`")),
         (Guard::schema(), Doc::Table("### `guard`")),
+        (Ramp::schema(), Doc::Table("### `ramp`")),
+        (RampStep::schema(), Doc::Prose("### `ramp`")),
+        (Pause::schema(), Doc::Prose("### `ramp`")),
     ]
 }
 

@@ -558,6 +558,7 @@ pub const NOT_IN_GRAMMAR: &[&str] = &[
     "MatchRequest.name",
     "StringMatch.pathPrefix",
     "RouteDestination.guard",
+    "HttpRoute.ramp",
 ];
 
 #[cfg(test)]

@@ -91,6 +91,9 @@ pub enum Refusal {
     UnknownFilter(String),
     /// The rules are invalid (the core's error, with its JSON path).
     Invalid(ConfigError),
+    /// Valid rules, with a feature the module does not carry yet (the
+    /// JSON path of it).
+    Unsupported(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -101,6 +104,10 @@ impl std::fmt::Display for Refusal {
                 "filter_name {name:?}: this module has one filter, \"canary-router\""
             ),
             Refusal::Invalid(e) => write!(f, "{e}"),
+            Refusal::Unsupported(path) => write!(
+                f,
+                "{path}: not supported by the dynamic module yet (scheduled ramps and guards with a baseline run in the wasm filter; see module/README.md)"
+            ),
         }
     }
 }
@@ -113,7 +120,34 @@ pub fn compile(name: &[u8], bytes: &[u8], workload: &Workload) -> Result<Plugin,
         ));
     }
     let cfg: PluginConfig = plugin::parse(bytes).map_err(Refusal::Invalid)?;
-    Plugin::from_config(&cfg, bytes, workload).map_err(Refusal::Invalid)
+    let p = Plugin::from_config(&cfg, bytes, workload).map_err(Refusal::Invalid)?;
+    match p.rules.as_ref().and_then(|r| unsupported(&r.set)) {
+        Some(path) => Err(Refusal::Unsupported(path)),
+        None => Ok(p),
+    }
+}
+
+/// The JSON path of the first feature of `set` the module does not carry
+/// yet: a rule's `ramp` (the wasm filter walks it from its tick with
+/// `RuleSet::advance`), or a guard's `baseline` (its baseline's responses
+/// and times are counted by the wasm filter's guards only).
+pub fn unsupported(set: &canary_router::RuleSet) -> Option<String> {
+    for (si, s) in set.services().iter().enumerate() {
+        for (ri, r) in s.rules.iter().enumerate() {
+            if r.route.ramp().is_some() {
+                return Some(format!("services[{si}].http[{ri}].ramp"));
+            }
+            for (di, d) in r.route.destinations.iter().enumerate() {
+                if matches!(d.guard, Some(g) if g.judge != canary_router::domain::guard::Judge::Absolute)
+                {
+                    return Some(format!(
+                        "services[{si}].http[{ri}].route[{di}].guard.baseline"
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The module's configuration object.
@@ -241,7 +275,16 @@ impl FilterConfig {
     }
 
     fn compile_file(&self, bytes: &[u8]) -> Result<Rules, ConfigError> {
-        plugin::rule_file_from_bytes(bytes, &self.settings, &crate::workload::from_env())
+        let rules =
+            plugin::rule_file_from_bytes(bytes, &self.settings, &crate::workload::from_env())?;
+        match unsupported(&rules.set) {
+            // Refused like a bad file: the last good rules keep serving.
+            Some(path) => Err(ConfigError::Syntax {
+                path,
+                message: "not supported by the dynamic module yet (see module/README.md)".into(),
+            }),
+            None => Ok(rules),
+        }
     }
 
     /// Puts `rules` in force for new streams: `fetched` says whether they

@@ -79,6 +79,7 @@ fn tally(bits: u64) -> Tally {
     Tally {
         requests: (bits >> 32) as u32,
         errors: bits as u32,
+        ..Tally::default()
     }
 }
 
@@ -165,7 +166,9 @@ impl Guards {
                     });
                 }
                 let key = format!("{PREFIX}/{digest}/{ordinal}");
-                keys.push((key.clone(), slots.len()));
+                // No response times: the module refuses guards that judge
+                // latency (`config::unsupported`).
+                keys.push((key.clone(), slots.len(), false));
                 rules.push(Rule {
                     key,
                     specs: specs.into(),
@@ -198,7 +201,7 @@ impl Guards {
                 guards.sink.add(slot.metrics.errors.as_ref(), 0);
             }
             if !fresh {
-                guards.flush(ri, 0, Tally::default());
+                guards.flush(ri, 0, &Tally::default());
             }
         }
         Some(guards)
@@ -249,6 +252,7 @@ impl Guards {
         let one = bits(Tally {
             requests: 1,
             errors: u32::from(error),
+            ..Tally::default()
         });
         let now = slot
             .pending
@@ -258,7 +262,7 @@ impl Guards {
             // Whoever takes the tally flushes it; a racing worker takes 0.
             let taken = tally(slot.pending.swap(0, Ordering::AcqRel));
             if !taken.is_empty() {
-                self.flush(ri as usize, si as usize, taken);
+                self.flush(ri as usize, si as usize, &taken);
             }
         }
     }
@@ -271,20 +275,20 @@ impl Guards {
             for (si, slot) in rule.slots.iter().enumerate() {
                 let t = tally(slot.pending.swap(0, Ordering::AcqRel));
                 if !t.is_empty() {
-                    self.flush(ri, si, t);
+                    self.flush(ri, si, &t);
                     flushed = true;
                 }
             }
             let all_known = rule.slots.iter().all(|s| self.is_ejected(s.stat_index));
             if !flushed && !all_known {
-                self.flush(ri, 0, Tally::default());
+                self.flush(ri, 0, &Tally::default());
             }
         }
     }
 
     /// Adds `t` to slot `si` of rule `ri` in the store (an empty tally only
     /// reads), then applies what the record says is ejected.
-    fn flush(&self, ri: usize, si: usize, t: Tally) {
+    fn flush(&self, ri: usize, si: usize, t: &Tally) {
         let Some(rule) = self.rules.get(ri) else {
             return;
         };
@@ -293,7 +297,7 @@ impl Guards {
         let Flushed::Done { ejected, tripped } = result else {
             // Keep the tally for the next flush.
             if let Some(slot) = rule.slots.get(si) {
-                slot.pending.fetch_add(bits(t), Ordering::AcqRel);
+                slot.pending.fetch_add(bits(*t), Ordering::AcqRel);
             }
             return;
         };
@@ -311,9 +315,10 @@ impl Guards {
                 }
             }
         }
-        if let (Some(m), Some(slot), Some(spec)) = (tripped, rule.slots.get(si), rule.specs.get(si))
+        if let (Some(t), Some(slot), Some(spec)) = (tripped, rule.slots.get(si), rule.specs.get(si))
         {
-            let pm = m.per_mille();
+            let m = t.canary;
+            let pm = m.errors.saturating_mul(1000) / m.requests.max(1);
             log::warn!(
                 "guard ejected {}: {} of {} responses failed ({}.{}%) in the last {}ms, at or over maxErrorRate; \
                  its requests go to the rule's other destinations until the rule set changes",

@@ -5,8 +5,9 @@
 //!
 //! **What is shared.** One Envoy's workers count together through shared
 //! data: one key per guarded *rule* (`canary-router/guard/<root>/<digest>/<n>`)
-//! holds a [`Record`]: for each guarded destination of the rule, its
-//! [`Window`] (ten buckets of `interval / 10`) and whether it is ejected.
+//! holds a [`Record`]: for each counted destination of the rule (guarded,
+//! or another's baseline), its window (ten buckets of `interval / 10`) and
+//! whether it is ejected.
 //! Keeping a rule's destinations in one record is what lets a compare-and-swap
 //! refuse to eject the last destination the rule has left, even when two
 //! workers eject two destinations at the same moment.
@@ -33,6 +34,7 @@
 
 use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
 
+use crate::domain::judge::{self, Histogram, Side, Thresholds, Verdict};
 use crate::domain::rules::{Decision, Outcome, RequestView, RuleSet};
 use crate::domain::shared::{CasMismatch, SharedStore};
 use crate::schema::config;
@@ -54,12 +56,33 @@ const CAS_ATTEMPTS: u32 = 8;
 /// A destination's guard, compiled.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spec {
-    /// Error share that ejects, in (0, 1].
+    /// Error share that ejects, in (0, 1] (with a baseline: the excess
+    /// over the baseline's).
     pub max_error_rate: f64,
     /// Responses the window must hold before it may eject.
     pub min_requests: u32,
     /// Window length in milliseconds.
     pub interval_ms: u64,
+    /// How the window is judged.
+    pub judge: Judge,
+}
+
+/// How a guard judges its destination's window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Judge {
+    /// Its own error share against `maxErrorRate`.
+    Absolute,
+    /// Against the window of `slot` (the rule's destination index once
+    /// compiled; the record's slot in the guard's record), with the p90
+    /// ratio that ejects (0: latency is not judged).
+    Baseline {
+        /// The baseline.
+        slot: u32,
+        /// `maxLatencyRatio`, or 0.
+        max_latency_ratio: f64,
+    },
+    /// Only counted, as another guard's baseline: never ejected by it.
+    Count,
 }
 
 impl Spec {
@@ -116,6 +139,7 @@ pub fn compile(g: &config::Guard, path: &str) -> Result<Spec, ConfigError> {
         max_error_rate: g.max_error_rate,
         min_requests,
         interval_ms,
+        judge: Judge::Absolute,
     })
 }
 
@@ -169,6 +193,11 @@ pub fn parse_duration(text: &str) -> Option<u64> {
     Some(total)
 }
 
+/// Response times a tally holds before its flush (a tally is flushed
+/// after [`FLUSH_SUCCESSES`] responses; more, when flushes fail, are
+/// counted without their times).
+pub const TALLY_TIMES: usize = FLUSH_SUCCESSES as usize;
+
 /// Responses counted but not yet flushed into shared data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -176,6 +205,10 @@ pub struct Tally {
     pub requests: u32,
     /// Errors: a 5xx, or a stream that ended without a response.
     pub errors: u32,
+    /// Response times held, in `bins`.
+    pub timed: u8,
+    /// The histogram bins of the response times held.
+    pub bins: [u8; TALLY_TIMES],
 }
 
 impl Tally {
@@ -183,85 +216,75 @@ impl Tally {
     pub fn is_empty(&self) -> bool {
         self.requests == 0
     }
-}
 
-/// One bucket: responses in `[index * bucket_ms, (index + 1) * bucket_ms)`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Bucket {
-    index: u64,
-    requests: u32,
-    errors: u32,
-}
-
-/// A destination's sliding window, and whether it is ejected.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Window {
-    /// Ejected from new decisions until the rule set changes.
-    pub ejected: bool,
-    buckets: [Bucket; BUCKETS],
-}
-
-/// What a window measured when it ejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Measured {
-    /// Responses in the window.
-    pub requests: u64,
-    /// Errors among them.
-    pub errors: u64,
-}
-
-impl Measured {
-    /// The error share in tenths of a percent, rounded down (no float
-    /// formatting in the module).
-    pub fn per_mille(&self) -> u64 {
-        self.errors.saturating_mul(1000) / self.requests.max(1)
+    /// Counts a response: an error or not, and its time in milliseconds if known.
+    pub fn count(&mut self, error: bool, ms: Option<u64>) {
+        self.requests = self.requests.saturating_add(1);
+        self.errors = self.errors.saturating_add(u32::from(error));
+        if let (Some(ms), Some(slot)) = (ms, self.bins.get_mut(usize::from(self.timed))) {
+            *slot = judge::bin(ms) as u8;
+            self.timed += 1;
+        }
     }
-}
 
-impl Window {
-    /// Adds a tally at time `now_ms`.
-    pub fn add(&mut self, spec: &Spec, now_ms: u64, t: Tally) {
-        let index = now_ms / spec.bucket_ms();
-        let slot = (index % BUCKETS as u64) as usize;
-        if let Some(b) = self.buckets.get_mut(slot) {
-            if b.index != index {
-                *b = Bucket {
-                    index,
-                    requests: 0,
-                    errors: 0,
-                };
+    /// Adds another tally's counts (times while there is room).
+    pub fn merge(&mut self, other: &Tally) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
+        for b in other.bins.iter().take(usize::from(other.timed)) {
+            if let Some(slot) = self.bins.get_mut(usize::from(self.timed)) {
+                *slot = *b;
+                self.timed += 1;
             }
-            b.requests = b.requests.saturating_add(t.requests);
-            b.errors = b.errors.saturating_add(t.errors);
         }
     }
+}
 
-    /// Responses and errors of the last `interval` at `now_ms`.
-    pub fn totals(&self, spec: &Spec, now_ms: u64) -> Measured {
-        let index = now_ms / spec.bucket_ms();
-        let oldest = index.saturating_sub(BUCKETS as u64 - 1);
-        let mut m = Measured {
-            requests: 0,
-            errors: 0,
-        };
-        for b in self
-            .buckets
-            .iter()
-            .filter(|b| (oldest..=index).contains(&b.index))
-        {
-            m.requests += u64::from(b.requests);
-            m.errors += u64::from(b.errors);
+/// Why a flush ejected its destination, with the figures it judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tripped {
+    /// `None`: its own error share (no baseline); else the baseline verdict.
+    pub verdict: Option<Verdict>,
+    /// The destination's window.
+    pub canary: Side,
+    /// The baseline's window (default without one).
+    pub baseline: Side,
+}
+
+/// Judges slot `slot` of `record` at `now_ms`: whether its window calls for ejection.
+fn judge_slot(record: &Record, specs: &[Spec], slot: usize, now_ms: u64) -> Option<Tripped> {
+    let spec = specs.get(slot)?;
+    match spec.judge {
+        Judge::Absolute => {
+            // Its own error share: at least `minRequests` responses, and
+            // errors at or over `maxErrorRate`.
+            let canary = record.side(slot, spec, now_ms);
+            (canary.requests >= u64::from(spec.min_requests)
+                && canary.errors as f64 >= spec.max_error_rate * canary.requests as f64)
+                .then_some(Tripped {
+                    verdict: None,
+                    canary,
+                    baseline: Side::default(),
+                })
         }
-        m
-    }
-
-    /// The window's figures if they call for ejection: at least
-    /// `minRequests` responses and an error share of at least `maxErrorRate`.
-    pub fn trips(&self, spec: &Spec, now_ms: u64) -> Option<Measured> {
-        let m = self.totals(spec, now_ms);
-        (m.requests >= u64::from(spec.min_requests)
-            && m.errors as f64 >= spec.max_error_rate * m.requests as f64)
-            .then_some(m)
+        Judge::Baseline {
+            slot: b,
+            max_latency_ratio,
+        } => {
+            let canary = record.side(slot, spec, now_ms);
+            let baseline = record.side(b as usize, spec, now_ms);
+            let t = Thresholds {
+                max_error_rate: spec.max_error_rate,
+                max_latency_ratio,
+                min_requests: u64::from(spec.min_requests),
+            };
+            judge::judge(&canary, &baseline, &t).map(|v| Tripped {
+                verdict: Some(v),
+                canary,
+                baseline,
+            })
+        }
+        Judge::Count => None,
     }
 }
 
@@ -281,94 +304,153 @@ impl Shape {
     /// already ejected: never the last destination with weight the rule has.
     pub fn may_eject(&self, record: &Record, slot: usize) -> bool {
         self.unguarded_live
-            || self.live.iter().enumerate().any(|(j, live)| {
-                j != slot && *live && !record.windows.get(j).is_some_and(|w| w.ejected)
-            })
+            || self
+                .live
+                .iter()
+                .enumerate()
+                .any(|(j, live)| j != slot && *live && !record.ejected(j))
     }
 }
 
-/// The shared record of one guarded rule: a window per guarded destination.
+/// The shared record of one guarded rule, kept as the bytes shared data
+/// holds: for each counted destination (slot) its window, an `ejected`
+/// byte then [`BUCKETS`] buckets of `interval / 10`, each its index (u64),
+/// responses and errors (u32), and, when the rule judges latency
+/// (`timed`), the [`judge::BINS`] counts of its response times (u32), all
+/// little-endian. A flush changes one bucket in place: no window is
+/// decoded or encoded whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// In the order of the rule's guarded destinations.
-    pub windows: Vec<Window>,
+    bytes: Vec<u8>,
+    timed: bool,
 }
 
+/// The bytes of a bucket's index and counts, and of its response times.
 const BUCKET_BYTES: usize = 16;
-const WINDOW_BYTES: usize = 1 + BUCKETS * BUCKET_BYTES;
+const TIMES_BYTES: usize = 4 * judge::BINS;
 
 impl Record {
     /// A record of `n` empty windows.
-    pub fn empty(n: usize) -> Self {
+    pub fn empty(n: usize, timed: bool) -> Self {
         Record {
-            windows: vec![Window::default(); n],
+            bytes: vec![0; n * Self::window_bytes(timed)],
+            timed,
         }
+    }
+
+    /// The record in `bytes`, if they hold exactly `n` windows.
+    pub fn from_bytes(bytes: Vec<u8>, n: usize, timed: bool) -> Option<Self> {
+        (bytes.len() == n * Self::window_bytes(timed)).then_some(Record { bytes, timed })
     }
 
     /// The bytes kept in shared data.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.windows.len() * WINDOW_BYTES);
-        for w in &self.windows {
-            out.push(u8::from(w.ejected));
-            for b in &w.buckets {
-                out.extend_from_slice(&b.index.to_le_bytes());
-                out.extend_from_slice(&b.requests.to_le_bytes());
-                out.extend_from_slice(&b.errors.to_le_bytes());
-            }
-        }
-        out
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
-    /// Reads [`encode`](Self::encode)'s bytes; `None` unless they hold
-    /// exactly `n` windows.
-    #[inline(never)]
-    pub fn decode(bytes: &[u8], n: usize) -> Option<Self> {
-        if bytes.len() != n * WINDOW_BYTES {
-            return None;
+    fn window_bytes(timed: bool) -> usize {
+        1 + BUCKETS * Self::bucket_bytes(timed)
+    }
+
+    fn bucket_bytes(timed: bool) -> usize {
+        BUCKET_BYTES + if timed { TIMES_BYTES } else { 0 }
+    }
+
+    /// Where bucket `b` of `slot`'s window starts.
+    fn bucket(&self, slot: usize, b: usize) -> usize {
+        slot * Self::window_bytes(self.timed) + 1 + b * Self::bucket_bytes(self.timed)
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        self.bytes
+            .get(at..at + 4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+
+    fn u64_at(&self, at: usize) -> u64 {
+        u64::from(self.u32_at(at)) | u64::from(self.u32_at(at + 4)) << 32
+    }
+
+    fn put(&mut self, at: usize, value: &[u8]) {
+        if let Some(s) = self.bytes.get_mut(at..at + value.len()) {
+            s.copy_from_slice(value);
         }
-        let windows = bytes
-            .chunks_exact(WINDOW_BYTES)
-            .map(|c| {
-                let mut w = Window {
-                    ejected: c.first() == Some(&1),
-                    buckets: [Bucket::default(); BUCKETS],
-                };
-                let rest = c.get(1..).unwrap_or_default();
-                for (b, raw) in w.buckets.iter_mut().zip(rest.chunks_exact(BUCKET_BYTES)) {
-                    let u64_at = |i: usize| {
-                        raw.get(i..i + 8)
-                            .and_then(|s| <[u8; 8]>::try_from(s).ok())
-                            .map_or(0, u64::from_le_bytes)
-                    };
-                    let u32_at = |i: usize| {
-                        raw.get(i..i + 4)
-                            .and_then(|s| <[u8; 4]>::try_from(s).ok())
-                            .map_or(0, u32::from_le_bytes)
-                    };
-                    *b = Bucket {
-                        index: u64_at(0),
-                        requests: u32_at(8),
-                        errors: u32_at(12),
-                    };
-                }
-                w
-            })
-            .collect();
-        Some(Record { windows })
+    }
+
+    /// Adds `n` to the u32 at `at`.
+    fn add_u32(&mut self, at: usize, n: u32) {
+        let v = self.u32_at(at).saturating_add(n);
+        self.put(at, &v.to_le_bytes());
+    }
+
+    /// Whether `slot` is ejected.
+    pub fn ejected(&self, slot: usize) -> bool {
+        self.bytes.get(slot * Self::window_bytes(self.timed)) == Some(&1)
+    }
+
+    /// Ejects `slot`.
+    pub fn eject(&mut self, slot: usize) {
+        let at = slot * Self::window_bytes(self.timed);
+        self.put(at, &[1]);
     }
 
     /// Which windows are ejected, as a bit mask by slot.
     pub fn ejected_mask(&self) -> u64 {
-        self.windows
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| w.ejected)
-            .fold(0, |m, (i, _)| m | (1u64 << (i % 64)))
+        let n = self.bytes.len() / Self::window_bytes(self.timed);
+        (0..n)
+            .filter(|i| self.ejected(*i))
+            .fold(0, |m, i| m | (1u64 << (i % 64)))
+    }
+
+    /// Adds a tally to `slot`'s window at time `now_ms`: to the bucket of
+    /// that time, which starts over if it held an older one.
+    pub fn add(&mut self, slot: usize, spec: &Spec, now_ms: u64, t: &Tally) {
+        let index = now_ms / spec.bucket_ms();
+        let at = self.bucket(slot, (index % BUCKETS as u64) as usize);
+        if self.u64_at(at) != index {
+            let end = at + Self::bucket_bytes(self.timed);
+            if let Some(s) = self.bytes.get_mut(at..end) {
+                s.fill(0);
+            }
+            self.put(at, &index.to_le_bytes());
+        }
+        self.add_u32(at + 8, t.requests);
+        self.add_u32(at + 12, t.errors);
+        if self.timed {
+            for bin in t.bins.iter().take(usize::from(t.timed)) {
+                self.add_u32(at + BUCKET_BYTES + 4 * usize::from(*bin), 1);
+            }
+        }
+    }
+
+    /// `slot`'s figures over the last `interval` at `now_ms`.
+    pub fn side(&self, slot: usize, spec: &Spec, now_ms: u64) -> Side {
+        let index = now_ms / spec.bucket_ms();
+        let oldest = index.saturating_sub(BUCKETS as u64 - 1);
+        let mut side = Side::default();
+        let mut times = Histogram::default();
+        for b in 0..BUCKETS {
+            let at = self.bucket(slot, b);
+            if !(oldest..=index).contains(&self.u64_at(at)) {
+                continue;
+            }
+            side.requests += u64::from(self.u32_at(at + 8));
+            side.errors += u64::from(self.u32_at(at + 12));
+            if self.timed {
+                for (k, c) in times.0.iter_mut().enumerate() {
+                    *c = c.saturating_add(self.u32_at(at + BUCKET_BYTES + 4 * k));
+                }
+            }
+        }
+        side.timed = times.count();
+        side.p90_ms = times.quantile(judge::QUANTILE);
+        side
     }
 }
 
 /// What a flush came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Flushed {
     /// The tally is in the record. `ejected` lists the rule's ejected
     /// destinations (a mask by slot); `tripped` is set when this very write
@@ -376,11 +458,34 @@ pub enum Flushed {
     Done {
         /// Ejected destinations of the rule, by slot.
         ejected: u64,
-        /// What the window held when this write ejected the destination.
-        tripped: Option<Measured>,
+        /// Why, and on what figures, this write ejected the destination.
+        tripped: Option<Tripped>,
     },
     /// Shared data failed, or every CAS was lost: keep the tally for the next flush.
     Kept,
+}
+
+/// The record of a guarded rule, read from shared data (empty when there
+/// is none yet, or it cannot be read: `None` only for a failed host call).
+pub fn read(store: &mut dyn SharedStore, key: &str, specs: &[Spec]) -> Option<(Record, u32)> {
+    let (n, timed) = (specs.len(), Spec::timed(specs));
+    match store.get(key) {
+        Ok(Some((bytes, cas))) => Some((
+            Record::from_bytes(bytes, n, timed).unwrap_or_else(|| Record::empty(n, timed)),
+            cas,
+        )),
+        Ok(None) => Some((Record::empty(n, timed), 0)),
+        Err(_) => None,
+    }
+}
+
+impl Spec {
+    /// Whether a rule with these guards keeps response times (one judges latency).
+    pub fn timed(specs: &[Spec]) -> bool {
+        specs.iter().any(|s| {
+            matches!(s.judge, Judge::Baseline { max_latency_ratio, .. } if max_latency_ratio > 0.0)
+        })
+    }
 }
 
 /// Adds `tally` to guarded destination `slot` of the rule whose record is
@@ -393,15 +498,12 @@ pub fn flush(
     shape: &Shape,
     specs: &[Spec],
     slot: usize,
-    tally: Tally,
+    tally: &Tally,
     now_ms: u64,
 ) -> Flushed {
-    let n = specs.len();
     for _ in 0..CAS_ATTEMPTS {
-        let (mut record, cas) = match store.get(key) {
-            Ok(Some((bytes, cas))) => (Record::decode(&bytes, n).unwrap_or(Record::empty(n)), cas),
-            Ok(None) => (Record::empty(n), 0),
-            Err(_) => return Flushed::Kept,
+        let Some((mut record, cas)) = read(store, key, specs) else {
+            return Flushed::Kept;
         };
         if tally.is_empty() {
             return Flushed::Done {
@@ -409,21 +511,19 @@ pub fn flush(
                 tripped: None,
             };
         }
-        let (Some(spec), true) = (specs.get(slot), slot < record.windows.len()) else {
+        let Some(spec) = specs.get(slot) else {
             return Flushed::Kept;
         };
         let may_eject = shape.may_eject(&record, slot);
         let mut tripped = None;
-        if let Some(w) = record.windows.get_mut(slot) {
-            w.add(spec, now_ms, tally);
-            if !w.ejected && may_eject {
-                if let Some(m) = w.trips(spec, now_ms) {
-                    w.ejected = true;
-                    tripped = Some(m);
-                }
+        record.add(slot, spec, now_ms, tally);
+        if may_eject && !record.ejected(slot) {
+            tripped = judge_slot(&record, specs, slot, now_ms);
+            if tripped.is_some() {
+                record.eject(slot);
             }
         }
-        match store.set(key, &record.encode(), cas) {
+        match store.set(key, record.bytes(), cas) {
             Ok(Ok(())) => {
                 return Flushed::Done {
                     ejected: record.ejected_mask(),
@@ -438,14 +538,15 @@ pub fn flush(
 }
 
 /// Starts rule set `digest` under `prefix`: clears the records `keys` of its
-/// guarded rules (with their number of windows) unless `…/current` already
+/// guarded rules (with their number of windows, and whether they keep
+/// response times) unless `…/current` already
 /// names it (another VM of this Envoy installed it: join its counts).
 /// Returns whether the records were cleared.
 pub fn install(
     store: &mut dyn SharedStore,
     prefix: &str,
     digest: &str,
-    keys: &[(String, usize)],
+    keys: &[(String, usize, bool)],
 ) -> bool {
     let current = format!("{prefix}/current");
     if let Ok(Some((bytes, _))) = store.get(&current) {
@@ -453,8 +554,8 @@ pub fn install(
             return false;
         }
     }
-    for (key, n) in keys {
-        let _ = store.set(key, &Record::empty(*n).encode(), 0);
+    for (key, n, timed) in keys {
+        let _ = store.set(key, Record::empty(*n, *timed).bytes(), 0);
     }
     let _ = store.set(&current, digest.as_bytes(), 0);
     true
@@ -541,11 +642,13 @@ mod tests {
                 // Another worker flushes its tally into slot 0 first.
                 let spec = SPEC;
                 let (bytes, c) = self.data.get(key).cloned().unwrap_or_default();
-                let mut r = Record::decode(&bytes, 2).unwrap_or(Record::empty(2));
-                r.windows[0].add(&spec, 1_000, self.other.unwrap());
+                let mut r =
+                    Record::from_bytes(bytes, 2, false).unwrap_or_else(|| Record::empty(2, false));
+                r.add(0, &spec, 1_000, &self.other.unwrap());
                 self.next += 1;
                 let _ = c;
-                self.data.insert(key.into(), (r.encode(), self.next));
+                self.data
+                    .insert(key.into(), (r.bytes().to_vec(), self.next));
             }
             if let Some((_, c)) = self.data.get(key) {
                 if cas != 0 && cas != *c {
@@ -562,7 +665,24 @@ mod tests {
         max_error_rate: 0.5,
         min_requests: 20,
         interval_ms: 10_000,
+        judge: Judge::Absolute,
     };
+
+    fn t(requests: u32, errors: u32) -> Tally {
+        Tally {
+            requests,
+            errors,
+            ..Tally::default()
+        }
+    }
+
+    fn m(requests: u64, errors: u64) -> Side {
+        Side {
+            requests,
+            errors,
+            ..Side::default()
+        }
+    }
 
     fn shape() -> Shape {
         Shape {
@@ -598,134 +718,62 @@ mod tests {
 
     #[test]
     fn the_window_slides() {
-        let mut w = Window::default();
-        w.add(
-            &SPEC,
-            0,
-            Tally {
-                requests: 10,
-                errors: 10,
-            },
-        );
-        w.add(
-            &SPEC,
-            9_999,
-            Tally {
-                requests: 10,
-                errors: 0,
-            },
-        );
-        assert_eq!(
-            w.totals(&SPEC, 9_999),
-            Measured {
-                requests: 20,
-                errors: 10
-            }
-        );
-        assert!(w.trips(&SPEC, 9_999).is_some(), "20 responses, half failed");
+        let trips = |r: &Record, now| judge_slot(r, &[SPEC], 0, now).map(|t| t.canary);
+        let mut r = Record::empty(1, false);
+        r.add(0, &SPEC, 0, &t(10, 10));
+        r.add(0, &SPEC, 9_999, &t(10, 0));
+        assert_eq!(r.side(0, &SPEC, 9_999), m(20, 10));
+        assert!(trips(&r, 9_999).is_some(), "20 responses, half failed");
         // One bucket (1 s) later the first ten fell out.
-        assert_eq!(
-            w.totals(&SPEC, 10_000),
-            Measured {
-                requests: 10,
-                errors: 0
-            }
-        );
-        assert!(w.trips(&SPEC, 10_000).is_none());
+        assert_eq!(r.side(0, &SPEC, 10_000), m(10, 0));
+        assert!(trips(&r, 10_000).is_none());
         // Far later, a reused slot starts over.
-        w.add(
-            &SPEC,
-            100_000,
-            Tally {
-                requests: 1,
-                errors: 1,
-            },
-        );
-        assert_eq!(
-            w.totals(&SPEC, 100_000),
-            Measured {
-                requests: 1,
-                errors: 1
-            }
-        );
+        r.add(0, &SPEC, 100_000, &t(1, 1));
+        assert_eq!(r.side(0, &SPEC, 100_000), m(1, 1));
     }
 
     #[test]
     fn below_min_requests_or_rate_never_trips() {
-        let mut w = Window::default();
-        w.add(
-            &SPEC,
-            0,
-            Tally {
-                requests: 19,
-                errors: 19,
-            },
-        );
-        assert!(w.trips(&SPEC, 0).is_none(), "19 < minRequests");
-        w.add(
-            &SPEC,
-            0,
-            Tally {
-                requests: 21,
-                errors: 0,
-            },
-        );
-        assert!(w.trips(&SPEC, 0).is_none(), "19 of 40 < 0.5");
-        w.add(
-            &SPEC,
-            0,
-            Tally {
-                requests: 1,
-                errors: 1,
-            },
-        );
-        assert!(w.trips(&SPEC, 0).is_none(), "20 of 41 < 0.5");
-        w.add(
-            &SPEC,
-            0,
-            Tally {
-                requests: 1,
-                errors: 1,
-            },
-        );
-        assert_eq!(
-            w.trips(&SPEC, 0),
-            Some(Measured {
-                requests: 42,
-                errors: 21
-            })
-        );
+        let trips = |r: &Record| judge_slot(r, &[SPEC], 0, 0).map(|t| t.canary);
+        let mut r = Record::empty(1, false);
+        r.add(0, &SPEC, 0, &t(19, 19));
+        assert!(trips(&r).is_none(), "19 < minRequests");
+        r.add(0, &SPEC, 0, &t(21, 0));
+        assert!(trips(&r).is_none(), "19 of 40 < 0.5");
+        r.add(0, &SPEC, 0, &t(1, 1));
+        assert!(trips(&r).is_none(), "20 of 41 < 0.5");
+        r.add(0, &SPEC, 0, &t(1, 1));
+        assert_eq!(trips(&r), Some(m(42, 21)));
     }
 
     #[test]
-    fn records_round_trip() {
-        let mut r = Record::empty(3);
-        r.windows[1].add(
-            &SPEC,
-            123_456,
-            Tally {
-                requests: 7,
-                errors: 2,
-            },
-        );
-        r.windows[2].ejected = true;
-        let bytes = r.encode();
-        assert_eq!(Record::decode(&bytes, 3), Some(r.clone()));
-        assert_eq!(Record::decode(&bytes, 2), None);
-        assert_eq!(r.ejected_mask(), 0b100);
+    fn records_round_trip_and_keep_windows_apart() {
+        for timed in [false, true] {
+            let mut r = Record::empty(3, timed);
+            let mut tally = t(7, 2);
+            tally.count(false, Some(300));
+            r.add(1, &SPEC, 123_456, &tally);
+            r.eject(2);
+            let bytes = r.bytes().to_vec();
+            assert_eq!(Record::from_bytes(bytes.clone(), 3, timed), Some(r.clone()));
+            assert_eq!(Record::from_bytes(bytes, 2, timed), None);
+            assert_eq!(r.ejected_mask(), 0b100);
+            let side = r.side(1, &SPEC, 123_456);
+            assert_eq!((side.requests, side.errors), (8, 2));
+            assert_eq!(side.timed, u64::from(timed));
+            assert_eq!(r.side(0, &SPEC, 123_456), m(0, 0));
+            assert_eq!(r.side(2, &SPEC, 123_456), m(0, 0));
+        }
     }
 
     #[test]
     fn one_flush_ejects_once() {
         let mut store = Map::default();
         let specs = [SPEC, SPEC];
-        let err = Tally {
-            requests: 1,
-            errors: 1,
-        };
+        let err = t(1, 1);
         let mut ejections = 0;
         for i in 0..30 {
-            match flush(&mut store, "k", &shape(), &specs, 1, err, 1_000) {
+            match flush(&mut store, "k", &shape(), &specs, 1, &err, 1_000) {
                 Flushed::Done { ejected, tripped } => {
                     if tripped.is_some() {
                         ejections += 1;
@@ -743,12 +791,9 @@ mod tests {
     fn the_last_destination_is_never_ejected() {
         let mut store = Map::default();
         let specs = [SPEC, SPEC];
-        let err = Tally {
-            requests: 20,
-            errors: 20,
-        };
+        let err = t(20, 20);
         assert!(matches!(
-            flush(&mut store, "k", &shape(), &specs, 0, err, 1_000),
+            flush(&mut store, "k", &shape(), &specs, 0, &err, 1_000),
             Flushed::Done {
                 tripped: Some(_),
                 ..
@@ -756,7 +801,7 @@ mod tests {
         ));
         // Slot 1 fails as badly, but slot 0 is gone: it stays.
         assert_eq!(
-            flush(&mut store, "k", &shape(), &specs, 1, err, 1_000),
+            flush(&mut store, "k", &shape(), &specs, 1, &err, 1_000),
             Flushed::Done {
                 ejected: 0b01,
                 tripped: None
@@ -768,7 +813,7 @@ mod tests {
             ..shape()
         };
         assert!(matches!(
-            flush(&mut store, "k", &other, &specs, 1, err, 1_000),
+            flush(&mut store, "k", &other, &specs, 1, &err, 1_000),
             Flushed::Done {
                 ejected: 0b11,
                 tripped: Some(_)
@@ -781,7 +826,7 @@ mod tests {
         };
         let mut store = Map::default();
         assert_eq!(
-            flush(&mut store, "k", &zero, &specs, 1, err, 1_000),
+            flush(&mut store, "k", &zero, &specs, 1, &err, 1_000),
             Flushed::Done {
                 ejected: 0,
                 tripped: None
@@ -792,28 +837,14 @@ mod tests {
     #[test]
     fn a_lost_cas_retries_without_counting_twice() {
         let mut store = Map {
-            other: Some(Tally {
-                requests: 5,
-                errors: 5,
-            }),
+            other: Some(t(5, 5)),
             ..Map::default()
         };
         // The record exists (install wrote it), so every write is a real CAS.
-        assert!(install(&mut store, "p", "d", &[("k".into(), 2)]));
+        assert!(install(&mut store, "p", "d", &[("k".into(), 2, false)]));
         store.interfere = 3;
         let specs = [SPEC, SPEC];
-        let r = flush(
-            &mut store,
-            "k",
-            &shape(),
-            &specs,
-            0,
-            Tally {
-                requests: 4,
-                errors: 4,
-            },
-            1_000,
-        );
+        let r = flush(&mut store, "k", &shape(), &specs, 0, &t(4, 4), 1_000);
         assert_eq!(
             r,
             Flushed::Done {
@@ -822,39 +853,22 @@ mod tests {
             }
         );
         let (bytes, _) = store.data.get("k").cloned().unwrap();
-        let rec = Record::decode(&bytes, 2).unwrap();
+        let rec = Record::from_bytes(bytes, 2, false).unwrap();
         // Three foreign flushes of 5 and ours of 4, each once.
-        assert_eq!(
-            rec.windows[0].totals(&SPEC, 1_000),
-            Measured {
-                requests: 19,
-                errors: 19
-            }
-        );
+        assert_eq!(rec.side(0, &SPEC, 1_000), m(19, 19));
     }
 
     #[test]
     fn install_clears_only_for_a_new_digest() {
         let mut store = Map::default();
-        let keys = [("p/a/0".to_string(), 2usize)];
+        let keys = [("p/a/0".to_string(), 2usize, false)];
         assert!(install(&mut store, "p", "a", &keys));
         let specs = [SPEC, SPEC];
-        let _ = flush(
-            &mut store,
-            "p/a/0",
-            &shape(),
-            &specs,
-            0,
-            Tally {
-                requests: 20,
-                errors: 20,
-            },
-            1_000,
-        );
+        let _ = flush(&mut store, "p/a/0", &shape(), &specs, 0, &t(20, 20), 1_000);
         // Another VM installing the same rules joins them.
         assert!(!install(&mut store, "p", "a", &keys));
         let ejected =
-            |s: &mut Map| match flush(s, "p/a/0", &shape(), &specs, 0, Tally::default(), 1_000) {
+            |s: &mut Map| match flush(s, "p/a/0", &shape(), &specs, 0, &Tally::default(), 1_000) {
                 Flushed::Done { ejected, .. } => ejected,
                 Flushed::Kept => panic!(),
             };

@@ -59,19 +59,19 @@ impl Weights {
     /// Prepares weights; `seeds` identify destinations for the sticky pick
     /// (a hash of the cluster name, so reordering destinations moves no user).
     /// The caller guarantees at least one weight is above zero.
-    pub fn new(weights: &[u32], seeds: &[u64]) -> Self {
+    pub fn new(weights: &[u64], seeds: &[u64]) -> Self {
         let mut total = 0u64;
         let cumulative = weights
             .iter()
             .map(|w| {
-                total += u64::from(*w);
+                total += *w;
                 total
             })
             .collect();
         let sticky = weights
             .iter()
             .zip(seeds)
-            .map(|(w, s)| (f64::from(*w), *s))
+            .map(|(w, s)| (*w as f64, *s))
             .collect();
         Weights {
             cumulative,
@@ -83,6 +83,16 @@ impl Weights {
     /// Sum of the weights.
     pub fn total(&self) -> u64 {
         self.total
+    }
+
+    /// Each destination's weight, in order.
+    pub fn each(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut before = 0;
+        self.cumulative.iter().map(move |c| {
+            let w = c - before;
+            before = *c;
+            w
+        })
     }
 
     /// A random pick: destination `i` with probability `w_i / total`.
@@ -203,7 +213,7 @@ mod tests {
             .collect();
         let mut on_canary = vec![false; keys.len()];
         for canary in [1u32, 5, 10, 25, 50, 75, 99, 100] {
-            let w = Weights::new(&[100 - canary, canary], &s);
+            let w = Weights::new(&[100 - canary, canary].map(u64::from), &s);
             for (i, k) in keys.iter().enumerate() {
                 let now = w.pick_sticky(*k) == 1;
                 assert!(!on_canary[i] || now, "key {i} left the canary at {canary}%");

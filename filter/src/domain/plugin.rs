@@ -70,6 +70,9 @@ pub struct Rules {
     /// A hash of the bytes the rules came from: a new value is a new rule
     /// set, which starts the guards over.
     pub digest: u64,
+    /// The configuration's revision ([`crate::domain::revision`]): what
+    /// `canary_router_config_revision` shows and `canaryctl verify` expects.
+    pub revision: u64,
 }
 
 /// Parses JSON into `T`, naming the path of the first bad field.
@@ -231,6 +234,7 @@ impl Settings {
             set,
             version: file.version.unwrap_or_else(|| content_version(bytes)),
             digest: crate::domain::pick::hash_key(bytes),
+            revision: crate::domain::revision::revision(bytes),
         })
     }
 }
@@ -355,6 +359,7 @@ impl Plugin {
                     set,
                     version: cfg.version.unwrap_or_else(|| content_version(bytes)),
                     digest: crate::domain::pick::hash_key(bytes),
+                    revision: crate::domain::revision::revision(bytes),
                 })
             }
         };

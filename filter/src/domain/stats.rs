@@ -1,7 +1,7 @@
 //! Names of the filter's stats, shared by the adapters that define them and
 //! the tools (`canaryctl`) that read them.
 
-use alloc::{format, string::String};
+use alloc::string::String;
 
 /// Prefix of every stat of the filter (Envoy adds `wasmcustom.` in `/stats`).
 pub const PREFIX: &str = "canary_router.";
@@ -10,35 +10,54 @@ pub const PREFIX: &str = "canary_router.";
 /// `.name=value;` segments, which Envoy's `stats_tags` turn into Prometheus
 /// labels (`canary_router_requests{service,rule,destination}`).
 pub fn destination_counter(service: &str, rule: &str, destination: &str) -> String {
-    format!(
-        "canary_router.requests.service={};.rule={};.destination={};",
-        tag_value(service),
-        tag_value(rule),
-        tag_value(destination)
-    )
+    tagged("requests", service, rule, Some(destination))
+}
+
+/// A stat of a rule (`destination` none) or of one of its destinations:
+/// `canary_router.{kind}.service=S;.rule=R;[.destination=D;]`, which the
+/// `stats_tags` turn into `canary_router_{kind}{service,rule[,destination]}`.
+/// The kinds: `requests` (counter), `weight` (gauge, basis points),
+/// `ramp_step`, `ramp_aborted`, `ramp_next_step_ms` (gauges of a rule).
+pub fn tagged(kind: &str, service: &str, rule: &str, destination: Option<&str>) -> String {
+    let mut out = String::from("canary_router.");
+    out.push_str(kind);
+    push_tag(&mut out, ".service=", service);
+    push_tag(&mut out, ".rule=", rule);
+    if let Some(d) = destination {
+        push_tag(&mut out, ".destination=", d);
+    }
+    out
+}
+
+/// Appends `{name}{value};`, the value made safe by [`tag_value`]'s rule.
+fn push_tag(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.extend(value.chars().map(tag_char));
+    out.push(';');
+}
+
+fn tag_char(c: char) -> char {
+    match c {
+        ';' | '=' | ' ' | '\t' => '_',
+        c if c.is_control() => '_',
+        c => c,
+    }
 }
 
 /// A guard's stat of one destination: `kind` is `ejected` (a gauge, 1 or
-/// 0), `requests` or `errors` (counters of the responses it counted):
-/// `canary_router_guard_ejected{service,rule,destination}` in Prometheus.
+/// 0), `requests` or `errors` (counters of the responses it counted), or
+/// the window's figures `window_requests`, `window_errors`,
+/// `window_p90_ms` (gauges): `canary_router_guard_ejected{service,rule,destination}`
+/// in Prometheus.
 pub fn guard_metric(kind: &str, service: &str, rule: &str, destination: &str) -> String {
-    format!(
-        "canary_router.guard.{kind}.service={};.rule={};.destination={};",
-        tag_value(service),
-        tag_value(rule),
-        tag_value(destination)
-    )
+    let mut full = String::from("guard.");
+    full.push_str(kind);
+    tagged(&full, service, rule, Some(destination))
 }
 
 /// Replaces what a tag value inside an Envoy stat name cannot carry.
 pub fn tag_value(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ';' | '=' | ' ' | '\t' => '_',
-            c if c.is_control() => '_',
-            c => c,
-        })
-        .collect()
+    s.chars().map(tag_char).collect()
 }
 
 #[cfg(test)]

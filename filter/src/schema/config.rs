@@ -113,6 +113,8 @@ schema! {
         "route" => route: Vec<RouteDestination>,
         /// Keep one user on one destination.
         "sticky" => sticky: Option<Sticky>,
+        /// Raise the canary's weight on a schedule (canary-router's own field).
+        "ramp" => ramp: Option<Ramp>,
         /// Istio's route timeout (a route policy, see [`HttpRoute::has_policy`]).
         "timeout" => timeout: Given = default,
         /// Istio's retry policy (a route policy).
@@ -277,15 +279,27 @@ schema! {
 schema! {
     /// A destination's guard: over the last `interval`, once at least
     /// `minRequests` responses were counted and the share of errors (5xx, or no
-    /// response) reaches `maxErrorRate`, the destination is ejected.
+    /// response) reaches `maxErrorRate`, the destination is ejected. With a
+    /// `baseline`, the destination is judged against that destination of the
+    /// same rule instead: ejected when its error share exceeds the baseline's
+    /// by at least `maxErrorRate` (significantly), or its p90 response time is
+    /// over `maxLatencyRatio` × the baseline's.
     #[derive(Debug, Clone)]
     pub struct Guard {
-        /// Error share that ejects, in (0, 1].
+        /// Error share that ejects, in (0, 1] (with a `baseline`: the excess
+        /// over the baseline's).
         "maxErrorRate" => max_error_rate: f64,
-        /// Responses the window must hold before it can eject (at least 1).
+        /// Responses the window must hold before it can eject (at least 1;
+        /// with a `baseline`, on each side).
         "minRequests" => min_requests: i64,
         /// Length of the sliding window, in Istio's duration syntax (`30s`, `1m`, `500ms`).
         "interval" => interval: String,
+        /// The destination of the same rule this one is compared with (its
+        /// subset, or its host's or cluster's name).
+        "baseline" => baseline: Option<String>,
+        /// With `baseline`: eject when the p90 response time is over this
+        /// many times the baseline's (above 1).
+        "maxLatencyRatio" => max_latency_ratio: Option<f64>,
     }
 }
 
@@ -349,5 +363,40 @@ schema! {
         /// `Partitioned` (CHIPS: a cookie jar per top-level site; default
         /// false; needs `secure`).
         "partitioned" => partitioned: Option<bool>,
+    }
+}
+
+schema! {
+    /// A rule's scheduled ramp (canary-router's own field): Argo Rollouts'
+    /// canary steps, walked from `start` by every proxy's own clock.
+    #[derive(Debug, Clone)]
+    pub struct Ramp {
+        /// The destination the steps raise (its subset, or its host's or
+        /// cluster's name).
+        "canary" => canary: String,
+        /// When the first step runs: an RFC 3339 time in UTC (`2026-12-07T10:00:00Z`).
+        "start" => start: String,
+        /// The steps, in order.
+        "steps" => steps: Vec<RampStep>,
+    }
+}
+
+schema! {
+    /// One step of a ramp: exactly one of its fields.
+    #[derive(Debug, Clone)]
+    pub struct RampStep {
+        /// The canary's share from this step on, in percent (0.01 the finest).
+        "setWeight" => set_weight: Option<f64>,
+        /// Hold the current weights for a while.
+        "pause" => pause: Option<Pause>,
+    }
+}
+
+schema! {
+    /// A ramp's pause.
+    #[derive(Debug, Clone)]
+    pub struct Pause {
+        /// How long, in Istio's duration syntax (`10m`, `30s`, `1h30m`).
+        "duration" => duration: String,
     }
 }

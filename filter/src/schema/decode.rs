@@ -505,6 +505,9 @@ mod tests {
         check::<PortSelector>(PortSelector::FIELDS, &mut checked);
         check::<Sticky>(Sticky::FIELDS, &mut checked);
         check::<SetCookie>(SetCookie::FIELDS, &mut checked);
+        check::<Ramp>(Ramp::FIELDS, &mut checked);
+        check::<RampStep>(RampStep::FIELDS, &mut checked);
+        check::<Pause>(Pause::FIELDS, &mut checked);
         // Every type the two documents reach was checked.
         let mut reached = Vec::new();
         let mut stack = vec![PluginConfig::schema(), RuleFile::schema()];
@@ -537,8 +540,9 @@ mod tests {
           "withoutHeaders":{"x-c":{"prefix":"p"}},"port":80,"queryParams":{"q":{"exact":"1"}},"ignoreUriCase":true,
           "sourceLabels":{"app":"x"},"sourceNamespace":"sn"}],
           "route":[{"destination":{"cluster":"c1"},"weight":90},{"destination":{"host":"h"},"weight":10,
-            "guard":{"maxErrorRate":0.05,"minRequests":100,"interval":"30s"}}],
-          "sticky":{"header":"x-user","cookie":null,"sourceIp":true}},
+            "guard":{"maxErrorRate":0.05,"minRequests":100,"interval":"30s","baseline":"c1","maxLatencyRatio":2.5}}],
+          "sticky":{"header":"x-user","cookie":null,"sourceIp":true},
+          "ramp":{"canary":"h","start":"2026-12-07T10:00:00Z","steps":[{"setWeight":12.5},{"pause":{"duration":"1m"}},{"setWeight":null,"pause":null}]}},
           {"route":[{"destination":{"cluster":"c3"}}],"sticky":{"cookie":"k","setCookie":{"maxAge":60,"path":"/p",
             "httpOnly":false,"secure":true,"sameSite":"None","domain":"d.e"}}},
           {"route":[{"destination":{"cluster":"c2"},"headers":{"response":{"add":{"x":"y"}}}}],"timeout":"1s",

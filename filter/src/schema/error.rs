@@ -124,6 +124,65 @@ pub enum Reason {
     BadCookiePath(String),
     /// `portlessDestinations` is not `requestPort` or `glue`.
     BadPortlessMode(String),
+    /// A `ramp` or a guard's `baseline` is wrong in the way named.
+    Fault(Fault),
+    /// A name that should be one destination of the rule (`ramp.canary`,
+    /// a guard's `baseline`) names none, or several.
+    NotADestination(String),
+}
+
+/// What is wrong with one of canary-router's own fields, `ramp` and a
+/// guard's `baseline` (the path says where).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A step gives both `setWeight` and `pause`, or neither.
+    StepKind,
+    /// A `setWeight` is outside [0, 100] or has more than two decimals.
+    WeightRange,
+    /// A `setWeight` is below an earlier one, or below the route's own
+    /// share of the canary.
+    WeightDown,
+    /// No step sets a weight.
+    NothingToDo,
+    /// The canary is the only destination with weight: no one takes the rest.
+    NoOtherWeight,
+    /// `start` is not an RFC 3339 time.
+    BadStart,
+    /// A guard's `baseline` is its own destination.
+    BaselineIsSelf,
+    /// A rule with a baseline guard has guards of different intervals
+    /// (the windows compared must be alike).
+    BaselineInterval,
+    /// `maxLatencyRatio` is not above 1.
+    LatencyRatio,
+    /// `maxLatencyRatio` without `baseline`.
+    LatencyNeedsBaseline,
+}
+
+impl Fault {
+    /// The operator's explanation.
+    pub fn message(self) -> &'static str {
+        match self {
+            Fault::StepKind => "give either `setWeight` or `pause` in a step",
+            Fault::WeightRange => {
+                "must be a percentage from 0 to 100 with at most two decimals (0.01 is the finest)"
+            }
+            Fault::WeightDown => {
+                "goes down: a ramp only raises the canary (from the route's own share of it on), so that no sticky user on the canary is moved back"
+            }
+            Fault::NothingToDo => "no step sets a weight: give at least one `setWeight`",
+            Fault::NoOtherWeight => {
+                "the route's other destinations have no weight: they share what the canary does not take, in the proportions of their `weight`s"
+            }
+            Fault::BadStart => "is not an RFC 3339 time in UTC, e.g. `2026-12-07T10:00:00Z`",
+            Fault::BaselineIsSelf => "is the guarded destination itself: name another destination of the rule",
+            Fault::BaselineInterval => {
+                "differs from another guard's of this rule: with a `baseline`, the windows compared must be alike"
+            }
+            Fault::LatencyRatio => "must be above 1 (the canary's p90 over the baseline's)",
+            Fault::LatencyNeedsBaseline => "needs `baseline`: the latency is compared with it",
+        }
+    }
 }
 
 impl ConfigError {
@@ -285,6 +344,11 @@ impl fmt::Display for Reason {
             Reason::BadCookiePath(p) => write!(
                 f,
                 "`{p}` is not a cookie path (it starts with '/', with no control characters or ';')"
+            ),
+            Reason::Fault(fault) => f.write_str(fault.message()),
+            Reason::NotADestination(name) => write!(
+                f,
+                "`{name}` does not name one destination of this rule (by its subset, or its host's or cluster's name)"
             ),
             Reason::BadPortlessMode(v) => write!(
                 f,

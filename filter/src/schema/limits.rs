@@ -57,3 +57,5 @@ pub const MAX_POLL_INTERVAL_MS: u64 = 3_600_000;
 pub const MIN_FETCH_TIMEOUT_MS: u64 = 100;
 /// Longest fetch timeout, in milliseconds.
 pub const MAX_FETCH_TIMEOUT_MS: u64 = 60_000;
+/// Most steps in one `ramp`.
+pub const MAX_RAMP_STEPS: usize = 64;

@@ -34,10 +34,11 @@ const EXAMPLES: [&str; 5] = [
 ];
 /// Examples whose envoy.yaml inlines their rules.json: the routing ones, and
 /// `configmap-poll` (whose inline config only names the rule server).
-const INLINE: [&str; 6] = [
+const INLINE: [&str; 7] = [
     "configmap-poll",
     "default-destination",
     "header-override",
+    "self-driving",
     "source-labels",
     "sticky",
     "weighted",
@@ -48,8 +49,15 @@ const NATIVE: &str = "native-module";
 /// Examples proven in `e2e_reload.rs`: `ecds-reload` (rules through ECDS)
 /// and `configmap-poll` (rules polled from a server); and in
 /// `e2e_sticky_cookie.rs`: `gateway-cookie` (an ingress gateway issuing
-/// the sticky cookie).
-const TESTED_ELSEWHERE: [&str; 4] = ["configmap-poll", "ecds-reload", "gateway-cookie", NATIVE];
+/// the sticky cookie); and in `e2e_ramp.rs`: `self-driving` (ramps that
+/// start when its run.sh says).
+const TESTED_ELSEWHERE: [&str; 5] = [
+    "configmap-poll",
+    "ecds-reload",
+    "gateway-cookie",
+    "self-driving",
+    NATIVE,
+];
 /// Stat prefix of the examples' outbound listener.
 const HCM: &str = "http.outbound_0.0.0.0_80";
 

@@ -8,7 +8,8 @@ use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
 
 use core::cell::Cell;
 
-use crate::domain::guard::{self, Flushed, Shape, Spec, Tally};
+use crate::domain::guard::{self, Flushed, Judge, Shape, Spec, Tally, Tripped};
+use crate::domain::judge::{Side, Verdict};
 use crate::domain::rules::{Outcome, RequestView, RuleSet};
 
 use filter_runtime::proxy_wasm::hostcalls::{self, MetricKind};
@@ -18,15 +19,20 @@ use super::shared_data::SharedData;
 
 const NONE: u32 = u32::MAX;
 
-/// One guarded destination of a rule.
+/// One destination of a rule that its guards count: a guarded one, or
+/// the baseline another is compared with.
 struct Slot {
     stat_index: u32,
-    /// `service S, rule R, destination D`, for the log.
+    /// The destination's label (subset or cluster), and `service S, rule R,
+    /// destination D` for the log.
+    label: Box<str>,
     name: Box<str>,
     pending: Cell<Tally>,
     ejected_gauge: Option<u32>,
     requests: Option<u32>,
     errors: Option<u32>,
+    /// The window's figures, for `canaryctl watch`.
+    window: [Option<u32>; 3],
 }
 
 /// A rule with at least one guarded destination.
@@ -35,6 +41,11 @@ struct Rule {
     specs: Vec<Spec>,
     shape: Shape,
     slots: Vec<Slot>,
+    /// Its responses' times are counted (a guard judges latency).
+    timed: bool,
+    /// The rule's service and index, and the slot of its ramp's canary:
+    /// ejecting that one stops the ramp.
+    ramp: Option<(u32, u32, u32)>,
 }
 
 /// The guards of one VM's rule set.
@@ -62,46 +73,86 @@ impl Guards {
         let n = set.destination_count() as usize;
         let mut of_stat = vec![(NONE, NONE); n];
         let mut rules = Vec::new();
-        // Each rule's shared key and slot count, for `guard::install`.
-        let mut keys: Vec<(String, usize)> = Vec::new();
-        for s in set.services() {
-            for r in &s.rules {
+        // Each rule's shared key, slot count and times, for `guard::install`.
+        let mut keys: Vec<(String, usize, bool)> = Vec::new();
+        for (si, s) in set.services().iter().enumerate() {
+            for (ri, r) in s.rules.iter().enumerate() {
                 let ds = &r.route.destinations;
-                if !ds.iter().any(|d| d.guard.is_some()) {
+                // Counted: the guarded destinations and their baselines (a mask by index).
+                let mut counted = 0u64;
+                for (di, d) in ds.iter().enumerate() {
+                    if let Some(spec) = d.guard {
+                        counted |= 1 << (di % 64);
+                        if let Judge::Baseline { slot, .. } = spec.judge {
+                            counted |= 1 << (slot % 64);
+                        }
+                    }
+                }
+                if counted == 0 {
                     continue;
                 }
+                // A destination's slot: the counted ones before it.
+                let slot_of = |i: usize| (counted & ((1u64 << (i % 64)) - 1)).count_ones();
                 let ordinal = rules.len() as u32;
                 let mut specs = Vec::new();
                 let mut slots = Vec::new();
                 let mut live = Vec::new();
                 let mut unguarded_live = false;
-                for d in ds {
-                    let Some(spec) = d.guard else {
+                for (di, d) in ds.iter().enumerate() {
+                    if counted & (1 << (di % 64)) == 0 {
                         unguarded_live |= d.weight > 0;
                         continue;
+                    }
+                    let spec = match d.guard {
+                        Some(mut spec) => {
+                            if let Judge::Baseline { slot, .. } = &mut spec.judge {
+                                *slot = slot_of(*slot as usize);
+                            }
+                            spec
+                        }
+                        // A baseline only: counted over its canary's window.
+                        None => ds
+                            .iter()
+                            .filter_map(|g| g.guard)
+                            .find(|g| matches!(g.judge, Judge::Baseline { slot, .. } if slot as usize == di))
+                            .map(|g| Spec { judge: Judge::Count, ..g })?,
                     };
                     if let Some(e) = of_stat.get_mut(d.stat_index as usize) {
                         *e = (ordinal, slots.len() as u32);
                     }
                     let tags =
                         |kind| crate::domain::stats::guard_metric(kind, &s.name, &r.name, &d.label);
+                    let gauge = |kind| define(MetricKind::Gauge, &tags(kind));
                     specs.push(spec);
-                    live.push(d.weight > 0);
+                    live.push(
+                        d.weight > 0 || r.route.ramp().is_some_and(|p| p.schedule.canary == di),
+                    );
                     slots.push(Slot {
                         stat_index: d.stat_index,
+                        label: d.label.clone(),
                         name: format!(
                             "service {}, rule {}, destination {}",
                             s.name, r.name, d.label
                         )
                         .into(),
                         pending: Cell::new(Tally::default()),
-                        ejected_gauge: define(MetricKind::Gauge, &tags("ejected")),
+                        ejected_gauge: gauge("ejected"),
                         requests: define(MetricKind::Counter, &tags("requests")),
                         errors: define(MetricKind::Counter, &tags("errors")),
+                        window: [
+                            gauge("window_requests"),
+                            gauge("window_errors"),
+                            gauge("window_p90_ms"),
+                        ],
                     });
                 }
                 let key = format!("{prefix}/{digest}/{ordinal}");
-                keys.push((key.clone(), slots.len()));
+                let timed = Spec::timed(&specs);
+                keys.push((key.clone(), slots.len(), timed));
+                let ramp = r.route.ramp().and_then(|p| {
+                    let c = p.schedule.canary;
+                    (counted & (1 << (c % 64)) != 0).then(|| (si as u32, ri as u32, slot_of(c)))
+                });
                 rules.push(Rule {
                     key,
                     specs,
@@ -110,10 +161,12 @@ impl Guards {
                         unguarded_live,
                     },
                     slots,
+                    timed,
+                    ramp,
                 });
             }
         }
-        let fresh = guard::install(&mut SharedData, &prefix, &digest, &keys);
+        guard::install(&mut SharedData, &prefix, &digest, &keys);
         let bucket = rules
             .iter()
             .flat_map(|r| r.specs.iter())
@@ -126,20 +179,18 @@ impl Guards {
             ejected: (0..n).map(|_| Cell::new(false)).collect(),
             tick_ms: bucket.clamp(100, 1000) as u32,
         };
-        for (ri, rule) in guards.rules.iter().enumerate() {
+        for rule in guards.rules.iter() {
             for slot in rule.slots.iter() {
                 record(slot.ejected_gauge, 0);
             }
-            if !fresh {
-                guards.flush(ri, 0, Tally::default());
-            }
         }
+        guards.tick(set);
         Some(guards)
     }
 
     /// Whether destination `stat_index` is ejected, as this VM knows.
     #[inline]
-    fn is_ejected(&self, stat_index: u32) -> bool {
+    pub fn is_ejected(&self, stat_index: u32) -> bool {
         self.ejected.get(stat_index as usize).is_some_and(Cell::get)
     }
 
@@ -155,65 +206,133 @@ impl Guards {
         guard::adjust(set, outcome, req, random, |i| self.is_ejected(i))
     }
 
-    /// Whether destination `stat_index` has a guard (its responses are counted).
+    /// Whether destination `stat_index` is counted (guarded, or a
+    /// baseline), and whether its responses' times are.
     #[inline]
-    pub fn guards(&self, stat_index: u32) -> bool {
-        self.of_stat
-            .get(stat_index as usize)
-            .is_some_and(|(r, _)| *r != NONE)
+    pub fn counts(&self, stat_index: u32) -> Option<bool> {
+        let (r, _) = self.of_stat.get(stat_index as usize)?;
+        self.rules.get(*r as usize).map(|r| r.timed)
     }
 
-    /// Counts a response of destination `stat_index`: its status, or `None`
-    /// when the stream ended without one.
-    pub fn on_response(&self, stat_index: u32, status: Option<u32>) {
+    /// Counts a response of destination `stat_index`: its status (`None`
+    /// when the stream ended without one) and its time in milliseconds, if
+    /// known. Whether this VM learned of an ejection.
+    pub fn on_response(
+        &self,
+        set: &RuleSet,
+        stat_index: u32,
+        status: Option<u32>,
+        ms: Option<u64>,
+    ) -> bool {
         let Some(&(ri, si)) = self.of_stat.get(stat_index as usize) else {
-            return;
+            return false;
         };
         let Some(slot) = self
             .rules
             .get(ri as usize)
             .and_then(|r| r.slots.get(si as usize))
         else {
-            return;
+            return false;
         };
         let error = status.is_none_or(|s| s >= 500);
-        let mut t = slot.pending.get();
-        t.requests += 1;
-        t.errors += u32::from(error);
-        slot.pending.set(Tally::default());
+        let mut t = slot.pending.replace(Tally::default());
+        t.count(error, ms);
         if error || t.requests >= guard::FLUSH_SUCCESSES {
-            self.flush(ri as usize, si as usize, t);
+            self.flush(set, ri as usize, si as usize, &t)
         } else {
             slot.pending.set(t);
+            false
         }
     }
 
-    /// Flushes every pending tally, and learns what other VMs ejected.
+    /// Flushes every pending tally, learns what other VMs ejected, and
+    /// shows each window's figures. Whether this VM learned of an ejection.
     #[inline(never)]
-    pub fn tick(&self) {
+    pub fn tick(&self, set: &RuleSet) -> bool {
+        let now = hostcalls::now_ms().unwrap_or(0);
+        let mut learned = false;
         for (ri, rule) in self.rules.iter().enumerate() {
-            let mut flushed = false;
             for (si, slot) in rule.slots.iter().enumerate() {
                 let t = slot.pending.replace(Tally::default());
                 if !t.is_empty() {
-                    self.flush(ri, si, t);
-                    flushed = true;
+                    learned |= self.flush(set, ri, si, &t);
                 }
             }
-            let all_known = rule.slots.iter().all(|s| self.is_ejected(s.stat_index));
-            if !flushed && !all_known {
-                self.flush(ri, 0, Tally::default());
+            let Some((rec, _)) = guard::read(&mut SharedData, &rule.key, &rule.specs) else {
+                continue;
+            };
+            learned |= self.learn(set, rule, rec.ejected_mask(), None);
+            for (i, (slot, spec)) in rule.slots.iter().zip(rule.specs.iter()).enumerate() {
+                let side = rec.side(i, spec, now);
+                let [requests, errors, p90] = slot.window;
+                record(requests, side.requests);
+                record(errors, side.errors);
+                record(p90, side.p90_ms as u64);
             }
         }
+        learned
     }
 
-    /// Adds `t` to slot `si` of rule `ri` in shared data (an empty tally
-    /// only reads), then applies what the record says is ejected.
+    /// Applies the ejections of a rule's record (a mask by slot); whether
+    /// one was new to this VM. Ejecting a ramp's canary stops the ramp.
+    /// `tripped`: the slot this VM's own flush just ejected, if any.
+    fn learn(&self, set: &RuleSet, rule: &Rule, ejected: u64, tripped: Option<usize>) -> bool {
+        let mut learned = false;
+        for (i, slot) in rule.slots.iter().enumerate() {
+            if ejected & (1u64 << (i % 64)) == 0 || self.is_ejected(slot.stat_index) {
+                continue;
+            }
+            if let Some(c) = self.ejected.get(slot.stat_index as usize) {
+                c.set(true);
+            }
+            record(slot.ejected_gauge, 1);
+            learned = true;
+            let Some((s, r, _)) = rule.ramp.filter(|(_, _, canary)| *canary as usize == i) else {
+                continue;
+            };
+            let ramp = set
+                .services()
+                .get(s as usize)
+                .and_then(|s| s.rules.get(r as usize))
+                .and_then(|r| r.route.ramp());
+            // Every VM stops its own copy; the one that ejected says so
+            // (after its `guard ejected` line), the others at debug level.
+            if let Some(ramp) = ramp.filter(|p| p.abort()) {
+                let level = if tripped == Some(i) {
+                    log::Level::Warn
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "ramp of {} stopped at step {} of {}: the canary was ejected; its weight is 0 until the rule set changes",
+                    slot.name,
+                    ramp.schedule.phases.get(ramp.phase()).map_or(0, |p| p.steps_done),
+                    ramp.schedule.steps
+                );
+            }
+        }
+        learned
+    }
+
+    /// Adds `t` to slot `si` of rule `ri` in shared data, then applies
+    /// what the record says is ejected; whether that was news.
     #[inline(never)]
-    fn flush(&self, ri: usize, si: usize, t: Tally) {
+    fn flush(&self, set: &RuleSet, ri: usize, si: usize, t: &Tally) -> bool {
         let Some(rule) = self.rules.get(ri) else {
-            return;
+            return false;
         };
+        // A canary is judged with its baseline's responses of this worker
+        // too: they go first.
+        let mut learned = false;
+        if let Some(Judge::Baseline { slot, .. }) = rule.specs.get(si).map(|s| s.judge) {
+            if let Some(b) = rule.slots.get(slot as usize) {
+                let pending = b.pending.replace(Tally::default());
+                if !pending.is_empty() {
+                    learned = self.flush(set, ri, slot as usize, &pending);
+                }
+            }
+        }
         let now = hostcalls::now_ms().unwrap_or(0);
         let result = guard::flush(
             &mut SharedData,
@@ -228,37 +347,59 @@ impl Guards {
             // Keep the tally for the next flush.
             if let Some(slot) = rule.slots.get(si) {
                 let mut p = slot.pending.get();
-                p.requests += t.requests;
-                p.errors += t.errors;
+                p.merge(t);
                 slot.pending.set(p);
             }
-            return;
+            return learned;
         };
         if let Some(slot) = rule.slots.get(si) {
             super::metrics::add(slot.requests, t.requests);
             super::metrics::add(slot.errors, t.errors);
         }
-        for (i, slot) in rule.slots.iter().enumerate() {
-            if ejected & (1u64 << (i % 64)) != 0 && !self.is_ejected(slot.stat_index) {
-                if let Some(c) = self.ejected.get(slot.stat_index as usize) {
-                    c.set(true);
-                }
-                record(slot.ejected_gauge, 1);
-            }
-        }
         if let (Some(m), Some(slot), Some(spec)) = (tripped, rule.slots.get(si), rule.specs.get(si))
         {
-            let pm = m.per_mille();
-            log::warn!(
-                "guard ejected {}: {} of {} responses failed ({}.{}%) in the last {}ms, at or over maxErrorRate; \
-                 its requests go to the rule's other destinations until the rule set changes",
-                slot.name,
-                m.errors,
-                m.requests,
-                pm / 10,
-                pm % 10,
-                spec.interval_ms
-            );
+            log_ejection(rule, slot, spec, &m);
         }
+        self.learn(set, rule, ejected, tripped.map(|_| si)) || learned
+    }
+}
+
+/// The one line an ejection logs: why, with the figures judged.
+#[inline(never)]
+fn log_ejection(rule: &Rule, slot: &Slot, spec: &Spec, m: &Tripped) {
+    let (c, b) = (&m.canary, &m.baseline);
+    let (why, baseline) = match (m.verdict, spec.judge) {
+        (Some(v), Judge::Baseline { slot, .. }) => (
+            if v == Verdict::Errors {
+                "errors significantly over the baseline's by maxErrorRate"
+            } else {
+                "p90 over maxLatencyRatio times the baseline's"
+            },
+            rule.slots.get(slot as usize).map_or("", |s| &*s.label),
+        ),
+        _ => ("errors at or over maxErrorRate", "none"),
+    };
+    log::warn!(
+        "guard ejected {} ({why}) in the last {}ms: {} of {} responses failed ({}), p90 {} ms; baseline {baseline}: {} of {} failed ({}), p90 {} ms. Its requests go to the rule's other destinations until the rule set changes",
+        slot.name,
+        spec.interval_ms,
+        c.errors,
+        c.requests,
+        Permille(c),
+        c.p90_ms as u64,
+        b.errors,
+        b.requests,
+        Permille(b),
+        b.p90_ms as u64
+    );
+}
+
+/// An error share as `12.5%` (tenths of a percent, no float formatting).
+struct Permille<'a>(&'a Side);
+
+impl core::fmt::Display for Permille<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let pm = self.0.errors.saturating_mul(1000) / self.0.requests.max(1);
+        write!(f, "{}.{}%", pm / 10, pm % 10)
     }
 }

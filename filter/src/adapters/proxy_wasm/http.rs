@@ -71,8 +71,10 @@ impl Drop for Filter {
     /// saw response headers counts as an error.
     fn drop(&mut self) {
         if let (Some(active), Some(served), false) = (&self.active, self.served, self.responded) {
-            if let Some(g) = &active.guard {
-                g.on_response(served, None);
+            if let (Some(g), Some(rules)) = (&active.guard, &active.rules) {
+                if g.on_response(&rules.set, served, None, None) {
+                    active.show_weights();
+                }
             }
         }
     }
@@ -136,13 +138,29 @@ fn secure_over_http(active: &Active) {
     }
 }
 
-/// The status of the response being handled (`None` if unreadable).
-fn response_status() -> Option<u32> {
-    let v = hostcalls::header_value(Map::Response, ":status").ok()?;
-    v.as_slice().iter().try_fold(0u32, |n, b| {
+/// A decimal header value (`None` if not one).
+fn number(v: &[u8]) -> Option<u64> {
+    v.iter().try_fold(0u64, |n, b| {
         b.is_ascii_digit()
-            .then(|| n.saturating_mul(10).saturating_add(u32::from(b - b'0')))
+            .then(|| n.saturating_mul(10).saturating_add(u64::from(b - b'0')))
     })
+}
+
+/// The status of the response being handled and, with `timed`, the
+/// router's time from sending the request to the response headers
+/// (`x-envoy-upstream-service-time`, absent on Envoy's own replies): one
+/// host call either way. The status is `None` if unreadable.
+fn response_figures(timed: bool) -> (Option<u64>, Option<u64>) {
+    if !timed {
+        let status = hostcalls::header_value(Map::Response, ":status").ok();
+        return (status.and_then(|v| number(v.as_slice())), None);
+    }
+    let Ok(buf) = hostcalls::header_pairs(Map::Response) else {
+        return (None, None);
+    };
+    let pairs = Pairs::parse(buf.as_slice());
+    let get = |name| pairs.as_ref().and_then(|p| p.get(name)).and_then(number);
+    (get(":status"), get("x-envoy-upstream-service-time"))
 }
 
 /// The request as the rules see it: the header map, and the client address
@@ -311,7 +329,7 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
         clear_route_cache(active);
     }
     match served {
-        Some(i) => bump(active.dest_metrics.get(i as usize).copied().flatten()),
+        Some(i) => bump(active.stats.counters.get(i as usize).copied().flatten()),
         None => bump(active.global.passthrough),
     }
     // A cookie only for a request the rule routed.
@@ -345,10 +363,16 @@ impl HttpContext for Filter {
         let Some(served) = self.served else {
             return Action::Continue;
         };
-        if let Some(g) = active.guard.as_ref().filter(|g| g.guards(served)) {
-            self.responded = true;
-            // Unreadable: not an error of the destination's (a 5xx is).
-            g.on_response(served, Some(response_status().unwrap_or(200)));
+        if let (Some(g), Some(rules)) = (&active.guard, &active.rules) {
+            if let Some(timed) = g.counts(served) {
+                self.responded = true;
+                let (status, ms) = response_figures(timed);
+                // Unreadable: not an error of the destination's (a 5xx is).
+                let status = status.map_or(200, |s| s.min(999) as u32);
+                if g.on_response(&rules.set, served, Some(status), ms) {
+                    active.show_weights();
+                }
+            }
         }
         if let (Some(name), Some(value)) = (
             active.settings.debug_header.as_deref(),

@@ -3,7 +3,7 @@
 //! their service, rule and destination as `.name=value;` segments that the
 //! `stats_tags` of the examples turn into Prometheus labels.
 
-use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 use crate::RuleSet;
 
@@ -20,6 +20,7 @@ pub struct Global {
     pub fetch_not_modified: Option<u32>,
     pub rules_version: Option<u32>,
     pub secure_cookie_over_http: Option<u32>,
+    pub config_revision: Option<u32>,
 }
 
 /// Defines a metric; `None` (logged) if the host refuses.
@@ -46,6 +47,7 @@ impl Global {
             fetch_not_modified: c("canary_router.rules.fetch_not_modified"),
             rules_version: define(MetricKind::Gauge, "canary_router.rules_version"),
             secure_cookie_over_http: c("canary_router.secure_cookie_over_http"),
+            config_revision: define(MetricKind::Gauge, "canary_router.config_revision"),
         }
     }
 }
@@ -72,15 +74,55 @@ pub fn record(id: Option<u32>, value: u64) {
     }
 }
 
-/// One counter per destination, in `stat_index` order.
-pub fn define_destinations(rules: &RuleSet) -> Box<[Option<u32>]> {
-    rules
-        .all_destinations()
-        .map(|(service, rule, dest)| {
-            define(
-                MetricKind::Counter,
-                &crate::domain::stats::destination_counter(&service.name, &rule.name, &dest.label),
-            )
-        })
-        .collect()
+/// The stats of one rule set: per destination (by `stat_index`) its
+/// request counter and its weight gauge, and per rule with a ramp (in rule
+/// order) its step, aborted and next-step gauges.
+#[derive(Default)]
+pub struct RuleSetStats {
+    pub counters: Vec<Option<u32>>,
+    pub weights: Vec<Option<u32>>,
+    pub ramps: Vec<[Option<u32>; 3]>,
+}
+
+impl RuleSetStats {
+    /// Defines the stats of `rules`.
+    #[inline(never)]
+    pub fn define(rules: &RuleSet) -> Self {
+        let mut out = RuleSetStats::default();
+        for s in rules.services() {
+            for r in &s.rules {
+                let tagged = |kind, d| crate::domain::stats::tagged(kind, &s.name, &r.name, d);
+                for d in &r.route.destinations {
+                    let label = Some(&*d.label);
+                    out.counters
+                        .push(define(MetricKind::Counter, &tagged("requests", label)));
+                    out.weights
+                        .push(define(MetricKind::Gauge, &tagged("weight", label)));
+                }
+                if r.route.ramp().is_some() {
+                    let mut ids = [None; 3];
+                    for (id, kind) in
+                        ids.iter_mut()
+                            .zip(["ramp_step", "ramp_aborted", "ramp_next_step_ms"])
+                    {
+                        *id = define(MetricKind::Gauge, &tagged(kind, None));
+                    }
+                    out.ramps.push(ids);
+                }
+            }
+        }
+        out
+    }
+
+    /// Sets every gauge to 0 (the rule set is being replaced).
+    pub fn zero(&self) {
+        for id in &self.weights {
+            record(*id, 0);
+        }
+        for ids in &self.ramps {
+            for id in ids {
+                record(*id, 0);
+            }
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub struct Root {
     /// The `plugin_root_id` property: guards of two plugins apart.
     root_id: Option<String>,
     tick_ms: u32,
+    /// When the next step of a ramp is due (Unix milliseconds).
+    ramp_due: Option<u64>,
 }
 
 impl Root {
@@ -40,6 +42,7 @@ impl Root {
             poller: None,
             root_id: None,
             tick_ms: 0,
+            ramp_due: None,
         }
     }
 
@@ -54,7 +57,9 @@ impl Root {
             .clone()
     }
 
-    /// Ticks as often as the poller and the guards need (0: none).
+    /// Ticks as often as the poller and the guards need, and at the next
+    /// step of a ramp (at least once a minute while one is due, so a
+    /// clock set forward is caught up with); 0: none.
     fn set_ticks(&mut self) {
         let poll = self.poller.as_ref().map(Poller::tick_period_ms);
         let guard = self
@@ -62,11 +67,20 @@ impl Root {
             .as_ref()
             .and_then(|a| a.guard.as_ref())
             .map(|g| g.tick_ms);
-        let want = match (poll, guard) {
-            (Some(p), Some(g)) => p.min(g),
-            (Some(t), None) | (None, Some(t)) => t,
-            (None, None) => 0,
-        };
+        let mut want = u32::MAX;
+        if let Some(at) = self.ramp_due {
+            let now = hostcalls::now_ms().unwrap_or(0);
+            want = at.saturating_sub(now).clamp(1, 60_000) as u32;
+        }
+        if let Some(t) = poll {
+            want = want.min(t);
+        }
+        if let Some(t) = guard {
+            want = want.min(t);
+        }
+        if want == u32::MAX {
+            want = 0;
+        }
         if want != self.tick_ms {
             match hostcalls::set_tick_period_ms(want) {
                 Ok(()) => self.tick_ms = want,
@@ -111,8 +125,10 @@ impl Root {
             rules,
             global,
             &root_id,
+            self.active.as_deref(),
         )));
         self.poller = settings.source.clone().map(|s| Poller::new(s, random()));
+        self.ramp_due = self.ramp_due();
         self.set_ticks();
         if let Some(p) = &self.poller {
             let source = p.source();
@@ -161,8 +177,16 @@ impl Root {
             Some(rules),
             global,
             &root_id,
+            self.active.as_deref(),
         )));
+        self.ramp_due = self.ramp_due();
         self.set_ticks();
+    }
+
+    /// When the active rules' next ramp step is due.
+    fn ramp_due(&self) -> Option<u64> {
+        let rules = self.active.as_ref()?.rules.as_ref()?;
+        rules.set.advance(hostcalls::now_ms().unwrap_or(0)).1
     }
 }
 
@@ -248,8 +272,16 @@ impl RootContext for Root {
         let Some(active) = self.active.clone() else {
             return;
         };
-        if let Some(g) = &active.guard {
-            g.tick();
+        if let Some(rules) = &active.rules {
+            let (moved, due) = rules.set.advance(hostcalls::now_ms().unwrap_or(0));
+            let learned = active.guard.as_ref().is_some_and(|g| g.tick(&rules.set));
+            if moved || learned {
+                active.show_weights();
+            }
+            if due != self.ramp_due || due.is_some() {
+                self.ramp_due = due;
+                self.set_ticks();
+            }
         }
         let Some(poller) = self.poller.as_mut() else {
             return;

@@ -9,13 +9,13 @@ use crate::domain::hosts::{self, Expansion};
 use crate::domain::matcher::{Field, StringMatcher};
 use crate::domain::pick::{hash_key, Weights};
 use crate::schema::config;
-use crate::schema::error::{field_path, index_path, ConfigError, Reason};
+use crate::schema::error::{field_path, index_path, ConfigError, Fault, Reason};
 use crate::schema::limits;
 use filter_runtime::map::Map;
 
 use super::{
-    CompileOptions, Destination, MatchEntry, Route, Rule, RuleIndex, RuleSet, Service, StickyKey,
-    Via, INDEX_MIN_RULES,
+    CompileOptions, Destination, MatchEntry, Ramped, Route, Rule, RuleIndex, RuleSet, Service,
+    StickyKey, Via, INDEX_MIN_RULES,
 };
 
 // ---------------------------------------------------------------------------
@@ -480,6 +480,17 @@ fn compile_route(
     if weights.iter().all(|w| *w == 0) {
         return Err(ConfigError::invalid(rpath, Reason::AllZeroWeights));
     }
+    baselines(rule, &rpath, &mut destinations)?;
+    let ramp = match &rule.ramp {
+        None => None,
+        Some(r) => Some(compile_ramp(
+            r,
+            &field_path(path, "ramp"),
+            &destinations,
+            &weights,
+            &seeds,
+        )?),
+    };
     let (sticky, issuer) = match &rule.sticky {
         None => (None, None),
         Some(s) => {
@@ -499,12 +510,122 @@ fn compile_route(
             (Some(key), issuer)
         }
     };
+    let own: Vec<u64> = weights.iter().map(|w| u64::from(*w)).collect();
     Ok(Route {
-        weights: Weights::new(&weights, &seeds),
+        weights: Weights::new(&own, &seeds),
         destinations,
         sticky,
         issuer,
+        ramp,
     })
+}
+
+/// The index of the destination `name` names (its label: the subset, the
+/// host's FQDN, or the cluster); exactly one must match.
+fn destination_named(ds: &[Destination], name: &str, path: &str) -> Result<usize, ConfigError> {
+    let mut found = ds.iter().enumerate().filter(|(_, d)| &*d.label == name);
+    match (found.next(), found.next()) {
+        (Some((i, _)), None) => Ok(i),
+        _ => Err(ConfigError::invalid(
+            path,
+            Reason::NotADestination(name.to_string()),
+        )),
+    }
+}
+
+/// Resolves the guards' `baseline`s of a route (`rpath` is its `route`
+/// path): each names another destination of the rule; `maxLatencyRatio`
+/// needs one. In a rule with a baseline, every guard has the same
+/// `interval`: the windows compared must be alike.
+#[inline(never)]
+fn baselines(
+    rule: &config::HttpRoute,
+    rpath: &str,
+    destinations: &mut [Destination],
+) -> Result<(), ConfigError> {
+    let (mut interval, mut mismatch, mut compared) = (None, None, false);
+    for (di, rd) in rule.route.iter().enumerate() {
+        let Some(g) = &rd.guard else { continue };
+        let gpath = field_path(&index_path(rpath, di), "guard");
+        let ratio = g.max_latency_ratio.unwrap_or(0.0);
+        let fault = match &g.baseline {
+            None if g.max_latency_ratio.is_some() => {
+                Some(("maxLatencyRatio", Fault::LatencyNeedsBaseline))
+            }
+            None => None,
+            Some(name) => {
+                let b = destination_named(destinations, name, &field_path(&gpath, "baseline"))?;
+                compared = true;
+                if let Some(spec) = destinations.get_mut(di).and_then(|d| d.guard.as_mut()) {
+                    spec.judge = crate::domain::guard::Judge::Baseline {
+                        slot: b as u32,
+                        max_latency_ratio: ratio,
+                    };
+                }
+                if b == di {
+                    Some(("baseline", Fault::BaselineIsSelf))
+                } else if g.max_latency_ratio.is_some() && (ratio <= 1.0 || ratio.is_nan()) {
+                    Some(("maxLatencyRatio", Fault::LatencyRatio))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some((field, f)) = fault {
+            return Err(ConfigError::at(&gpath, field, Reason::Fault(f)));
+        }
+        let ms = destinations
+            .get(di)
+            .and_then(|d| d.guard)
+            .map(|s| s.interval_ms);
+        if *interval.get_or_insert(ms) != ms && mismatch.is_none() {
+            mismatch = Some(gpath);
+        }
+    }
+    match mismatch {
+        Some(gpath) if compared => Err(ConfigError::at(
+            &gpath,
+            "interval",
+            Reason::Fault(Fault::BaselineInterval),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Compiles a rule's `ramp` (at `path`) over its destinations, with the
+/// weights of each phase prepared.
+#[inline(never)]
+fn compile_ramp(
+    r: &config::Ramp,
+    path: &str,
+    destinations: &[Destination],
+    own: &[u32],
+    seeds: &[u64],
+) -> Result<Box<Ramped>, ConfigError> {
+    let canary = destination_named(destinations, &r.canary, &field_path(path, "canary"))?;
+    let schedule = crate::domain::ramp::compile(r, path, canary, own)?;
+    let mut weights: Vec<Weights> = schedule
+        .phases
+        .iter()
+        .map(|p| {
+            let w = match p.canary_bp {
+                None => own.iter().map(|w| u64::from(*w)).collect(),
+                Some(bp) => crate::domain::ramp::weights_at(own, canary, bp),
+            };
+            Weights::new(&w, seeds)
+        })
+        .collect();
+    weights.push(Weights::new(
+        &crate::domain::ramp::weights_at(own, canary, 0),
+        seeds,
+    ));
+    Ok(Box::new(Ramped {
+        schedule,
+        weights: weights.into(),
+        phase: Default::default(),
+        aborted: Default::default(),
+        current: Default::default(),
+    }))
 }
 
 /// Marks the destinations that are the service's `defaultDestination`

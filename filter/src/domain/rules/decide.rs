@@ -22,6 +22,23 @@ impl RuleSet {
         self.destinations
     }
 
+    /// Moves every ramp to its phase at `now_ms` ([`Ramped::advance`](super::Ramped::advance)),
+    /// and returns whether one moved and when the next step is due.
+    pub fn advance(&self, now_ms: u64) -> (bool, Option<u64>) {
+        let (mut moved, mut next) = (false, None::<u64>);
+        for r in self.services.iter().flat_map(|s| &s.rules) {
+            if let Some(ramp) = r.route.ramp() {
+                moved |= ramp.advance(now_ms);
+                if !ramp.is_aborted() {
+                    if let Some(at) = ramp.schedule.next_at(ramp.phase()) {
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    }
+                }
+            }
+        }
+        (moved, next)
+    }
+
     /// Every destination with its service and rule, in `stat_index` order.
     pub fn all_destinations(&self) -> impl Iterator<Item = (&Service, &Rule, &Destination)> {
         self.services.iter().flat_map(|s| {
@@ -203,9 +220,9 @@ impl Route {
             return (0, self.sticky.is_some(), None);
         }
         if let Some(key) = self.sticky.as_ref().and_then(|k| sticky_value(k, req)) {
-            return (self.weights.pick_sticky(hash_key(key)), true, None);
+            return (self.weights().pick_sticky(hash_key(key)), true, None);
         }
-        (self.weights.pick_random(random()), false, None)
+        (self.weights().pick_random(random()), false, None)
     }
 
     /// The pick of a rule that issues its cookie: by the cookie brought if
@@ -218,25 +235,25 @@ impl Route {
     ) -> (usize, bool, Option<Key>) {
         let brought = self.sticky.as_ref().and_then(|k| sticky_value(k, req));
         if let Some(key) = brought.filter(|k| cookie::usable(k)) {
-            return (self.weights.pick_sticky(hash_key(key)), true, None);
+            return (self.weights().pick_sticky(hash_key(key)), true, None);
         }
         match fresh() {
             Some(bits) => {
                 let key = Key::from_bits(bits);
                 (
-                    self.weights.pick_sticky(hash_key(key.as_bytes())),
+                    self.weights().pick_sticky(hash_key(key.as_bytes())),
                     true,
                     Some(key),
                 )
             }
-            None => (self.weights.pick_random(random()), false, None),
+            None => (self.weights().pick_random(random()), false, None),
         }
     }
 
     /// The sum of the destinations' weights (a destination's share is its
     /// weight over this).
     pub fn total_weight(&self) -> u64 {
-        self.weights.total()
+        self.weights().total()
     }
 
     /// The hash a sticky pick of this request uses, if the route is sticky
@@ -246,9 +263,24 @@ impl Route {
         sticky_value(key, req).map(hash_key)
     }
 
-    /// The prepared weights.
+    /// The weights requests are picked with now: the ramp's phase, if
+    /// the rule has a ramp, else the route's own.
+    #[inline]
     pub fn weights(&self) -> &Weights {
+        match &self.ramp {
+            None => &self.weights,
+            Some(r) => r.weights().unwrap_or(&self.weights),
+        }
+    }
+
+    /// The route's own weights (before any ramp).
+    pub fn own_weights(&self) -> &Weights {
         &self.weights
+    }
+
+    /// The ramp, if the rule has one.
+    pub fn ramp(&self) -> Option<&super::Ramped> {
+        self.ramp.as_deref()
     }
 
     /// How this route keeps users sticky, if it does.

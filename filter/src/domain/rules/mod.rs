@@ -22,6 +22,8 @@ use crate::domain::cookie::{Issuer, Key};
 use crate::domain::hosts::HostIndex;
 use crate::domain::matcher::StringMatcher;
 use crate::domain::pick::Weights;
+use crate::domain::ramp::Schedule;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use filter_runtime::map::Map;
 
 use index::RuleIndex;
@@ -97,6 +99,83 @@ pub struct Route {
     sticky: Option<StickyKey>,
     /// The cookie issued to requests that bring none (`sticky.setCookie`).
     issuer: Option<Box<Issuer>>,
+    /// The scheduled ramp, if the rule has one: then its weights replace
+    /// `weights`.
+    ramp: Option<Box<Ramped>>,
+}
+
+/// A route's ramp, compiled: the schedule, the weights of each of its
+/// phases, and the phase in force. [`RuleSet::advance`] moves the phase at
+/// step boundaries (so a request reads one index, never the clock), and
+/// [`Ramped::abort`] sets the canary's weight to 0 for good.
+#[derive(Debug)]
+pub struct Ramped {
+    /// The schedule.
+    pub schedule: Schedule,
+    /// The weights of each phase, then those of an aborted ramp (the
+    /// canary at 0, the others in the proportions of their own weights).
+    weights: Box<[Weights]>,
+    /// The phase in force (an index into the schedule's phases).
+    phase: AtomicU32,
+    /// Set by an ejection of the canary: the ramp stops.
+    aborted: AtomicBool,
+    /// Index into `weights` the requests use.
+    current: AtomicU32,
+}
+
+impl Clone for Ramped {
+    fn clone(&self) -> Self {
+        Ramped {
+            schedule: self.schedule.clone(),
+            weights: self.weights.clone(),
+            phase: AtomicU32::new(self.phase.load(Ordering::Relaxed)),
+            aborted: AtomicBool::new(self.aborted.load(Ordering::Relaxed)),
+            current: AtomicU32::new(self.current.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Ramped {
+    /// Moves to the phase at `now_ms`, unless aborted; whether it moved.
+    pub fn advance(&self, now_ms: u64) -> bool {
+        let phase = self.schedule.phase_at(now_ms) as u32;
+        if self.is_aborted() || phase == self.phase.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.phase.store(phase, Ordering::Relaxed);
+        self.current.store(phase, Ordering::Relaxed);
+        true
+    }
+
+    /// Stops the ramp: the canary gets weight 0 until the rule set
+    /// changes. Whether it was running.
+    pub fn abort(&self) -> bool {
+        let last = self.weights.len().saturating_sub(1) as u32;
+        self.current.store(last, Ordering::Relaxed);
+        !self.aborted.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether an ejection stopped it.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+
+    /// The phase in force (where it stopped, if aborted).
+    pub fn phase(&self) -> usize {
+        self.phase.load(Ordering::Relaxed) as usize
+    }
+
+    /// The weights of phase `i` of the schedule.
+    pub fn phase_weights(&self, i: usize) -> Option<&Weights> {
+        self.weights.get(i)
+    }
+
+    /// The weights requests are picked with now.
+    #[inline]
+    pub fn weights(&self) -> Option<&Weights> {
+        self.weights
+            .get(self.current.load(Ordering::Relaxed) as usize)
+    }
 }
 
 /// One destination of a route.

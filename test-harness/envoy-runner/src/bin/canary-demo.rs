@@ -163,7 +163,8 @@ fn run() -> Result<()> {
         println!("   {line}");
     }
     drop(e);
-    native_module(&opts, &backend, &by_version)
+    native_module(&opts, &backend, &by_version)?;
+    self_driving()
 }
 
 /// The `.so` of the dynamic module: `$CANARY_ROUTER_MODULE`, or built now
@@ -231,6 +232,108 @@ fn native_module(opts: &EnvoyOptions, backend: &Request, by_version: &SplitKey) 
         .filter(|l| l.starts_with("canary_router_requests{"))
     {
         println!("   {line}");
+    }
+    Ok(())
+}
+
+/// `ms` since the Unix epoch as RFC 3339 in UTC (the filter's
+/// `ramp::format_time`; the demo does not build the filter natively).
+fn rfc3339(ms: u64) -> String {
+    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let (day, month) = (
+        doy - (153 * mp + 2) / 5 + 1,
+        if mp < 10 { mp + 3 } else { mp - 9 },
+    );
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, sec, milli) = (
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{milli:03}Z")
+}
+
+/// 8: examples/self-driving as its run.sh runs it, with 3 s steps: the
+/// healthy `backend` v2 walks 10% -> 50% -> 100%, the failing `reviews` v2
+/// is caught at its first step and its ramp stops.
+fn self_driving() -> Result<()> {
+    println!("\n8. a canary that drives itself: ramp and baseline guard (examples/self-driving)");
+    let mut config = EnvoyConfig::from_example("self-driving")?;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let start = now() + 4_000;
+    let rules = config
+        .wasm_configuration()?
+        .replace("2026-12-07T10:00:00Z", &rfc3339(start))
+        .replace("\"20s\"", "\"3s\"");
+    config.set_wasm_configuration(&rules)?;
+    let e = Envoy::start(config, &EnvoyOptions::default().without_access_logs())?;
+    let addr = e.addr(10000)?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let gauge = |kind: &str, svc: &str, dest: Option<&str>| -> u64 {
+        let mut name = format!(
+            "wasmcustom.canary_router.{kind}.service={svc}.default.svc.cluster.local;.rule=release;"
+        );
+        if let Some(d) = dest {
+            name.push_str(&format!(".destination={d};"));
+        }
+        e.stats().map(|s| s.get(&name)).unwrap_or(0)
+    };
+    std::thread::scope(|s| -> Result<()> {
+        // reviews gets traffic all along: its guard needs it.
+        let stop = &stop;
+        s.spawn(move || {
+            let mut c = envoy_runner::HttpClient::new(addr);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = c.send(&Request::get("/").host("reviews"));
+            }
+        });
+        for (offset, title) in [
+            (-2_000i64, "before the start: the route's own weights"),
+            (1_000, "step 1: 10%"),
+            (4_000, "step 3: 50%"),
+            (7_000, "step 5: 100%"),
+        ] {
+            let at = (start as i64 + offset) as u64;
+            std::thread::sleep(std::time::Duration::from_millis(at.saturating_sub(now())));
+            let mut c = envoy_runner::HttpClient::new(addr);
+            let split = count_split(
+                &mut c,
+                400,
+                &Request::get("/").host("backend"),
+                &SplitKey::version(),
+            )?;
+            show(&format!("backend, {title}"), &split);
+            println!(
+                "     reviews: v2 weight {:.1}%, ramp step {}, stopped {}",
+                gauge("weight", "reviews", Some("v2")) as f64 / 100.0,
+                gauge("ramp_step", "reviews", None),
+                gauge("ramp_aborted", "reviews", None) == 1
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    })?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = std::fs::read_to_string(e.log_path()).unwrap_or_default();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("guard ejected") || l.contains("stopped at step"))
+    {
+        println!(
+            "   {}",
+            line.rsplit("canary-router: ").next().unwrap_or(line)
+        );
     }
     Ok(())
 }
