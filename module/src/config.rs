@@ -388,3 +388,44 @@ impl FilterConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const ROUTE: &str = r#""route":[{"destination":{"host":"backend","subset":"v1","port":{"number":80}},"weight":90},
+        {"destination":{"host":"backend","subset":"v2","port":{"number":80}},"weight":10GUARD}]"#;
+
+    fn rules(extra: &str, guard: &str) -> String {
+        let route = ROUTE.replace("GUARD", guard);
+        format!(
+            r#"{{"services":[{{"hosts":["backend"],"http":[{{"name":"split",{route}{extra}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn ramps_and_baseline_guards_are_refused_by_path_and_the_rest_compiles() {
+        let refusal =
+            |json: &str| match compile(b"canary-router", json.as_bytes(), &Workload::default()) {
+                Err(Refusal::Unsupported(path)) => path,
+                other => panic!("{:?}", other.map(|_| ())),
+            };
+        let ramp =
+            r#","ramp":{"canary":"v2","start":"2026-12-07T10:00:00Z","steps":[{"setWeight":10}]}"#;
+        assert_eq!(refusal(&rules(ramp, "")), "services[0].http[0].ramp");
+        let baseline =
+            r#","guard":{"baseline":"v1","maxErrorRate":0.05,"minRequests":20,"interval":"10s"}"#;
+        assert_eq!(
+            refusal(&rules("", baseline)),
+            "services[0].http[0].route[1].guard.baseline"
+        );
+        let absolute = r#","guard":{"maxErrorRate":0.05,"minRequests":20,"interval":"10s"}"#;
+        assert!(compile(
+            b"canary-router",
+            rules("", absolute).as_bytes(),
+            &Workload::default()
+        )
+        .is_ok());
+    }
+}

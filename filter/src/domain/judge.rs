@@ -21,9 +21,16 @@
 //! `x-envoy-upstream-service-time`, in milliseconds) fall into a
 //! [`Histogram`] of [`BINS`] bins, two per octave; [`Histogram::quantile`]
 //! reads its p90 by interpolating inside a bin. The canary is ejected when
-//! its p90 exceeds `maxLatencyRatio` × the baseline's (the baseline's taken
-//! as at least 1 ms, the header's resolution), with at least `minRequests`
-//! timed responses on each side.
+//! its p90 exceeds `maxLatencyRatio` × the baseline's, the baseline's
+//! taken as at least [`LATENCY_FLOOR_MS`]: below a few milliseconds the
+//! header's resolution (whole milliseconds) and a busy proxy's own jitter
+//! make a ratio meaningless (a healthy canary at 2 ms against a baseline
+//! at 1 ms is twice as slow by the header), so fast services are compared
+//! from that floor on. At least `minRequests` timed responses are needed
+//! on each side.
+
+/// The least a baseline's p90 counts as, in milliseconds (see the module docs).
+pub const LATENCY_FLOOR_MS: f64 = 5.0;
 
 /// The error test's bound on false ejections per check.
 pub const ALPHA: f64 = 1e-4;
@@ -79,7 +86,7 @@ pub fn judge(canary: &Side, baseline: &Side, t: &Thresholds) -> Option<Verdict> 
     (t.max_latency_ratio > 0.0
         && enough(canary, canary.timed)
         && enough(baseline, baseline.timed)
-        && canary.p90_ms > t.max_latency_ratio * baseline.p90_ms.max(1.0))
+        && canary.p90_ms > t.max_latency_ratio * baseline.p90_ms.max(LATENCY_FLOOR_MS))
     .then_some(Verdict::Latency)
 }
 
@@ -291,11 +298,12 @@ mod tests {
         );
         assert_eq!(judge(&timed(300.0), &timed(290.0), &T), None);
         assert_eq!(
-            judge(&timed(2.0), &timed(0.0), &T),
+            judge(&timed(10.0), &timed(1.0), &T),
             None,
-            "the baseline counts as 1 ms"
+            "the baseline counts as 5 ms"
         );
-        assert_eq!(judge(&timed(2.5), &timed(0.0), &T), Some(Verdict::Latency));
+        assert_eq!(judge(&timed(10.5), &timed(0.0), &T), Some(Verdict::Latency));
+        assert_eq!(judge(&timed(2.5), &timed(1.0), &T), None);
         let off = Thresholds {
             max_latency_ratio: 0.0,
             ..T

@@ -463,12 +463,22 @@ fn a_slow_canary_is_ejected_by_latency_an_equally_slow_one_is_not() {
     assert_eq!(stat(&both, "ramp_aborted", "split", None), 0);
 }
 
+/// Sets its flag when dropped, unwinding included: threads that loop until
+/// the flag is set stop even when a check fails.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn the_self_driving_example_ramps_backend_and_catches_reviews() {
     // What run.sh does: the files' start (2026-12-07T10:00:00Z) moved ahead;
     // here the 20 s pauses are 5 s too.
     let mut cfg = or_panic(EnvoyConfig::from_example("self-driving"));
-    let start_ms = now_ms() + 8_000;
+    let start_ms = now_ms() + 15_000;
     let rules = or_panic(cfg.wasm_configuration())
         .replace("2026-12-07T10:00:00Z", &rfc3339(start_ms))
         .replace("\"20s\"", "\"5s\"");
@@ -492,7 +502,13 @@ fn the_self_driving_example_ramps_backend_and_catches_reviews() {
         }
         or_panic(envoy.stats()).get(&name)
     };
+    assert!(
+        now_ms() + 3_000 < start_ms,
+        "the Envoy took too long to start for this schedule"
+    );
     std::thread::scope(|s| {
+        // The traffic stops however the checks end (a failed one included).
+        let _stop = StopOnDrop(&stop);
         // Traffic to both services all along, 4 connections each.
         for host in ["backend", "reviews"] {
             for _ in 0..4 {

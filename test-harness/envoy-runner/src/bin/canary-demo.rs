@@ -236,6 +236,15 @@ fn native_module(opts: &EnvoyOptions, backend: &Request, by_version: &SplitKey) 
     Ok(())
 }
 
+/// Sets its flag when dropped: the traffic thread stops on every way out.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// `ms` since the Unix epoch as RFC 3339 in UTC (the filter's
 /// `ramp::format_time`; the demo does not build the filter natively).
 fn rfc3339(ms: u64) -> String {
@@ -290,6 +299,8 @@ fn self_driving() -> Result<()> {
         e.stats().map(|s| s.get(&name)).unwrap_or(0)
     };
     std::thread::scope(|s| -> Result<()> {
+        // The traffic stops however this ends (an error included).
+        let _stop = StopOnDrop(&stop);
         // reviews gets traffic all along: its guard needs it.
         let stop = &stop;
         s.spawn(move || {
