@@ -138,7 +138,7 @@ pub fn unsupported(set: &canary_router::RuleSet) -> Option<String> {
                 return Some(format!("services[{si}].http[{ri}].ramp"));
             }
             for (di, d) in r.route.destinations.iter().enumerate() {
-                if matches!(d.guard, Some(g) if g.judge != canary_router::domain::guard::Judge::Absolute)
+                if matches!(&d.guard, Some(g) if g.judge != canary_router::domain::guard::Judge::Absolute)
                 {
                     return Some(format!(
                         "services[{si}].http[{ri}].route[{di}].guard.baseline"

@@ -145,7 +145,7 @@ impl Guards {
                 let (mut specs, mut slots, mut live) = (Vec::new(), Vec::new(), Vec::new());
                 let mut unguarded_live = false;
                 for d in ds {
-                    let Some(spec) = d.guard else {
+                    let Some(spec) = d.guard.as_deref().copied() else {
                         unguarded_live |= d.weight > 0;
                         continue;
                     };

@@ -12,7 +12,7 @@
 //! writes the decoder, the field list and the serde oracle too. A new field
 //! is one line here, plus what it means in `rules::compile` and `decide`.
 
-use alloc::{string::String, vec::Vec};
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 use crate::schema::decode::schema;
 use filter_runtime::map::Map;
@@ -114,7 +114,7 @@ schema! {
         /// Keep one user on one destination.
         "sticky" => sticky: Option<Sticky>,
         /// Raise the canary's weight on a schedule (canary-router's own field).
-        "ramp" => ramp: Option<Ramp>,
+        "ramp" => ramp: Option<Box<Ramp>>,
         /// Istio's route timeout (a route policy, see [`HttpRoute::has_policy`]).
         "timeout" => timeout: Given = default,
         /// Istio's retry policy (a route policy).
@@ -269,7 +269,7 @@ schema! {
         "weight" => weight: Option<i64>,
         /// Eject this destination from the split when its responses fail too
         /// often (canary-router's own field; Istio has none).
-        "guard" => guard: Option<Guard>,
+        "guard" => guard: Option<Box<Guard>>,
         /// Istio's header operations for this destination (a route policy,
         /// see [`HttpRoute::has_policy`]).
         "headers" => headers: Given = default,

@@ -10,7 +10,7 @@
 //! serde's derive with the same names: the oracle the decoder is tested
 //! against.
 
-use alloc::{string::String, vec::Vec};
+use alloc::{boxed::Box, string::String, vec::Vec};
 
 use crate::schema::config::Given;
 use filter_runtime::json::{Fail, Reader, R};
@@ -202,6 +202,20 @@ impl<T: FromJson> FromJson for Option<T> {
             return Ok(());
         }
         T::fill(r, field.insert(T::default()))
+    }
+}
+
+/// A rarely given object held by pointer, so that the lists holding its
+/// parent stay small (a rule set's parsed form is alive while it compiles).
+impl<T: FromJson> FromJson for Box<T> {
+    const SHAPE: Shape = T::SHAPE;
+    #[inline]
+    fn read(r: &mut Reader<'_>) -> R<Self> {
+        T::read(r).map(Box::new)
+    }
+    #[inline]
+    fn fill(r: &mut Reader<'_>, field: &mut Self) -> R<()> {
+        T::fill(r, field)
     }
 }
 

@@ -81,7 +81,7 @@ impl Guards {
                 // Counted: the guarded destinations and their baselines (a mask by index).
                 let mut counted = 0u64;
                 for (di, d) in ds.iter().enumerate() {
-                    if let Some(spec) = d.guard {
+                    if let Some(spec) = d.guard.as_deref().copied() {
                         counted |= 1 << (di % 64);
                         if let Judge::Baseline { slot, .. } = spec.judge {
                             counted |= 1 << (slot % 64);
@@ -103,7 +103,7 @@ impl Guards {
                         unguarded_live |= d.weight > 0;
                         continue;
                     }
-                    let spec = match d.guard {
+                    let spec = match d.guard.as_deref().copied() {
                         Some(mut spec) => {
                             if let Judge::Baseline { slot, .. } = &mut spec.judge {
                                 *slot = slot_of(*slot as usize);
@@ -113,7 +113,7 @@ impl Guards {
                         // A baseline only: counted over its canary's window.
                         None => ds
                             .iter()
-                            .filter_map(|g| g.guard)
+                            .filter_map(|g| g.guard.as_deref().copied())
                             .find(|g| matches!(g.judge, Judge::Baseline { slot, .. } if slot as usize == di))
                             .map(|g| Spec { judge: Judge::Count, ..g })?,
                     };

@@ -473,7 +473,7 @@ fn compile_route(
             weight,
             stat_index: *next_stat,
             via: Via::RouteHeader,
-            guard,
+            guard: guard.map(alloc::boxed::Box::new),
         });
         *next_stat = next_stat.saturating_add(1);
     }
@@ -576,7 +576,7 @@ fn baselines(
         }
         let ms = destinations
             .get(di)
-            .and_then(|d| d.guard)
+            .and_then(|d| d.guard.as_deref().copied())
             .map(|s| s.interval_ms);
         if *interval.get_or_insert(ms) != ms && mismatch.is_none() {
             mismatch = Some(gpath);

@@ -192,7 +192,7 @@ pub struct Destination {
     /// How a request gets there.
     pub via: Via,
     /// Its guard, if it has one.
-    pub guard: Option<crate::domain::guard::Spec>,
+    pub guard: Option<alloc::boxed::Box<crate::domain::guard::Spec>>,
 }
 
 /// How a request reaches a [`Destination`].
