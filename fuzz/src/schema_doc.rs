@@ -232,6 +232,17 @@ fn value(u: &mut Unstructured<'_>, shape: Shape, depth: u32, out: &mut String) -
             }
         }
         Shape::Bool => out.push_str(u.choose(&["true", "false", "tru", "True"])?),
+        // Any JSON value (a route policy): one of the other shapes.
+        Shape::Json => {
+            let any = u.choose(&[
+                Shape::Str,
+                Shape::F64,
+                Shape::Bool,
+                Shape::Seq(|| Shape::Json),
+                Shape::Map(|| Shape::Json),
+            ])?;
+            value(u, *any, depth + 1, out)?;
+        }
         Shape::Option(s) => {
             if u.ratio(1, 8)? {
                 out.push_str("null");
