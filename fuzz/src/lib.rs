@@ -559,6 +559,19 @@ pub const NOT_IN_GRAMMAR: &[&str] = &[
     "StringMatch.pathPrefix",
     "RouteDestination.guard",
     "HttpRoute.ramp",
+    // Istio's route policies: any JSON value the filter checks and does not
+    // keep (it only suffixes the rule's cluster with its name, which
+    // filter/tests/policy.rs covers); `decode` writes them.
+    "HttpRoute.timeout",
+    "HttpRoute.retries",
+    "HttpRoute.headers",
+    "HttpRoute.rewrite",
+    "HttpRoute.mirror",
+    "HttpRoute.mirrors",
+    "HttpRoute.mirrorPercentage",
+    "HttpRoute.fault",
+    "HttpRoute.corsPolicy",
+    "RouteDestination.headers",
 ];
 
 #[cfg(test)]
