@@ -261,8 +261,10 @@ fn once_shows_the_ramp_step_and_each_guard_window() {
         text.contains("weight 80.00%") && text.contains("weight 20.00%"),
         "{text}"
     );
+    // The baseline's answers are sampled, one in 4 at 80/20 (each worker
+    // counts its first, so up to one more per worker); v2's all counted.
     assert!(
-        text.contains(&format!("window 0/{v1} errors (0.00%)"))
+        (v1 / 4..=v1 / 4 + 2).any(|n| text.contains(&format!("window 0/{n} errors (0.00%)")))
             && text.contains(&format!("window 0/{v2} errors (0.00%)")),
         "{text}"
     );

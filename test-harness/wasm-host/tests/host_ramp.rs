@@ -520,3 +520,59 @@ fn bad_ramps_and_baselines_are_refused_with_their_path() {
     );
     let _ = SystemTime::now();
 }
+
+/// `canary_router.guard.requests` of a destination of the rule.
+fn guard_requests(stats: &Stats, destination: &str) -> u64 {
+    stats
+        .value(&format!(
+            "canary_router.guard.requests.service={SERVICE};.rule=split;.destination={destination};"
+        ))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_baselines_answers_are_sampled_in_proportion_to_its_canarys() {
+    // The ramp's first step: v2 at 10%, so one answer of v1 in 9 is counted.
+    let clock = clock_at(START_MS + 1_000);
+    let (shared, stats) = (SharedData::new(), Stats::new());
+    let cfg = rules(
+        1,
+        ramp("2026-12-07T10:00:00Z"),
+        Some(baseline_guard(None)),
+        None,
+    );
+    let mut vms: Vec<Vm> = (0..2)
+        .map(|i| vm(&clock, &shared, &stats, &cfg, 40 + i))
+        .collect();
+    let mut to_v1 = 0;
+    for i in 0..4_000 {
+        if one(&mut vms[i % 2], None, ok) == V1 {
+            to_v1 += 1;
+        }
+    }
+    for vm in &mut vms {
+        vm.advance(Duration::from_secs(2)).unwrap();
+    }
+    let (v1, v2) = (guard_requests(&stats, "v1"), guard_requests(&stats, "v2"));
+    assert!(to_v1 > 3_000, "{to_v1} of 4000 to v1");
+    assert!(v2 > 300, "v2's answers are all counted: {v2}");
+    assert!(
+        v1.abs_diff(to_v1 as u64 / 9) <= 2,
+        "v1 counted {v1} of its {to_v1} answers, not one in 9"
+    );
+    // At the 50% step every answer of v1 is counted again.
+    for vm in &mut vms {
+        vm.advance(Duration::from_secs(3)).unwrap();
+    }
+    let before = guard_requests(&stats, "v1");
+    let mut to_v1 = 0;
+    for i in 0..400 {
+        if one(&mut vms[i % 2], None, ok) == V1 {
+            to_v1 += 1;
+        }
+    }
+    for vm in &mut vms {
+        vm.advance(Duration::from_secs(2)).unwrap();
+    }
+    assert_eq!(guard_requests(&stats, "v1") - before, to_v1 as u64);
+}

@@ -80,6 +80,9 @@ impl Active {
     #[inline(never)]
     pub fn show_weights(&self) {
         let Some(rules) = &self.rules else { return };
+        if let Some(g) = &self.guard {
+            g.resample(&rules.set);
+        }
         let ejected = |stat: u32| self.guard.as_ref().is_some_and(|g| g.is_ejected(stat));
         let mut ramp_gauges = self.stats.ramps.iter();
         for r in rules.set.services().iter().flat_map(|s| &s.rules) {

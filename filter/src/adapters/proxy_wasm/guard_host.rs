@@ -28,6 +28,12 @@ struct Slot {
     label: Box<str>,
     name: Box<str>,
     pending: Cell<Tally>,
+    /// A baseline only (no guard of its own): one answer in `every` is
+    /// counted, `every` the baseline's weight over its canaries' (at least
+    /// 1), so that both sides reach `minRequests` together and the baseline's
+    /// many answers cost no host call each. `left` counts down to the next.
+    every: Cell<u32>,
+    left: Cell<u32>,
     ejected_gauge: Option<u32>,
     requests: Option<u32>,
     errors: Option<u32>,
@@ -46,6 +52,8 @@ struct Rule {
     /// The rule's service and index, and the slot of its ramp's canary:
     /// ejecting that one stops the ramp.
     ramp: Option<(u32, u32, u32)>,
+    /// The rule's service and index in the rule set.
+    at: (u32, u32),
 }
 
 /// The guards of one VM's rule set.
@@ -136,6 +144,8 @@ impl Guards {
                         )
                         .into(),
                         pending: Cell::new(Tally::default()),
+                        every: Cell::new(1),
+                        left: Cell::new(0),
                         ejected_gauge: gauge("ejected"),
                         requests: define(MetricKind::Counter, &tags("requests")),
                         errors: define(MetricKind::Counter, &tags("errors")),
@@ -163,6 +173,7 @@ impl Guards {
                     slots,
                     timed,
                     ramp,
+                    at: (si as u32, ri as u32),
                 });
             }
         }
@@ -206,12 +217,67 @@ impl Guards {
         guard::adjust(set, outcome, req, random, |i| self.is_ejected(i))
     }
 
-    /// Whether destination `stat_index` is counted (guarded, or a
-    /// baseline), and whether its responses' times are.
+    /// Whether this request to destination `stat_index` is counted (its
+    /// destination is guarded, or a baseline and this answer is one of its
+    /// sample), and whether its response's time is. Asked once per request.
     #[inline]
     pub fn counts(&self, stat_index: u32) -> Option<bool> {
-        let (r, _) = self.of_stat.get(stat_index as usize)?;
-        self.rules.get(*r as usize).map(|r| r.timed)
+        let &(r, si) = self.of_stat.get(stat_index as usize)?;
+        let rule = self.rules.get(r as usize)?;
+        let slot = rule.slots.get(si as usize)?;
+        match slot.left.get() {
+            0 => slot.left.set(slot.every.get() - 1),
+            n => {
+                slot.left.set(n - 1);
+                return None;
+            }
+        }
+        Some(rule.timed)
+    }
+
+    /// Sets how often each baseline-only destination's answers are counted,
+    /// from the weights requests are picked with now (a ramp's step moves
+    /// them): the baseline's weight over the largest of its canaries',
+    /// rounded down, 1 to 64.
+    #[inline(never)]
+    pub fn resample(&self, set: &RuleSet) {
+        for rule in &self.rules {
+            let (si, ri) = rule.at;
+            let Some(r) = set
+                .services()
+                .get(si as usize)
+                .and_then(|s| s.rules.get(ri as usize))
+            else {
+                continue;
+            };
+            let weight = |stat: u32| {
+                r.route
+                    .destinations
+                    .iter()
+                    .zip(r.route.weights().each())
+                    .find(|(d, _)| d.stat_index == stat)
+                    .map_or(0, |(_, w)| w)
+            };
+            for (si, slot) in rule.slots.iter().enumerate() {
+                if rule.specs.get(si).map(|s| s.judge) != Some(Judge::Count) {
+                    continue;
+                }
+                let canary = rule
+                    .specs
+                    .iter()
+                    .zip(&rule.slots)
+                    .filter(|(s, _)| matches!(s.judge, Judge::Baseline { slot, .. } if slot as usize == si))
+                    .map(|(_, c)| weight(c.stat_index))
+                    .max()
+                    .unwrap_or(0);
+                let every = match canary {
+                    0 => 1,
+                    c => (weight(slot.stat_index) / c).clamp(1, 64) as u32,
+                };
+                slot.every.set(every);
+                slot.left.set(slot.left.get().min(every - 1));
+            }
+        }
     }
 
     /// Counts a response of destination `stat_index`: its status (`None`

@@ -53,6 +53,9 @@ pub struct Filter {
     /// Response headers were seen (a guarded destination's stream that
     /// ends without them counts as an error).
     responded: bool,
+    /// Whether the guards count this request's answer, and its time
+    /// (decided with the request: a baseline's answers are sampled).
+    counted: Option<bool>,
 }
 
 impl Filter {
@@ -62,6 +65,7 @@ impl Filter {
             served: None,
             cookie: None,
             responded: false,
+            counted: None,
         }
     }
 }
@@ -70,7 +74,9 @@ impl Drop for Filter {
     /// The stream is over (`proxy_on_delete`): a guarded request that never
     /// saw response headers counts as an error.
     fn drop(&mut self) {
-        if let (Some(active), Some(served), false) = (&self.active, self.served, self.responded) {
+        if let (Some(active), Some(served), Some(_), false) =
+            (&self.active, self.served, self.counted, self.responded)
+        {
             if let (Some(g), Some(rules)) = (&active.guard, &active.rules) {
                 if g.on_response(&rules.set, served, None, None) {
                     active.show_weights();
@@ -349,6 +355,9 @@ impl HttpContext for Filter {
     fn on_request_headers(&mut self) -> Action {
         if let Some(active) = &self.active {
             (self.served, self.cookie) = route(active);
+            if let (Some(g), Some(served)) = (&active.guard, self.served) {
+                self.counted = g.counts(served);
+            }
         }
         Action::Continue
     }
@@ -364,7 +373,7 @@ impl HttpContext for Filter {
             return Action::Continue;
         };
         if let (Some(g), Some(rules)) = (&active.guard, &active.rules) {
-            if let Some(timed) = g.counts(served) {
+            if let Some(timed) = self.counted {
                 self.responded = true;
                 let (status, ms) = response_figures(timed);
                 // Unreadable: not an error of the destination's (a 5xx is).
