@@ -217,11 +217,12 @@ impl Guards {
         guard::adjust(set, outcome, req, random, |i| self.is_ejected(i))
     }
 
-    /// Whether this request to destination `stat_index` is counted (its
-    /// destination is guarded, or a baseline and this answer is one of its
-    /// sample), and whether its response's time is. Asked once per request.
+    /// Takes a request to destination `stat_index` into the guards' sample:
+    /// whether its answer is counted (its destination is guarded, or a
+    /// baseline and this answer is one of its sample) and whether its time
+    /// is. Moves a baseline's countdown, so call it once per request.
     #[inline]
-    pub fn counts(&self, stat_index: u32) -> Option<bool> {
+    pub fn sample(&self, stat_index: u32) -> Option<bool> {
         let &(r, si) = self.of_stat.get(stat_index as usize)?;
         let rule = self.rules.get(r as usize)?;
         let slot = rule.slots.get(si as usize)?;

@@ -356,7 +356,7 @@ impl HttpContext for Filter {
         if let Some(active) = &self.active {
             (self.served, self.cookie) = route(active);
             if let (Some(g), Some(served)) = (&active.guard, self.served) {
-                self.counted = g.counts(served);
+                self.counted = g.sample(served);
             }
         }
         Action::Continue
