@@ -20,7 +20,7 @@ use canary_router::domain::rules::{Outcome, RequestView};
 use canary_router::schema::config::PluginConfig;
 
 use crate::metrics::Metric;
-use crate::stream::{random, Header};
+use crate::stream::{any_header_value, for_each_header_of_len, header, random, Header};
 
 /// What the cluster specifier's context offers (the ABI's, or a fake).
 pub trait SelectHost {
@@ -79,33 +79,15 @@ struct View<'s, H> {
 
 impl<H: SelectHost> RequestView for View<'_, H> {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        let name = name.as_bytes();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| *v)
+        header(self.headers, name)
     }
 
-    fn any_header_value(&self, name: &str, mut f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
-        let name = name.as_bytes();
-        let mut seen = false;
-        for (k, v) in self.headers {
-            if *k == name {
-                seen = true;
-                if f(v) {
-                    return Some(true);
-                }
-            }
-        }
-        seen.then_some(false)
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        any_header_value(self.headers, name, f)
     }
 
-    fn for_each_header_of_len(&self, lengths: u64, mut f: impl FnMut(&[u8], &[u8])) -> bool {
-        for (k, v) in self.headers {
-            if lengths & (1u64 << k.len().min(63)) != 0 {
-                f(k, v);
-            }
-        }
+    fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
+        for_each_header_of_len(self.headers, lengths, f);
         true
     }
 

@@ -18,6 +18,46 @@ use crate::metrics::Metric;
 /// A request or response header, borrowed from Envoy's header map.
 pub type Header<'s> = (&'s [u8], &'s [u8]);
 
+/// The first value of header `name` (lower case, as Envoy keeps them).
+pub fn header<'h>(headers: &[Header<'h>], name: &str) -> Option<&'h [u8]> {
+    let name = name.as_bytes();
+    headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+}
+
+/// Whether a value of header `name` satisfies `f`: `None` when the header
+/// is absent ([`RequestView::any_header_value`]'s contract).
+pub fn any_header_value(
+    headers: &[Header<'_>],
+    name: &str,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> Option<bool> {
+    let name = name.as_bytes();
+    let mut seen = false;
+    for (k, v) in headers {
+        if *k == name {
+            seen = true;
+            if f(v) {
+                return Some(true);
+            }
+        }
+    }
+    seen.then_some(false)
+}
+
+/// Calls `f` with every header whose name's length (63 for 63 and more) is
+/// a bit of `lengths`.
+pub fn for_each_header_of_len(
+    headers: &[Header<'_>],
+    lengths: u64,
+    mut f: impl FnMut(&[u8], &[u8]),
+) {
+    for (k, v) in headers {
+        if lengths & (1u64 << k.len().min(63)) != 0 {
+            f(k, v);
+        }
+    }
+}
+
 /// What a stream of Envoy's offers the filter (the ABI's stream, or a fake
 /// in tests).
 pub trait Host {
@@ -116,33 +156,15 @@ struct View<'s, H> {
 
 impl<H: Host> RequestView for View<'_, H> {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        let name = name.as_bytes();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| *v)
+        header(self.headers, name)
     }
 
-    fn any_header_value(&self, name: &str, mut f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
-        let name = name.as_bytes();
-        let mut seen = false;
-        for (k, v) in self.headers {
-            if *k == name {
-                seen = true;
-                if f(v) {
-                    return Some(true);
-                }
-            }
-        }
-        seen.then_some(false)
+    fn any_header_value(&self, name: &str, f: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+        any_header_value(self.headers, name, f)
     }
 
-    fn for_each_header_of_len(&self, lengths: u64, mut f: impl FnMut(&[u8], &[u8])) -> bool {
-        for (k, v) in self.headers {
-            if lengths & (1u64 << k.len().min(63)) != 0 {
-                f(k, v);
-            }
-        }
+    fn for_each_header_of_len(&self, lengths: u64, f: impl FnMut(&[u8], &[u8])) -> bool {
+        for_each_header_of_len(self.headers, lengths, f);
         true
     }
 
