@@ -35,9 +35,9 @@ pub struct MemoryArgs {
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
     /// Also weigh another canary-router module (2 and 1000 rules) in the
-    /// same rounds, for an A/B of two builds; printed only.
+    /// same rounds, for an A/B of builds; printed only. May be repeated.
     #[arg(long, value_name = "PATH")]
-    other: Option<PathBuf>,
+    other: Vec<PathBuf>,
 }
 
 /// Worker counts, each at least 1.
@@ -81,11 +81,14 @@ pub fn memory(args: &MemoryArgs) -> Result<(), String> {
         floor: &floor,
         specifier: None,
     };
-    let other_modules = other.as_deref().map(|filter| Modules {
-        filter,
-        floor: &floor,
-        specifier: None,
-    });
+    let other_modules: Vec<Modules> = other
+        .iter()
+        .map(|filter| Modules {
+            filter,
+            floor: &floor,
+            specifier: None,
+        })
+        .collect();
     let kinds = [
         Kind::Native,
         Kind::WasmFloor,
@@ -94,27 +97,27 @@ pub fn memory(args: &MemoryArgs) -> Result<(), String> {
         Kind::CanaryRouterModule { rules: 2 },
         Kind::CanaryRouterModule { rules: 1000 },
     ];
-    // What each round weighs: (the other module?, kind); the other module's
-    // two kinds come after the six of the table.
-    let mut entries: Vec<(bool, usize)> = (0..kinds.len()).map(|k| (false, k)).collect();
-    if other_modules.is_some() {
-        entries.extend([(true, 2), (true, 3)]);
+    // What each round weighs: (which other module, if any; kind); each
+    // other module's two kinds come after the six of the table, in order.
+    let mut entries: Vec<(Option<usize>, usize)> = (0..kinds.len()).map(|k| (None, k)).collect();
+    for o in 0..other_modules.len() {
+        entries.extend([(Some(o), 2), (Some(o), 3)]);
     }
     // rss[w][e]: the rounds' VmRSS in KiB.
     let mut rss = vec![vec![Vec::new(); entries.len()]; workers.len()];
     for (wi, &w) in workers.iter().enumerate() {
         let starter = Starter::new(Some(&modules), false)?.with_workers(w);
-        let other_starter = match &other_modules {
-            Some(m) => Some(Starter::new(Some(m), false)?.with_workers(w)),
-            None => None,
-        };
+        let other_starters = other_modules
+            .iter()
+            .map(|m| Ok(Starter::new(Some(m), false)?.with_workers(w)))
+            .collect::<Result<Vec<_>, String>>()?;
         for round in 0..rounds {
             for step in 0..entries.len() {
                 let e = (step + round) % entries.len();
-                let (is_other, k) = entries[e];
-                let (starter, label) = match &other_starter {
-                    Some(o) if is_other => (o, " (other)"),
-                    _ => (&starter, ""),
+                let (o, k) = entries[e];
+                let (starter, label) = match o {
+                    Some(o) => (&other_starters[o], format!(" (other {})", o + 1)),
+                    None => (&starter, String::new()),
                 };
                 let kib = weigh(starter, &kinds[k], requests)?;
                 progress(format!(
@@ -127,8 +130,12 @@ pub fn memory(args: &MemoryArgs) -> Result<(), String> {
             }
         }
     }
-    if let Some(path) = &other {
-        println!("{}", render_other(&workers, &rss, path, file_size(path)?));
+    for (o, path) in other.iter().enumerate() {
+        let first = kinds.len() + 2 * o;
+        println!(
+            "{}",
+            render_other(&workers, &rss, first, path, file_size(path)?)
+        );
     }
 
     let table = render(
@@ -177,11 +184,13 @@ fn weigh(starter: &Starter<'_>, kind: &Kind, requests: u64) -> Result<u64, Strin
     load::rss_kib(envoy.pid()).ok_or_else(|| format!("{}: no VmRSS", kind.name()))
 }
 
-/// The other module's rows: its medians and how far they sit from the floor
-/// and from the table's module, measured in the same rounds.
+/// An other module's rows (its 2- and 1000-rule entries at `first` and
+/// `first + 1`): its medians and how far they sit from the floor and from
+/// the table's module, measured in the same rounds.
 fn render_other(
     workers: &[usize],
     rss: &[Vec<Vec<u64>>],
+    first: usize,
     path: &std::path::Path,
     bytes: u64,
 ) -> String {
@@ -195,11 +204,11 @@ fn render_other(
         let med = |e: usize| mib(median(rss[wi][e].iter().map(|&k| k as f64)));
         s.push_str(&format!(
             "| {w} | {:.1} | {:.1} | {:+.1} | {:+.1} | {:+.1} |\n",
-            med(6),
-            med(7),
-            med(6) - med(1),
-            med(7) - med(1),
-            med(6) - med(2)
+            med(first),
+            med(first + 1),
+            med(first) - med(1),
+            med(first + 1) - med(1),
+            med(first) - med(2)
         ));
     }
     s
