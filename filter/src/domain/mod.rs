@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod cookie;
 pub mod guard;
+pub mod guarded;
 pub mod hosts;
 pub mod judge;
 pub mod matcher;

@@ -9,7 +9,7 @@ use alloc::{boxed::Box, format, string::String, vec, vec::Vec};
 use core::cell::Cell;
 
 use crate::domain::guard::{self, Flushed, Judge, Shape, Spec, Tally, Tripped};
-use crate::domain::judge::{Side, Verdict};
+use crate::domain::guarded;
 use crate::domain::rules::{Outcome, RequestView, RuleSet};
 
 use filter_runtime::proxy_wasm::hostcalls::{self, MetricKind};
@@ -49,9 +49,8 @@ struct Rule {
     slots: Vec<Slot>,
     /// Its responses' times are counted (a guard judges latency).
     timed: bool,
-    /// The rule's service and index, and the slot of its ramp's canary:
-    /// ejecting that one stops the ramp.
-    ramp: Option<(u32, u32, u32)>,
+    /// The slot of its ramp's canary: ejecting that one stops the ramp.
+    ramp: Option<u32>,
     /// The rule's service and index in the rule set.
     at: (u32, u32),
 }
@@ -83,100 +82,50 @@ impl Guards {
         let mut rules = Vec::new();
         // Each rule's shared key, slot count and times, for `guard::install`.
         let mut keys: Vec<(String, usize, bool)> = Vec::new();
-        for (si, s) in set.services().iter().enumerate() {
-            for (ri, r) in s.rules.iter().enumerate() {
-                let ds = &r.route.destinations;
-                // Counted: the guarded destinations and their baselines (a mask by index).
-                let mut counted = 0u64;
-                for (di, d) in ds.iter().enumerate() {
-                    if let Some(spec) = d.guard.as_deref().copied() {
-                        counted |= 1 << (di % 64);
-                        if let Judge::Baseline { slot, .. } = spec.judge {
-                            counted |= 1 << (slot % 64);
-                        }
-                    }
+        guarded::for_each(
+            set,
+            |ordinal, slot, s, r, d| {
+                if let Some(e) = of_stat.get_mut(d.stat_index as usize) {
+                    *e = (ordinal, slot);
                 }
-                if counted == 0 {
-                    continue;
+                let tags =
+                    |kind| crate::domain::stats::guard_metric(kind, &s.name, &r.name, &d.label);
+                let gauge = |kind| define(MetricKind::Gauge, &tags(kind));
+                Slot {
+                    stat_index: d.stat_index,
+                    label: d.label.clone(),
+                    name: format!(
+                        "service {}, rule {}, destination {}",
+                        s.name, r.name, d.label
+                    )
+                    .into(),
+                    pending: Cell::new(Tally::default()),
+                    every: Cell::new(1),
+                    left: Cell::new(0),
+                    ejected_gauge: gauge("ejected"),
+                    requests: define(MetricKind::Counter, &tags("requests")),
+                    errors: define(MetricKind::Counter, &tags("errors")),
+                    window: [
+                        gauge("window_requests"),
+                        gauge("window_errors"),
+                        gauge("window_p90_ms"),
+                    ],
                 }
-                // A destination's slot: the counted ones before it.
-                let slot_of = |i: usize| (counted & ((1u64 << (i % 64)) - 1)).count_ones();
-                let ordinal = rules.len() as u32;
-                let mut specs = Vec::new();
-                let mut slots = Vec::new();
-                let mut live = Vec::new();
-                let mut unguarded_live = false;
-                for (di, d) in ds.iter().enumerate() {
-                    if counted & (1 << (di % 64)) == 0 {
-                        unguarded_live |= d.weight > 0;
-                        continue;
-                    }
-                    let spec = match d.guard.as_deref().copied() {
-                        Some(mut spec) => {
-                            if let Judge::Baseline { slot, .. } = &mut spec.judge {
-                                *slot = slot_of(*slot as usize);
-                            }
-                            spec
-                        }
-                        // A baseline only: counted over its canary's window.
-                        None => ds
-                            .iter()
-                            .filter_map(|g| g.guard.as_deref().copied())
-                            .find(|g| matches!(g.judge, Judge::Baseline { slot, .. } if slot as usize == di))
-                            .map(|g| Spec { judge: Judge::Count, ..g })?,
-                    };
-                    if let Some(e) = of_stat.get_mut(d.stat_index as usize) {
-                        *e = (ordinal, slots.len() as u32);
-                    }
-                    let tags =
-                        |kind| crate::domain::stats::guard_metric(kind, &s.name, &r.name, &d.label);
-                    let gauge = |kind| define(MetricKind::Gauge, &tags(kind));
-                    specs.push(spec);
-                    live.push(
-                        d.weight > 0 || r.route.ramp().is_some_and(|p| p.schedule.canary == di),
-                    );
-                    slots.push(Slot {
-                        stat_index: d.stat_index,
-                        label: d.label.clone(),
-                        name: format!(
-                            "service {}, rule {}, destination {}",
-                            s.name, r.name, d.label
-                        )
-                        .into(),
-                        pending: Cell::new(Tally::default()),
-                        every: Cell::new(1),
-                        left: Cell::new(0),
-                        ejected_gauge: gauge("ejected"),
-                        requests: define(MetricKind::Counter, &tags("requests")),
-                        errors: define(MetricKind::Counter, &tags("errors")),
-                        window: [
-                            gauge("window_requests"),
-                            gauge("window_errors"),
-                            gauge("window_p90_ms"),
-                        ],
-                    });
-                }
-                let key = format!("{prefix}/{digest}/{ordinal}");
-                let timed = Spec::timed(&specs);
-                keys.push((key.clone(), slots.len(), timed));
-                let ramp = r.route.ramp().and_then(|p| {
-                    let c = p.schedule.canary;
-                    (counted & (1 << (c % 64)) != 0).then(|| (si as u32, ri as u32, slot_of(c)))
-                });
+            },
+            |g| {
+                let key = format!("{prefix}/{digest}/{}", rules.len());
+                keys.push((key.clone(), g.slots.len(), g.timed));
                 rules.push(Rule {
                     key,
-                    specs,
-                    shape: Shape {
-                        live: live.into(),
-                        unguarded_live,
-                    },
-                    slots,
-                    timed,
-                    ramp,
-                    at: (si as u32, ri as u32),
+                    specs: g.specs,
+                    shape: g.shape,
+                    slots: g.slots,
+                    timed: g.timed,
+                    ramp: g.ramp_canary,
+                    at: g.at,
                 });
-            }
-        }
+            },
+        );
         guard::install(&mut SharedData, &prefix, &digest, &keys);
         let bucket = rules
             .iter()
@@ -251,29 +200,10 @@ impl Guards {
             else {
                 continue;
             };
-            let weight = |stat: u32| {
-                r.route
-                    .destinations
-                    .iter()
-                    .zip(r.route.weights().each())
-                    .find(|(d, _)| d.stat_index == stat)
-                    .map_or(0, |(_, w)| w)
-            };
-            for (si, slot) in rule.slots.iter().enumerate() {
-                if rule.specs.get(si).map(|s| s.judge) != Some(Judge::Count) {
+            let stat = |i: usize| rule.slots.get(i).map_or(NONE, |s| s.stat_index);
+            for (i, slot) in rule.slots.iter().enumerate() {
+                let Some(every) = guarded::sample_every(&r.route, &rule.specs, stat, i) else {
                     continue;
-                }
-                let canary = rule
-                    .specs
-                    .iter()
-                    .zip(&rule.slots)
-                    .filter(|(s, _)| matches!(s.judge, Judge::Baseline { slot, .. } if slot as usize == si))
-                    .map(|(_, c)| weight(c.stat_index))
-                    .max()
-                    .unwrap_or(0);
-                let every = match canary {
-                    0 => 1,
-                    c => (weight(slot.stat_index) / c).clamp(1, 64) as u32,
                 };
                 slot.every.set(every);
                 slot.left.set(slot.left.get().min(every - 1));
@@ -354,29 +284,15 @@ impl Guards {
             }
             record(slot.ejected_gauge, 1);
             learned = true;
-            let Some((s, r, _)) = rule.ramp.filter(|(_, _, canary)| *canary as usize == i) else {
-                continue;
-            };
-            let ramp = set
-                .services()
-                .get(s as usize)
-                .and_then(|s| s.rules.get(r as usize))
-                .and_then(|r| r.route.ramp());
-            // Every VM stops its own copy; the one that ejected says so
-            // (after its `guard ejected` line), the others at debug level.
-            if let Some(ramp) = ramp.filter(|p| p.abort()) {
+            if rule.ramp == Some(i as u32) {
+                // Every VM stops its own copy; the one that ejected says so
+                // (after its `guard ejected` line), the others at debug level.
                 let level = if tripped == Some(i) {
                     log::Level::Warn
                 } else {
                     log::Level::Debug
                 };
-                log::log!(
-                    level,
-                    "ramp of {} stopped at step {} of {}: the canary was ejected; its weight is 0 until the rule set changes",
-                    slot.name,
-                    ramp.schedule.phases.get(ramp.phase()).map_or(0, |p| p.steps_done),
-                    ramp.schedule.steps
-                );
+                guarded::stop_ramp(set, rule.at, &slot.name, level);
             }
         }
         learned
@@ -432,41 +348,10 @@ impl Guards {
 }
 
 /// The one line an ejection logs: why, with the figures judged.
-#[inline(never)]
 fn log_ejection(rule: &Rule, slot: &Slot, spec: &Spec, m: &Tripped) {
-    let (c, b) = (&m.canary, &m.baseline);
-    let (why, baseline) = match (m.verdict, spec.judge) {
-        (Some(v), Judge::Baseline { slot, .. }) => (
-            if v == Verdict::Errors {
-                "errors significantly over the baseline's by maxErrorRate"
-            } else {
-                "p90 over maxLatencyRatio times the baseline's"
-            },
-            rule.slots.get(slot as usize).map_or("", |s| &*s.label),
-        ),
-        _ => ("errors at or over maxErrorRate", "none"),
+    let baseline = match spec.judge {
+        Judge::Baseline { slot, .. } => rule.slots.get(slot as usize).map(|s| &*s.label),
+        _ => None,
     };
-    log::warn!(
-        "guard ejected {} ({why}) in the last {}ms: {} of {} responses failed ({}), p90 {} ms; baseline {baseline}: {} of {} failed ({}), p90 {} ms. Its requests go to the rule's other destinations until the rule set changes",
-        slot.name,
-        spec.interval_ms,
-        c.errors,
-        c.requests,
-        Permille(c),
-        c.p90_ms as u64,
-        b.errors,
-        b.requests,
-        Permille(b),
-        b.p90_ms as u64
-    );
-}
-
-/// An error share as `12.5%` (tenths of a percent, no float formatting).
-struct Permille<'a>(&'a Side);
-
-impl core::fmt::Display for Permille<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let pm = self.0.errors.saturating_mul(1000) / self.0.requests.max(1);
-        write!(f, "{}.{}%", pm / 10, pm % 10)
-    }
+    guarded::log_ejection(&slot.name, spec, m, baseline);
 }
