@@ -24,12 +24,13 @@ use crate::guard::{Guards, Sink};
 use crate::metrics::{self, Global, Kind, Metric};
 use crate::source::{Answer, Host, Ticker, TICK};
 use crate::stream::StreamFilter;
+use canary_router::domain::stats;
 
 /// The only `filter_name` this module answers to.
 pub const FILTER_NAME: &[u8] = b"canary-router";
 
-/// The rules in force and everything a request needs with them, immutable.
-#[derive(Debug)]
+/// The rules in force and everything a request needs with them, immutable
+/// (but for the ramps' phases, which ticks move, and the guards' counts).
 pub struct Active {
     /// The settings (route header, debug header, ...).
     pub settings: Arc<Settings>,
@@ -37,18 +38,34 @@ pub struct Active {
     pub rules: Option<Rules>,
     /// Counter per destination, by `stat_index`.
     pub dest_metrics: Box<[Option<Metric>]>,
+    /// Weight gauge per destination (basis points), by `stat_index`.
+    pub weights: Box<[Option<Metric>]>,
+    /// Step, aborted and next-step gauges per rule with a ramp, in rule order.
+    pub ramps: Box<[[Option<Metric>; 3]]>,
     /// `service/rule/destination` per destination, for the debug header.
     pub debug_values: Box<[Box<str>]>,
     /// Rule-independent stats.
     pub global: Arc<Global>,
     /// The guards, if a destination has one.
     pub guard: Option<Guards>,
+    /// Where the gauges are set.
+    sink: Arc<dyn Sink>,
+}
+
+impl std::fmt::Debug for Active {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Active")
+            .field("rules", &self.rules)
+            .field("guard", &self.guard)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Active {
     /// The rules in force with their stats (plain ones defined through
     /// `define`, or the global labelled ones: see [`metrics`]) and guards,
-    /// which report to `sink`.
+    /// which report to `sink`. A ramp starts in its phase of now; the
+    /// gauges show what requests are routed with.
     pub fn new(
         settings: Arc<Settings>,
         rules: Option<Rules>,
@@ -56,30 +73,76 @@ impl Active {
         sink: Arc<dyn Sink>,
         mut define: impl FnMut(Kind, &str) -> Option<usize>,
     ) -> Self {
+        if let Some(r) = &rules {
+            r.set.advance(sink.now_ms());
+        }
         let guard = rules.as_ref().and_then(|r| {
-            Guards::new(&r.set, r.digest, sink, |s, r, d| {
+            Guards::new(&r.set, r.digest, sink.clone(), |s, r, d| {
                 metrics::guard_slot(&global, &mut define, [s, r, d])
             })
         });
-        let (dest_metrics, debug_values) = match &rules {
+        let (dest_metrics, weights, ramps, debug_values) = match &rules {
             Some(r) => (
-                metrics::destinations(&r.set, global.requests_by_label, |n| {
+                metrics::destinations(&r.set, "requests", global.requests_by_label, |n| {
                     define(Kind::Counter, n)
                 }),
+                metrics::destinations(&r.set, "weight", global.weight_by_label, |n| {
+                    define(Kind::Gauge, n)
+                }),
+                metrics::ramps(&r.set, &global, |n| define(Kind::Gauge, n)),
                 r.set
                     .all_destinations()
                     .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
                     .collect(),
             ),
-            None => (Box::default(), Box::default()),
+            None => Default::default(),
         };
-        Active {
+        let active = Active {
             settings,
             rules,
             dest_metrics,
+            weights,
+            ramps,
             debug_values,
             global,
             guard,
+            sink,
+        };
+        active.show_weights();
+        active
+    }
+
+    /// Sets the weight gauges (basis points, ejected destinations at 0)
+    /// and the ramps' gauges to what requests are routed with now, and
+    /// the rate the guards sample baselines at.
+    pub fn show_weights(&self) {
+        let Some(rules) = &self.rules else { return };
+        if let Some(g) = &self.guard {
+            g.resample(&rules.set);
+        }
+        let ejected = |stat: u32| self.guard.as_ref().is_some_and(|g| g.is_ejected(stat));
+        stats::show_weights(
+            &rules.set,
+            ejected,
+            |stat, bp| {
+                let gauge = self.weights.get(stat as usize).and_then(Option::as_ref);
+                self.sink.set(gauge, bp);
+            },
+            |i, values| {
+                if let Some(gauges) = self.ramps.get(i) {
+                    for (g, v) in gauges.iter().zip(values) {
+                        self.sink.set(g.as_ref(), v);
+                    }
+                }
+            },
+        );
+    }
+
+    /// Sets every gauge of the rule set to 0 (it is being replaced: a
+    /// rule or destination no longer there shows no weight).
+    fn zero(&self) {
+        for g in self.weights.iter().chain(self.ramps.iter().flatten()) {
+            self.sink.set(g.as_ref(), 0);
         }
     }
 }
@@ -91,9 +154,6 @@ pub enum Refusal {
     UnknownFilter(String),
     /// The rules are invalid (the core's error, with its JSON path).
     Invalid(ConfigError),
-    /// Valid rules, with a feature the module does not carry yet (the
-    /// JSON path of it).
-    Unsupported(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -104,10 +164,6 @@ impl std::fmt::Display for Refusal {
                 "filter_name {name:?}: this module has one filter, \"canary-router\""
             ),
             Refusal::Invalid(e) => write!(f, "{e}"),
-            Refusal::Unsupported(path) => write!(
-                f,
-                "{path}: not supported by the dynamic module yet (scheduled ramps and guards with a baseline run in the wasm filter; see module/README.md)"
-            ),
         }
     }
 }
@@ -120,34 +176,7 @@ pub fn compile(name: &[u8], bytes: &[u8], workload: &Workload) -> Result<Plugin,
         ));
     }
     let cfg: PluginConfig = plugin::parse(bytes).map_err(Refusal::Invalid)?;
-    let p = Plugin::from_config(&cfg, bytes, workload).map_err(Refusal::Invalid)?;
-    match p.rules.as_ref().and_then(|r| unsupported(&r.set)) {
-        Some(path) => Err(Refusal::Unsupported(path)),
-        None => Ok(p),
-    }
-}
-
-/// The JSON path of the first feature of `set` the module does not carry
-/// yet: a rule's `ramp` (the wasm filter walks it from its tick with
-/// `RuleSet::advance`), or a guard's `baseline` (its baseline's responses
-/// and times are counted by the wasm filter's guards only).
-pub fn unsupported(set: &canary_router::RuleSet) -> Option<String> {
-    for (si, s) in set.services().iter().enumerate() {
-        for (ri, r) in s.rules.iter().enumerate() {
-            if r.route.ramp().is_some() {
-                return Some(format!("services[{si}].http[{ri}].ramp"));
-            }
-            for (di, d) in r.route.destinations.iter().enumerate() {
-                if matches!(&d.guard, Some(g) if g.judge != canary_router::domain::guard::Judge::Absolute)
-                {
-                    return Some(format!(
-                        "services[{si}].http[{ri}].route[{di}].guard.baseline"
-                    ));
-                }
-            }
-        }
-    }
-    None
+    Plugin::from_config(&cfg, bytes, workload).map_err(Refusal::Invalid)
 }
 
 /// The module's configuration object.
@@ -160,6 +189,8 @@ pub struct FilterConfig {
     poller: Option<Mutex<Poller>>,
     /// The tick period the rules in force need (0: none).
     tick_ms: Arc<AtomicU64>,
+    /// When the next step of a ramp is due (Unix milliseconds; 0: none).
+    ramp_due: AtomicU64,
     /// Ticks the poller and the guards; dropped with the configuration,
     /// which stops it.
     ticker: Option<Ticker>,
@@ -203,6 +234,7 @@ impl FilterConfig {
             ))),
             poller: None,
             tick_ms: Arc::new(AtomicU64::new(0)),
+            ramp_due: AtomicU64::new(0),
             ticker: None,
         };
         config.install(rules, None);
@@ -251,19 +283,32 @@ impl FilterConfig {
         }
     }
 
-    /// Sets the tick period to what the poller and the guards in force need.
+    /// Sets the tick period to what the poller and the guards in force
+    /// need, and to the next step of a ramp (at least once a minute while
+    /// one is due, so a clock set forward is caught up with); a change
+    /// restarts the ticker's wait.
     fn set_tick(&self) {
-        let poll = self
-            .poller
-            .as_ref()
-            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).tick_period_ms());
-        let guard = self.active().guard.as_ref().map(|g| g.tick_ms);
-        let want = match (poll, guard) {
-            (Some(p), Some(g)) => p.min(g),
-            (Some(t), None) | (None, Some(t)) => t,
-            (None, None) => 0,
-        };
-        self.tick_ms.store(u64::from(want), Ordering::Relaxed);
+        let mut want = u64::MAX;
+        let due = self.ramp_due.load(Ordering::Relaxed);
+        if due > 0 {
+            let now = self.handle.now_ms();
+            want = due.saturating_sub(now).clamp(1, 60_000);
+        }
+        if let Some(p) = &self.poller {
+            let t = p.lock().unwrap_or_else(|e| e.into_inner()).tick_period_ms();
+            want = want.min(u64::from(t));
+        }
+        if let Some(g) = &self.active().guard {
+            want = want.min(u64::from(g.tick_ms));
+        }
+        if want == u64::MAX {
+            want = 0;
+        }
+        if self.tick_ms.swap(want, Ordering::Relaxed) != want {
+            if let Some(t) = &self.ticker {
+                t.poke();
+            }
+        }
     }
 
     fn host<'a>(&'a self, answer: Option<&'a Answer<'a>>) -> Host<'a> {
@@ -275,16 +320,7 @@ impl FilterConfig {
     }
 
     fn compile_file(&self, bytes: &[u8]) -> Result<Rules, ConfigError> {
-        let rules =
-            plugin::rule_file_from_bytes(bytes, &self.settings, &crate::workload::from_env())?;
-        match unsupported(&rules.set) {
-            // Refused like a bad file: the last good rules keep serving.
-            Some(path) => Err(ConfigError::Syntax {
-                path,
-                message: "not supported by the dynamic module yet (see module/README.md)".into(),
-            }),
-            None => Ok(rules),
-        }
+        plugin::rule_file_from_bytes(bytes, &self.settings, &crate::workload::from_env())
     }
 
     /// Puts `rules` in force for new streams: `fetched` says whether they
@@ -313,7 +349,10 @@ impl FilterConfig {
         if let Some(r) = &rules {
             self.handle
                 .set_gauge(self.global.rules_version.as_ref(), r.version);
+            self.handle
+                .set_gauge(self.global.config_revision.as_ref(), r.revision);
         }
+        self.active().zero();
         let handle = self.handle;
         let active = Active::new(
             self.settings.clone(),
@@ -332,6 +371,11 @@ impl FilterConfig {
                 self.handle.add(Some(m), 0);
             }
         }
+        let due = active
+            .rules
+            .as_ref()
+            .and_then(|r| r.set.advance(self.handle.now_ms()).1);
+        self.ramp_due.store(due.unwrap_or(0), Ordering::Relaxed);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(active);
         self.set_tick();
     }
@@ -349,15 +393,24 @@ impl FilterConfig {
         StreamFilter::new(self.active())
     }
 
-    /// A scheduled event, on the main thread: a tick flushes the guards'
-    /// tallies, adopts rules another configuration fetched and starts a
-    /// fetch when it is due.
+    /// A scheduled event, on the main thread: a tick moves the ramps to
+    /// their phase of now, flushes the guards' tallies (which may eject a
+    /// ramp's canary and stop its ramp), updates the weight gauges when
+    /// either changed what requests are routed with, adopts rules another
+    /// configuration fetched and starts a fetch when it is due.
     pub fn on_scheduled(&self, event: u64) {
         if event != TICK {
             return;
         }
-        if let Some(g) = &self.active().guard {
-            g.tick();
+        let active = self.active();
+        if let Some(rules) = &active.rules {
+            let (moved, due) = rules.set.advance(self.handle.now_ms());
+            let learned = active.guard.as_ref().is_some_and(|g| g.tick(&rules.set));
+            if moved || learned {
+                active.show_weights();
+            }
+            self.ramp_due.store(due.unwrap_or(0), Ordering::Relaxed);
+            self.set_tick();
         }
         let Some(poller) = &self.poller else { return };
         let mut poller = poller.lock().unwrap_or_else(|e| e.into_inner());
@@ -404,28 +457,91 @@ mod tests {
         )
     }
 
+    /// Gauges by metric id.
+    #[derive(Default)]
+    struct Gauges(Mutex<std::collections::HashMap<usize, u64>>);
+
+    impl Sink for Gauges {
+        fn add(&self, _: Option<&Metric>, _: u64) {}
+        fn set(&self, metric: Option<&Metric>, value: u64) {
+            if let Some(m) = metric {
+                self.0.lock().unwrap().insert(m.id, value);
+            }
+        }
+    }
+
     #[test]
-    fn ramps_and_baseline_guards_are_refused_by_path_and_the_rest_compiles() {
-        let refusal =
-            |json: &str| match compile(b"canary-router", json.as_bytes(), &Workload::default()) {
-                Err(Refusal::Unsupported(path)) => path,
-                other => panic!("{:?}", other.map(|_| ())),
-            };
-        let ramp =
-            r#","ramp":{"canary":"v2","start":"2026-12-07T10:00:00Z","steps":[{"setWeight":10}]}"#;
-        assert_eq!(refusal(&rules(ramp, "")), "services[0].http[0].ramp");
-        let baseline =
-            r#","guard":{"baseline":"v1","maxErrorRate":0.05,"minRequests":20,"interval":"10s"}"#;
-        assert_eq!(
-            refusal(&rules("", baseline)),
-            "services[0].http[0].route[1].guard.baseline"
+    fn a_ramp_starts_in_its_phase_of_now_and_a_canary_its_baseline_ejects_stops_it() {
+        let now = Gauges::default().now_ms();
+        let start = canary_router::domain::ramp::format_time(now - 60_000);
+        let ramp = format!(
+            r#","ramp":{{"canary":"v2","start":"{start}","steps":[{{"setWeight":30}},{{"pause":{{"duration":"1h"}}}},{{"setWeight":100}}]}}"#
         );
-        let absolute = r#","guard":{"maxErrorRate":0.05,"minRequests":20,"interval":"10s"}"#;
-        assert!(compile(
-            b"canary-router",
-            rules("", absolute).as_bytes(),
-            &Workload::default()
-        )
-        .is_ok());
+        let guard =
+            r#","guard":{"baseline":"v1","maxErrorRate":0.05,"minRequests":20,"interval":"10s"}"#;
+        let json = rules(&ramp, guard).replace("\"name\":\"split\"", "\"name\":\"config-ramp\"");
+        let Plugin { settings, rules } =
+            compile(b"canary-router", json.as_bytes(), &Workload::default()).unwrap();
+        let sink = Arc::new(Gauges::default());
+        let names = Mutex::new(Vec::<String>::new());
+        let active = Active::new(
+            Arc::new(settings),
+            rules,
+            Arc::new(Global::default()),
+            sink.clone(),
+            |_, name| {
+                let mut n = names.lock().unwrap();
+                n.push(name.to_string());
+                Some(n.len() - 1)
+            },
+        );
+        let names = names.into_inner().unwrap();
+        let gauge = |kind: &str, dest: Option<&str>| {
+            let name = canary_router::domain::stats::tagged(
+                kind,
+                "backend.default.svc.cluster.local",
+                "config-ramp",
+                dest,
+            );
+            let id = names.iter().position(|n| *n == name).expect(&name);
+            sink.0.lock().unwrap().get(&id).copied()
+        };
+        // One step done: 30% to v2, the next step in an hour.
+        assert_eq!(gauge("weight", Some("v2")), Some(3_000));
+        assert_eq!(gauge("weight", Some("v1")), Some(7_000));
+        assert_eq!(gauge("ramp_step", None), Some(1));
+        assert_eq!(gauge("ramp_aborted", None), Some(0));
+        let next = canary_router::domain::ramp::parse_time(&start).unwrap() + 3_600_000;
+        assert_eq!(gauge("ramp_next_step_ms", None), Some(next));
+        // The baseline (70%) is sampled one answer in 2 (70 / 30).
+        let set = &active.rules.as_ref().unwrap().set;
+        let g = active.guard.as_ref().unwrap();
+        let sampled = (0..100).filter(|_| g.sample(0).is_some()).count();
+        assert_eq!(sampled, 50);
+        // v2 fails, v1 does not: the 20th of v2's answers ejects it.
+        let mut learned = 0;
+        for _ in 0..40 {
+            for (stat, status) in [(0, 200), (1, 503)] {
+                if g.sample(stat).is_some() && g.on_response(set, stat, Some(status), None) {
+                    learned += 1;
+                    active.show_weights();
+                }
+            }
+        }
+        assert_eq!(learned, 1);
+        assert!(g.is_ejected(1));
+        assert_eq!(gauge("weight", Some("v2")), Some(0));
+        assert_eq!(gauge("weight", Some("v1")), Some(10_000));
+        assert_eq!(gauge("ramp_aborted", None), Some(1));
+        assert_eq!(gauge("ramp_step", None), Some(1));
+        assert_eq!(gauge("ramp_next_step_ms", None), Some(0));
+        // Its next step's time passes: it stays stopped.
+        assert_eq!(set.advance(next + 1), (false, None));
+        let ramp = set.services()[0].rules[0].route.ramp().unwrap();
+        assert!(ramp.is_aborted());
+        assert_eq!(
+            set.services()[0].rules[0].route.weights().each().nth(1),
+            Some(0)
+        );
     }
 }

@@ -1,22 +1,28 @@
-//! The guards of one rule set in the module: the core's windows, records
-//! and ejection rule ([`canary_router::domain::guard`]) fed from every worker.
+//! The guards of one rule set in the module: the core's windows, records,
+//! ejection rule and baseline comparison ([`canary_router::domain::guard`],
+//! [`canary_router::domain::guarded`]) fed from every worker.
 //!
 //! The wasm filter runs one VM per worker, so each keeps its own tallies
 //! and learns ejections from shared data. Here one [`Guards`] serves every
-//! worker: tallies are atomics the workers add to, an ejection is an atomic
-//! flag every worker sees at once, and the records live in the module's
-//! process-wide [`Shared`] store, with the same compare-and-swap flushes
-//! (at once for an error, after [`FLUSH_SUCCESSES`] successes, and on
-//! every tick, which the configuration's ticker runs on Envoy's main
-//! thread). As in the wasm filter, a new rule set (another digest) starts
-//! with empty records, and a configuration that replaces another with the
-//! same rules joins its counts and ejections.
+//! worker: each counted destination's tally sits behind its own mutex that
+//! the workers add to, an ejection is an atomic flag every worker sees at
+//! once, and the records live in the module's process-wide [`Shared`]
+//! store, with the same compare-and-swap flushes (at once for an error,
+//! after [`FLUSH_SUCCESSES`] answers, and on every tick, which the
+//! configuration's ticker runs on Envoy's main thread). A guard with a
+//! `baseline` counts the baseline's answers too, one in k as the wasm
+//! filter samples them ([`guarded::sample_every`]), and with
+//! `maxLatencyRatio` both sides' times (`x-envoy-upstream-service-time`).
+//! Ejecting a ramp's canary stops the ramp. As in the wasm filter, a new
+//! rule set (another digest) starts with empty records, and a configuration
+//! that replaces another with the same rules joins its counts and ejections.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use canary_router::domain::guard::{self, Flushed, Shape, Spec, Tally, FLUSH_SUCCESSES};
+use canary_router::domain::guard::{self, Flushed, Judge, Shape, Spec, Tally, FLUSH_SUCCESSES};
+use canary_router::domain::guarded;
 use canary_router::domain::rules::{Outcome, RequestView, RuleSet};
 
 use crate::abi::ConfigHandle;
@@ -28,8 +34,8 @@ const NONE: u32 = u32::MAX;
 /// Where the module's guard records live in the [`Shared`] store.
 const PREFIX: &str = "canary-router/guard/module";
 
-/// The stats of one guarded destination, by kind (`ejected` is a gauge,
-/// `requests` and `errors` are counters).
+/// The stats of one counted destination, by kind (`ejected` and the
+/// window's figures are gauges, `requests` and `errors` counters).
 #[derive(Debug, Default)]
 pub struct SlotMetrics {
     /// 1 once ejected.
@@ -38,6 +44,9 @@ pub struct SlotMetrics {
     pub requests: Option<Metric>,
     /// Errors among them.
     pub errors: Option<Metric>,
+    /// The window's responses, errors and p90 in milliseconds, for
+    /// `canaryctl watch`.
+    pub window: [Option<Metric>; 3],
 }
 
 /// What the guards report to, from any thread: Envoy's stats (through the
@@ -64,27 +73,36 @@ impl Sink for ConfigHandle {
     }
 }
 
-/// One guarded destination of a rule.
+/// One counted destination of a rule: a guarded one, or the baseline
+/// another is compared with.
 struct Slot {
     stat_index: u32,
-    /// `service S, rule R, destination D`, for the log.
+    /// The destination's label (subset or cluster), and `service S, rule R,
+    /// destination D` for the log.
+    label: Box<str>,
     name: Box<str>,
-    /// Responses counted and not yet flushed: requests in the high 32 bits,
-    /// errors in the low 32.
-    pending: AtomicU64,
+    /// Answers counted and not yet flushed.
+    pending: Mutex<Tally>,
+    /// A baseline only: one answer in `every` is counted
+    /// ([`guarded::sample_every`]); `left` counts down to the next.
+    every: AtomicU32,
+    left: AtomicU32,
     metrics: SlotMetrics,
 }
 
-fn tally(bits: u64) -> Tally {
-    Tally {
-        requests: (bits >> 32) as u32,
-        errors: bits as u32,
-        ..Tally::default()
+impl Slot {
+    /// Takes the tally out.
+    fn take(&self) -> Tally {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
-}
 
-fn bits(t: Tally) -> u64 {
-    (u64::from(t.requests) << 32) | u64::from(t.errors)
+    /// Puts a tally back (a flush that could not write it).
+    fn keep(&self, t: &Tally) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(t);
+    }
 }
 
 /// A rule with at least one guarded destination.
@@ -93,6 +111,12 @@ struct Rule {
     specs: Box<[Spec]>,
     shape: Shape,
     slots: Box<[Slot]>,
+    /// Its answers' times are counted (a guard judges latency).
+    timed: bool,
+    /// The slot of its ramp's canary: ejecting that one stops the ramp.
+    ramp: Option<u32>,
+    /// The rule's service and index in the rule set.
+    at: (u32, u32),
 }
 
 /// The guards of one rule set, shared by every worker.
@@ -118,9 +142,10 @@ impl std::fmt::Debug for Guards {
 
 impl Guards {
     /// The guards of `set`, or `None` when it has none. `metrics` gives the
-    /// stats of a destination (service, rule, destination names). Starts
-    /// the rule set's records (cleared unless a configuration of this
-    /// process already runs the same rules) and learns what is ejected.
+    /// stats of a counted destination (service, rule, destination names).
+    /// Starts the rule set's records (cleared unless a configuration of
+    /// this process already runs the same rules) and learns what is
+    /// ejected (stopping the ramp of an ejected canary).
     pub fn new(
         set: &RuleSet,
         digest: u64,
@@ -135,51 +160,40 @@ impl Guards {
         let mut of_stat = vec![(NONE, NONE); n];
         let mut rules = Vec::new();
         let mut keys = Vec::new();
-        for s in set.services() {
-            for r in &s.rules {
-                let ds = &r.route.destinations;
-                if !ds.iter().any(|d| d.guard.is_some()) {
-                    continue;
+        guarded::for_each(
+            set,
+            |ordinal, slot, s, r, d| {
+                if let Some(e) = of_stat.get_mut(d.stat_index as usize) {
+                    *e = (ordinal, slot);
                 }
-                let ordinal = rules.len() as u32;
-                let (mut specs, mut slots, mut live) = (Vec::new(), Vec::new(), Vec::new());
-                let mut unguarded_live = false;
-                for d in ds {
-                    let Some(spec) = d.guard.as_deref().copied() else {
-                        unguarded_live |= d.weight > 0;
-                        continue;
-                    };
-                    if let Some(e) = of_stat.get_mut(d.stat_index as usize) {
-                        *e = (ordinal, slots.len() as u32);
-                    }
-                    specs.push(spec);
-                    live.push(d.weight > 0);
-                    slots.push(Slot {
-                        stat_index: d.stat_index,
-                        name: format!(
-                            "service {}, rule {}, destination {}",
-                            s.name, r.name, d.label
-                        )
-                        .into(),
-                        pending: AtomicU64::new(0),
-                        metrics: metrics(&s.name, &r.name, &d.label),
-                    });
+                Slot {
+                    stat_index: d.stat_index,
+                    label: d.label.clone(),
+                    name: format!(
+                        "service {}, rule {}, destination {}",
+                        s.name, r.name, d.label
+                    )
+                    .into(),
+                    pending: Mutex::new(Tally::default()),
+                    every: AtomicU32::new(1),
+                    left: AtomicU32::new(0),
+                    metrics: metrics(&s.name, &r.name, &d.label),
                 }
-                let key = format!("{PREFIX}/{digest}/{ordinal}");
-                // No response times: the module refuses guards that judge
-                // latency (`config::unsupported`).
-                keys.push((key.clone(), slots.len(), false));
+            },
+            |g| {
+                let key = format!("{PREFIX}/{digest}/{}", rules.len());
+                keys.push((key.clone(), g.slots.len(), g.timed));
                 rules.push(Rule {
                     key,
-                    specs: specs.into(),
-                    shape: Shape {
-                        live: live.into(),
-                        unguarded_live,
-                    },
-                    slots: slots.into(),
+                    specs: g.specs.into(),
+                    shape: g.shape,
+                    slots: g.slots.into(),
+                    timed: g.timed,
+                    ramp: g.ramp_canary,
+                    at: g.at,
                 });
-            }
-        }
+            },
+        );
         let fresh = guard::install(&mut Shared, PREFIX, &digest, &keys);
         let bucket = rules
             .iter()
@@ -201,9 +215,10 @@ impl Guards {
                 guards.sink.add(slot.metrics.errors.as_ref(), 0);
             }
             if !fresh {
-                guards.flush(ri, 0, &Tally::default());
+                guards.flush(set, ri, 0, &Tally::default());
             }
         }
+        guards.resample(set);
         Some(guards)
     }
 
@@ -227,79 +242,149 @@ impl Guards {
         guard::adjust(set, outcome, req, random, |i| self.is_ejected(i))
     }
 
-    /// Whether destination `stat_index` has a guard (its responses are counted).
+    /// Takes a request to destination `stat_index` into the guards' sample:
+    /// whether its answer is counted (its destination is guarded, or a
+    /// baseline and this answer is one of its sample) and whether its time
+    /// is. Moves a baseline's countdown, so call it once per request.
     #[inline]
-    pub fn guards(&self, stat_index: u32) -> bool {
-        self.of_stat
-            .get(stat_index as usize)
-            .is_some_and(|(r, _)| *r != NONE)
+    pub fn sample(&self, stat_index: u32) -> Option<bool> {
+        let &(r, si) = self.of_stat.get(stat_index as usize)?;
+        let rule = self.rules.get(r as usize)?;
+        let slot = rule.slots.get(si as usize)?;
+        let every = slot.every.load(Ordering::Relaxed);
+        if every > 1 {
+            let before = slot
+                .left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.checked_sub(1).unwrap_or(every - 1))
+                })
+                .unwrap_or(0);
+            if before != 0 {
+                return None;
+            }
+        }
+        Some(rule.timed)
     }
 
-    /// Counts a response of destination `stat_index`: its status, or `None`
-    /// when the stream ended without one (an error, as a 5xx is).
-    pub fn on_response(&self, stat_index: u32, status: Option<u32>) {
+    /// Sets how often each baseline-only destination's answers are counted,
+    /// from the weights requests are picked with now (a ramp's step or an
+    /// ejection moves them).
+    pub fn resample(&self, set: &RuleSet) {
+        for rule in self.rules.iter() {
+            let (si, ri) = rule.at;
+            let Some(r) = set
+                .services()
+                .get(si as usize)
+                .and_then(|s| s.rules.get(ri as usize))
+            else {
+                continue;
+            };
+            let stat = |i: usize| rule.slots.get(i).map_or(NONE, |s| s.stat_index);
+            for (i, slot) in rule.slots.iter().enumerate() {
+                let Some(every) = guarded::sample_every(&r.route, &rule.specs, stat, i) else {
+                    continue;
+                };
+                slot.every.store(every, Ordering::Relaxed);
+                let _ = slot
+                    .left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.min(every - 1))
+                    });
+            }
+        }
+    }
+
+    /// Counts an answer of destination `stat_index`: its status (`None`
+    /// when the stream ended without one, an error as a 5xx is) and its
+    /// time in milliseconds, if known. Whether an ejection was learned
+    /// (the weights requests are picked with changed).
+    pub fn on_response(
+        &self,
+        set: &RuleSet,
+        stat_index: u32,
+        status: Option<u32>,
+        ms: Option<u64>,
+    ) -> bool {
         let Some(&(ri, si)) = self.of_stat.get(stat_index as usize) else {
-            return;
+            return false;
         };
         let Some(slot) = self
             .rules
             .get(ri as usize)
             .and_then(|r| r.slots.get(si as usize))
         else {
-            return;
+            return false;
         };
         let error = status.is_none_or(|s| s >= 500);
-        let one = bits(Tally {
-            requests: 1,
-            errors: u32::from(error),
-            ..Tally::default()
-        });
-        let now = slot
-            .pending
-            .fetch_add(one, Ordering::AcqRel)
-            .wrapping_add(one);
-        if error || tally(now).requests >= FLUSH_SUCCESSES {
-            // Whoever takes the tally flushes it; a racing worker takes 0.
-            let taken = tally(slot.pending.swap(0, Ordering::AcqRel));
-            if !taken.is_empty() {
-                self.flush(ri as usize, si as usize, &taken);
-            }
+        let taken = {
+            let mut p = slot.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.count(error, ms);
+            // Whoever takes the tally flushes it.
+            (error || p.requests >= FLUSH_SUCCESSES).then(|| std::mem::take(&mut *p))
+        };
+        match taken {
+            Some(t) => self.flush(set, ri as usize, si as usize, &t),
+            None => false,
         }
     }
 
-    /// Flushes every pending tally, and learns what another configuration
-    /// of the same rules ejected.
-    pub fn tick(&self) {
+    /// Flushes every pending tally, learns what another configuration of
+    /// the same rules ejected, and shows each window's figures. Whether an
+    /// ejection was learned.
+    pub fn tick(&self, set: &RuleSet) -> bool {
+        let mut learned = false;
         for (ri, rule) in self.rules.iter().enumerate() {
             let mut flushed = false;
             for (si, slot) in rule.slots.iter().enumerate() {
-                let t = tally(slot.pending.swap(0, Ordering::AcqRel));
+                let t = slot.take();
                 if !t.is_empty() {
-                    self.flush(ri, si, &t);
+                    learned |= self.flush(set, ri, si, &t);
                     flushed = true;
                 }
             }
             let all_known = rule.slots.iter().all(|s| self.is_ejected(s.stat_index));
             if !flushed && !all_known {
-                self.flush(ri, 0, &Tally::default());
+                learned |= self.flush(set, ri, 0, &Tally::default());
+            }
+            let now = self.sink.now_ms();
+            if let Some((rec, _)) = guard::read(&mut Shared, &rule.key, &rule.specs) {
+                for (i, (slot, spec)) in rule.slots.iter().zip(rule.specs.iter()).enumerate() {
+                    let side = rec.side(i, spec, now);
+                    let [requests, errors, p90] = &slot.metrics.window;
+                    self.sink.set(requests.as_ref(), side.requests);
+                    self.sink.set(errors.as_ref(), side.errors);
+                    self.sink.set(p90.as_ref(), side.p90_ms as u64);
+                }
             }
         }
+        learned
     }
 
     /// Adds `t` to slot `si` of rule `ri` in the store (an empty tally only
-    /// reads), then applies what the record says is ejected.
-    fn flush(&self, ri: usize, si: usize, t: &Tally) {
+    /// reads), then applies what the record says is ejected; whether that
+    /// was news.
+    fn flush(&self, set: &RuleSet, ri: usize, si: usize, t: &Tally) -> bool {
         let Some(rule) = self.rules.get(ri) else {
-            return;
+            return false;
         };
+        // A canary is judged with its baseline's pending answers too: they go first.
+        let mut learned = false;
+        if let Some(Judge::Baseline { slot, .. }) = rule.specs.get(si).map(|s| s.judge) {
+            if let Some(b) = rule.slots.get(slot as usize) {
+                let pending = b.take();
+                if !pending.is_empty() {
+                    learned = self.flush(set, ri, slot as usize, &pending);
+                }
+            }
+        }
         let now = self.sink.now_ms();
         let result = guard::flush(&mut Shared, &rule.key, &rule.shape, &rule.specs, si, t, now);
         let Flushed::Done { ejected, tripped } = result else {
             // Keep the tally for the next flush.
             if let Some(slot) = rule.slots.get(si) {
-                slot.pending.fetch_add(bits(*t), Ordering::AcqRel);
+                slot.keep(t);
             }
-            return;
+            return learned;
         };
         if let Some(slot) = rule.slots.get(si) {
             self.sink
@@ -307,29 +392,37 @@ impl Guards {
             self.sink
                 .add(slot.metrics.errors.as_ref(), u64::from(t.errors));
         }
+        if let (Some(m), Some(slot), Some(spec)) =
+            (&tripped, rule.slots.get(si), rule.specs.get(si))
+        {
+            let baseline = match spec.judge {
+                Judge::Baseline { slot, .. } => rule.slots.get(slot as usize).map(|s| &*s.label),
+                _ => None,
+            };
+            guarded::log_ejection(&slot.name, spec, m, baseline);
+        }
         for (i, slot) in rule.slots.iter().enumerate() {
-            if ejected & (1u64 << (i % 64)) != 0 {
-                let flag = self.ejected.get(slot.stat_index as usize);
-                if flag.is_some_and(|f| !f.swap(true, Ordering::AcqRel)) {
-                    self.sink.set(slot.metrics.ejected.as_ref(), 1);
-                }
+            if ejected & (1u64 << (i % 64)) == 0 {
+                continue;
+            }
+            let flag = self.ejected.get(slot.stat_index as usize);
+            if flag.is_none_or(|f| f.swap(true, Ordering::AcqRel)) {
+                continue;
+            }
+            self.sink.set(slot.metrics.ejected.as_ref(), 1);
+            learned = true;
+            if rule.ramp == Some(i as u32) {
+                // The flush that ejected says so (after its `guard ejected`
+                // line); a configuration that learns it, at debug level.
+                let level = if tripped.is_some() && i == si {
+                    log::Level::Warn
+                } else {
+                    log::Level::Debug
+                };
+                guarded::stop_ramp(set, rule.at, &slot.name, level);
             }
         }
-        if let (Some(t), Some(slot), Some(spec)) = (tripped, rule.slots.get(si), rule.specs.get(si))
-        {
-            let m = t.canary;
-            let pm = m.errors.saturating_mul(1000) / m.requests.max(1);
-            log::warn!(
-                "guard ejected {}: {} of {} responses failed ({}.{}%) in the last {}ms, at or over maxErrorRate; \
-                 its requests go to the rule's other destinations until the rule set changes",
-                slot.name,
-                m.errors,
-                m.requests,
-                pm / 10,
-                pm % 10,
-                spec.interval_ms
-            );
-        }
+        learned
     }
 }
 
@@ -396,6 +489,7 @@ mod tests {
                 ejected: Some(Metric::plain(base)),
                 requests: Some(Metric::plain(base + 1)),
                 errors: Some(Metric::plain(base + 2)),
+                window: Default::default(),
             }
         }
     }
@@ -408,15 +502,15 @@ mod tests {
         let g = Arc::new(
             Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap(),
         );
-        assert!(g.guards(1) && !g.guards(0));
+        assert!(g.sample(1).is_some() && g.sample(0).is_none());
         // Four workers, each 10 failing responses of v2: 40 in all, the
         // 20th error ejects.
         std::thread::scope(|s| {
             for _ in 0..4 {
-                let g = g.clone();
+                let (g, set) = (g.clone(), &set);
                 s.spawn(move || {
                     for _ in 0..10 {
-                        g.on_response(1, Some(503));
+                        g.on_response(&set, 1, Some(503), None);
                     }
                 });
             }
@@ -438,19 +532,19 @@ mod tests {
         fake.now.store(2_000_000, Ordering::SeqCst);
         let g = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
         for _ in 0..15 {
-            g.on_response(1, Some(200));
+            g.on_response(&set, 1, Some(200), None);
         }
         // Below the batch: nothing flushed yet; a tick flushes them.
         assert_eq!(fake.counters.lock().unwrap()[&11], 0);
-        g.tick();
+        g.tick(&set);
         assert_eq!(fake.counters.lock().unwrap()[&11], 15);
         // 15 successes and 14 errors: 48% < 50%, not ejected.
         for _ in 0..14 {
-            g.on_response(1, Some(500));
+            g.on_response(&set, 1, Some(500), None);
         }
         assert!(!g.is_ejected(1));
         // One more error: 15 of 30, 50%: ejected.
-        g.on_response(1, None);
+        g.on_response(&set, 1, None, None);
         assert!(g.is_ejected(1));
     }
 
@@ -461,8 +555,8 @@ mod tests {
         fake.now.store(3_000_000, Ordering::SeqCst);
         let g = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
         for _ in 0..30 {
-            g.on_response(1, Some(503));
-            g.on_response(0, Some(503));
+            g.on_response(&set, 1, Some(503), None);
+            g.on_response(&set, 0, Some(503), None);
         }
         assert_eq!(
             (g.is_ejected(0), g.is_ejected(1)),
@@ -500,7 +594,7 @@ mod tests {
         fake.now.store(4_000_000, Ordering::SeqCst);
         let first = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
         for _ in 0..20 {
-            first.on_response(1, Some(503));
+            first.on_response(&set, 1, Some(503), None);
         }
         assert!(first.is_ejected(1));
         // An ECDS push of the same rules: the new configuration knows at once.

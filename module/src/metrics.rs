@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use canary_router::domain::stats::{destination_counter, guard_metric, tag_value};
+use canary_router::domain::stats::{guard_metric, tag_value, tagged};
 use canary_router::RuleSet;
 
 use crate::abi::ConfigHandle;
@@ -63,9 +63,16 @@ pub struct Global {
     pub rules_version: Option<Metric>,
     /// `canary_router.requests` with labels, for rules from the rule source.
     pub requests_by_label: Option<usize>,
-    /// `canary_router.guard.{ejected,requests,errors}` with labels, for
-    /// rules from the rule source.
-    pub guard_by_label: [Option<usize>; 3],
+    /// The configuration's revision (`canary_router.config_revision`).
+    pub config_revision: Option<Metric>,
+    /// `canary_router.guard.{ejected,requests,errors,window_requests,
+    /// window_errors,window_p90_ms}` with labels, for rules from the rule source.
+    pub guard_by_label: [Option<usize>; 6],
+    /// `canary_router.weight` with labels, for rules from the rule source.
+    pub weight_by_label: Option<usize>,
+    /// `canary_router.{ramp_step,ramp_aborted,ramp_next_step_ms}` with the
+    /// labels `service` and `rule`, for rules from the rule source.
+    pub ramp_by_label: [Option<usize>; 3],
 }
 
 /// What a stat is.
@@ -79,6 +86,22 @@ pub enum Kind {
 
 /// The label names of per-destination stats.
 pub const DESTINATION_LABELS: [&str; 3] = ["service", "rule", "destination"];
+
+/// The label names of per-rule stats (a ramp's gauges).
+pub const RULE_LABELS: [&str; 2] = ["service", "rule"];
+
+/// The guard's stats of a destination, by kind (the wasm filter's names).
+const GUARD_KINDS: [(Kind, &str); 6] = [
+    (Kind::Gauge, "ejected"),
+    (Kind::Counter, "requests"),
+    (Kind::Counter, "errors"),
+    (Kind::Gauge, "window_requests"),
+    (Kind::Gauge, "window_errors"),
+    (Kind::Gauge, "window_p90_ms"),
+];
+
+/// A ramp's gauges (the wasm filter's names).
+const RAMP_KINDS: [&str; 3] = ["ramp_step", "ramp_aborted", "ramp_next_step_ms"];
 
 impl Global {
     /// Defines them; `labelled` also defines the labelled destination
@@ -99,40 +122,80 @@ impl Global {
             requests_by_label: labelled
                 .then(|| handle.define_counter("canary_router.requests", &DESTINATION_LABELS))
                 .flatten(),
-            guard_by_label: if labelled {
-                let l = &DESTINATION_LABELS;
-                [
-                    handle.define_gauge("canary_router.guard.ejected", l),
-                    handle.define_counter("canary_router.guard.requests", l),
-                    handle.define_counter("canary_router.guard.errors", l),
-                ]
-            } else {
-                [None; 3]
-            },
+            config_revision: handle
+                .define_gauge("canary_router.config_revision", &[])
+                .map(Metric::plain),
+            guard_by_label: GUARD_KINDS.map(|(kind, name)| {
+                let name = format!("canary_router.guard.{name}");
+                match (labelled, kind) {
+                    (false, _) => None,
+                    (true, Kind::Counter) => handle.define_counter(&name, &DESTINATION_LABELS),
+                    (true, Kind::Gauge) => handle.define_gauge(&name, &DESTINATION_LABELS),
+                }
+            }),
+            weight_by_label: labelled
+                .then(|| handle.define_gauge("canary_router.weight", &DESTINATION_LABELS))
+                .flatten(),
+            ramp_by_label: RAMP_KINDS.map(|name| {
+                labelled
+                    .then(|| handle.define_gauge(&format!("canary_router.{name}"), &RULE_LABELS))
+                    .flatten()
+            }),
         })
     }
 }
 
-/// One counter per destination of `set`, in `stat_index` order: plain
+/// One stat per destination of `set`, in `stat_index` order: plain
 /// names defined now (`define` is only called while the configuration is
-/// being created), or the labelled counter `by_label` with the
-/// destination's values.
+/// being created), or the labelled stat `by_label` with the destination's
+/// values. `kind` is `requests` (the counters) or `weight` (the gauges).
 pub fn destinations(
     set: &RuleSet,
+    kind: &str,
     by_label: Option<usize>,
     mut define: impl FnMut(&str) -> Option<usize>,
 ) -> Box<[Option<Metric>]> {
     set.all_destinations()
         .map(|(s, r, d)| match by_label {
-            Some(id) => Some(Metric {
-                id,
-                labels: [&*s.name, &*r.name, &*d.label]
-                    .map(|v| Box::from(tag_value(v)))
-                    .into(),
-            }),
-            None => define(&destination_counter(&s.name, &r.name, &d.label)).map(Metric::plain),
+            Some(id) => Some(labelled(id, &[&s.name, &r.name, &d.label])),
+            None => define(&tagged(kind, &s.name, &r.name, Some(&d.label))).map(Metric::plain),
         })
         .collect()
+}
+
+/// A ramp's gauges (step, aborted, next step) for each rule of `set` with
+/// a ramp, in rule order: plain names defined now, or the labelled ones of
+/// `global`.
+pub fn ramps(
+    set: &RuleSet,
+    global: &Global,
+    mut define: impl FnMut(&str) -> Option<usize>,
+) -> Box<[[Option<Metric>; 3]]> {
+    let by_label = global.requests_by_label.is_some();
+    set.services()
+        .iter()
+        .flat_map(|s| s.rules.iter().map(move |r| (s, r)))
+        .filter(|(_, r)| r.route.ramp().is_some())
+        .map(|(s, r)| {
+            let mut out: [Option<Metric>; 3] = Default::default();
+            for ((m, kind), id) in out.iter_mut().zip(RAMP_KINDS).zip(global.ramp_by_label) {
+                *m = if by_label {
+                    id.map(|id| labelled(id, &[&s.name, &r.name]))
+                } else {
+                    define(&tagged(kind, &s.name, &r.name, None)).map(Metric::plain)
+                };
+            }
+            out
+        })
+        .collect()
+}
+
+/// A labelled stat with these values.
+fn labelled(id: usize, values: &[&str]) -> Metric {
+    Metric {
+        id,
+        labels: values.iter().map(|v| Box::from(tag_value(v))).collect(),
+    }
 }
 
 /// The guard stats of a destination (service, rule, destination names):
@@ -142,23 +205,24 @@ pub fn guard_slot(
     mut define: impl FnMut(Kind, &str) -> Option<usize>,
     names: [&str; 3],
 ) -> SlotMetrics {
-    let [ejected, requests, errors] = global.guard_by_label;
-    let labelled = global.requests_by_label.is_some();
-    let mut one = |kind: Kind, name: &str, by_label: Option<usize>| {
-        if labelled {
-            by_label.map(|id| Metric {
-                id,
-                labels: names.map(|v| Box::from(tag_value(v))).into(),
-            })
-        } else {
-            let [s, r, d] = names;
-            define(kind, &guard_metric(name, s, r, d)).map(Metric::plain)
-        }
-    };
+    let by_label = global.requests_by_label.is_some();
+    let [s, r, d] = names;
+    let mut one = GUARD_KINDS
+        .iter()
+        .zip(global.guard_by_label)
+        .map(|((kind, name), id)| {
+            if by_label {
+                id.map(|id| labelled(id, &names))
+            } else {
+                define(*kind, &guard_metric(name, s, r, d)).map(Metric::plain)
+            }
+        });
+    let mut next = || one.next().flatten();
     SlotMetrics {
-        ejected: one(Kind::Gauge, "ejected", ejected),
-        requests: one(Kind::Counter, "requests", requests),
-        errors: one(Kind::Counter, "errors", errors),
+        ejected: next(),
+        requests: next(),
+        errors: next(),
+        window: [next(), next(), next()],
     }
 }
 
@@ -182,7 +246,7 @@ mod tests {
     #[test]
     fn inline_rules_get_the_wasm_filters_names_and_polled_rules_labels() {
         let mut names = Vec::new();
-        let plain = destinations(&set(), None, |n| {
+        let plain = destinations(&set(), "requests", None, |n| {
             names.push(n.to_string());
             Some(names.len())
         });
@@ -195,7 +259,9 @@ mod tests {
         );
         assert_eq!(&*plain, &[Some(Metric::plain(1)), Some(Metric::plain(2))]);
 
-        let labelled = destinations(&set(), Some(7), |_| panic!("nothing is defined"));
+        let labelled = destinations(&set(), "requests", Some(7), |_| {
+            panic!("nothing is defined")
+        });
         let m = labelled[1].as_ref().unwrap();
         assert_eq!(m.id, 7);
         let labels: Vec<&str> = m.labels.iter().map(|l| &**l).collect();

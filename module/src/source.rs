@@ -115,10 +115,19 @@ impl PollHost for Host<'_> {
 /// A native thread that calls `commit` (which commits event [`TICK`]
 /// through a scheduler onto Envoy's main thread) every period, from its
 /// start until it is dropped. The period is read before each wait, so the
-/// configuration can change it; 0 pauses the ticks (checked every second).
+/// configuration can change it, and [`Ticker::poke`] makes a wait under
+/// way start over with the new period (a ramp's next step may be due
+/// sooner than the tick in progress); 0 pauses the ticks (checked every
+/// second).
 pub struct Ticker {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    state: Arc<(Mutex<TickerState>, Condvar)>,
     thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct TickerState {
+    stopped: bool,
+    poked: bool,
 }
 
 /// The event id of a tick.
@@ -131,29 +140,39 @@ impl Ticker {
         period_ms: Arc<AtomicU64>,
         commit: impl Fn() + Send + 'static,
     ) -> std::io::Result<Ticker> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let flag = stop.clone();
+        let state = Arc::new((Mutex::new(TickerState::default()), Condvar::new()));
+        let shared = state.clone();
         let thread = std::thread::Builder::new()
             .name("canary-router-tick".into())
             .spawn(move || {
-                let (lock, cv) = &*flag;
-                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                while !*stopped {
+                let (lock, cv) = &*shared;
+                let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut poked = false;
+                while !st.stopped {
                     let ms = period_ms.load(Ordering::Relaxed);
-                    if ms > 0 {
+                    if ms > 0 && !poked {
                         commit();
                     }
                     let wait = Duration::from_millis(if ms > 0 { ms } else { 1000 });
-                    stopped = match cv.wait_timeout(stopped, wait) {
+                    st = match cv.wait_timeout(st, wait) {
                         Ok((g, _)) => g,
                         Err(e) => e.into_inner().0,
                     };
+                    poked = std::mem::take(&mut st.poked);
                 }
             })?;
         Ok(Ticker {
-            stop,
+            state,
             thread: Some(thread),
         })
+    }
+
+    /// The period changed: the wait under way starts over with it (no
+    /// tick is committed for the poke itself).
+    pub fn poke(&self) {
+        let (lock, cv) = &*self.state;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).poked = true;
+        cv.notify_all();
     }
 }
 
@@ -161,8 +180,8 @@ impl Drop for Ticker {
     /// Stops the thread at once (it waits on the condition variable) and
     /// joins it: no tick is committed after this returns.
     fn drop(&mut self) {
-        let (lock, cv) = &*self.stop;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let (lock, cv) = &*self.state;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
         cv.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -196,5 +215,30 @@ mod tests {
         let after = ticks.load(Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(150));
         assert_eq!(ticks.load(Ordering::SeqCst), after, "no tick after drop");
+    }
+
+    #[test]
+    fn a_poke_makes_a_long_wait_start_over_with_the_new_period() {
+        let ticks = Arc::new(AtomicU32::new(0));
+        let t = ticks.clone();
+        let period = Arc::new(AtomicU64::new(60_000));
+        let ticker = Ticker::start(period.clone(), move || {
+            t.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ticks.load(Ordering::SeqCst) < 1 {
+            assert!(Instant::now() < deadline, "no first tick");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(ticks.load(Ordering::SeqCst), 1, "the poke itself ticks not");
+        period.store(50, Ordering::SeqCst);
+        ticker.poke();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ticks.load(Ordering::SeqCst) < 3 {
+            assert!(Instant::now() < deadline, "still waiting out the minute");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

@@ -64,8 +64,8 @@ pub trait Host {
     /// Every request header, in order (repeated names repeatedly); `None`
     /// if Envoy cannot list them.
     fn request_headers(&self) -> Option<Vec<Header<'_>>>;
-    /// The response's `:status`.
-    fn response_status(&self) -> Option<u32>;
+    /// The first value of a response header (`:status` among them).
+    fn response_header(&self, name: &str) -> Option<&[u8]>;
     /// Sets a request header (replacing every value); false if refused.
     fn set_request_header(&mut self, name: &str, value: &[u8]) -> bool;
     /// Removes a request header.
@@ -131,18 +131,39 @@ pub struct StreamFilter {
     /// Response headers were seen (a guarded destination's stream that
     /// ends without them counts as an error).
     responded: bool,
+    /// Whether the guards count this request's answer, and its time
+    /// (decided with the request: a baseline's answers are sampled).
+    counted: Option<bool>,
 }
 
 impl Drop for StreamFilter {
-    /// The stream is over: a guarded request that never saw response
+    /// The stream is over: a counted request that never saw response
     /// headers counts as an error.
     fn drop(&mut self) {
-        if let (Some(g), Some(served), false) = (&self.active.guard, self.served, self.responded) {
-            if g.guards(served) {
-                g.on_response(served, None);
+        let active = &*self.active;
+        if let (Some(g), Some(rules), Some(served), Some(_), false) = (
+            &active.guard,
+            &active.rules,
+            self.served,
+            self.counted,
+            self.responded,
+        ) {
+            if g.on_response(&rules.set, served, None, None) {
+                active.show_weights();
             }
         }
     }
+}
+
+/// A decimal header value (`None` if not one).
+fn number(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.saturating_mul(10).saturating_add(u64::from(b - b'0')))
+    })
 }
 
 /// The request as the rules see it: Envoy's header list, and the client
@@ -187,6 +208,7 @@ impl StreamFilter {
             served: None,
             cookie: None,
             responded: false,
+            counted: None,
         }
     }
 
@@ -272,6 +294,9 @@ impl StreamFilter {
             None => stream.bump(active.global.passthrough.as_ref()),
         }
         self.served = served;
+        if let (Some(g), Some(i)) = (&active.guard, served) {
+            self.counted = g.sample(i);
+        }
         self.cookie = match (served, outcome) {
             (Some(_), Outcome::Routed(d)) => d.issued.map(|key| Issued {
                 service: d.service,
@@ -285,11 +310,23 @@ impl StreamFilter {
     /// The issued cookie, the guard's count and the debug header.
     pub fn on_response_headers(&mut self, stream: &mut impl Host) {
         let active = &*self.active;
-        if let (Some(g), Some(served)) = (&active.guard, self.served) {
-            if g.guards(served) {
-                self.responded = true;
-                // Unreadable: not an error of the destination's (a 5xx is).
-                g.on_response(served, Some(stream.response_status().unwrap_or(200)));
+        if let (Some(g), Some(rules), Some(served), Some(timed)) =
+            (&active.guard, &active.rules, self.served, self.counted)
+        {
+            self.responded = true;
+            // Unreadable: not an error of the destination's (a 5xx is).
+            let status = stream
+                .response_header(":status")
+                .and_then(number)
+                .map_or(200, |s| s.min(999) as u32);
+            // The router's time from sending the request to the response
+            // headers; absent on Envoy's own replies.
+            let ms = timed
+                .then(|| stream.response_header("x-envoy-upstream-service-time"))
+                .flatten()
+                .and_then(number);
+            if g.on_response(&rules.set, served, Some(status), ms) {
+                active.show_weights();
             }
         }
         if let Some(issued) = self.cookie.take() {
@@ -331,7 +368,7 @@ mod tests {
     struct Fake {
         request: Vec<(String, String)>,
         response: Vec<(String, String)>,
-        status: Option<u32>,
+        status: Option<&'static str>,
         unreadable: bool,
         refuse_writes: bool,
         cleared: u32,
@@ -361,8 +398,15 @@ mod tests {
                     .collect()
             })
         }
-        fn response_status(&self) -> Option<u32> {
-            self.status
+        fn response_header(&self, name: &str) -> Option<&[u8]> {
+            match name {
+                ":status" => self.status.map(str::as_bytes),
+                _ => self
+                    .response
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_bytes()),
+            }
         }
         fn set_request_header(&mut self, name: &str, value: &[u8]) -> bool {
             if self.refuse_writes {
@@ -455,7 +499,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            status: Some(200),
+            status: Some("200"),
             port: Some(80),
             ..Fake::default()
         }
@@ -660,7 +704,7 @@ mod tests {
             f.on_request_headers(&mut fake);
             if to_v2(&fake) {
                 failed += 1;
-                fake.status = Some(503);
+                fake.status = Some("503");
                 if i % 2 == 0 {
                     f.on_response_headers(&mut fake);
                 }

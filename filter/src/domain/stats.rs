@@ -3,6 +3,9 @@
 
 use alloc::string::String;
 
+use crate::domain::ramp::share_bp;
+use crate::domain::rules::RuleSet;
+
 /// Prefix of every stat of the filter (Envoy adds `wasmcustom.` in `/stats`).
 pub const PREFIX: &str = "canary_router.";
 
@@ -53,6 +56,45 @@ pub fn guard_metric(kind: &str, service: &str, rule: &str, destination: &str) ->
     let mut full = String::from("guard.");
     full.push_str(kind);
     tagged(&full, service, rule, Some(destination))
+}
+
+/// What the `weight` and ramp gauges show of `set` now: `weight` gets
+/// each destination's `stat_index` and its share of its rule in basis
+/// points, as requests are picked now (a ramp's phase, ejected
+/// destinations at 0: `ejected` by `stat_index`); `ramp` gets each ramp's
+/// ordinal (in rule order) and its `ramp_step` (steps done),
+/// `ramp_aborted` (1 once a guard stopped it) and `ramp_next_step_ms`
+/// (when the next step is due, 0 for none).
+#[inline]
+pub fn show_weights(
+    set: &RuleSet,
+    ejected: impl Fn(u32) -> bool,
+    mut weight: impl FnMut(u32, u64),
+    mut ramp: impl FnMut(usize, [u64; 3]),
+) {
+    let mut ramps = 0;
+    for r in set.services().iter().flat_map(|s| &s.rules) {
+        let (ds, w) = (&r.route.destinations, r.route.weights());
+        let kept = || {
+            ds.iter()
+                .zip(w.each())
+                .map(|(d, w)| if ejected(d.stat_index) { 0 } else { w })
+        };
+        let total = kept().sum();
+        for (d, w) in ds.iter().zip(kept()) {
+            weight(d.stat_index, share_bp(w, total));
+        }
+        let Some(p) = r.route.ramp() else { continue };
+        let phase = p.phase();
+        let stopped = p.is_aborted();
+        let steps = p.schedule.phases.get(phase).map_or(0, |p| p.steps_done);
+        let next = p.schedule.next_at(phase).filter(|_| !stopped);
+        ramp(
+            ramps,
+            [u64::from(steps), u64::from(stopped), next.unwrap_or(0)],
+        );
+        ramps += 1;
+    }
 }
 
 /// Replaces what a tag value inside an Envoy stat name cannot carry.

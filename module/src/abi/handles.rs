@@ -275,7 +275,7 @@ impl Host for Stream {
         )
     }
 
-    fn response_status(&self) -> Option<u32> {
+    fn response_header(&self, name: &str) -> Option<&[u8]> {
         let mut out = EnvoyBuffer {
             ptr: std::ptr::null(),
             len: 0,
@@ -287,7 +287,7 @@ impl Host for Stream {
             envoy_dynamic_module_callback_http_get_header(
                 self.ptr,
                 RESPONSE_HEADERS,
-                ModuleBuffer::of(b":status"),
+                ModuleBuffer::of(name.as_bytes()),
                 &mut out,
                 0,
                 &mut count,
@@ -296,9 +296,9 @@ impl Host for Stream {
         if !found || out.ptr.is_null() {
             return None;
         }
-        // SAFETY: Envoy's bytes, alive for this hook.
-        let digits = unsafe { bytes(out.ptr, out.len) };
-        std::str::from_utf8(digits).ok()?.parse().ok()
+        // SAFETY: Envoy's bytes, alive for this hook; the borrow of `self`
+        // ends before a header is written (that needs `&mut self`).
+        Some(unsafe { bytes(out.ptr, out.len) })
     }
 
     fn set_request_header(&mut self, name: &str, value: &[u8]) -> bool {

@@ -84,35 +84,17 @@ impl Active {
             g.resample(&rules.set);
         }
         let ejected = |stat: u32| self.guard.as_ref().is_some_and(|g| g.is_ejected(stat));
-        let mut ramp_gauges = self.stats.ramps.iter();
-        for r in rules.set.services().iter().flat_map(|s| &s.rules) {
-            let (ds, w) = (&r.route.destinations, r.route.weights());
-            let kept = || {
-                ds.iter()
-                    .zip(w.each())
-                    .map(|(d, w)| if ejected(d.stat_index) { 0 } else { w })
-            };
-            let total = kept().sum();
-            for (d, w) in ds.iter().zip(kept()) {
-                let gauge = self
-                    .stats
-                    .weights
-                    .get(d.stat_index as usize)
-                    .copied()
-                    .flatten();
-                record(gauge, crate::domain::ramp::share_bp(w, total));
-            }
-            let Some(ramp) = r.route.ramp() else { continue };
-            let Some([step, aborted, next_ms]) = ramp_gauges.next() else {
-                continue;
-            };
-            let phase = ramp.phase();
-            let stopped = ramp.is_aborted();
-            let steps = ramp.schedule.phases.get(phase).map_or(0, |p| p.steps_done);
-            record(*step, u64::from(steps));
-            record(*aborted, u64::from(stopped));
-            let next = ramp.schedule.next_at(phase).filter(|_| !stopped);
-            record(*next_ms, next.unwrap_or(0));
-        }
+        crate::domain::stats::show_weights(
+            &rules.set,
+            ejected,
+            |stat, bp| record(self.stats.weights.get(stat as usize).copied().flatten(), bp),
+            |i, values| {
+                if let Some(ids) = self.stats.ramps.get(i) {
+                    for (id, v) in ids.iter().zip(values) {
+                        record(*id, v);
+                    }
+                }
+            },
+        );
     }
 }
