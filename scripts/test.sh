@@ -17,7 +17,7 @@ export CANARY_ROUTER_WASM="$WASM"
 export CANARY_ROUTER_MODULE="$ROOT/target/module/libcanary_router_module.so"
 ENVOY_BIN="$(find_envoy)"
 export ENVOY_BIN
-MODULE_SUITES=(--test e2e_examples --test e2e_hostile --test e2e_oracle --test e2e_sticky_cookie --test e2e_index --test e2e_query --test e2e_reload --test e2e_guard --test e2e_manifests --test e2e_soak)
+MODULE_SUITES=(--test e2e_examples --test e2e_hostile --test e2e_oracle --test e2e_sticky_cookie --test e2e_index --test e2e_query --test e2e_reload --test e2e_guard --test e2e_ramp --test e2e_manifests --test e2e_soak)
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
   cargo test --workspace --doc --quiet

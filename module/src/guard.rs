@@ -510,7 +510,7 @@ mod tests {
                 let (g, set) = (g.clone(), &set);
                 s.spawn(move || {
                     for _ in 0..10 {
-                        g.on_response(&set, 1, Some(503), None);
+                        g.on_response(set, 1, Some(503), None);
                     }
                 });
             }

@@ -9,6 +9,7 @@
 //! refuses or leaves out: it sees only the request, so no `Set-Cookie` for
 //! an issued sticky cookie (`sticky.setCookie` is refused) and no debug
 //! header (refused); a guard has no response to count (refused); a
+//! `ramp` is refused (the experiment starts no ticker to walk it); a
 //! client's copy of the route header is not removed (nothing routes by it
 //! here). A request the rules do not cover gets no decision, and Envoy
 //! 1.40 answers it 503 (`no_cluster`): the route has no cluster of its
@@ -68,6 +69,15 @@ pub fn refusal(cfg: &PluginConfig, plugin: &Plugin) -> Option<&'static str> {
     {
         return Some("sticky.setCookie: a cluster specifier has no response to add Set-Cookie to");
     }
+    if rules
+        .set
+        .services()
+        .iter()
+        .flat_map(|s| s.rules.iter())
+        .any(|r| r.route.ramp().is_some())
+    {
+        return Some("ramp: the cluster-specifier experiment has no ticker to walk it");
+    }
     None
 }
 
@@ -113,7 +123,7 @@ impl SpecifierConfig {
             return Err(why.into());
         }
         let rules = plugin.rules.ok_or("no rules")?;
-        let dest_metrics = crate::metrics::destinations(&rules.set, None, &mut define);
+        let dest_metrics = crate::metrics::destinations(&rules.set, "requests", None, &mut define);
         Ok(SpecifierConfig {
             rules,
             dest_metrics,

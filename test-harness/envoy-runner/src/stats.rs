@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 /// filter's name (`wasmcustom.canary_router.*`), so that one test source
 /// checks the filter's counters in both builds ([`crate::Build`]). The
 /// module's labelled stats (rules from a rule source: `/stats` shows
-/// `….requests.service.<s>.rule.<r>.destination.<d>`) are listed under the
-/// wasm filter's tagged name (`….requests.service=<s>;.rule=<r>;.destination=<d>;`).
+/// `….requests.service.<s>.rule.<r>.destination.<d>`, a ramp's gauges
+/// `….ramp_step.service.<s>.rule.<r>`) are listed under the wasm filter's
+/// tagged name (`….requests.service=<s>;.rule=<r>;.destination=<d>;`,
+/// `….ramp_step.service=<s>;.rule=<r>;`).
 const MODULE_STAT_PREFIX: &str = "dynamicmodulescustom.canary_router.";
 const WASM_STAT_PREFIX: &str = "wasmcustom.canary_router.";
 
@@ -76,10 +78,13 @@ impl Stats {
 fn untag(name: &str) -> Option<String> {
     let (head, rest) = name.split_once(".service.")?;
     let (service, rest) = rest.rsplit_once(".rule.")?;
-    let (rule, destination) = rest.rsplit_once(".destination.")?;
-    Some(format!(
-        "{head}.service={service};.rule={rule};.destination={destination};"
-    ))
+    Some(match rest.rsplit_once(".destination.") {
+        Some((rule, destination)) => {
+            format!("{head}.service={service};.rule={rule};.destination={destination};")
+        }
+        // A rule's stat (a ramp's gauges: labels `service`, `rule`).
+        None => format!("{head}.service={service};.rule={rest};"),
+    })
 }
 
 /// One sample of the Prometheus text format.
@@ -196,7 +201,12 @@ mod tests {
         let s = Stats::parse(
             "dynamicmodulescustom.canary_router.passthrough: 4\n\
              dynamicmodulescustom.canary_router.requests.service=b.ns.svc;.rule=r;.destination=v1;: 5\n\
-             dynamicmodulescustom.canary_router.requests.service.b.ns.svc.rule.split.destination.v2: 6\n",
+             dynamicmodulescustom.canary_router.requests.service.b.ns.svc.rule.split.destination.v2: 6\n\
+             dynamicmodulescustom.canary_router.ramp_step.service.b.ns.svc.rule.split: 3\n",
+        );
+        assert_eq!(
+            s.get("wasmcustom.canary_router.ramp_step.service=b.ns.svc;.rule=split;"),
+            3
         );
         assert_eq!(s.get("wasmcustom.canary_router.passthrough"), 4);
         assert_eq!(
