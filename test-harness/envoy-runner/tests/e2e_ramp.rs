@@ -22,13 +22,22 @@
 //!   walks to 100%, `reviews` v2 (a quarter of its answers 503) is caught
 //!   at its first step and its ramp stops.
 //!
+//! - **from the rule source** (`examples/configmap-poll`'s Envoy, the rule
+//!   file served by `support/rule_server.rs`): a ramp fetched after start
+//!   walks its steps, and its gauges show them (the dynamic module counts
+//!   such rules under labelled stats).
+//!
 //! Each test starts its own Envoys, so they run side by side; the pauses
-//! are seconds long.
+//! are seconds long. `CANARY_ROUTER_BUILD=module` runs them against the
+//! dynamic module (`scripts/test.sh` runs both builds).
+
+mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use envoy_runner::{check_binomial, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request};
 use serde_json::{json, Value};
+use support::rule_server::RuleServer;
 
 const SERVICE: &str = "backend.default.svc.cluster.local";
 
@@ -562,4 +571,65 @@ fn the_self_driving_example_ramps_backend_and_catches_reviews() {
         lines[0]
     );
     assert_eq!(log_lines(&envoy, "stopped at step 1 of 5").len(), 1);
+}
+
+#[test]
+fn a_ramp_from_the_rule_source_walks_its_steps_and_shows_them() {
+    let envoy = or_panic(Envoy::start(
+        or_panic(EnvoyConfig::from_example("configmap-poll")),
+        &EnvoyOptions::default()
+            .concurrency(2)
+            .args(["--file-flush-interval-msec", "50"]),
+    ));
+    let start_ms = now_ms() + 8_000;
+    let file = json!({"version": 1, "services": [{"hosts": ["backend"], "http": [
+        {"name": "split", "route": [dest("v1", 100), dest("v2", 0)],
+         "ramp": steps_from(start_ms, json!([
+             {"setWeight": 50}, {"pause": {"duration": "4s"}}, {"setWeight": 100}
+         ]))}
+    ]}]});
+    // The rule server listens where the example's `rule_server` cluster points.
+    let _server = or_panic(RuleServer::start(
+        or_panic(envoy.addr(8000)),
+        "/rules.json",
+        file.to_string().as_bytes(),
+    ));
+    let deadline = now_ms() + 15_000;
+    while or_panic(envoy.stats()).get("wasmcustom.canary_router.rules_version") != 1 {
+        assert!(now_ms() < deadline, "the rule file was not fetched");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        now_ms() + 1_000 < start_ms,
+        "the rules came too late for this schedule"
+    );
+    // 1 s into each step: before the start, 50%, 100%.
+    for (offset, share, steps) in [(-1_000i64, 0.0, 0), (1_000, 0.5, 1), (5_000, 1.0, 3)] {
+        let at = (start_ms as i64 + offset) as u64;
+        if let Some(wait) = at.checked_sub(now_ms()) {
+            std::thread::sleep(Duration::from_millis(wait));
+        }
+        let bp = (share * 10_000.0) as u64;
+        assert_eq!(
+            stat(&envoy, "ramp_step", "split", None),
+            steps,
+            "at {offset} ms"
+        );
+        assert_eq!(
+            stat(&envoy, "weight", "split", Some("v2")),
+            bp,
+            "at {offset} ms"
+        );
+        assert_eq!(stat(&envoy, "weight", "split", Some("v1")), 10_000 - bp);
+        let answers = concurrent(&envoy, 4, 50, &[]);
+        let v2 = answers.iter().filter(|v| *v == "v2").count() as u64;
+        assert!(
+            answers.iter().all(|v| v == "v1" || v == "v2"),
+            "{answers:?}"
+        );
+        if let Err(msg) = check_binomial(answers.len() as u64, share, v2) {
+            panic!("at {offset} ms: {msg}");
+        }
+    }
+    assert_eq!(stat(&envoy, "ramp_next_step_ms", "split", None), 0);
 }

@@ -143,21 +143,27 @@ impl Ramped {
             return false;
         }
         self.phase.store(phase, Ordering::Relaxed);
-        self.current.store(phase, Ordering::Relaxed);
+        self.current.store(phase, Ordering::SeqCst);
+        // An abort by another thread (the dynamic module's workers) since
+        // the check above wins: it sets `aborted` before the weights.
+        if self.is_aborted() {
+            self.abort();
+        }
         true
     }
 
     /// Stops the ramp: the canary gets weight 0 until the rule set
     /// changes. Whether it was running.
     pub fn abort(&self) -> bool {
+        let was = self.aborted.swap(true, Ordering::SeqCst);
         let last = self.weights.len().saturating_sub(1) as u32;
-        self.current.store(last, Ordering::Relaxed);
-        !self.aborted.swap(true, Ordering::Relaxed)
+        self.current.store(last, Ordering::SeqCst);
+        !was
     }
 
     /// Whether an ejection stopped it.
     pub fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Relaxed)
+        self.aborted.load(Ordering::SeqCst)
     }
 
     /// The phase in force (where it stopped, if aborted).
