@@ -821,7 +821,7 @@ fn an_overlay_adds_any_rule_field_and_the_filter_judges_it() {
 }
 
 #[test]
-fn both_parent_kinds_and_virtualservices_share_one_stream() {
+fn both_parent_kinds_and_virtualservices_share_one_stream_imported_per_proxy() {
     let stream = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -858,34 +858,53 @@ spec:
     - {name: echo-v1, port: 8080, weight: 9}
     - {name: echo-v2, port: 8080, weight: 1}
 "#;
-    let run = canaryctl(&["import", "-"], Some(stream)).expect_code(0);
-    assert!(warnings(&run.stderr).is_empty(), "{}", run.stderr);
+    // Routes for the mesh and for a Gateway: one stream, two rule sets.
+    let both = canaryctl(&["import", "-"], Some(stream)).expect_code(1);
     assert!(
-        run.stderr.contains(
-            "DestinationRule reviews (networking.istio.io/v1) is not a VirtualService; skipped"
-        ) && !run.stderr.contains("HTTPRoute echo (")
-            && !run.stderr.contains("Gateway edge ("),
+        both.stderr
+            .contains("the routes are for Gateway canary/edge and the mesh"),
         "{}",
-        run.stderr
+        both.stderr
     );
-    let out = run.json();
-    let hosts: Vec<&Value> = out["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| &s["hosts"])
-        .collect();
-    // The VirtualService, then the Gateway's chosen listener's hostname, then the Service's host.
+    let hosts = |out: &Value| -> Vec<Value> {
+        out["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["hosts"].clone())
+            .collect()
+    };
+    let mesh = canaryctl(&["import", "-", "--for", "mesh"], Some(stream)).expect_code(0);
+    let edge = canaryctl(
+        &["import", "-", "--for", "gateway=canary/edge"],
+        Some(stream),
+    )
+    .expect_code(0);
+    for run in [&mesh, &edge] {
+        assert!(warnings(&run.stderr).is_empty(), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "DestinationRule reviews (networking.istio.io/v1) is not a VirtualService; skipped"
+            ) && !run.stderr.contains("Gateway edge ("),
+            "{}",
+            run.stderr
+        );
+        canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
+    }
+    // The mesh: the VirtualService, then the Service's host.
+    let mesh = mesh.json();
     assert_eq!(
-        hosts,
+        hosts(&mesh),
         [
-            &json!(["reviews.canary.svc.cluster.local"]),
-            &json!(["shop.example.com"]),
-            &json!(["echo.canary.svc.cluster.local"])
+            json!(["reviews.canary.svc.cluster.local"]),
+            json!(["echo.canary.svc.cluster.local"])
         ]
     );
-    let gateway_rule = &out["services"][1]["http"][0];
-    let mesh_rule = &out["services"][2]["http"][0];
+    // The Gateway: its chosen listener's hostname.
+    let edge = edge.json();
+    assert_eq!(hosts(&edge), [json!(["shop.example.com"])]);
+    let gateway_rule = &edge["services"][0]["http"][0];
+    let mesh_rule = &mesh["services"][1]["http"][0];
     assert!(
         gateway_rule["match"][0].get("port").is_none(),
         "{gateway_rule}"
@@ -898,7 +917,6 @@ spec:
         );
         assert_eq!(rule["route"][1]["weight"], 1);
     }
-    canaryctl(&["validate", "-"], Some(&run.stdout)).expect_code(0);
 }
 
 #[test]
@@ -959,4 +977,120 @@ fn ties_go_to_the_oldest_route_then_namespace_and_name_and_regex_paths_rank_last
         route("c", None, "echo-v3", "{type: Exact, value: /a}"),
     ];
     assert_eq!(order(&regex), ["echo-v3", "echo-v2", "echo-v1"]);
+}
+
+/// Istio applies a Service parent's routes in the sidecars and a Gateway's
+/// in that Gateway's proxies, but a rule set applies wherever its
+/// WasmPlugin runs: an input with routes for both is refused, and `--for`
+/// imports the routes of one.
+#[test]
+fn routes_for_the_mesh_and_for_a_gateway_are_imported_apart() {
+    let read = |name: &str| std::fs::read_to_string(gw(name)).expect("fixture");
+    let input = format!(
+        "{}---\n{}---\n{}",
+        read("gateway.yaml"),
+        read("exact.yaml"),
+        read("mesh.yaml")
+    );
+    let hosts = |out: &Value| -> Vec<String> {
+        out["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .flat_map(|s| s["hosts"].as_array().expect("hosts").clone())
+            .map(|h| h.as_str().expect("host").to_string())
+            .collect()
+    };
+
+    let both = canaryctl(&["import", "-"], Some(&input)).expect_code(1);
+    assert!(
+        both.stderr
+            .contains("the routes are for Gateway canary/edge and the mesh")
+            && both.stderr.contains("--for mesh or --for gateway="),
+        "{}",
+        both.stderr
+    );
+    assert!(both.stdout.is_empty(), "{}", both.stdout);
+
+    let mesh = canaryctl(&["import", "-", "--for", "mesh"], Some(&input)).expect_code(0);
+    assert_eq!(hosts(&mesh.json()), ["echo.canary.svc.cluster.local"]);
+    assert!(
+        mesh.stderr.contains(
+            "HTTPRoute canary/pages (<stdin>, document 2): spec.parentRefs[0]: its rules are for \
+             Gateway canary/edge, not for the mesh; parent skipped (--for)"
+        ),
+        "{}",
+        mesh.stderr
+    );
+    // Left out by choice: a note, not a warning that --strict refuses.
+    canaryctl(&["import", "-", "--for", "mesh", "--strict"], Some(&input)).expect_code(0);
+
+    for target in ["gateway=canary/edge", "gateway=edge"] {
+        let edge = canaryctl(
+            &["import", "-", "--for", target, "--namespace", "canary"],
+            Some(&input),
+        )
+        .expect_code(0);
+        assert_eq!(hosts(&edge.json()), ["*"], "--for {target}");
+        assert!(
+            edge.stderr.contains(
+                "HTTPRoute canary/echo-canary (<stdin>, document 3): spec.parentRefs[0]: a Service \
+                 parent: its rules are for the mesh (sidecars), not for Gateway canary/edge"
+            ),
+            "{}",
+            edge.stderr
+        );
+    }
+    let other = canaryctl(
+        &["import", "-", "--for", "gateway=canary/other"],
+        Some(&input),
+    )
+    .expect_code(1);
+    assert!(
+        other
+            .stderr
+            .contains("no VirtualService or HTTPRoute could be imported"),
+        "{}",
+        other.stderr
+    );
+
+    // A VirtualService bound to the mesh is for the sidecars too.
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: canary}\n\
+              spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1, port: {number: 9080}}\n";
+    let with_vs = format!(
+        "{}---\n{}---\n{vs}",
+        read("gateway.yaml"),
+        read("exact.yaml")
+    );
+    let both = canaryctl(&["import", "-"], Some(&with_vs)).expect_code(1);
+    assert!(
+        both.stderr
+            .contains("the routes are for Gateway canary/edge and the mesh"),
+        "{}",
+        both.stderr
+    );
+    let edge = canaryctl(
+        &["import", "-", "--for", "gateway=canary/edge"],
+        Some(&with_vs),
+    )
+    .expect_code(0);
+    assert_eq!(hosts(&edge.json()), ["*"]);
+    assert!(
+        edge.stderr.contains(
+            "VirtualService canary/reviews (<stdin>, document 3): spec.gateways: bound to the mesh \
+             (sidecars), not to Gateway canary/edge; skipped (--for)"
+        ),
+        "{}",
+        edge.stderr
+    );
+    let mesh = canaryctl(&["import", "-", "--for", "mesh"], Some(&with_vs)).expect_code(0);
+    assert_eq!(hosts(&mesh.json()), ["reviews.canary.svc.cluster.local"]);
+
+    let bad = canaryctl(&["import", "-", "--for", "sidecars"], Some(&input)).expect_code(2);
+    assert!(
+        bad.stderr
+            .contains("\"sidecars\": expected `mesh` or `gateway=[NAMESPACE/]NAME`"),
+        "{}",
+        bad.stderr
+    );
 }

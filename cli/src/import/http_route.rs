@@ -49,6 +49,7 @@ use serde_json::{json, Map, Value};
 use super::route_filters;
 use super::{
     DestOut, DestinationOut, MatchOut, Options, PortOut, Report, RouteOut, RuleFileOut, ServiceOut,
+    Target,
 };
 use crate::error::{CliError, Result};
 
@@ -301,24 +302,36 @@ fn pass_destination() -> DestinationOut {
     }
 }
 
+/// What a route's parents give it.
+#[derive(Debug, Default)]
+struct Parents {
+    hosts: Vec<ParentHost>,
+    /// The proxies Istio applies these hosts' routes in ([`Target`]'s
+    /// words: `the mesh`, `Gateway <ns>/<name>`).
+    proxies: Vec<String>,
+    /// A parent was left out because `--for` chose other proxies.
+    elsewhere: bool,
+}
+
 /// The hosts a route's parents give it.
 fn parent_hosts(
     spec: &Value,
     route: &Route<'_>,
     gateways: &BTreeMap<(String, String), Vec<Listener>>,
     report: &mut Report,
-) -> Result<Vec<ParentHost>> {
+) -> Result<Parents> {
     let hostnames: Vec<&str> = list(spec, "hostnames")
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let mut out: Vec<ParentHost> = Vec::new();
-    fn add(out: &mut Vec<ParentHost>, host: String, port: Option<i64>) {
+    let mut parents = Parents::default();
+    let out = &mut parents.hosts;
+    fn add(out: &mut Vec<ParentHost>, host: String) {
         add_parent(
             out,
             ParentHost {
                 host,
-                port,
+                port: None,
                 consumer: None,
             },
         );
@@ -340,6 +353,14 @@ fn parent_hosts(
         let port = p.get("port").and_then(Value::as_i64);
         match (group, kind) {
             ("" | "core", "Service") => {
+                if let Some(target) = route.opts.target.as_ref().filter(|t| **t != Target::Mesh) {
+                    parents.elsewhere = true;
+                    report.notes.push(format!(
+                        "{}: {path}: a Service parent: its rules are for the mesh (sidecars), not for {target}; parent skipped (--for)",
+                        route.id
+                    ));
+                    continue;
+                }
                 mesh = true;
                 let consumer = namespace
                     .filter(|ns| *ns != route.namespace)
@@ -353,16 +374,33 @@ fn parent_hosts(
                     ));
                 }
                 add_parent(
-                    &mut out,
+                    out,
                     ParentHost {
                         host: route.service_host(name, namespace),
                         port,
                         consumer,
                     },
                 );
+                let label = Target::Mesh.to_string();
+                if !parents.proxies.contains(&label) {
+                    parents.proxies.push(label);
+                }
             }
             ("gateway.networking.k8s.io", "Gateway") => {
                 let ns = namespace.unwrap_or(route.namespace);
+                let this = Target::Gateway {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                };
+                if let Some(target) = route.opts.target.as_ref().filter(|t| **t != this) {
+                    parents.elsewhere = true;
+                    report.notes.push(format!(
+                        "{}: {path}: its rules are for {this}, not for {target}; parent skipped (--for)",
+                        route.id
+                    ));
+                    continue;
+                }
+                let before = out.len();
                 let Some(listeners) = gateways.get(&(ns.to_string(), name.to_string())) else {
                     report.notes.push(format!(
                         "{}: {path}: Gateway {ns}/{name} is not in the input, so its listeners' hostnames \
@@ -371,10 +409,13 @@ fn parent_hosts(
                         if hostnames.is_empty() { "none: every host".to_string() } else { hostnames.join(", ") }
                     ));
                     if hostnames.is_empty() {
-                        add(&mut out, "*".into(), None);
+                        add(out, "*".into());
                     }
                     for h in &hostnames {
-                        add(&mut out, (*h).to_string(), None);
+                        add(out, (*h).to_string());
+                    }
+                    if !parents.proxies.contains(&this.to_string()) {
+                        parents.proxies.push(this.to_string());
                     }
                     continue;
                 };
@@ -392,11 +433,13 @@ fn parent_hosts(
                     );
                     continue;
                 }
-                let before = out.len();
                 for l in chosen {
                     for h in intersect(&hostnames, l.hostname.as_deref()) {
-                        add(&mut out, h, None);
+                        add(out, h);
                     }
+                }
+                if out.len() > before && !parents.proxies.contains(&this.to_string()) {
+                    parents.proxies.push(this.to_string());
                 }
                 if out.len() == before {
                     route.warn(
@@ -419,7 +462,7 @@ fn parent_hosts(
             route.id
         ));
     }
-    Ok(out)
+    Ok(parents)
 }
 
 /// Gateway API's hostname intersection of a route's hostnames and one
@@ -474,7 +517,15 @@ fn convert_route(
             route.warn(report, &format!("spec.{k}"), "not supported; dropped");
         }
     }
-    let parents = parent_hosts(spec, route, gateways, report)?;
+    let Parents {
+        hosts: parents,
+        proxies,
+        elsewhere,
+    } = parent_hosts(spec, route, gateways, report)?;
+    if parents.is_empty() && elsewhere {
+        // Each parent's proxies were named in a note.
+        return Ok(());
+    }
     if parents.is_empty() {
         route.warn(
             report,
@@ -497,6 +548,7 @@ fn convert_route(
         );
         return Ok(());
     }
+    report.proxies.extend(proxies);
     for parent in parents {
         let entries = match hosts.iter_mut().find(|(h, _)| *h == parent.host) {
             Some((_, e)) => e,

@@ -59,7 +59,8 @@ that route as Istio routes them (docs/gateway-api.md): one rule per match, order
 precedence per host (exact path, longest prefix, method, most headers, most query parameters, then \
 the oldest route, namespace/name and list order); a Service parent gives mesh rules for its host, a \
 Gateway parent (its listeners read from a Gateway in the same input) rules for the hostnames its \
-listeners accept. The header modifier, URLRewrite and RequestMirror filters, `timeouts` and \
+listeners accept; an input with routes for more than one kind of proxy (the mesh, a Gateway) is \
+refused, and --for chooses one, as Istio applies each route only in its own proxies. The header modifier, URLRewrite and RequestMirror filters, `timeouts` and \
 `retry` become the rules' route policies as istiod converts them; other filters are named in \
 warnings; a rule Gateway API answers itself (500 for no backend with a weight, a redirect) is left \
 to Envoy's own route.\n\n\
@@ -72,6 +73,7 @@ Examples:
   canaryctl import --strict cli/tests/fixtures/virtualservices.yaml
   canaryctl import httproutes.yaml --sticky cookie=session
   canaryctl import httproutes.yaml --overlay overlay.yaml
+  canaryctl import routes.yaml --for gateway=shop/edge
 
 Exit codes: 0 imported (warnings on stderr), 1 nothing to import, the result is rejected by the
 filter, or --strict and something could not be carried over; 2 the file cannot be read."
@@ -106,11 +108,76 @@ pub struct Args {
     /// than one destination: `header=NAME`, `cookie=NAME` or `source-ip`.
     #[arg(long, value_name = "KEY", value_parser = overlay::parse_sticky)]
     pub sticky: Option<Value>,
+    /// The proxies the rules are for: `mesh` (the sidecars: VirtualServices
+    /// bound to `mesh`, HTTPRoutes with a Service parent) or
+    /// `gateway=[NAMESPACE/]NAME` (the proxies of that Gateway API Gateway:
+    /// HTTPRoutes with it as parent). Needed when the input has routes for
+    /// more than one, as Istio applies each only in its own proxies while
+    /// the filter applies its whole rule set wherever it runs.
+    #[arg(long = "for", value_name = "PROXIES", value_parser = parse_target)]
+    pub target: Option<TargetArg>,
     /// A JSON or YAML overlay merged into the imported rules (JSON merge
     /// patch): `{"rules": {"<rule name>" | "*": {...}}, "services": {"<host>" | "*": {...}}}`.
     /// Any field the filter reads can be given; the filter's parser judges the result.
     #[arg(long, value_name = "FILE")]
     pub overlay: Option<PathBuf>,
+}
+
+/// `--for` as given: a Gateway's namespace may be left to `--namespace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetArg {
+    /// `mesh`.
+    Mesh,
+    /// `gateway=[NAMESPACE/]NAME`.
+    Gateway {
+        /// The Gateway's namespace, if given.
+        namespace: Option<String>,
+        /// The Gateway's name.
+        name: String,
+    },
+}
+
+fn parse_target(s: &str) -> std::result::Result<TargetArg, String> {
+    if s == "mesh" {
+        return Ok(TargetArg::Mesh);
+    }
+    let bad = || format!("{s:?}: expected `mesh` or `gateway=[NAMESPACE/]NAME`");
+    let gateway = s.strip_prefix("gateway=").ok_or_else(bad)?;
+    let (namespace, name) = match gateway.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, gateway),
+    };
+    if name.is_empty() || namespace.is_some_and(str::is_empty) || name.contains('/') {
+        return Err(bad());
+    }
+    Ok(TargetArg::Gateway {
+        namespace: namespace.map(str::to_string),
+        name: name.to_string(),
+    })
+}
+
+/// The proxies imported rules are for: where Istio applies the routes
+/// they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The sidecars.
+    Mesh,
+    /// The proxies of one Gateway API Gateway.
+    Gateway {
+        /// The Gateway's namespace.
+        namespace: String,
+        /// The Gateway's name.
+        name: String,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Mesh => f.write_str("the mesh"),
+            Target::Gateway { namespace, name } => write!(f, "Gateway {namespace}/{name}"),
+        }
+    }
 }
 
 /// How `import` prints the rule file.
@@ -242,6 +309,8 @@ pub struct Report {
     /// For each output service: where it came from and, per output rule,
     /// the manifest and path it came from.
     pub origins: Vec<(String, Vec<String>)>,
+    /// The proxies the imported rules are for ([`Target`]'s words).
+    pub proxies: std::collections::BTreeSet<String>,
 }
 
 /// Options of a conversion.
@@ -258,6 +327,8 @@ pub struct Options {
     /// The services of the input's ServiceEntries, by host: a destination
     /// without a port on one with a single port takes that port, as in Istio.
     pub service_entries: BTreeMap<String, service_entry::Service>,
+    /// `--for`: the proxies to import for; `None` imports every route.
+    pub target: Option<Target>,
 }
 
 /// Renders the rule file.
@@ -335,9 +406,26 @@ pub fn run(args: &Args) -> Result<()> {
         default_port: args.default_port,
         service_port: args.port,
         service_entries: service_entry::services(&docs, &origin, &args.namespace),
+        target: args.target.clone().map(|t| match t {
+            TargetArg::Mesh => Target::Mesh,
+            TargetArg::Gateway { namespace, name } => Target::Gateway {
+                namespace: namespace.unwrap_or_else(|| args.namespace.clone()),
+                name,
+            },
+        }),
     };
     let (mut file, mut report) = virtual_service::convert(&docs, &origin, &opts)?;
     let routes = http_route::convert(&docs, &origin, &opts, &mut file, &mut report)?;
+    if report.proxies.len() > 1 {
+        let list: Vec<&str> = report.proxies.iter().map(String::as_str).collect();
+        return Err(CliError::rejected(format!(
+            "{}: the routes are for {}: Istio applies each only in its own proxies, but the filter \
+             applies its whole rule set wherever its WasmPlugin runs; import them one at a time \
+             with --for mesh or --for gateway=NAMESPACE/NAME",
+            src.name,
+            list.join(" and ")
+        )));
+    }
     for n in &report.notes {
         eprintln!("note: {n}");
     }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{
     DestOut, DestinationOut, MatchOut, Options, PortOut, Report, RouteOut, RuleFileOut, ServiceOut,
+    Target,
 };
 use crate::error::{CliError, Result};
 use crate::glue::{self, policy};
@@ -180,6 +181,7 @@ pub fn convert(
             continue;
         }
         if let Some(svc) = convert_vs(doc, &vs, &mut claimed, &mut report)? {
+            report.proxies.insert(Target::Mesh.to_string());
             out.services.push(svc.0);
             let rules = svc.1.iter().map(|i| format!("{} spec.http[{i}]", vs.id));
             report.origins.push((vs.id.clone(), rules.collect()));
@@ -198,7 +200,17 @@ fn convert_vs(
         vs.warn(report, "spec", "missing; skipped");
         return Ok(None);
     };
-    match binding(spec.get("gateways")) {
+    let binding = binding(spec.get("gateways"));
+    if let Some(target) = vs.opts.target.as_ref().filter(|t| **t != Target::Mesh) {
+        if binding != Binding::GatewaysOnly {
+            report.notes.push(format!(
+                "{}: spec.gateways: bound to the mesh (sidecars), not to {target}; skipped (--for)",
+                vs.id
+            ));
+            return Ok(None);
+        }
+    }
+    match binding {
         Binding::Mesh => {}
         Binding::GatewaysOnly => {
             vs.warn(
@@ -588,6 +600,7 @@ mod tests {
             default_port: None,
             service_port: None,
             service_entries: Default::default(),
+            target: None,
         }
     }
 
