@@ -82,21 +82,42 @@ enum Num<'a> {
     F(&'a str, f64),
 }
 
+/// What reads the elements of [`Reader::stream`]ed lists, one at a time.
+pub type Sink<'s, 'a> = &'s mut dyn FnMut(&mut Reader<'a>) -> R<()>;
+
 /// The reader: bytes, a position and the path of the value being read.
 pub struct Reader<'a> {
     src: &'a [u8],
     i: usize,
     path: Vec<Seg>,
+    sink: Option<Sink<'a, 'a>>,
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `src`.
     pub fn new(src: &'a [u8]) -> Self {
+        Self::with_sink(src, None)
+    }
+
+    /// A reader at the start of `src` whose [`stream`](Reader::stream)ed
+    /// lists, if `sink` is given, hand each element to it instead of
+    /// keeping it: a large document is then read one element at a time.
+    pub fn with_sink(src: &'a [u8], sink: Option<Sink<'a, 'a>>) -> Self {
         Reader {
             src,
             i: 0,
             path: Vec::new(),
+            sink,
         }
+    }
+
+    /// The list indices on the path of the value being read, outermost
+    /// first (in `services[2].http[5]`: 2, then 5).
+    pub fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.path.iter().filter_map(|s| match s {
+            Seg::Index(i) => Some(*i),
+            _ => None,
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -534,6 +555,18 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Reads a list as [`Reader::seq`] does, or, when the reader has a
+    /// sink, hands each element to the sink (under its index, as `f` would
+    /// read it) and returns an empty list. Inside the sink, lists are kept.
+    pub fn stream<T>(&mut self, f: &mut dyn FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+        let Some(sink) = self.sink.take() else {
+            return self.seq(f);
+        };
+        let read = self.seq_each(&mut |r| sink(r));
+        self.sink = Some(sink);
+        read.map(|()| Vec::new())
+    }
+
     /// [`Reader::seq`]'s walk, once for every element type: `f` reads each
     /// element under its index.
     #[inline(never)]
@@ -964,6 +997,40 @@ mod tests {
         let mut out = String::new();
         push_debug_str(&mut out, s);
         out
+    }
+
+    /// A streamed list hands each element to the sink, under its index
+    /// (the indices of the path given), keeps none, and reports an
+    /// element's error at the path it has without a sink; without a sink it
+    /// is a plain list.
+    #[test]
+    fn a_streamed_list_goes_to_the_sink() {
+        fn doc(r: &mut Reader<'_>) -> R<Vec<Vec<u64>>> {
+            r.seq(&mut |r| {
+                r.object("S", &["n"], &mut |r, _| {
+                    r.stream(&mut Reader::u64).map(drop)
+                })?;
+                Ok(Vec::new())
+            })
+        }
+        let src = br#"[{"n":[1,2]},{"n":[]},{"n":[3]}]"#;
+        let mut seen = Vec::new();
+        let mut sink = |r: &mut Reader<'_>| {
+            let v = r.u64()?;
+            seen.push((r.indices().collect::<Vec<_>>(), v));
+            Ok(())
+        };
+        let mut r = Reader::with_sink(src, Some(&mut sink));
+        assert_eq!(doc(&mut r).map(|v| v.len()), Ok(3));
+        assert_eq!(seen, [(vec![0, 0], 1), (vec![0, 1], 2), (vec![2, 0], 3)]);
+        let bad = br#"[{"n":[1,"x"]}]"#;
+        let plain = doc(&mut Reader::new(bad)).unwrap_err();
+        let mut sink = |r: &mut Reader<'_>| r.u64().map(drop);
+        let streamed = doc(&mut Reader::with_sink(bad, Some(&mut sink))).unwrap_err();
+        assert_eq!(plain.path, "[0].n[1]");
+        assert_eq!(streamed, plain);
+        let mut r = Reader::new(br#"[1,2]"#);
+        assert_eq!(r.stream(&mut Reader::u64), Ok(vec![1, 2]));
     }
 
     /// `push_debug_str` writes what `{:?}` does, for every scalar value

@@ -6,10 +6,12 @@ use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
 use core::time::Duration;
 
 use crate::domain::cluster::PortlessMode;
-use crate::domain::rules::{self, CompileOptions, RuleSet, Workload};
-use crate::schema::config::{self, PluginConfig, RuleFile};
+use crate::domain::rules::{self, CompileOptions, Compiler, RuleSet, Workload};
+use crate::schema::config::{self, HttpRoute, PluginConfig, RuleFile};
+use crate::schema::decode::FromJson;
 use crate::schema::error::{ConfigError, Reason};
 use crate::schema::limits;
+use filter_runtime::json::{Reader, Sink, R};
 
 /// Default request header carrying the chosen cluster.
 pub const DEFAULT_ROUTE_HEADER: &str = "x-canary-upstream";
@@ -76,7 +78,29 @@ pub struct Rules {
 }
 
 /// Parses JSON into `T`, naming the path of the first bad field.
-pub fn parse<T: crate::schema::decode::FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
+pub fn parse<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
+    parse_with(bytes, None)
+}
+
+/// [`parse`], the rules handed to `sink` one by one if given (see
+/// [`HttpRoutes`](config::HttpRoutes)).
+fn parse_with<'a, T: FromJson>(
+    bytes: &'a [u8],
+    sink: Option<Sink<'a, 'a>>,
+) -> Result<T, ConfigError> {
+    let mut value = T::default();
+    read_doc(bytes, sink, &mut |r| T::fill(r, &mut value))?;
+    Ok(value)
+}
+
+/// Reads a whole document with `doc`: [`parse_with`]'s part that is the
+/// same for every type.
+#[inline(never)]
+fn read_doc<'a>(
+    bytes: &'a [u8],
+    sink: Option<Sink<'a, 'a>>,
+    doc: &mut dyn FnMut(&mut Reader<'a>) -> R<()>,
+) -> Result<(), ConfigError> {
     if bytes.len() > limits::MAX_CONFIG_BYTES {
         return Err(ConfigError::TooLarge {
             size: bytes.len(),
@@ -86,20 +110,101 @@ pub fn parse<T: crate::schema::decode::FromJson>(bytes: &[u8]) -> Result<T, Conf
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ConfigError::Empty);
     }
-    let mut r = filter_runtime::json::Reader::new(bytes);
-    T::read(&mut r)
-        .and_then(|value| r.end().map(|()| value))
+    let mut r = Reader::with_sink(bytes, sink);
+    doc(&mut r)
+        .and_then(|()| r.end())
         .map_err(|e| ConfigError::from(*e))
 }
 
-/// The label keys the rules ask about, so the adapter reads only those from
-/// the node metadata.
-pub fn source_label_keys(services: &[config::Service]) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    let all = services
+/// The service and rule indices of the rule a sink is handed.
+fn rule_at(r: &Reader<'_>) -> (usize, usize) {
+    let mut at = r.indices();
+    (at.next().unwrap_or(0), at.next().unwrap_or(0))
+}
+
+/// What a first read of a document learns of its rules: how many each
+/// service has, and the label keys they ask about (so the adapter reads
+/// only those from the node metadata).
+#[derive(Default)]
+struct Outline {
+    counts: Vec<usize>,
+    keys: Vec<String>,
+}
+
+impl Outline {
+    /// Reads a rule and notes it.
+    #[inline(never)]
+    fn rule(&mut self, r: &mut Reader<'_>) -> R<()> {
+        let rule = HttpRoute::read(r)?;
+        let (si, ri) = rule_at(r);
+        if self.counts.len() <= si {
+            self.counts.resize(si + 1, 0);
+        }
+        if let Some(n) = self.counts.get_mut(si) {
+            *n = ri + 1;
+        }
+        label_keys(&rule, &mut self.keys);
+        Ok(())
+    }
+}
+
+/// A document of `T` read through once, each rule read and dropped: every
+/// syntax and type error, in document order, as [`parse`] gives them. Returns
+/// the document (its services without their rules) and its [`Outline`].
+fn outline<T: FromJson>(bytes: &[u8]) -> Result<(T, Outline), ConfigError> {
+    let mut o = Outline::default();
+    let doc = parse_with(bytes, Some(&mut |r| o.rule(r)))?;
+    Ok((doc, o))
+}
+
+/// Compiles the rules of a document that [`outline`] read (`services` and
+/// `outline` are its answer), reading it again with `doc` and compiling
+/// each rule as it comes, so that only one rule is held parsed at a time.
+/// The errors are those of [`check_route_header`] then [`rules::compile`]
+/// over the whole list: a rule reading the route header anywhere, else the
+/// first field that is wrong.
+#[inline(never)]
+fn compile_streamed(
+    bytes: &[u8],
+    services: &[config::Service],
+    outline: &Outline,
+    opts: &CompileOptions<'_>,
+    route_header: &str,
+    version: Option<u64>,
+    doc: &mut dyn FnMut(&mut Reader<'_>) -> R<()>,
+) -> Result<Rules, ConfigError> {
+    let mut compiler = Compiler::new(services, &outline.counts, "services", opts);
+    let mut refused = None;
+    read_doc(
+        bytes,
+        Some(&mut |r| {
+            let rule = HttpRoute::read(r)?;
+            if refused.is_some() {
+                return Ok(());
+            }
+            let (si, ri) = rule_at(r);
+            if let Err(e) = rule_route_header(&rule, si, ri, "services", route_header) {
+                refused = Some(e);
+            } else if let Ok(c) = &mut compiler {
+                if let Err(e) = c.rule(si, ri, &rule) {
+                    compiler = Err(e);
+                }
+            }
+            Ok(())
+        }),
+        doc,
+    )?;
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(Rules::new(compiler?.finish()?, version, bytes)),
+    }
+}
+
+/// Adds the source label keys `rule` asks about to `keys` (sorted, once each).
+fn label_keys(rule: &HttpRoute, keys: &mut Vec<String>) {
+    let all = rule
+        .matches
         .iter()
-        .flat_map(|s| &s.http)
-        .flat_map(|r| &r.matches)
         .filter_map(|m| m.source_labels.as_ref())
         .flat_map(|l| l.keys());
     for key in all {
@@ -107,7 +212,6 @@ pub fn source_label_keys(services: &[config::Service]) -> Vec<String> {
             keys.insert(at, key.clone());
         }
     }
-    keys
 }
 
 /// Refuses rules that read the route header: clients must never steer with it.
@@ -116,35 +220,47 @@ fn check_route_header(
     path: &str,
     route_header: &str,
 ) -> Result<(), ConfigError> {
+    for (si, svc) in services.iter().enumerate() {
+        for (ri, rule) in svc.http.iter().enumerate() {
+            rule_route_header(rule, si, ri, path, route_header)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses rule `ri` of service `si` (under `path`) if it reads the route header.
+#[inline(never)]
+fn rule_route_header(
+    rule: &HttpRoute,
+    si: usize,
+    ri: usize,
+    path: &str,
+    route_header: &str,
+) -> Result<(), ConfigError> {
     let is_route = |name: &str| name.eq_ignore_ascii_case(route_header);
-    let refuse = |p: String| {
+    let refuse = |field: String| {
         Err(ConfigError::invalid(
-            p,
+            format!("{path}[{si}].http[{ri}].{field}"),
             Reason::RouteHeaderInRule(route_header.to_string()),
         ))
     };
-    for (si, svc) in services.iter().enumerate() {
-        for (ri, rule) in svc.http.iter().enumerate() {
-            let rpath = format!("{path}[{si}].http[{ri}]");
-            for (mi, m) in rule.matches.iter().enumerate() {
-                for (field, map) in [
-                    ("headers", &m.headers),
-                    ("withoutHeaders", &m.without_headers),
-                ] {
-                    if let Some(name) = map.iter().flat_map(|h| h.keys()).find(|n| is_route(n)) {
-                        return refuse(format!("{rpath}.match[{mi}].{field}.{name}"));
-                    }
-                }
-            }
-            if rule
-                .sticky
-                .as_ref()
-                .and_then(|s| s.header.as_deref())
-                .is_some_and(is_route)
-            {
-                return refuse(format!("{rpath}.sticky.header"));
+    for (mi, m) in rule.matches.iter().enumerate() {
+        for (field, map) in [
+            ("headers", &m.headers),
+            ("withoutHeaders", &m.without_headers),
+        ] {
+            if let Some(name) = map.iter().flat_map(|h| h.keys()).find(|n| is_route(n)) {
+                return refuse(format!("match[{mi}].{field}.{name}"));
             }
         }
+    }
+    if rule
+        .sticky
+        .as_ref()
+        .and_then(|s| s.header.as_deref())
+        .is_some_and(is_route)
+    {
+        return refuse("sticky.header".into());
     }
     Ok(())
 }
@@ -214,7 +330,20 @@ impl Settings {
         }
     }
 
-    /// Parses and compiles a rule file fetched from the rule source.
+    /// The options a rule file is compiled with: its own namespace, if it
+    /// names one.
+    fn file_options<'a>(
+        &'a self,
+        file: &'a RuleFile,
+        workload: &'a Workload,
+    ) -> CompileOptions<'a> {
+        CompileOptions {
+            namespace: file.namespace.as_deref().unwrap_or(&self.namespace),
+            ..self.compile_options(workload)
+        }
+    }
+
+    /// Compiles a parsed rule file fetched from the rule source (`bytes`, its JSON).
     pub fn compile_rule_file(
         &self,
         file: &RuleFile,
@@ -222,20 +351,24 @@ impl Settings {
         workload: &Workload,
     ) -> Result<Rules, ConfigError> {
         check_route_header(&file.services, "services", &self.route_header)?;
-        let namespace = file.namespace.as_deref().unwrap_or(&self.namespace);
-        let opts = CompileOptions {
-            namespace,
-            cluster_domain: &self.cluster_domain,
-            workload,
-            portless: self.portless,
-        };
-        let set = rules::compile(&file.services, "services", &opts)?;
-        Ok(Rules {
+        let set = rules::compile(
+            &file.services,
+            "services",
+            &self.file_options(file, workload),
+        )?;
+        Ok(Rules::new(set, file.version, bytes))
+    }
+}
+
+impl Rules {
+    /// Compiled rules from `bytes`, with their `version` if given.
+    fn new(set: RuleSet, version: Option<u64>, bytes: &[u8]) -> Self {
+        Rules {
             set,
-            version: file.version.unwrap_or_else(|| content_version(bytes)),
+            version: version.unwrap_or_else(|| content_version(bytes)),
             digest: crate::domain::pick::hash_key(bytes),
             revision: crate::domain::revision::revision(bytes),
-        })
+        }
     }
 }
 
@@ -338,8 +471,34 @@ fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
 impl Plugin {
     /// Parses, validates and compiles a plugin configuration.
     pub fn from_bytes(bytes: &[u8], workload: &Workload) -> Result<Self, ConfigError> {
-        let cfg: PluginConfig = parse(bytes)?;
-        Self::from_config(&cfg, bytes, workload)
+        Self::read(bytes, &mut |_| workload.clone())
+    }
+
+    /// Parses, validates and compiles a plugin configuration for the
+    /// workload `workload` gives for the label keys the rules ask about.
+    /// The rules are compiled as they are read (the document is read twice,
+    /// see [`outline`]), so the peak of memory holds one rule parsed, not
+    /// all; the errors are those of [`parse`] then [`Plugin::from_config`].
+    pub fn read(
+        bytes: &[u8],
+        workload: &mut dyn FnMut(&[String]) -> Workload,
+    ) -> Result<Self, ConfigError> {
+        let (cfg, outline) = outline::<PluginConfig>(bytes)?;
+        let workload = workload(&outline.keys);
+        let settings = Settings::from_config(&cfg)?;
+        let rules = match &cfg.services {
+            None => None,
+            Some(services) => Some(compile_streamed(
+                bytes,
+                services,
+                &outline,
+                &settings.compile_options(&workload),
+                &settings.route_header,
+                cfg.version,
+                &mut |r| PluginConfig::read(r).map(drop),
+            )?),
+        };
+        Ok(Plugin { settings, rules })
     }
 
     /// Validates and compiles a parsed plugin configuration.
@@ -355,12 +514,7 @@ impl Plugin {
                 check_route_header(services, "services", &settings.route_header)?;
                 let set =
                     rules::compile(services, "services", &settings.compile_options(workload))?;
-                Some(Rules {
-                    set,
-                    version: cfg.version.unwrap_or_else(|| content_version(bytes)),
-                    digest: crate::domain::pick::hash_key(bytes),
-                    revision: crate::domain::revision::revision(bytes),
-                })
+                Some(Rules::new(set, cfg.version, bytes))
             }
         };
         Ok(Plugin { settings, rules })
@@ -373,6 +527,26 @@ pub fn rule_file_from_bytes(
     settings: &Settings,
     workload: &Workload,
 ) -> Result<Rules, ConfigError> {
-    let file: RuleFile = parse(bytes)?;
-    settings.compile_rule_file(&file, bytes, workload)
+    read_rule_file(bytes, settings, &mut |_| workload.clone())
+}
+
+/// [`rule_file_from_bytes`] for the workload `workload` gives for the label
+/// keys the rules ask about, compiling the rules as they are read (as
+/// [`Plugin::read`]).
+pub fn read_rule_file(
+    bytes: &[u8],
+    settings: &Settings,
+    workload: &mut dyn FnMut(&[String]) -> Workload,
+) -> Result<Rules, ConfigError> {
+    let (file, outline) = outline::<RuleFile>(bytes)?;
+    let workload = workload(&outline.keys);
+    compile_streamed(
+        bytes,
+        &file.services,
+        &outline,
+        &settings.file_options(&file, &workload),
+        &settings.route_header,
+        file.version,
+        &mut |r| RuleFile::read(r).map(drop),
+    )
 }

@@ -88,7 +88,7 @@ schema! {
         /// Namespace short hosts of this service expand against.
         "namespace" => namespace: Option<String>,
         /// Rules, tried in order.
-        "http" => http: Vec<HttpRoute> = default,
+        "http" => http: HttpRoutes = default,
         /// Where Envoy's own route sends this service's requests when the
         /// filter leaves them alone (in Istio: the last route of the
         /// VirtualService). Requests the rules send there are left alone too:
@@ -133,6 +133,34 @@ schema! {
         "fault" => fault: Given = default,
         /// Istio's CORS policy (a route policy).
         "corsPolicy" => cors_policy: Given = default,
+    }
+}
+
+/// A service's rules: a list of [`HttpRoute`]s, which a reader with a
+/// sink hands over one by one instead (the filter compiles each rule as it
+/// is read, so a large rule set is never held parsed whole: see
+/// `domain::plugin`). Read as a plain `Vec<HttpRoute>` otherwise.
+#[derive(Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(transparent))]
+pub struct HttpRoutes(pub Vec<HttpRoute>);
+
+impl core::ops::Deref for HttpRoutes {
+    type Target = Vec<HttpRoute>;
+    fn deref(&self) -> &Vec<HttpRoute> {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for HttpRoutes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl crate::schema::decode::FromJson for HttpRoutes {
+    const SHAPE: crate::schema::decode::Shape = <Vec<HttpRoute>>::SHAPE;
+    fn read(r: &mut filter_runtime::json::Reader<'_>) -> filter_runtime::json::R<Self> {
+        r.stream(&mut HttpRoute::read).map(HttpRoutes)
     }
 }
 

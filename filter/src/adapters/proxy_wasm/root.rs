@@ -7,7 +7,6 @@ use alloc::rc::Rc;
 
 use crate::domain::plugin::{self, Plugin, Rules};
 use crate::domain::poll::Poller;
-use crate::schema::config::PluginConfig;
 
 use filter_runtime::proxy_wasm::exports::RootContext;
 use filter_runtime::proxy_wasm::hostcalls::{self, Buffer};
@@ -96,14 +95,8 @@ impl Root {
     }
 
     fn configure(&mut self, bytes: &[u8]) -> Result<(), crate::ConfigError> {
-        let cfg: PluginConfig = plugin::parse(bytes)?;
-        let keys = cfg
-            .services
-            .as_deref()
-            .map(plugin::source_label_keys)
-            .unwrap_or_default();
-        let workload = self.node.workload(&keys);
-        let Plugin { settings, rules } = Plugin::from_config(&cfg, bytes, &workload)?;
+        let node = &mut self.node;
+        let Plugin { settings, rules } = Plugin::read(bytes, &mut |keys| node.workload(keys))?;
         let settings = Rc::new(settings);
         let global = self.global();
         match &rules {
@@ -190,14 +183,6 @@ impl Root {
     }
 }
 
-/// The workload, with the labels a rule file asks about.
-fn workload_for(node: &mut Node, bytes: &[u8]) -> crate::Workload {
-    let keys = plugin::parse::<crate::schema::config::RuleFile>(bytes)
-        .map(|f| plugin::source_label_keys(&f.services))
-        .unwrap_or_default();
-    node.workload(&keys)
-}
-
 /// The callbacks of a root context (dispatched by `filter_runtime`'s
 /// exports, see `entry.rs`).
 impl RootContext for Root {
@@ -222,7 +207,7 @@ impl RootContext for Root {
             global: &active.global,
         };
         let fetched = poller.on_response(&mut host, token, num_headers, body_size, &mut |bytes| {
-            plugin::rule_file_from_bytes(bytes, &active.settings, &workload_for(node, bytes))
+            plugin::read_rule_file(bytes, &active.settings, &mut |keys| node.workload(keys))
         });
         if let Some(rules) = fetched {
             self.install(rules, true);
@@ -291,7 +276,7 @@ impl RootContext for Root {
             global: &active.global,
         };
         let adopted = poller.tick(&mut host, &mut |bytes| {
-            plugin::rule_file_from_bytes(bytes, &active.settings, &workload_for(node, bytes))
+            plugin::read_rule_file(bytes, &active.settings, &mut |keys| node.workload(keys))
         });
         if let Some(rules) = adopted {
             self.install(rules, false);

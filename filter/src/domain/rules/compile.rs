@@ -36,32 +36,144 @@ pub fn compile(
     path: &str,
     opts: &CompileOptions<'_>,
 ) -> Result<RuleSet, ConfigError> {
-    if services.len() > limits::MAX_SERVICES {
-        return Err(ConfigError::invalid(
-            path,
-            Reason::TooMany {
-                what: "services",
-                limit: limits::MAX_SERVICES,
-            },
-        ));
-    }
-    let rules: usize = services.iter().map(|s| s.http.len()).sum();
-    if rules > limits::MAX_RULES {
-        return Err(ConfigError::invalid(
-            path,
-            Reason::TooMany {
-                what: "rules across all services",
-                limit: limits::MAX_RULES,
-            },
-        ));
-    }
-    let mut set = RuleSet::default();
-    // Each host claimed so far → its JSON path, in `claim_paths`.
-    let mut claimed: hosts::HostMap<u32> = hosts::HostMap::default();
-    let mut claim_paths: Vec<String> = Vec::new();
-    let mut aliases: Vec<(String, u32)> = Vec::new();
+    let counts: Vec<usize> = services.iter().map(|s| s.http.len()).collect();
+    let mut c = Compiler::new(services, &counts, path, opts)?;
     for (si, svc) in services.iter().enumerate() {
-        let spath = index_path(path, si);
+        for (ri, rule) in svc.http.iter().enumerate() {
+            c.rule(si, ri, rule)?;
+        }
+    }
+    c.finish()
+}
+
+/// Compiles a rule set one rule at a time, in document order, so that the
+/// rules need not be held parsed all at once: [`Compiler::rule`] for each
+/// rule, then [`Compiler::finish`]. The services come without their rules
+/// (their `http` is not read), with how many rules each has in `counts`.
+/// The checks and their order are those of compiling the whole list: each
+/// service's own fields before its rules, its `defaultDestination` after.
+pub struct Compiler<'a> {
+    services: &'a [config::Service],
+    counts: &'a [usize],
+    path: &'a str,
+    opts: &'a CompileOptions<'a>,
+    set: RuleSet,
+    // Each host claimed so far → its JSON path, in `claim_paths`.
+    claimed: hosts::HostMap<u32>,
+    claim_paths: Vec<String>,
+    aliases: Vec<(String, u32)>,
+    /// The service whose rules come now.
+    open: Option<Open<'a>>,
+    /// The index of the next service to open.
+    next: usize,
+}
+
+/// The service being compiled.
+struct Open<'a> {
+    index: usize,
+    path: String,
+    http_path: String,
+    exp: Expansion<'a>,
+    portless: PortlessAs,
+    name: String,
+    rules: Vec<Rule>,
+}
+
+impl<'a> Compiler<'a> {
+    /// Starts a rule set of `services`, service `i` with `counts[i]` rules.
+    pub fn new(
+        services: &'a [config::Service],
+        counts: &'a [usize],
+        path: &'a str,
+        opts: &'a CompileOptions<'a>,
+    ) -> Result<Self, ConfigError> {
+        if services.len() > limits::MAX_SERVICES {
+            return Err(ConfigError::invalid(
+                path,
+                Reason::TooMany {
+                    what: "services",
+                    limit: limits::MAX_SERVICES,
+                },
+            ));
+        }
+        if counts.iter().sum::<usize>() > limits::MAX_RULES {
+            return Err(ConfigError::invalid(
+                path,
+                Reason::TooMany {
+                    what: "rules across all services",
+                    limit: limits::MAX_RULES,
+                },
+            ));
+        }
+        Ok(Compiler {
+            services,
+            counts,
+            path,
+            opts,
+            set: RuleSet::default(),
+            claimed: Default::default(),
+            claim_paths: Vec::new(),
+            aliases: Vec::new(),
+            open: None,
+            next: 0,
+        })
+    }
+
+    /// Compiles rule `ri` of service `si` (rules come in document order).
+    pub fn rule(
+        &mut self,
+        si: usize,
+        ri: usize,
+        rule: &config::HttpRoute,
+    ) -> Result<(), ConfigError> {
+        while self.open.as_ref().is_none_or(|o| o.index != si) && self.next <= si {
+            self.step()?;
+        }
+        let Some(o) = self.open.as_mut() else {
+            return Ok(());
+        };
+        let rule = compile_rule(
+            rule,
+            &index_path(&o.http_path, ri),
+            ri,
+            (&o.exp, o.portless),
+            self.opts,
+            &mut self.set.destinations,
+        )?;
+        o.rules.push(rule);
+        Ok(())
+    }
+
+    /// Closes the services left, and returns the rule set.
+    pub fn finish(mut self) -> Result<RuleSet, ConfigError> {
+        while self.open.is_some() || self.next < self.services.len() {
+            self.step()?;
+        }
+        // Short aliases never override a name some service claimed in full.
+        for (alias, index) in core::mem::take(&mut self.aliases) {
+            self.set.hosts.insert(&alias, index);
+        }
+        Ok(self.set)
+    }
+
+    /// Closes the open service, or opens the next one.
+    fn step(&mut self) -> Result<(), ConfigError> {
+        match self.open.take() {
+            Some(o) => self.close(o),
+            None => {
+                self.next += 1;
+                self.begin(self.next - 1)
+            }
+        }
+    }
+
+    /// Opens service `si`: its own fields, checked before its rules.
+    #[inline(never)]
+    fn begin(&mut self, si: usize) -> Result<(), ConfigError> {
+        let (Some(svc), opts) = (self.services.get(si), self.opts) else {
+            return Ok(());
+        };
+        let spath = index_path(self.path, si);
         let namespace = svc.namespace.as_deref().unwrap_or(opts.namespace);
         if namespace.is_empty() || !hosts::valid_host(namespace) || namespace.contains('.') {
             return Err(ConfigError::at(
@@ -101,8 +213,9 @@ pub fn compile(
             if name.is_empty() {
                 name.clone_from(&fqdn);
             }
-            if let Some(first) = claimed.get(fqdn.as_str()) {
-                let first = claim_paths
+            if let Some(first) = self.claimed.get(fqdn.as_str()) {
+                let first = self
+                    .claim_paths
                     .get(*first as usize)
                     .cloned()
                     .unwrap_or_default();
@@ -111,17 +224,19 @@ pub fn compile(
                     Reason::DuplicateHost { host: fqdn, first },
                 ));
             }
-            claimed.insert(fqdn.as_str().into(), claim_paths.len() as u32);
-            claim_paths.push(hpath);
+            self.claimed
+                .insert(fqdn.as_str().into(), self.claim_paths.len() as u32);
+            self.claim_paths.push(hpath);
             let client_ns = opts.workload.namespace.as_deref().or(Some(opts.namespace));
             let mut names = hosts::aliases(&fqdn, opts.cluster_domain, client_ns).into_iter();
             if let Some(primary) = names.next() {
-                set.hosts.insert(&primary, index);
+                self.set.hosts.insert(&primary, index);
             }
-            aliases.extend(names.map(|a| (a, index)));
+            self.aliases.extend(names.map(|a| (a, index)));
         }
         let http_path = field_path(&spath, "http");
-        if svc.http.is_empty() {
+        let count = self.counts.get(si).copied().unwrap_or(0);
+        if count == 0 {
             return Err(ConfigError::invalid(http_path, Reason::EmptyList));
         }
         let portless = match svc.destination_port {
@@ -134,33 +249,38 @@ pub fn compile(
                 PortlessMode::RequestPort => PortlessAs::RequestPort,
             },
         };
-        let mut rules = Vec::with_capacity(svc.http.len());
-        for (ri, rule) in svc.http.iter().enumerate() {
-            rules.push(compile_rule(
-                rule,
-                &index_path(&http_path, ri),
-                ri,
-                (&exp, portless),
-                opts,
-                &mut set.destinations,
-            )?);
-        }
-        if let Some(d) = &svc.default_destination {
-            let dpath = field_path(&spath, "defaultDestination");
-            mark_default_route(&mut rules, d, &dpath, &exp, portless)?;
+        self.open = Some(Open {
+            index: si,
+            path: spath,
+            http_path,
+            exp,
+            portless,
+            name,
+            rules: Vec::with_capacity(count),
+        });
+        Ok(())
+    }
+
+    /// Closes a service: its `defaultDestination`, after its rules, and its index.
+    #[inline(never)]
+    fn close(&mut self, o: Open<'a>) -> Result<(), ConfigError> {
+        let mut rules = o.rules;
+        if let Some(d) = self
+            .services
+            .get(o.index)
+            .and_then(|s| s.default_destination.as_ref())
+        {
+            let dpath = field_path(&o.path, "defaultDestination");
+            mark_default_route(&mut rules, d, &dpath, &o.exp, o.portless)?;
         }
         let index = Some(RuleIndex::build(&rules)).filter(|i| i.filed >= INDEX_MIN_RULES);
-        set.services.push(Service {
-            name: name.into(),
+        self.set.services.push(Service {
+            name: o.name.into(),
             rules,
             index,
         });
+        Ok(())
     }
-    // Short aliases never override a name some service claimed in full.
-    for (alias, index) in aliases {
-        set.hosts.insert(&alias, index);
-    }
-    Ok(set)
 }
 
 #[inline(never)]
