@@ -1094,3 +1094,91 @@ fn routes_for_the_mesh_and_for_a_gateway_are_imported_apart() {
         bad.stderr
     );
 }
+
+/// A ServiceEntry parent (GAMMA on a ServiceEntry's hosts, as istiod's
+/// `serviceEntryHosts` takes them): mesh rules for each host of the
+/// ServiceEntry, routed by the filter in a real Envoy as a Service
+/// parent's are; a parent's `port` becomes each match's port.
+#[test]
+fn a_serviceentry_parent_gives_mesh_rules_for_its_hosts() {
+    let entry = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+                 metadata: {name: api, namespace: canary}\n\
+                 spec:\n  hosts: [api.example.org, api.example.net]\n  \
+                 ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n";
+    let route = |parent: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+             metadata: {{name: api-canary, namespace: canary}}\n\
+             spec:\n  parentRefs:\n  - {parent}\n  rules:\n  \
+             - backendRefs:\n    - {{name: echo-v1, port: 8080, weight: 90}}\n    \
+             - {{name: echo-v2, port: 8080, weight: 10}}\n  \
+             - matches:\n    - headers:\n      - {{name: x-canary, value: always}}\n    \
+             backendRefs:\n    - {{name: echo-v2, port: 8080}}\n"
+        )
+    };
+    let parent = "{group: networking.istio.io, kind: ServiceEntry, name: api}";
+    let input = format!("{entry}---\n{}", route(parent));
+    let run = canaryctl(&["import", "-"], Some(&input)).expect_code(0);
+    assert!(warnings(&run.stderr).is_empty(), "{}", run.stderr);
+    let imported = run.json();
+    let hosts: Vec<&Value> = imported["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| &s["hosts"])
+        .collect();
+    assert_eq!(
+        hosts,
+        [&json!(["api.example.org"]), &json!(["api.example.net"])]
+    );
+    let envoy = proxy(&imported);
+    let mut c = client(&envoy);
+    let key = SplitKey::Header("x-backend".into());
+    for host in ["api.example.org", "api.example.net"] {
+        let always = count_split(
+            &mut c,
+            30,
+            &request(host, "/", &[("x-canary", "always")]),
+            &key,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(always.count("echo-v2"), 30, "{host}: {always}");
+    }
+    let n = 600;
+    let split = count_split(&mut c, n, &request("api.example.org", "/", &[]), &key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        split.count("echo-v1") + split.count("echo-v2"),
+        n as u64,
+        "{split}"
+    );
+    check_binomial(n as u64, 0.1, split.count("echo-v2")).unwrap_or_else(|e| panic!("{e}"));
+    drop(envoy);
+
+    // The parent's port, as `augmentPortMatch` writes it; a mesh route.
+    let with_port = format!(
+        "{entry}---\n{}",
+        route("{group: networking.istio.io, kind: ServiceEntry, name: api, port: 80}")
+    );
+    let out = canaryctl(&["import", "-"], Some(&with_port))
+        .expect_code(0)
+        .json();
+    for rule in out["services"][0]["http"].as_array().expect("rules") {
+        assert_eq!(rule["match"][0]["port"], 80, "{rule}");
+    }
+    canaryctl(
+        &["import", "-", "--for", "gateway=canary/edge"],
+        Some(&with_port),
+    )
+    .expect_code(1);
+
+    // Without the ServiceEntry, its hosts are unknown: named, and skipped.
+    let alone = canaryctl(&["import", "-"], Some(&route(parent))).expect_code(1);
+    assert!(
+        alone.stderr.contains(
+            "spec.parentRefs[0]: ServiceEntry canary/api is not in the input, so its hosts are not known; parent skipped"
+        ),
+        "{}",
+        alone.stderr
+    );
+}

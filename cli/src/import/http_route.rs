@@ -5,10 +5,14 @@
 //!
 //! - **Parents.** A Service parent (`group: ""`, `kind: Service`) makes
 //!   mesh rules for `<name>.<ns>.svc.<domain>`, with the parent's `port` as
-//!   each match's `port`; a Gateway parent makes rules for the hostnames
+//!   each match's `port`; a ServiceEntry parent (`group:
+//!   networking.istio.io`) makes the same mesh rules for each of the
+//!   ServiceEntry's hosts as written (`serviceEntryHosts`; the ServiceEntry
+//!   must be in the input); a Gateway parent makes rules for the hostnames
 //!   its listeners accept (the route's `hostnames` intersected with each
 //!   listener's `hostname`; a Gateway absent from the input: the route's
-//!   hostnames, `*` without any). A route may have both.
+//!   hostnames, `*` without any). A route may have both kinds; one rule set
+//!   is for one kind of proxy (`--for`).
 //! - **Consumer routes** (GAMMA, GEP-1426 "Namespace boundaries"): a route
 //!   whose Service parent is in another namespace applies only to clients
 //!   in the route's own namespace, and for them it replaces the Service's
@@ -352,35 +356,52 @@ fn parent_hosts(
         let namespace = text(p, "namespace");
         let port = p.get("port").and_then(Value::as_i64);
         match (group, kind) {
-            ("" | "core", "Service") => {
+            ("" | "core", "Service") | ("networking.istio.io", "ServiceEntry") => {
                 if let Some(target) = route.opts.target.as_ref().filter(|t| **t != Target::Mesh) {
                     parents.elsewhere = true;
                     report.notes.push(format!(
-                        "{}: {path}: a Service parent: its rules are for the mesh (sidecars), not for {target}; parent skipped (--for)",
+                        "{}: {path}: a {kind} parent: its rules are for the mesh (sidecars), not for {target}; parent skipped (--for)",
                         route.id
                     ));
                     continue;
                 }
+                let hosts = if kind == "Service" {
+                    vec![route.service_host(name, namespace)]
+                } else {
+                    let ns = namespace.unwrap_or(route.namespace);
+                    let key = (ns.to_string(), name.to_string());
+                    let Some(hosts) = route.opts.service_entry_hosts.get(&key) else {
+                        route.warn(
+                            report,
+                            &path,
+                            &format!("ServiceEntry {ns}/{name} is not in the input, so its hosts are not known; parent skipped"),
+                        );
+                        continue;
+                    };
+                    hosts.clone()
+                };
                 mesh = true;
                 let consumer = namespace
                     .filter(|ns| *ns != route.namespace)
                     .map(|_| route.namespace.to_string());
                 if let Some(ns) = &consumer {
                     report.notes.push(format!(
-                        "{}: {path}: a consumer route (the Service is in namespace {}): its rules apply \
+                        "{}: {path}: a consumer route (the {kind} is in namespace {}): its rules apply \
                          only to clients in namespace {ns} (`sourceNamespace: {ns}`), as Istio applies them",
                         route.id,
                         namespace.unwrap_or_default()
                     ));
                 }
-                add_parent(
-                    out,
-                    ParentHost {
-                        host: route.service_host(name, namespace),
-                        port,
-                        consumer,
-                    },
-                );
+                for host in hosts {
+                    add_parent(
+                        out,
+                        ParentHost {
+                            host,
+                            port,
+                            consumer: consumer.clone(),
+                        },
+                    );
+                }
                 let label = Target::Mesh.to_string();
                 if !parents.proxies.contains(&label) {
                     parents.proxies.push(label);
@@ -452,7 +473,7 @@ fn parent_hosts(
             _ => route.warn(
                 report,
                 &path,
-                &format!("a {group}/{kind} parent is not supported (Gateway or Service only); parent skipped"),
+                &format!("a {group}/{kind} parent is not supported (Gateway, Service or ServiceEntry only); parent skipped"),
             ),
         }
     }
@@ -530,7 +551,7 @@ fn convert_route(
         route.warn(
             report,
             "spec.parentRefs",
-            "no parent canary-router can serve (a Gateway or a Service); skipped",
+            "no parent canary-router can serve (a Gateway, a Service or a ServiceEntry); skipped",
         );
         return Ok(());
     }

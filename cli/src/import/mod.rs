@@ -327,6 +327,8 @@ pub struct Options {
     /// The services of the input's ServiceEntries, by host: a destination
     /// without a port on one with a single port takes that port, as in Istio.
     pub service_entries: BTreeMap<String, service_entry::Service>,
+    /// The hosts of the input's ServiceEntries, by (namespace, name).
+    pub service_entry_hosts: BTreeMap<(String, String), Vec<String>>,
     /// `--for`: the proxies to import for; `None` imports every route.
     pub target: Option<Target>,
 }
@@ -406,6 +408,7 @@ pub fn run(args: &Args) -> Result<()> {
         default_port: args.default_port,
         service_port: args.port,
         service_entries: service_entry::services(&docs, &origin, &args.namespace),
+        service_entry_hosts: service_entry::hosts_by_entry(&docs, &args.namespace),
         target: args.target.clone().map(|t| match t {
             TargetArg::Mesh => Target::Mesh,
             TargetArg::Gateway { namespace, name } => Target::Gateway {

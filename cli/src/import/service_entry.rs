@@ -81,6 +81,38 @@ pub fn services(
     out
 }
 
+/// The hosts of each ServiceEntry among `docs`, by (namespace, name), as
+/// written: what istiod gives an HTTPRoute with that ServiceEntry as
+/// parent (`serviceEntryHosts`).
+pub fn hosts_by_entry(docs: &[Value], namespace: &str) -> BTreeMap<(String, String), Vec<String>> {
+    let mut out = BTreeMap::new();
+    for doc in docs {
+        let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if doc.get("kind").and_then(Value::as_str) != Some("ServiceEntry")
+            || !api.starts_with(API_GROUP)
+        {
+            continue;
+        }
+        let meta = doc.get("metadata");
+        let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+        let (Some(name), ns) = (text("name"), text("namespace").unwrap_or(namespace)) else {
+            continue;
+        };
+        let hosts = doc
+            .get("spec")
+            .and_then(|s| s.get("hosts"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        out.entry((ns.to_string(), name.to_string()))
+            .or_insert(hosts);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

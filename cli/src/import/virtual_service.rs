@@ -600,6 +600,7 @@ mod tests {
             default_port: None,
             service_port: None,
             service_entries: Default::default(),
+            service_entry_hosts: Default::default(),
             target: None,
         }
     }
