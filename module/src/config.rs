@@ -519,10 +519,14 @@ mod tests {
         let sampled = (0..100).filter(|_| g.sample(0).is_some()).count();
         assert_eq!(sampled, 50);
         // v2 fails, v1 does not: the 20th of v2's answers ejects it.
-        let mut learned = 0;
+        let (mut learned, mut counted) = (0, [0u64; 2]);
         for _ in 0..40 {
             for (stat, status) in [(0, 200), (1, 503)] {
-                if g.sample(stat).is_some() && g.on_response(set, stat, Some(status), None) {
+                if g.sample(stat).is_none() {
+                    continue;
+                }
+                counted[stat as usize] += 1;
+                if g.on_response(set, stat, Some(status), None) {
                     learned += 1;
                     active.show_weights();
                 }
@@ -530,6 +534,15 @@ mod tests {
         }
         assert_eq!(learned, 1);
         assert!(g.is_ejected(1));
+        // A tick shows the windows: what was counted of each (the baseline
+        // sampled one in 2, then every answer once its canary has no weight).
+        g.tick(set);
+        assert_eq!(counted[1], 40);
+        assert!(counted[0] > 20 && counted[0] < 40, "{counted:?}");
+        assert_eq!(gauge("guard.window_requests", Some("v2")), Some(40));
+        assert_eq!(gauge("guard.window_errors", Some("v2")), Some(40));
+        assert_eq!(gauge("guard.window_requests", Some("v1")), Some(counted[0]));
+        assert_eq!(gauge("guard.window_errors", Some("v1")), Some(0));
         assert_eq!(gauge("weight", Some("v2")), Some(0));
         assert_eq!(gauge("weight", Some("v1")), Some(10_000));
         assert_eq!(gauge("ramp_aborted", None), Some(1));
