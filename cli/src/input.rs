@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use canary_router::{ConfigError, Workload};
+use canary_router::{ConfigError, ConfigErrorKind, Workload};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -442,8 +442,8 @@ fn strip_position(message: &str) -> &str {
 
 /// An error of the filter's parser, as `origin: path: why`.
 pub fn describe(cfg: &Config, e: &ConfigError) -> String {
-    let (path, why) = match e {
-        ConfigError::Syntax { path, message } => {
+    let (path, why) = match e.kind() {
+        ConfigErrorKind::Syntax { path, message } => {
             let m = if cfg.converted {
                 strip_position(message)
             } else {
@@ -451,7 +451,7 @@ pub fn describe(cfg: &Config, e: &ConfigError) -> String {
             };
             (path.as_str(), m.to_string())
         }
-        ConfigError::Invalid { path, reason } => (path.as_str(), reason.to_string()),
+        ConfigErrorKind::Invalid { path, reason } => (path.as_str(), reason.to_string()),
         other => ("", other.to_string()),
     };
     let full = join_path(&cfg.prefix, path);

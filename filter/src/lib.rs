@@ -29,4 +29,4 @@ pub mod schema;
 
 pub use domain::plugin::{Plugin, Rules, Settings};
 pub use domain::rules::{Decision, Outcome, RequestView, RuleSet, Workload};
-pub use schema::error::{ConfigError, Reason};
+pub use schema::error::{ConfigError, ConfigErrorKind, Reason};

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use canary_router::domain::plugin::parse;
 use canary_router::schema::config::{PluginConfig, RuleFile};
-use canary_router::ConfigError;
+use canary_router::ConfigErrorKind;
 use serde::de::DeserializeOwned;
 
 /// What serde said: the value, or the path and the message.
@@ -32,8 +32,8 @@ fn same<T: DeserializeOwned + Debug + canary_router::schema::decode::FromJson>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return true; // refused before parsing, by both
     }
-    let ours = parse::<T>(bytes).map_err(|e| match e {
-        ConfigError::Syntax { path, message } => (path, message),
+    let ours = parse::<T>(bytes).map_err(|e| match e.into_kind() {
+        ConfigErrorKind::Syntax { path, message } => (path, message),
         other => (String::from("not a syntax error"), other.to_string()),
     });
     let theirs = reference::<T>(bytes);

@@ -15,7 +15,7 @@ use std::fmt::Debug;
 
 use canary_router::schema::config::{PluginConfig, RuleFile};
 use canary_router::schema::decode::FromJson;
-use canary_router::ConfigError;
+use canary_router::ConfigErrorKind;
 use canary_router_fuzz::differential::{assert_same, Exception, Outcome};
 use canary_router_fuzz::schema_doc;
 use libfuzzer_sys::fuzz_target;
@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 
 fn ours<T: FromJson + Debug>(bytes: &[u8]) -> Outcome {
     Outcome::of(
-        canary_router::domain::plugin::parse::<T>(bytes).map_err(|e| match e {
-            ConfigError::Syntax { path, message } => (path, message),
+        canary_router::domain::plugin::parse::<T>(bytes).map_err(|e| match e.into_kind() {
+            ConfigErrorKind::Syntax { path, message } => (path, message),
             other => ("(not a syntax error)".into(), other.to_string()),
         }),
     )

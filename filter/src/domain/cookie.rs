@@ -235,6 +235,7 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::schema::error::ConfigErrorKind;
 
     fn issuer(json: &str) -> Result<Issuer, ConfigError> {
         let c: config::SetCookie = crate::domain::plugin::parse(json.as_bytes())?;
@@ -298,8 +299,8 @@ mod tests {
 
     #[test]
     fn refuses_what_browsers_refuse() {
-        let reason = |json: &str| match issuer(json) {
-            Err(ConfigError::Invalid { path, reason }) => (path, reason),
+        let reason = |json: &str| match issuer(json).map_err(ConfigError::into_kind) {
+            Err(ConfigErrorKind::Invalid { path, reason }) => (path, reason),
             other => panic!("{json}: {other:?}"),
         };
         assert_eq!(

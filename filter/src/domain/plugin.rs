@@ -102,13 +102,14 @@ fn read_doc<'a>(
     doc: &mut dyn FnMut(&mut Reader<'a>) -> R<()>,
 ) -> Result<(), ConfigError> {
     if bytes.len() > limits::MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge {
+        return Err(crate::ConfigErrorKind::TooLarge {
             size: bytes.len(),
             limit: limits::MAX_CONFIG_BYTES,
-        });
+        }
+        .into());
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ConfigError::Empty);
+        return Err(crate::ConfigErrorKind::Empty.into());
     }
     let mut r = Reader::with_sink(bytes, sink);
     doc(&mut r)

@@ -342,21 +342,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::schema::config::{PluginConfig, RuleFile};
-    use crate::schema::error::ConfigError;
+    use crate::schema::error::{ConfigError, ConfigErrorKind};
 
     /// What serde_json with serde_path_to_error said (the parser this one replaced).
     fn serde<T: serde::de::DeserializeOwned + core::fmt::Debug>(
         bytes: &[u8],
     ) -> Result<String, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value: T =
-            serde_path_to_error::deserialize(&mut de).map_err(|e| ConfigError::Syntax {
+        let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            ConfigError::from(ConfigErrorKind::Syntax {
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
-            })?;
-        de.end().map_err(|e| ConfigError::Syntax {
-            path: String::new(),
-            message: e.to_string(),
+            })
+        })?;
+        de.end().map_err(|e| {
+            ConfigError::from(ConfigErrorKind::Syntax {
+                path: String::new(),
+                message: e.to_string(),
+            })
         })?;
         Ok(format!("{value:?}"))
     }
@@ -366,18 +369,21 @@ mod tests {
     /// it reads as), and a float in exponent form or beyond u64, shown as
     /// written instead of in Rust's shortest form.
     fn known_difference(a: &Result<String, ConfigError>, o: &Result<String, ConfigError>) -> bool {
-        match (a, o) {
-            (_, Err(ConfigError::Syntax { message, .. }))
+        match (
+            a.as_ref().map_err(ConfigError::kind),
+            o.as_ref().map_err(ConfigError::kind),
+        ) {
+            (_, Err(ConfigErrorKind::Syntax { message, .. }))
                 if message.contains("invalid type: sequence, expected struct") =>
             {
                 true
             }
             (
-                Err(ConfigError::Syntax {
+                Err(ConfigErrorKind::Syntax {
                     path: p,
                     message: m,
                 }),
-                Err(ConfigError::Syntax {
+                Err(ConfigErrorKind::Syntax {
                     path: q,
                     message: n,
                 }),
@@ -497,10 +503,10 @@ mod tests {
                 without.fields = Vec::leak(kept);
                 let (doc, _) = sample(&without, true, &mut 0, &mut Vec::new());
                 let message = format!("missing field `{}` at line 1 column {}", f.json, doc.len());
-                let want = Err(ConfigError::Syntax {
+                let want = Err(ConfigError::from(ConfigErrorKind::Syntax {
                     path: ".".into(),
                     message,
-                });
+                }));
                 assert_eq!(ours::<T>(doc.as_bytes()), want, "{doc}");
                 assert_eq!(serde::<T>(doc.as_bytes()), want, "{doc}");
             }

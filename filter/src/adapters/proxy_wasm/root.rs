@@ -227,10 +227,11 @@ impl RootContext for Root {
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         let result = if plugin_configuration_size > crate::schema::limits::MAX_CONFIG_BYTES {
-            Err(crate::ConfigError::TooLarge {
+            Err(crate::ConfigErrorKind::TooLarge {
                 size: plugin_configuration_size,
                 limit: crate::schema::limits::MAX_CONFIG_BYTES,
-            })
+            }
+            .into())
         } else {
             match hostcalls::buffer(Buffer::PluginConfiguration, plugin_configuration_size) {
                 Ok(bytes) => self.configure(bytes.as_slice()),
