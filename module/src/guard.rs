@@ -399,7 +399,15 @@ impl Guards {
                 Judge::Baseline { slot, .. } => rule.slots.get(slot as usize).map(|s| &*s.label),
                 _ => None,
             };
-            guarded::log_ejection(&slot.name, spec, m, baseline);
+            log::warn!(
+                "{}",
+                guarded::Ejection {
+                    name: &slot.name,
+                    spec,
+                    tripped: m,
+                    baseline
+                }
+            );
         }
         for (i, slot) in rule.slots.iter().enumerate() {
             if ejected & (1u64 << (i % 64)) == 0 {
@@ -419,7 +427,9 @@ impl Guards {
                 } else {
                     log::Level::Debug
                 };
-                guarded::stop_ramp(set, rule.at, &slot.name, level);
+                if let Some(line) = guarded::stop_ramp(set, rule.at, &slot.name) {
+                    log::log!(level, "{line}");
+                }
             }
         }
         learned

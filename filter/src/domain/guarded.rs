@@ -3,7 +3,7 @@
 //! of the whole process): which destinations a rule's guards count (its
 //! *slots*: the guarded ones and the baselines they are compared with),
 //! how often a baseline's answers are sampled, and the lines an ejection
-//! logs.
+//! logs (as values the adapters write with their own loggers).
 
 use alloc::vec::Vec;
 
@@ -148,24 +148,42 @@ pub fn sample_every(
     })
 }
 
-/// Logs an ejection (warn), once, by the flush that made it: why, with
-/// the figures judged. `name` is `service S, rule R, destination D`;
-/// `baseline` the label of the destination the guard compares with.
-#[inline(never)]
-pub fn log_ejection(name: &str, spec: &Spec, m: &Tripped, baseline: Option<&str>) {
-    let (c, b) = (&m.canary, &m.baseline);
-    let (why, baseline) = match (m.verdict, spec.judge) {
-        (Some(v), Judge::Baseline { .. }) => (
-            if v == Verdict::Errors {
-                "errors significantly over the baseline's by maxErrorRate"
-            } else {
-                "p90 over maxLatencyRatio times the baseline's"
-            },
-            baseline.unwrap_or(""),
-        ),
-        _ => ("errors at or over maxErrorRate", "none"),
-    };
-    log::warn!(
+/// The line an ejection logs (at warn, once, by the flush that made it):
+/// why, with the figures judged. The adapters log it with their own
+/// logger.
+pub struct Ejection<'a> {
+    /// `service S, rule R, destination D`.
+    pub name: &'a str,
+    /// The guard that ejected it.
+    pub spec: &'a Spec,
+    /// What it judged.
+    pub tripped: &'a Tripped,
+    /// The label of the destination the guard compares with.
+    pub baseline: Option<&'a str>,
+}
+
+impl core::fmt::Display for Ejection<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Ejection {
+            name,
+            spec,
+            tripped: m,
+            baseline,
+        } = *self;
+        let (c, b) = (&m.canary, &m.baseline);
+        let (why, baseline) = match (m.verdict, spec.judge) {
+            (Some(v), Judge::Baseline { .. }) => (
+                if v == Verdict::Errors {
+                    "errors significantly over the baseline's by maxErrorRate"
+                } else {
+                    "p90 over maxLatencyRatio times the baseline's"
+                },
+                baseline.unwrap_or(""),
+            ),
+            _ => ("errors at or over maxErrorRate", "none"),
+        };
+        write!(
+        f,
         "guard ejected {name} ({why}) in the last {}ms: {} of {} responses failed ({}), p90 {} ms; baseline {baseline}: {} of {} failed ({}), p90 {} ms. Its requests go to the rule's other destinations until the rule set changes",
         spec.interval_ms,
         c.errors,
@@ -176,27 +194,47 @@ pub fn log_ejection(name: &str, spec: &Spec, m: &Tripped, baseline: Option<&str>
         b.requests,
         Permille(b),
         b.p90_ms as u64
-    );
+    )
+    }
 }
 
 /// Stops the ramp of the rule at `at` (service and rule index) in `set`,
 /// because its canary (`name`, as `service S, rule R, destination D`) was
-/// ejected, and logs it at `level` (warn where the ejection was made,
-/// debug where it was learned) unless it was stopped already.
+/// ejected; the line to log (at warn where the ejection was made, at debug
+/// where it was learned), unless it was stopped already.
 #[inline]
-pub fn stop_ramp(set: &RuleSet, at: (u32, u32), name: &str, level: log::Level) {
+pub fn stop_ramp<'a>(set: &RuleSet, at: (u32, u32), name: &'a str) -> Option<RampStopped<'a>> {
     let ramp = set
         .services()
         .get(at.0 as usize)
         .and_then(|s| s.rules.get(at.1 as usize))
-        .and_then(|r| r.route.ramp());
-    if let Some(ramp) = ramp.filter(|p| p.abort()) {
-        log::log!(
-            level,
-            "ramp of {name} stopped at step {} of {}: the canary was ejected; its weight is 0 until the rule set changes",
-            ramp.schedule.phases.get(ramp.phase()).map_or(0, |p| p.steps_done),
-            ramp.schedule.steps
-        );
+        .and_then(|r| r.route.ramp())
+        .filter(|p| p.abort())?;
+    Some(RampStopped {
+        name,
+        step: ramp
+            .schedule
+            .phases
+            .get(ramp.phase())
+            .map_or(0, |p| p.steps_done),
+        steps: ramp.schedule.steps,
+    })
+}
+
+/// The line of a ramp [`stop_ramp`] stopped.
+pub struct RampStopped<'a> {
+    name: &'a str,
+    step: u32,
+    steps: u32,
+}
+
+impl core::fmt::Display for RampStopped<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "ramp of {} stopped at step {} of {}: the canary was ejected; its weight is 0 until the rule set changes",
+            self.name, self.step, self.steps
+        )
     }
 }
 

@@ -13,6 +13,7 @@ use crate::domain::guarded;
 use crate::domain::rules::{Outcome, RequestView, RuleSet};
 
 use filter_runtime::proxy_wasm::hostcalls::{self, MetricKind};
+use filter_runtime::proxy_wasm::logger;
 
 use super::metrics::{define, record};
 use super::shared_data::SharedData;
@@ -288,11 +289,13 @@ impl Guards {
                 // Every VM stops its own copy; the one that ejected says so
                 // (after its `guard ejected` line), the others at debug level.
                 let level = if tripped == Some(i) {
-                    log::Level::Warn
+                    logger::WARN
                 } else {
-                    log::Level::Debug
+                    logger::DEBUG
                 };
-                guarded::stop_ramp(set, rule.at, &slot.name, level);
+                if let Some(line) = guarded::stop_ramp(set, rule.at, &slot.name) {
+                    logger::log!(level, "{line}");
+                }
             }
         }
         learned
@@ -353,5 +356,13 @@ fn log_ejection(rule: &Rule, slot: &Slot, spec: &Spec, m: &Tripped) {
         Judge::Baseline { slot, .. } => rule.slots.get(slot as usize).map(|s| &*s.label),
         _ => None,
     };
-    guarded::log_ejection(&slot.name, spec, m, baseline);
+    logger::warn!(
+        "{}",
+        guarded::Ejection {
+            name: &slot.name,
+            spec,
+            tripped: m,
+            baseline
+        }
+    );
 }

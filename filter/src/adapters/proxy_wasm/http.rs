@@ -14,6 +14,7 @@ use crate::domain::rules::{Outcome, RequestView, Via};
 
 use filter_runtime::proxy_wasm::exports::{Action, HttpContext};
 use filter_runtime::proxy_wasm::hostcalls::{self, HostBytes, Map, Status};
+use filter_runtime::proxy_wasm::logger;
 use filter_runtime::proxy_wasm::pairs::Pairs;
 use filter_runtime::Single;
 
@@ -29,7 +30,7 @@ fn seed() -> u64 {
     match getrandom::u64() {
         Ok(s) => s,
         Err(e) => {
-            log::warn!("no randomness from the host ({e}); seeding from the clock");
+            logger::warn!("no randomness from the host ({e}); seeding from the clock");
             hostcalls::now_ms().unwrap_or(0) ^ 0x9e37_79b9_7f4a_7c15
         }
     }
@@ -103,7 +104,7 @@ fn fresh_bits(active: &Active) -> Option<[u8; 16]> {
         Ok(()) => Some(bits),
         Err(e) => {
             bump(active.global.host_call_errors);
-            log::debug!("random_get failed ({e}): no cookie for this request");
+            logger::debug!("random_get failed ({e}): no cookie for this request");
             None
         }
     }
@@ -140,7 +141,7 @@ fn set_cookie(active: &Active, issued: &Issued) {
 fn secure_over_http(active: &Active) {
     bump(active.global.secure_cookie_over_http);
     if !active.warned_secure_over_http.replace(true) {
-        log::warn!("Secure sticky cookie issued over http: browsers drop it (see canary_router.secure_cookie_over_http)");
+        logger::warn!("Secure sticky cookie issued over http: browsers drop it (see canary_router.secure_cookie_over_http)");
     }
 }
 
@@ -228,7 +229,7 @@ impl RequestView for Request<'_> {
 /// Counts a failed host call and logs it at debug level (it may repeat per request).
 fn host_error(active: &Active, call: &str, status: Status) {
     bump(active.global.host_call_errors);
-    log::debug!("{call} failed: {status}; the request continues as Envoy routes it");
+    logger::debug!("{call} failed: {status}; the request continues as Envoy routes it");
 }
 
 /// When the request cannot be read, a client's copy of the route header
@@ -309,7 +310,9 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
                     // The port is unknown: Envoy's own route serves it
                     // (counted as passed through).
                     None => {
-                        log::debug!("destination.port unknown: the request stays on Envoy's route")
+                        logger::debug!(
+                            "destination.port unknown: the request stays on Envoy's route"
+                        )
                     }
                     Some(name) => match hostcalls::replace_header(Map::Request, header, name) {
                         Ok(()) => {

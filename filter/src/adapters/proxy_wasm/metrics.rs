@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use crate::RuleSet;
 
 use filter_runtime::proxy_wasm::hostcalls::{self, MetricKind};
+use filter_runtime::proxy_wasm::logger;
 
 /// Counters and gauges that do not depend on the rules.
 pub struct Global {
@@ -28,7 +29,7 @@ pub fn define(kind: MetricKind, name: &str) -> Option<u32> {
     match hostcalls::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(s) => {
-            log::warn!("cannot define metric {name}: {s}");
+            logger::warn!("cannot define metric {name}: {s}");
             None
         }
     }

@@ -8,6 +8,7 @@ use crate::Workload;
 use filter_runtime::map::Map;
 
 use filter_runtime::proxy_wasm::hostcalls;
+use filter_runtime::proxy_wasm::logger;
 
 const PREFIXES: [&[&str]; 2] = [&["xds", "node", "metadata"], &["node", "metadata"]];
 
@@ -30,7 +31,7 @@ fn read_under(prefixes: &[&[&str]], path_tail: &[&str]) -> Option<String> {
         let path: Vec<&str> = prefix.iter().chain(path_tail).copied().collect();
         match hostcalls::property(&path) {
             Ok(bytes) if !bytes.as_slice().is_empty() => {
-                log::debug!(
+                logger::debug!(
                     "node metadata {} read from {}",
                     Dotted(path_tail),
                     Dotted(prefix)
@@ -67,8 +68,8 @@ impl Node {
             .get_or_insert_with(|| {
                 let ns = read(&["NAMESPACE"]);
                 match &ns {
-                    Some(ns) => log::info!("sidecar namespace from node metadata: {ns}"),
-                    None => log::info!("node metadata has no NAMESPACE: short hosts resolve against the configured namespace"),
+                    Some(ns) => logger::info!("sidecar namespace from node metadata: {ns}"),
+                    None => logger::info!("node metadata has no NAMESPACE: short hosts resolve against the configured namespace"),
                 }
                 ns
             })
@@ -94,7 +95,7 @@ impl Node {
             let id = read_under(&[&["xds", "node"], &["node"]], &["id"]);
             let gateway = id.as_deref().is_some_and(|id| id.starts_with("router~"));
             if gateway {
-                log::info!("node is an Istio gateway: destinations without a port need the service's destinationPort (or portlessDestinations: glue)");
+                logger::info!("node is an Istio gateway: destinations without a port need the service's destinationPort (or portlessDestinations: glue)");
             }
             gateway
         });

@@ -10,6 +10,7 @@ use crate::domain::poll::{Counter, Level, PollHost};
 use crate::domain::shared::{CasMismatch, SharedStore};
 
 use filter_runtime::proxy_wasm::hostcalls::{self, Buffer, Map};
+use filter_runtime::proxy_wasm::logger;
 
 use super::metrics::{bump, Global};
 use super::shared_data::SharedData;
@@ -71,8 +72,8 @@ impl PollHost for Host<'_> {
 
     fn log(&mut self, level: Level, message: &str) {
         match level {
-            Level::Info => log::info!("{message}"),
-            Level::Warn => log::warn!("{message}"),
+            Level::Info => logger::info!("{message}"),
+            Level::Warn => logger::warn!("{message}"),
         }
     }
 }

@@ -83,7 +83,7 @@ impl Root {
         if want != self.tick_ms {
             match hostcalls::set_tick_period_ms(want) {
                 Ok(()) => self.tick_ms = want,
-                Err(s) => log::error!("cannot set the tick period ({s}): the rule source will not be polled, guards flush only with traffic"),
+                Err(s) => logger::error!("cannot set the tick period ({s}): the rule source will not be polled, guards flush only with traffic"),
             }
         }
     }
@@ -100,14 +100,14 @@ impl Root {
         let settings = Rc::new(settings);
         let global = self.global();
         match &rules {
-            Some(r) => log::info!(
+            Some(r) => logger::info!(
                 "#{} configured: {} services, {} destinations, rules version {}",
                 self.context_id,
                 r.set.services().len(),
                 r.set.destination_count(),
                 r.version
             ),
-            None => log::info!(
+            None => logger::info!(
                 "#{} configured: rules will come from the rule source",
                 self.context_id
             ),
@@ -125,7 +125,7 @@ impl Root {
         self.set_ticks();
         if let Some(p) = &self.poller {
             let source = p.source();
-            log::info!(
+            logger::info!(
                 "#{} polling rules every {} from cluster {} path {} (authority {})",
                 self.context_id,
                 crate::domain::poll::show_ms(crate::domain::poll::millis(source.poll_interval)),
@@ -145,12 +145,8 @@ impl Root {
     /// one reload is one line, not one per worker).
     fn install(&mut self, rules: Rules, fetched: bool) {
         let Some(active) = &self.active else { return };
-        let level = if fetched {
-            log::Level::Info
-        } else {
-            log::Level::Debug
-        };
-        log::log!(
+        let level = if fetched { logger::INFO } else { logger::DEBUG };
+        logger::log!(
             level,
             "#{} rules version {} {} the rule source: {} services, {} destinations",
             self.context_id,
@@ -216,7 +212,7 @@ impl RootContext for Root {
 
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
         logger::follow_host_level();
-        log::info!(
+        logger::info!(
             "#{} VM started: canary-router {} ({})",
             self.context_id,
             env!("CARGO_PKG_VERSION"),
@@ -236,7 +232,7 @@ impl RootContext for Root {
             match hostcalls::buffer(Buffer::PluginConfiguration, plugin_configuration_size) {
                 Ok(bytes) => self.configure(bytes.as_slice()),
                 Err(s) => {
-                    log::error!(
+                    logger::error!(
                         "#{} cannot read the plugin configuration: {s}",
                         self.context_id
                     );
@@ -248,7 +244,7 @@ impl RootContext for Root {
             Ok(()) => true,
             Err(e) => {
                 bump(self.global().config_rejected);
-                log::error!("#{} configuration rejected: {e}", self.context_id);
+                logger::error!("#{} configuration rejected: {e}", self.context_id);
                 false
             }
         }
