@@ -235,6 +235,40 @@ pub fn now_ms() -> HostResult<u64> {
     Ok(ns / 1_000_000)
 }
 
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn random_get(buf: *mut u8, buf_len: usize) -> i32;
+}
+
+/// Fills `dest` with random bytes from the host (WASI's `random_get`, as
+/// the `getrandom` crate asks it on `wasm32-wasip1`).
+#[inline(never)]
+pub fn random(dest: &mut [u8]) -> Result<(), RandomError> {
+    if dest.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: pointer and length of a live, writable slice.
+    match unsafe { random_get(dest.as_mut_ptr(), dest.len()) } {
+        0 => Ok(()),
+        code => Err(RandomError(code)),
+    }
+}
+
+/// WASI's error code of a failed [`random`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomError(pub i32);
+
+/// As the `getrandom` crate (0.4, without `std`) writes the same failure:
+/// `OS Error: N` for a WASI errno (1 to 65535), else `unexpected situation`.
+impl core::fmt::Display for RandomError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match u32::try_from(self.0) {
+            Ok(errno @ 1..=65535) => write!(f, "OS Error: {errno}"),
+            _ => f.write_str("unexpected situation"),
+        }
+    }
+}
+
 /// Asks for `on_tick` every `ms` milliseconds (0: never).
 #[inline]
 pub fn set_tick_period_ms(ms: u32) -> HostResult<()> {

@@ -27,8 +27,9 @@ static RNG: Single<Cell<Option<Rng>>> = Single(Cell::new(None));
 /// A seed from the host's randomness (WASI `random_get`); the clock only if
 /// that fails.
 fn seed() -> u64 {
-    match getrandom::u64() {
-        Ok(s) => s,
+    let mut seed = [0; 8];
+    match hostcalls::random(&mut seed) {
+        Ok(()) => u64::from_le_bytes(seed),
         Err(e) => {
             logger::warn!("no randomness from the host ({e}); seeding from the clock");
             hostcalls::now_ms().unwrap_or(0) ^ 0x9e37_79b9_7f4a_7c15
@@ -100,7 +101,7 @@ struct Issued {
 /// none if it fails, and the request gets the random split, no cookie.
 fn fresh_bits(active: &Active) -> Option<[u8; 16]> {
     let mut bits = [0u8; 16];
-    match getrandom::fill(&mut bits) {
+    match hostcalls::random(&mut bits) {
         Ok(()) => Some(bits),
         Err(e) => {
             bump(active.global.host_call_errors);
