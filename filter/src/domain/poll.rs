@@ -487,7 +487,10 @@ impl Poller {
                     Ok(b) if body_size > 0 => format!(": {}", printable(&b)),
                     _ => String::new(),
                 };
-                return Outcome::Failed(format!("rule server answered HTTP {code}"), detail);
+                return Outcome::Failed(
+                    format!("rule server answered HTTP {}", u32::from(code)),
+                    detail,
+                );
             }
             None => {
                 return Outcome::Failed(

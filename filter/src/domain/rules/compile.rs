@@ -816,7 +816,9 @@ fn cluster_name(
             };
             let tail = format!("|{subset}|{fqdn}");
             let name = match port {
-                PortlessAs::Port(p) => ClusterName::Fixed(format!("outbound|{p}{tail}").into()),
+                PortlessAs::Port(p) => {
+                    ClusterName::Fixed(format!("outbound|{}{tail}", u32::from(p)).into())
+                }
                 PortlessAs::Glue => ClusterName::GluePort(format!("outbound|{tail}").into()),
                 _ => ClusterName::RequestPort(tail.into()),
             };
