@@ -131,9 +131,8 @@ pub fn sample_every(
         route
             .destinations
             .iter()
-            .zip(route.weights().each())
-            .find(|(d, _)| d.stat_index == stat)
-            .map_or(0, |(_, w)| w)
+            .position(|d| d.stat_index == stat)
+            .map_or(0, |i| route.weights().weight(i))
     };
     let canary = specs
         .iter()

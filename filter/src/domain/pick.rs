@@ -85,6 +85,16 @@ impl Weights {
         self.total
     }
 
+    /// The weight of destination `i` (0 past the last), without an
+    /// iterator to instantiate at each caller.
+    pub fn weight(&self, i: usize) -> u64 {
+        let before = match i.checked_sub(1) {
+            Some(p) => self.cumulative.get(p).copied().unwrap_or(0),
+            None => 0,
+        };
+        self.cumulative.get(i).map_or(0, |c| c - before)
+    }
+
     /// Each destination's weight, in order.
     pub fn each(&self) -> impl Iterator<Item = u64> + '_ {
         let mut before = 0;
@@ -178,6 +188,17 @@ mod tests {
         (0..n)
             .map(|i| hash_key(format!("dest-{i}").as_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn weight_reads_each_destination() {
+        for given in [&[90, 10][..], &[0, 5], &[7], &[0, 1, 0], &[3, 0, 4, 9]] {
+            let w = Weights::new(given, &seeds(given.len()));
+            let read: Vec<u64> = (0..given.len()).map(|i| w.weight(i)).collect();
+            assert_eq!(read, given);
+            assert_eq!(read, w.each().collect::<Vec<_>>());
+            assert_eq!(w.weight(given.len()), 0);
+        }
     }
 
     #[test]

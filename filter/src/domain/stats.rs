@@ -4,7 +4,7 @@
 use alloc::string::String;
 
 use crate::domain::ramp::share_bp;
-use crate::domain::rules::RuleSet;
+use crate::domain::rules::{Destination, RuleSet};
 
 /// Prefix of every stat of the filter (Envoy adds `wasmcustom.` in `/stats`).
 pub const PREFIX: &str = "canary_router.";
@@ -75,14 +75,19 @@ pub fn show_weights(
     let mut ramps = 0;
     for r in set.services().iter().flat_map(|s| &s.rules) {
         let (ds, w) = (&r.route.destinations, r.route.weights());
-        let kept = || {
-            ds.iter()
-                .zip(w.each())
-                .map(|(d, w)| if ejected(d.stat_index) { 0 } else { w })
+        let kept = |i: usize, d: &Destination| {
+            if ejected(d.stat_index) {
+                0
+            } else {
+                w.weight(i)
+            }
         };
-        let total = kept().sum();
-        for (d, w) in ds.iter().zip(kept()) {
-            weight(d.stat_index, share_bp(w, total));
+        let mut total = 0;
+        for (i, d) in ds.iter().enumerate() {
+            total += kept(i, d);
+        }
+        for (i, d) in ds.iter().enumerate() {
+            weight(d.stat_index, share_bp(kept(i, d), total));
         }
         let Some(p) = r.route.ramp() else { continue };
         let phase = p.phase();
