@@ -50,6 +50,9 @@ pub struct Active {
     pub guard: Option<Guards>,
     /// Where the gauges are set.
     sink: Arc<dyn Sink>,
+    /// The warning for a `Secure` cookie issued over plain HTTP was logged
+    /// (once per configuration).
+    pub warned_secure_over_http: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Active {
@@ -107,6 +110,7 @@ impl Active {
             global,
             guard,
             sink,
+            warned_secure_over_http: Default::default(),
         };
         active.show_weights();
         active

@@ -51,6 +51,8 @@ pub struct Global {
     pub spoofed_header_removed: Option<Metric>,
     /// Host calls that failed.
     pub host_call_errors: Option<Metric>,
+    /// `Secure` sticky cookies issued to plain-HTTP requests.
+    pub secure_cookie_over_http: Option<Metric>,
     /// Configurations refused.
     pub config_rejected: Option<Metric>,
     /// Rule files fetched, valid and installed.
@@ -112,6 +114,7 @@ impl Global {
             passthrough: c("canary_router.passthrough"),
             spoofed_header_removed: c("canary_router.spoofed_header_removed"),
             host_call_errors: c("canary_router.host_call_errors"),
+            secure_cookie_over_http: c("canary_router.secure_cookie_over_http"),
             config_rejected: c("canary_router.config_rejected"),
             reload_success: c("canary_router.rules.reload_success"),
             reload_failure: c("canary_router.rules.reload_failure"),

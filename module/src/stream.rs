@@ -120,6 +120,8 @@ struct Issued {
     service: usize,
     rule: usize,
     key: Key,
+    /// The request came over plain HTTP (`:scheme` `http`).
+    over_http: bool,
 }
 
 /// The module's state of one stream.
@@ -152,6 +154,20 @@ impl Drop for StreamFilter {
                 active.show_weights();
             }
         }
+    }
+}
+
+/// A `Secure` cookie issued over plain HTTP: a browser on a host other
+/// than `localhost` drops it, so every request of it gets a new key and
+/// the random split. Counted, and warned once per configuration (the wasm
+/// filter's count and line).
+fn secure_over_http(active: &Active, stream: &mut impl Host) {
+    stream.bump(active.global.secure_cookie_over_http.as_ref());
+    if !active
+        .warned_secure_over_http
+        .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        log::warn!("Secure sticky cookie issued over http: browsers drop it (see canary_router.secure_cookie_over_http)");
     }
 }
 
@@ -260,6 +276,8 @@ impl StreamFilter {
                 }
             }
         }
+        let over_http = matches!(&outcome, Outcome::Routed(d) if d.issued.is_some())
+            && view.header(":scheme") == Some(b"http");
         // The header slices borrow the stream: they end here, before the writes.
         drop(headers);
         let mut served = None;
@@ -302,6 +320,7 @@ impl StreamFilter {
                 service: d.service,
                 rule: d.rule,
                 key,
+                over_http,
             }),
             _ => None,
         };
@@ -337,6 +356,9 @@ impl StreamFilter {
                 .and_then(|s| s.rules.get(issued.rule))
                 .and_then(|r| r.route.issuer());
             if let Some(issuer) = issuer {
+                if issued.over_http && issuer.secure() {
+                    secure_over_http(active, stream);
+                }
                 let mut buf = [0u8; MAX_SET_COOKIE_LEN];
                 let value = issuer.render(&issued.key, &mut buf);
                 if !stream.add_response_header("set-cookie", value) {
@@ -683,6 +705,53 @@ mod tests {
             assert!(again.response.iter().all(|(k, _)| k != "set-cookie"));
             assert_eq!(again.get("x-canary-upstream").map(str::to_string), upstream);
         }
+    }
+
+    #[test]
+    fn a_secure_cookie_issued_over_plain_http_is_counted() {
+        const SECURE_OVER_HTTP: usize = 103;
+        let text = example("sticky/rules-cookie.json");
+        assert!(text.contains("\"secure\": false"), "{text}");
+        let rules = text.replacen("\"secure\": false", "\"secure\": true", 1);
+        let a = {
+            let Plugin { settings, rules } =
+                crate::config::compile(b"canary-router", rules.as_bytes(), &Workload::default())
+                    .unwrap();
+            let global = Arc::new(Global {
+                secure_cookie_over_http: Some(Metric::plain(SECURE_OVER_HTTP)),
+                ..Global::default()
+            });
+            let mut next = 0;
+            Arc::new(Active::new(
+                Arc::new(settings),
+                rules,
+                global,
+                Arc::new(NoSink),
+                |_, _| {
+                    next += 1;
+                    Some(next - 1)
+                },
+            ))
+        };
+        for (scheme, counted) in [("http", 1), ("https", 0)] {
+            let out = run(&a, backend(&[(":scheme", scheme)]));
+            assert!(out.response.iter().any(|(k, _)| k == "set-cookie"));
+            assert_eq!(out.count(SECURE_OVER_HTTP), counted, ":scheme {scheme}");
+        }
+        assert!(a
+            .warned_secure_over_http
+            .load(std::sync::atomic::Ordering::Relaxed));
+        // A browser sending its cookie back gets none: nothing to count.
+        let first = run(&a, backend(&[(":scheme", "http")]));
+        let cookie = first
+            .response
+            .iter()
+            .find(|(k, _)| k == "set-cookie")
+            .and_then(|(_, v)| v.split(';').next())
+            .unwrap()
+            .to_string();
+        let again = run(&a, backend(&[(":scheme", "http"), ("cookie", &cookie)]));
+        assert_eq!(again.count(SECURE_OVER_HTTP), 0);
     }
 
     #[test]
