@@ -601,6 +601,11 @@ fn compile_route(
         return Err(ConfigError::invalid(rpath, Reason::AllZeroWeights));
     }
     baselines(rule, &rpath, &mut destinations)?;
+    // Only a sticky pick reads the seeds: the weights of other rules keep
+    // none (16 bytes a destination).
+    if rule.sticky.is_none() {
+        seeds.clear();
+    }
     let ramp = match &rule.ramp {
         None => None,
         Some(r) => Some(compile_ramp(

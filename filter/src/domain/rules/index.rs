@@ -93,7 +93,11 @@ impl RuleIndex {
                     None => Some(&mut by_prefix),
                 };
                 if let Some(map) = map {
-                    let list = map.entry(Box::from(key)).or_default();
+                    // Room for one: most values file one rule, and a list
+                    // grown from four leaves its first block behind.
+                    let list = map
+                        .entry(Box::from(key))
+                        .or_insert_with(|| Vec::with_capacity(1));
                     if list.last() != Some(&i) {
                         list.push(i);
                     }
