@@ -484,6 +484,7 @@ mod tests {
     const PASSTHROUGH: usize = 100;
     const SPOOFED: usize = 101;
     const HOST_ERRORS: usize = 102;
+    const SECURE_OVER_HTTP: usize = 103;
 
     /// `rules` compiled as the configuration compiles them; destination
     /// counters numbered from 0 in `stat_index` order.
@@ -495,6 +496,7 @@ mod tests {
             passthrough: Some(Metric::plain(PASSTHROUGH)),
             spoofed_header_removed: Some(Metric::plain(SPOOFED)),
             host_call_errors: Some(Metric::plain(HOST_ERRORS)),
+            secure_cookie_over_http: Some(Metric::plain(SECURE_OVER_HTTP)),
             ..Global::default()
         });
         let mut next = 0;
@@ -709,30 +711,9 @@ mod tests {
 
     #[test]
     fn a_secure_cookie_issued_over_plain_http_is_counted() {
-        const SECURE_OVER_HTTP: usize = 103;
         let text = example("sticky/rules-cookie.json");
         assert!(text.contains("\"secure\": false"), "{text}");
-        let rules = text.replacen("\"secure\": false", "\"secure\": true", 1);
-        let a = {
-            let Plugin { settings, rules } =
-                crate::config::compile(b"canary-router", rules.as_bytes(), &Workload::default())
-                    .unwrap();
-            let global = Arc::new(Global {
-                secure_cookie_over_http: Some(Metric::plain(SECURE_OVER_HTTP)),
-                ..Global::default()
-            });
-            let mut next = 0;
-            Arc::new(Active::new(
-                Arc::new(settings),
-                rules,
-                global,
-                Arc::new(NoSink),
-                |_, _| {
-                    next += 1;
-                    Some(next - 1)
-                },
-            ))
-        };
+        let a = active(&text.replacen("\"secure\": false", "\"secure\": true", 1));
         for (scheme, counted) in [("http", 1), ("https", 0)] {
             let out = run(&a, backend(&[(":scheme", scheme)]));
             assert!(out.response.iter().any(|(k, _)| k == "set-cookie"));

@@ -31,6 +31,15 @@ impl Service {
     }
 }
 
+/// The ServiceEntries among `docs`, with their document index.
+fn entries(docs: &[Value]) -> impl Iterator<Item = (usize, &Value)> {
+    docs.iter().enumerate().filter(|(_, doc)| {
+        let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        doc.get("kind").and_then(Value::as_str) == Some("ServiceEntry")
+            && api.starts_with(API_GROUP)
+    })
+}
+
 /// The services of the ServiceEntries among `docs`, by host (lower-cased);
 /// `origin(i)` names document `i`. A host two ServiceEntries claim keeps
 /// the first.
@@ -40,13 +49,7 @@ pub fn services(
     namespace: &str,
 ) -> BTreeMap<String, Service> {
     let mut out = BTreeMap::new();
-    for (i, doc) in docs.iter().enumerate() {
-        let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        if doc.get("kind").and_then(Value::as_str) != Some("ServiceEntry")
-            || !api.starts_with(API_GROUP)
-        {
-            continue;
-        }
+    for (i, doc) in entries(docs) {
         let meta = doc.get("metadata");
         let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
         let id = format!(
@@ -86,13 +89,7 @@ pub fn services(
 /// parent (`serviceEntryHosts`).
 pub fn hosts_by_entry(docs: &[Value], namespace: &str) -> BTreeMap<(String, String), Vec<String>> {
     let mut out = BTreeMap::new();
-    for doc in docs {
-        let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        if doc.get("kind").and_then(Value::as_str) != Some("ServiceEntry")
-            || !api.starts_with(API_GROUP)
-        {
-            continue;
-        }
+    for (_, doc) in entries(docs) {
         let meta = doc.get("metadata");
         let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
         let (Some(name), ns) = (text("name"), text("namespace").unwrap_or(namespace)) else {
