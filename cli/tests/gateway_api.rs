@@ -501,32 +501,35 @@ fn weights_are_relative_and_a_zero_weight_gets_nothing() {
     check_binomial(n as u64, 0.3, split.count("echo-v2")).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// The canary header's rule sends `always` requests for `host` to echo-v2,
+/// and 600 requests for `path` without it split 90/10 between echo-v1 and
+/// echo-v2 (binomial bounds).
+fn header_rule_wins_then_90_10(envoy: &Envoy, host: &str, always: usize, path: &str) {
+    let mut c = client(envoy);
+    let key = SplitKey::Header("x-backend".into());
+    let canary = request(host, "/", &[("x-canary", "always")]);
+    let seen = count_split(&mut c, always, &canary, &key).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(seen.count("echo-v2"), always as u64, "{host}: {seen}");
+    let n = 600;
+    let split =
+        count_split(&mut c, n, &request(host, path, &[]), &key).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        split.count("echo-v1") + split.count("echo-v2"),
+        n as u64,
+        "{host}: {split}"
+    );
+    check_binomial(n as u64, 0.1, split.count("echo-v2")).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn a_mesh_route_splits_lets_its_header_rule_win_and_takes_sticky_from_a_flag_or_an_overlay() {
     let host = "echo.canary.svc.cluster.local";
     let imported = import("mesh.yaml", &[]);
     assert_eq!(imported["services"][0]["hosts"], json!([host]));
     let envoy = proxy(&imported);
-    let mut c = client(&envoy);
-    let key = SplitKey::Header("x-backend".into());
-    let always = count_split(
-        &mut c,
-        50,
-        &request(host, "/", &[("x-canary", "always")]),
-        &key,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(always.count("echo-v2"), 50, "{always}");
-    let n = 600;
-    let split =
-        count_split(&mut c, n, &request(host, "/any", &[]), &key).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        split.count("echo-v1") + split.count("echo-v2"),
-        n as u64,
-        "{split}"
-    );
-    check_binomial(n as u64, 0.1, split.count("echo-v2")).unwrap_or_else(|e| panic!("{e}"));
+    header_rule_wins_then_90_10(&envoy, host, 50, "/any");
     drop(envoy);
+    let key = SplitKey::Header("x-backend".into());
 
     // What HTTPRoute lacks: one user, one version.
     let sticky = import("mesh.yaml", &["--sticky", "header=x-user"]);
@@ -1132,27 +1135,8 @@ fn a_serviceentry_parent_gives_mesh_rules_for_its_hosts() {
         [&json!(["api.example.org"]), &json!(["api.example.net"])]
     );
     let envoy = proxy(&imported);
-    let mut c = client(&envoy);
-    let key = SplitKey::Header("x-backend".into());
-    for host in ["api.example.org", "api.example.net"] {
-        let always = count_split(
-            &mut c,
-            30,
-            &request(host, "/", &[("x-canary", "always")]),
-            &key,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(always.count("echo-v2"), 30, "{host}: {always}");
-    }
-    let n = 600;
-    let split = count_split(&mut c, n, &request("api.example.org", "/", &[]), &key)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        split.count("echo-v1") + split.count("echo-v2"),
-        n as u64,
-        "{split}"
-    );
-    check_binomial(n as u64, 0.1, split.count("echo-v2")).unwrap_or_else(|e| panic!("{e}"));
+    header_rule_wins_then_90_10(&envoy, "api.example.org", 30, "/");
+    header_rule_wins_then_90_10(&envoy, "api.example.net", 30, "/");
     drop(envoy);
 
     // The parent's port, as `augmentPortMatch` writes it; a mesh route.

@@ -150,6 +150,19 @@ fn version(r: &envoy_runner::Response) -> String {
     }
 }
 
+/// Every answer is v1 or v2, and v2's share is `share` by binomial bounds
+/// (`offset`: when, in the ramp, for the message).
+fn assert_split(answers: &[String], share: f64, offset: impl std::fmt::Display) {
+    let v2 = answers.iter().filter(|v| *v == "v2").count() as u64;
+    assert!(
+        answers.iter().all(|v| v == "v1" || v == "v2"),
+        "{answers:?}"
+    );
+    if let Err(msg) = check_binomial(answers.len() as u64, share, v2) {
+        panic!("at {offset} ms: {msg}");
+    }
+}
+
 /// `threads` connections sending `each` requests (with `headers`) back to
 /// back; every answer's version.
 fn concurrent(envoy: &Envoy, threads: usize, each: usize, headers: &[(&str, &str)]) -> Vec<String> {
@@ -269,15 +282,7 @@ fn two_envoys_walk_the_schedule_together_and_sticky_users_stay_on_the_canary() {
         }
         // Traffic: first-time browsers (a fresh key each), from both Envoys.
         for e in [&a, &b] {
-            let answers = concurrent(e, 8, 40, &[]);
-            let v2 = answers.iter().filter(|v| *v == "v2").count() as u64;
-            assert!(
-                answers.iter().all(|v| v == "v1" || v == "v2"),
-                "{answers:?}"
-            );
-            if let Err(msg) = check_binomial(answers.len() as u64, share, v2) {
-                panic!("at {offset} ms: {msg}");
-            }
+            assert_split(&concurrent(e, 8, 40, &[]), share, offset);
         }
         // Sticky users and browsers, each in both Envoys: one version, and
         // once on v2 never back.
@@ -621,15 +626,7 @@ fn a_ramp_from_the_rule_source_walks_its_steps_and_shows_them() {
             "at {offset} ms"
         );
         assert_eq!(stat(&envoy, "weight", "split", Some("v1")), 10_000 - bp);
-        let answers = concurrent(&envoy, 4, 50, &[]);
-        let v2 = answers.iter().filter(|v| *v == "v2").count() as u64;
-        assert!(
-            answers.iter().all(|v| v == "v1" || v == "v2"),
-            "{answers:?}"
-        );
-        if let Err(msg) = check_binomial(answers.len() as u64, share, v2) {
-            panic!("at {offset} ms: {msg}");
-        }
+        assert_split(&concurrent(&envoy, 4, 50, &[]), share, offset);
     }
     assert_eq!(stat(&envoy, "ramp_next_step_ms", "split", None), 0);
 }
