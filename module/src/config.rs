@@ -1,5 +1,6 @@
 //! One filter configuration: the rule JSON of the filter's `filter_config`
-//! (static, or pushed again by ECDS), parsed and compiled once by the
+//! (static, or pushed again by ECDS), compiled once, rule by rule as it is
+//! read (`Plugin::read`: the parsed form of one rule at a time), by the
 //! shared core, the stats it counts into, and, with a `ruleSource`, the
 //! poller that replaces its rules with each good rule file.
 //!
@@ -16,7 +17,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use canary_router::domain::plugin::{self, Plugin, Rules};
 use canary_router::domain::poll::{self, Poller};
-use canary_router::schema::config::PluginConfig;
 use canary_router::{ConfigError, Settings, Workload};
 
 use crate::abi::ConfigHandle;
@@ -179,8 +179,7 @@ pub fn compile(name: &[u8], bytes: &[u8], workload: &Workload) -> Result<Plugin,
             String::from_utf8_lossy(name).into_owned(),
         ));
     }
-    let cfg: PluginConfig = plugin::parse(bytes).map_err(Refusal::Invalid)?;
-    Plugin::from_config(&cfg, bytes, workload).map_err(Refusal::Invalid)
+    Plugin::from_bytes(bytes, workload).map_err(Refusal::Invalid)
 }
 
 /// The module's configuration object.
