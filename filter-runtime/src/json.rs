@@ -75,40 +75,161 @@ pub enum Expected {
     Struct(&'static str),
 }
 
-/// A number as read: serde_json's three kinds (a float keeps its text).
-enum Num<'a> {
+/// A number as read: serde_json's three kinds (a float keeps where its
+/// text is in the window, which holds it until the next read).
+enum Num {
     U(u64),
     I(i64),
-    F(&'a str, f64),
+    F(usize, usize, f64),
 }
 
 /// What reads the elements of [`Reader::stream`]ed lists, one at a time.
-pub type Sink<'s, 'a> = &'s mut dyn FnMut(&mut Reader<'a>) -> R<()>;
+pub type Sink<'s> = &'s mut dyn FnMut(&mut Reader<'_>) -> R<()>;
 
-/// The reader: bytes, a position and the path of the value being read.
+/// Where a document's bytes come from, a piece at a time: appends the
+/// bytes from offset `start` of the document on (as many as it likes) to
+/// the vector; appends none at the end of the document, and returns
+/// `false` if it cannot read (the reader then sees the end; the caller
+/// keeps why, and reports that instead of what the reader says).
+pub type Pieces<'a> = &'a mut dyn FnMut(usize, &mut Vec<u8>) -> bool;
+
+/// How many bytes a piece of a document should hold: a reader's window
+/// holds about two, whatever the document's size.
+pub const PIECE: usize = 8192;
+
+/// The reader: a window onto the document (refilled from its input as it
+/// is read, so that a document is never held whole), a position and the
+/// path of the value being read.
 pub struct Reader<'a> {
-    src: &'a [u8],
+    /// The window: the document's bytes from offset `base` on.
+    buf: Vec<u8>,
+    /// The position in the window.
     i: usize,
+    base: usize,
+    /// Newlines before `base`, and the offset after the last of them:
+    /// what an error's line and column count from.
+    lines: usize,
+    line_start: usize,
+    /// An offset whose bytes a refill keeps (a number's text), or `usize::MAX`.
+    keep: usize,
+    /// Where the next piece comes from; `None` once the document is read.
+    input: Option<Pieces<'a>>,
     path: Vec<Seg>,
-    sink: Option<Sink<'a, 'a>>,
+    sink: Option<Sink<'a>>,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader at the start of `src`.
-    pub fn new(src: &'a [u8]) -> Self {
+    /// A reader at the start of `src` (copied whole into the window: one piece).
+    pub fn new(src: &[u8]) -> Self {
         Self::with_sink(src, None)
     }
 
     /// A reader at the start of `src` whose [`stream`](Reader::stream)ed
     /// lists, if `sink` is given, hand each element to it instead of
     /// keeping it: a large document is then read one element at a time.
-    pub fn with_sink(src: &'a [u8], sink: Option<Sink<'a, 'a>>) -> Self {
+    pub fn with_sink(src: &[u8], sink: Option<Sink<'a>>) -> Self {
+        let mut r = Self::over(None, sink);
+        r.buf = src.to_vec();
+        r
+    }
+
+    /// A reader of the document `pieces` reads (see [`Pieces`]), with a
+    /// sink as [`Reader::with_sink`].
+    pub fn from_pieces(pieces: Pieces<'a>, sink: Option<Sink<'a>>) -> Self {
+        Self::over(Some(pieces), sink)
+    }
+
+    #[inline]
+    fn over(input: Option<Pieces<'a>>, sink: Option<Sink<'a>>) -> Self {
         Reader {
-            src,
+            buf: Vec::new(),
             i: 0,
+            base: 0,
+            lines: 0,
+            line_start: 0,
+            keep: usize::MAX,
+            input,
             path: Vec::new(),
             sink,
         }
+    }
+
+    /// Refills the window: drops what was read (but from `keep` on) and
+    /// appends the next piece. Whether bytes were added.
+    #[inline(never)]
+    fn more(&mut self) -> bool {
+        let cut = self
+            .i
+            .min(self.keep.saturating_sub(self.base))
+            .min(self.buf.len());
+        (self.lines, self.line_start) = self.line_at(cut);
+        // `drain` without its iterator and drop guard: what is left (a few
+        // bytes, usually none) moved to the front, byte by byte.
+        let mut kept = 0;
+        while let Some(&b) = self.buf.get(cut + kept) {
+            if let Some(to) = self.buf.get_mut(kept) {
+                *to = b;
+            }
+            kept += 1;
+        }
+        self.buf.truncate(kept);
+        self.base += cut;
+        self.i -= cut;
+        let (len, at) = (self.buf.len(), self.base + self.buf.len());
+        let Some(pieces) = &mut self.input else {
+            return false;
+        };
+        if !pieces(at, &mut self.buf) || self.buf.len() == len {
+            self.input = None;
+            return false;
+        }
+        true
+    }
+
+    /// The newlines before window position `rel` (with those before the
+    /// window), and the offset after the last of them.
+    fn line_at(&self, rel: usize) -> (usize, usize) {
+        let (mut lines, mut start) = (self.lines, self.line_start);
+        for (k, &b) in self.buf.iter().take(rel).enumerate() {
+            if b == b'\n' {
+                lines += 1;
+                start = self.base + k + 1;
+            }
+        }
+        (lines, start)
+    }
+
+    /// The next byte without reading it, `None` at the end; refills the
+    /// window when it is read through. For scanners other than the JSON
+    /// reader (a hash of the document's value): with [`Reader::bump`].
+    #[inline]
+    pub fn byte(&mut self) -> Option<u8> {
+        self.peek()
+    }
+
+    /// Reads the byte [`Reader::byte`] returned (at the end: nothing).
+    #[inline]
+    pub fn bump(&mut self) {
+        if self.i < self.buf.len() {
+            self.i += 1;
+        }
+    }
+
+    /// Whether the document is blank (ASCII whitespace, form feed
+    /// included, or nothing): looks ahead without reading.
+    pub fn blank(&mut self) -> bool {
+        self.keep = self.base + self.i;
+        let mut j = self.i;
+        let blank = loop {
+            match self.buf.get(j).copied() {
+                Some(b) if b.is_ascii_whitespace() => j += 1,
+                Some(_) => break false,
+                None if self.more() => {}
+                None => break true,
+            }
+        };
+        self.keep = usize::MAX;
+        blank
     }
 
     /// The list indices on the path of the value being read, outermost
@@ -120,8 +241,12 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn peek(&self) -> Option<u8> {
-        self.src.get(self.i).copied()
+    #[inline(never)]
+    fn peek(&mut self) -> Option<u8> {
+        if self.i >= self.buf.len() && !self.more() {
+            return None;
+        }
+        self.buf.get(self.i).copied()
     }
 
     /// Skips whitespace and peeks at the next byte.
@@ -161,15 +286,13 @@ impl<'a> Reader<'a> {
         out
     }
 
+    /// An error at offset `at` of the document (in the window, or before
+    /// it on the line of its start: no newline lies between).
     #[inline(never)]
     fn fail_at(&self, message: &str, at: usize) -> Fail {
-        let before = self.src.get(..at).unwrap_or(self.src);
-        let start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let line = 1 + before.iter().take(start).filter(|&&b| b == b'\n').count();
-        let column = at - start;
+        let (lines, start) = self.line_at(at.saturating_sub(self.base));
+        let line = 1 + lines;
+        let column = at.saturating_sub(start);
         let mut text = cat(&[message, " at line "]);
         push_u64(&mut text, line as u64);
         text.push_str(" column ");
@@ -182,12 +305,12 @@ impl<'a> Reader<'a> {
 
     /// An error at the current position (serde_json's `error`).
     fn err(&self, message: &str) -> Fail {
-        self.fail_at(message, self.i)
+        self.fail_at(message, self.base + self.i)
     }
 
     /// An error at the byte just peeked (serde_json's `peek_error`).
     fn peek_err(&self, message: &str) -> Fail {
-        self.fail_at(message, (self.i + 1).min(self.src.len()))
+        self.fail_at(message, self.base + (self.i + 1).min(self.buf.len()))
     }
 
     /// A custom error of the value under the path.
@@ -272,21 +395,18 @@ impl<'a> Reader<'a> {
             // As serde_json: back from the closing quote by the bytes from
             // the first invalid one on, but not before the line's start.
             let back = e.as_bytes().len() - e.utf8_error().valid_up_to();
-            let line_start = self
-                .src
-                .get(..self.i)
-                .and_then(|s| s.iter().rposition(|&b| b == b'\n'))
-                .map_or(0, |p| p + 1);
+            let line_start = self.line_at(self.i).1;
             self.fail_at(
                 "invalid unicode code point",
-                self.i.saturating_sub(back).max(line_start),
+                (self.base + self.i).saturating_sub(back).max(line_start),
             )
         })
     }
 
     fn hex4(&mut self) -> R<u16> {
-        let Some(digits) = self.src.get(self.i..self.i + 4) else {
-            self.i = self.src.len();
+        while self.buf.len() < self.i + 4 && self.more() {}
+        let Some(digits) = self.buf.get(self.i..self.i + 4) else {
+            self.i = self.buf.len();
             return Err(self.err("EOF while parsing a string"));
         };
         let mut n: u16 = 0;
@@ -338,8 +458,16 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a number whose first byte (`-` or a digit) is at the current position.
-    fn number(&mut self) -> R<Num<'a>> {
-        let start = self.i;
+    fn number(&mut self) -> R<Num> {
+        self.keep = self.base + self.i;
+        let n = self.number_kept();
+        self.keep = usize::MAX;
+        n
+    }
+
+    /// [`Reader::number`], its text kept in the window as it is read.
+    fn number_kept(&mut self) -> R<Num> {
+        let start = self.keep;
         let negative = self.peek() == Some(b'-');
         if negative {
             self.i += 1;
@@ -376,7 +504,8 @@ impl<'a> Reader<'a> {
             }
             self.digits()?;
         }
-        let text = self.src.get(start..self.i).unwrap_or_default();
+        let from = start - self.base;
+        let text = self.buf.get(from..self.i).unwrap_or_default();
         let text = core::str::from_utf8(text).unwrap_or_default();
         if !float {
             // The magnitude, if a u64 holds it.
@@ -395,10 +524,10 @@ impl<'a> Reader<'a> {
             }
         }
         let Some(value) = serde_f64(text) else {
-            let at = exponent_overflow(text).map_or(self.i, |k| start + k);
+            let at = exponent_overflow(text).map_or(self.base + self.i, |k| start + k);
             return Err(self.fail_at("number out of range", at));
         };
-        Ok(Num::F(text, value))
+        Ok(Num::F(from, self.i, value))
     }
 
     fn digits(&mut self) -> R<()> {
@@ -433,7 +562,7 @@ impl<'a> Reader<'a> {
             }
             Some(b'-' | b'0'..=b'9') => match self.number() {
                 Err(e) => return e,
-                Ok(n) => describe(&mut message, &n),
+                Ok(n) => self.describe(&mut message, &n),
             },
             Some(b'"') => match self.raw_string() {
                 Err(e) => return e,
@@ -455,12 +584,12 @@ impl<'a> Reader<'a> {
     /// `invalid value` for an integer out of its range, `invalid type` for
     /// a float.
     #[inline(never)]
-    fn wrong_number(&self, n: &Num<'_>, exp: Expected) -> Fail {
+    fn wrong_number(&self, n: &Num, exp: Expected) -> Fail {
         let mut message = String::from(match n {
             Num::F(..) => "invalid type: ",
             _ => "invalid value: ",
         });
-        describe(&mut message, n);
+        self.describe(&mut message, n);
         message.push_str(", expected ");
         push_expected(&mut message, exp);
         self.err(&message)
@@ -493,7 +622,7 @@ impl<'a> Reader<'a> {
         f(self).map(Some)
     }
 
-    fn integer(&mut self, exp: Expected) -> R<Num<'a>> {
+    fn integer(&mut self, exp: Expected) -> R<Num> {
         match self.ws() {
             None => Err(self.peek_err("EOF while parsing a value")),
             Some(b'-' | b'0'..=b'9') => self.number(),
@@ -525,7 +654,7 @@ impl<'a> Reader<'a> {
         Ok(match self.integer(Expected::F64)? {
             Num::U(v) => v as f64,
             Num::I(v) => v as f64,
-            Num::F(_, v) => v,
+            Num::F(_, _, v) => v,
         })
     }
 
@@ -914,8 +1043,16 @@ fn push_debug_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends a number as serde shows an unexpected one (`integer `5``).
-fn describe(out: &mut String, n: &Num<'_>) {
+impl Reader<'_> {
+    /// Appends a number just read as serde shows an unexpected one (`integer `5``).
+    fn describe(&self, out: &mut String, n: &Num) {
+        describe(out, n, &self.buf);
+    }
+}
+
+/// Appends a number as serde shows an unexpected one (`integer `5``); a
+/// float's text is in `window`.
+fn describe(out: &mut String, n: &Num, window: &[u8]) {
     match *n {
         Num::U(v) => {
             out.push_str("integer `");
@@ -928,7 +1065,9 @@ fn describe(out: &mut String, n: &Num<'_>) {
             }
             push_u64(out, v.unsigned_abs());
         }
-        Num::F(t, _) => {
+        Num::F(from, to, _) => {
+            let t = window.get(from..to).unwrap_or_default();
+            let t = core::str::from_utf8(t).unwrap_or_default();
             // serde prints the shortest form: `1.50` as `1.5`, `2.0` as `2.0`.
             let t = match t.find(['e', 'E']) {
                 None if t.contains('.') => {

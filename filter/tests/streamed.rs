@@ -12,10 +12,14 @@
 //! any other, the settings' before the rules', a rule reading the route
 //! header before any other rule error, then the first wrong field in
 //! document order), over a document with several services and every kind
-//! of rule, mutated one and two places at a time.
+//! of rule, mutated one and two places at a time. The streamed reads take
+//! the document in pieces of every size from one byte on, as the host
+//! hands it over (`Source`), and the whole parse takes it as one slice:
+//! a piece boundary anywhere (in a string, an escape, a number, between
+//! lines) changes no value, no error message and no line or column.
 
 mod common;
-use canary_router::domain::plugin::{parse, read_rule_file, Settings};
+use canary_router::domain::plugin::{parse, read_rule_file, Settings, Source};
 use canary_router::schema::config::{PluginConfig, RuleFile};
 use canary_router::{Plugin, Workload};
 use common::workload;
@@ -135,13 +139,41 @@ fn keys_of(services: &[canary_router::schema::config::Service]) -> Vec<String> {
     keys
 }
 
-/// Streamed against whole, for a plugin configuration and a rule file;
-/// a description of each difference.
-fn compare(bytes: &[u8], settings: &Settings) -> Vec<String> {
+/// A document handed over `piece` bytes at a time (the last piece
+/// shorter), failing at offset `fail` if given, as a host error would.
+struct Pieces<'a> {
+    bytes: &'a [u8],
+    piece: usize,
+    fail: Option<usize>,
+}
+
+impl Source for Pieces<'_> {
+    fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn read(&mut self, start: usize, out: &mut Vec<u8>) -> Result<(), String> {
+        if self.fail.is_some_and(|f| start >= f) {
+            return Err("InternalFailure".into());
+        }
+        let rest = &self.bytes[start.min(self.bytes.len())..];
+        out.extend_from_slice(&rest[..rest.len().min(self.piece)]);
+        Ok(())
+    }
+}
+
+/// Streamed (in pieces of `piece` bytes) against whole (one slice), for a
+/// plugin configuration and a rule file; a description of each difference.
+fn compare(bytes: &[u8], settings: &Settings, piece: usize) -> Vec<String> {
     let mut differ = Vec::new();
     let w = who();
     let mut asked = None;
-    let streamed = Plugin::read(bytes, &mut |keys| {
+    let pieces = || Pieces {
+        bytes,
+        piece,
+        fail: None,
+    };
+    let streamed = Plugin::read(&mut pieces(), &mut |keys| {
         asked = Some(keys.to_vec());
         w.clone()
     });
@@ -153,14 +185,14 @@ fn compare(bytes: &[u8], settings: &Settings) -> Vec<String> {
     let whole = whole.map(|(p, keys)| (format!("{p:?}"), Some(keys)));
     if streamed != whole {
         differ.push(format!(
-            "plugin {}\n  streamed: {:.300?}\n  whole:    {:.300?}",
+            "plugin in pieces of {piece} {}\n  streamed: {:.300?}\n  whole:    {:.300?}",
             String::from_utf8_lossy(bytes),
             streamed,
             whole
         ));
     }
     let mut asked = None;
-    let streamed = read_rule_file(bytes, settings, &mut |keys| {
+    let streamed = read_rule_file(&mut pieces(), settings, &mut |keys| {
         asked = Some(keys.to_vec());
         w.clone()
     })
@@ -173,7 +205,7 @@ fn compare(bytes: &[u8], settings: &Settings) -> Vec<String> {
     });
     if streamed != whole {
         differ.push(format!(
-            "rule file {}\n  streamed: {:.300?}\n  whole:    {:.300?}",
+            "rule file in pieces of {piece} {}\n  streamed: {:.300?}\n  whole:    {:.300?}",
             String::from_utf8_lossy(bytes),
             streamed,
             whole
@@ -192,13 +224,54 @@ fn settings() -> Settings {
 fn the_good_documents_compile_alike() {
     let settings = settings();
     for doc in [plugin_doc(), rule_file_doc()] {
-        assert_eq!(compare(doc.as_bytes(), &settings), Vec::<String>::new());
+        for piece in (1..=64).chain([100, 1000, doc.len() - 1, doc.len(), 1 << 20]) {
+            assert_eq!(
+                compare(doc.as_bytes(), &settings, piece),
+                Vec::<String>::new()
+            );
+        }
     }
     let p = Plugin::from_bytes(plugin_doc().as_bytes(), &who()).unwrap();
     let set = &p.rules.unwrap().set;
     assert_eq!(set.services().len(), 3);
     assert_eq!(set.services()[2].rules.len(), 9);
-    assert!(read_rule_file(rule_file_doc().as_bytes(), &settings, &mut |_| who()).is_ok());
+    assert!(read_rule_file(&mut rule_file_doc().as_bytes(), &settings, &mut |_| who()).is_ok());
+}
+
+/// A host error at any point of any of the reads (the outline, the
+/// compile, the hashes) refuses the configuration with the host's status,
+/// whatever the bytes before it were: never a panic, never rules compiled
+/// from part of a document.
+#[test]
+fn a_host_error_while_reading_refuses_the_configuration() {
+    let settings = settings();
+    let doc = plugin_doc();
+    for piece in [1, 7, 64, 4096] {
+        for fail in (0..doc.len()).step_by(37) {
+            let mut src = Pieces {
+                bytes: doc.as_bytes(),
+                piece,
+                fail: Some(fail),
+            };
+            let e = Plugin::read(&mut src, &mut |_| who()).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "cannot read the configuration: InternalFailure",
+                "piece {piece}, failing at {fail}"
+            );
+            let file = rule_file_doc();
+            let mut src = Pieces {
+                bytes: file.as_bytes(),
+                piece,
+                fail: Some(fail.min(file.len() - 1)),
+            };
+            let e = read_rule_file(&mut src, &settings, &mut |_| who()).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "cannot read the configuration: InternalFailure"
+            );
+        }
+    }
 }
 
 #[test]
@@ -240,8 +313,14 @@ fn every_mutation_is_answered_alike() {
     }
     let mut differ = Vec::new();
     let mut refused = 0;
-    for case in &cases {
-        differ.extend(compare(case.as_bytes(), &settings));
+    // Piece sizes from one byte on, a different one for each case.
+    let pieces = [1, 2, 3, 4, 5, 7, 11, 16, 64, 333, 4096];
+    for (n, case) in cases.iter().enumerate() {
+        differ.extend(compare(
+            case.as_bytes(),
+            &settings,
+            pieces[n % pieces.len()],
+        ));
         refused += usize::from(Plugin::from_bytes(case.as_bytes(), &who()).is_err());
     }
     assert!(

@@ -51,16 +51,40 @@ fn read(r: &mut Reader<'_>, shape: &Shape) -> R<Out> {
     })
 }
 
-fn ours(shape: &Shape, doc: &[u8]) -> Result<Out, (String, String)> {
+/// Our reader's answer, from the document as one slice, or handed over
+/// `piece` bytes at a time (as the host hands a configuration over).
+fn ours(shape: &Shape, doc: &[u8], piece: Option<usize>) -> Result<Out, (String, String)> {
     let split = |e: Box<Error>| (e.path, e.message);
-    let mut r = Reader::new(doc);
+    let mut pieces = |start: usize, out: &mut Vec<u8>| {
+        let rest = doc.get(start..).unwrap_or_default();
+        out.extend_from_slice(&rest[..rest.len().min(piece.unwrap_or(0))]);
+        true
+    };
+    let mut r = match piece {
+        None => Reader::new(doc),
+        Some(_) => Reader::from_pieces(&mut pieces, None),
+    };
     let value = read(&mut r, shape).map_err(split)?;
     r.end().map_err(split)?;
     Ok(value)
 }
 
 fuzz_target!(|case: JsonCase| {
-    let a = ours(&case.shape, &case.doc);
+    let a = ours(&case.shape, &case.doc, None);
+    // The same document in pieces of 1 to 16 bytes, the size drawn from
+    // the input: a piece boundary changes no value and no error.
+    let piece = 1 + case
+        .doc
+        .iter()
+        .fold(case.doc.len(), |h, &b| h.wrapping_mul(31) ^ usize::from(b))
+        % 16;
+    assert_eq!(
+        ours(&case.shape, &case.doc, Some(piece)),
+        a,
+        "in pieces of {piece}: {:?} as {:?}",
+        String::from_utf8_lossy(&case.doc),
+        case.shape
+    );
     if let Err((_, m)) = &a {
         if m.starts_with("invalid type: sequence, expected struct ") {
             return;

@@ -329,11 +329,12 @@ pub fn remove_header(map: Map, name: &str) -> HostResult<()> {
     check(unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) })
 }
 
-/// Up to `max` bytes of a buffer, from its start.
+/// Up to `max` bytes of a buffer from offset `start` (fewer at its end,
+/// none past it: Envoy clamps both).
 #[inline]
-pub fn buffer(buffer: Buffer, max: usize) -> HostResult<HostBytes> {
+pub fn buffer(buffer: Buffer, start: usize, max: usize) -> HostResult<HostBytes> {
     // SAFETY: out-pointers into a live HostBytes.
-    returning_bytes(|d, s| unsafe { proxy_get_buffer_bytes(buffer as u32, 0, max, d, s) })
+    returning_bytes(|d, s| unsafe { proxy_get_buffer_bytes(buffer as u32, start, max, d, s) })
 }
 
 /// A property, by path segments.

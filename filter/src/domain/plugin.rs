@@ -11,7 +11,7 @@ use crate::schema::config::{self, HttpRoute, PluginConfig, RuleFile};
 use crate::schema::decode::FromJson;
 use crate::schema::error::{ConfigError, Reason};
 use crate::schema::limits;
-use filter_runtime::json::{Reader, Sink, R};
+use filter_runtime::json::{Reader, Sink, PIECE, R};
 
 /// Default request header carrying the chosen cluster.
 pub const DEFAULT_ROUTE_HEADER: &str = "x-canary-upstream";
@@ -77,44 +77,100 @@ pub struct Rules {
     pub revision: u64,
 }
 
+/// A configuration's JSON as the host hands it over: its size, and its
+/// bytes read a piece at a time from any offset, as often as needed (the
+/// configuration is read more than once), so that it is never held whole
+/// in the module. A slice is one.
+pub trait Source {
+    /// The size in bytes.
+    fn size(&self) -> usize;
+    /// Appends the bytes from offset `start` on (a piece of them, none at
+    /// the end) to `out`; an error is the host's, as it says it.
+    fn read(&mut self, start: usize, out: &mut Vec<u8>) -> Result<(), String>;
+}
+
+impl Source for &[u8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn read(&mut self, start: usize, out: &mut Vec<u8>) -> Result<(), String> {
+        let rest = self.get(start..).unwrap_or_default();
+        out.extend_from_slice(rest.get(..PIECE).unwrap_or(rest));
+        Ok(())
+    }
+}
+
 /// Parses JSON into `T`, naming the path of the first bad field.
-pub fn parse<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
-    parse_with(bytes, None)
+pub fn parse<T: FromJson>(mut bytes: &[u8]) -> Result<T, ConfigError> {
+    parse_with(&mut bytes, None)
 }
 
 /// [`parse`], the rules handed to `sink` one by one if given (see
 /// [`HttpRoutes`](config::HttpRoutes)).
-fn parse_with<'a, T: FromJson>(
-    bytes: &'a [u8],
-    sink: Option<Sink<'a, 'a>>,
-) -> Result<T, ConfigError> {
+fn parse_with<T: FromJson>(src: &mut dyn Source, sink: Option<Sink<'_>>) -> Result<T, ConfigError> {
     let mut value = T::default();
-    read_doc(bytes, sink, &mut |r| T::fill(r, &mut value))?;
+    read_doc(src, sink, &mut |r| T::fill(r, &mut value))?;
     Ok(value)
 }
 
 /// Reads a whole document with `doc`: [`parse_with`]'s part that is the
-/// same for every type.
+/// same for every type. The oversized and the blank are refused before
+/// it is parsed; a host error while reading is reported as it, not as
+/// what the parser made of the bytes it had.
 #[inline(never)]
-fn read_doc<'a>(
-    bytes: &'a [u8],
-    sink: Option<Sink<'a, 'a>>,
-    doc: &mut dyn FnMut(&mut Reader<'a>) -> R<()>,
+fn read_doc(
+    src: &mut dyn Source,
+    sink: Option<Sink<'_>>,
+    doc: &mut dyn FnMut(&mut Reader<'_>) -> R<()>,
 ) -> Result<(), ConfigError> {
-    if bytes.len() > limits::MAX_CONFIG_BYTES {
+    let size = src.size();
+    if size > limits::MAX_CONFIG_BYTES {
         return Err(crate::ConfigErrorKind::TooLarge {
-            size: bytes.len(),
+            size,
             limit: limits::MAX_CONFIG_BYTES,
         }
         .into());
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(crate::ConfigErrorKind::Empty.into());
+    read_pieces(src, sink, None, &mut |r| {
+        if r.blank() {
+            return Err(crate::ConfigErrorKind::Empty.into());
+        }
+        doc(r)
+            .and_then(|()| r.end())
+            .map_err(|e| ConfigError::from(*e))
+    })
+}
+
+/// Runs `f` over a reader of `src`'s pieces, feeding each byte read to
+/// `hash` if given; a host error while reading is the answer, whatever
+/// `f` made of the bytes before it.
+pub(crate) fn read_pieces(
+    src: &mut dyn Source,
+    sink: Option<Sink<'_>>,
+    mut hash: Option<&mut crate::domain::revision::Fnv>,
+    f: &mut dyn FnMut(&mut Reader<'_>) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    let mut failed = None;
+    let mut pieces = |start: usize, out: &mut Vec<u8>| {
+        let from = out.len();
+        if let Err(e) = src.read(start, out) {
+            failed = Some(e);
+            return false;
+        }
+        if let Some(h) = hash.as_mut() {
+            for &b in out.get(from..).unwrap_or_default() {
+                h.byte(b);
+            }
+        }
+        true
+    };
+    let sink = sink.map(|s| s as Sink<'_>);
+    let answer = f(&mut Reader::from_pieces(&mut pieces, sink));
+    match failed {
+        Some(e) => Err(crate::ConfigErrorKind::Unreadable(e).into()),
+        None => answer,
     }
-    let mut r = Reader::with_sink(bytes, sink);
-    doc(&mut r)
-        .and_then(|()| r.end())
-        .map_err(|e| ConfigError::from(*e))
 }
 
 /// The service and rule indices of the rule a sink is handed.
@@ -152,9 +208,9 @@ impl Outline {
 /// A document of `T` read through once, each rule read and dropped: every
 /// syntax and type error, in document order, as [`parse`] gives them. Returns
 /// the document (its services without their rules) and its [`Outline`].
-fn outline<T: FromJson>(bytes: &[u8]) -> Result<(T, Outline), ConfigError> {
+fn outline<T: FromJson>(src: &mut dyn Source) -> Result<(T, Outline), ConfigError> {
     let mut o = Outline::default();
-    let doc = parse_with(bytes, Some(&mut |r| o.rule(r)))?;
+    let doc = parse_with(src, Some(&mut |r| o.rule(r)))?;
     Ok((doc, o))
 }
 
@@ -166,7 +222,7 @@ fn outline<T: FromJson>(bytes: &[u8]) -> Result<(T, Outline), ConfigError> {
 /// first field that is wrong.
 #[inline(never)]
 fn compile_streamed(
-    bytes: &[u8],
+    src: &mut dyn Source,
     services: &[config::Service],
     outline: &Outline,
     opts: &CompileOptions<'_>,
@@ -177,7 +233,7 @@ fn compile_streamed(
     let mut compiler = Compiler::new(services, &outline.counts, "services", opts);
     let mut refused = None;
     read_doc(
-        bytes,
+        src,
         Some(&mut |r| {
             let rule = HttpRoute::read(r)?;
             if refused.is_some() {
@@ -197,7 +253,7 @@ fn compile_streamed(
     )?;
     match refused {
         Some(e) => Err(e),
-        None => Ok(Rules::new(compiler?.finish()?, version, bytes)),
+        None => Rules::new(compiler?.finish()?, version, src),
     }
 }
 
@@ -348,7 +404,7 @@ impl Settings {
     pub fn compile_rule_file(
         &self,
         file: &RuleFile,
-        bytes: &[u8],
+        mut bytes: &[u8],
         workload: &Workload,
     ) -> Result<Rules, ConfigError> {
         check_route_header(&file.services, "services", &self.route_header)?;
@@ -357,19 +413,21 @@ impl Settings {
             "services",
             &self.file_options(file, workload),
         )?;
-        Ok(Rules::new(set, file.version, bytes))
+        Rules::new(set, file.version, &mut bytes)
     }
 }
 
 impl Rules {
-    /// Compiled rules from `bytes`, with their `version` if given.
-    fn new(set: RuleSet, version: Option<u64>, bytes: &[u8]) -> Self {
-        Rules {
+    /// Compiled rules from the JSON `src` holds, with their `version` if
+    /// given: the hashes of its bytes and of its value, from one more read.
+    fn new(set: RuleSet, version: Option<u64>, src: &mut dyn Source) -> Result<Self, ConfigError> {
+        let (digest, revision) = crate::domain::revision::hashes(src)?;
+        Ok(Rules {
             set,
-            version: version.unwrap_or_else(|| content_version(bytes)),
-            digest: crate::domain::pick::hash_key(bytes),
-            revision: crate::domain::revision::revision(bytes),
-        }
+            version: version.unwrap_or(digest >> 11),
+            digest,
+            revision,
+        })
     }
 }
 
@@ -471,8 +529,8 @@ fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
 
 impl Plugin {
     /// Parses, validates and compiles a plugin configuration.
-    pub fn from_bytes(bytes: &[u8], workload: &Workload) -> Result<Self, ConfigError> {
-        Self::read(bytes, &mut |_| workload.clone())
+    pub fn from_bytes(mut bytes: &[u8], workload: &Workload) -> Result<Self, ConfigError> {
+        Self::read(&mut bytes, &mut |_| workload.clone())
     }
 
     /// Parses, validates and compiles a plugin configuration for the
@@ -481,16 +539,16 @@ impl Plugin {
     /// see [`outline`]), so the peak of memory holds one rule parsed, not
     /// all; the errors are those of [`parse`] then [`Plugin::from_config`].
     pub fn read(
-        bytes: &[u8],
+        src: &mut dyn Source,
         workload: &mut dyn FnMut(&[String]) -> Workload,
     ) -> Result<Self, ConfigError> {
-        let (cfg, outline) = outline::<PluginConfig>(bytes)?;
+        let (cfg, outline) = outline::<PluginConfig>(src)?;
         let workload = workload(&outline.keys);
         let settings = Settings::from_config(&cfg)?;
         let rules = match &cfg.services {
             None => None,
             Some(services) => Some(compile_streamed(
-                bytes,
+                src,
                 services,
                 &outline,
                 &settings.compile_options(&workload),
@@ -505,7 +563,7 @@ impl Plugin {
     /// Validates and compiles a parsed plugin configuration.
     pub fn from_config(
         cfg: &PluginConfig,
-        bytes: &[u8],
+        mut bytes: &[u8],
         workload: &Workload,
     ) -> Result<Self, ConfigError> {
         let settings = Settings::from_config(cfg)?;
@@ -515,7 +573,7 @@ impl Plugin {
                 check_route_header(services, "services", &settings.route_header)?;
                 let set =
                     rules::compile(services, "services", &settings.compile_options(workload))?;
-                Some(Rules::new(set, cfg.version, bytes))
+                Some(Rules::new(set, cfg.version, &mut bytes)?)
             }
         };
         Ok(Plugin { settings, rules })
@@ -524,25 +582,25 @@ impl Plugin {
 
 /// Parses and compiles a rule file (the polled ConfigMap) for given settings.
 pub fn rule_file_from_bytes(
-    bytes: &[u8],
+    mut bytes: &[u8],
     settings: &Settings,
     workload: &Workload,
 ) -> Result<Rules, ConfigError> {
-    read_rule_file(bytes, settings, &mut |_| workload.clone())
+    read_rule_file(&mut bytes, settings, &mut |_| workload.clone())
 }
 
 /// [`rule_file_from_bytes`] for the workload `workload` gives for the label
 /// keys the rules ask about, compiling the rules as they are read (as
 /// [`Plugin::read`]).
 pub fn read_rule_file(
-    bytes: &[u8],
+    src: &mut dyn Source,
     settings: &Settings,
     workload: &mut dyn FnMut(&[String]) -> Workload,
 ) -> Result<Rules, ConfigError> {
-    let (file, outline) = outline::<RuleFile>(bytes)?;
+    let (file, outline) = outline::<RuleFile>(src)?;
     let workload = workload(&outline.keys);
     compile_streamed(
-        bytes,
+        src,
         &file.services,
         &outline,
         &settings.file_options(&file, &workload),

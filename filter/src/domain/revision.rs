@@ -21,24 +21,46 @@
 /// filter's configuration is never that deep, and refuses what is).
 const MAX_DEPTH: u32 = 64;
 
+use filter_runtime::json::Reader;
+
+use crate::domain::plugin::{read_pieces, Source};
+use crate::schema::error::ConfigError;
+
 /// The revision of a JSON document (bytes the parser accepted; other bytes
 /// get some number, never a panic).
-pub fn revision(json: &[u8]) -> u64 {
-    let mut s = Scan { b: json, i: 0 };
-    (s.value(0) >> 11).max(1)
+pub fn revision(mut json: &[u8]) -> u64 {
+    hashes(&mut json).map_or(1, |(_, revision)| revision)
 }
 
+/// The hash of a document's bytes ([`crate::domain::pick::hash_key`]) and
+/// its revision, from one read of its pieces.
+pub fn hashes(src: &mut dyn Source) -> Result<(u64, u64), ConfigError> {
+    let mut bytes = Fnv(FNV_OFFSET);
+    let mut value = 0;
+    read_pieces(src, None, Some(&mut bytes), &mut |r| {
+        value = Scan { r }.value(0);
+        while r.byte().is_some() {
+            r.bump();
+        }
+        Ok(())
+    })?;
+    Ok((bytes.done(), (value >> 11).max(1)))
+}
+
+/// FNV-1a's offset basis.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// A 64-bit hash being fed bytes (FNV-1a).
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Fnv {
     fn new(tag: u8) -> Self {
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        let mut h = Fnv(FNV_OFFSET);
         h.byte(tag);
         h
     }
 
-    fn byte(&mut self, b: u8) {
+    pub(crate) fn byte(&mut self, b: u8) {
         self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
 
@@ -47,64 +69,77 @@ impl Fnv {
     }
 }
 
-struct Scan<'a> {
-    b: &'a [u8],
-    i: usize,
+/// A walk over a document's bytes (through a reader's window, not its
+/// JSON parser).
+struct Scan<'r, 'a> {
+    r: &'r mut Reader<'a>,
 }
 
-impl Scan<'_> {
+impl Scan<'_, '_> {
+    /// The next byte, 0 at the end.
+    fn at(&mut self) -> u8 {
+        self.r.byte().unwrap_or(0)
+    }
+
+    #[inline(never)]
+    fn bump(&mut self) {
+        self.r.bump();
+    }
+
     fn peek(&mut self) -> u8 {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
+        while let b' ' | b'\n' | b'\t' | b'\r' = self.at() {
+            self.bump();
         }
-        self.b.get(self.i).copied().unwrap_or(0)
+        self.at()
     }
 
     /// The hash of the value at the current position.
     fn value(&mut self, depth: u32) -> u64 {
         if depth > MAX_DEPTH {
-            self.i = self.b.len();
+            while self.r.byte().is_some() {
+                self.bump();
+            }
             return 0;
         }
         match self.peek() {
             b'{' => {
-                self.i += 1;
+                self.bump();
                 // Members in any order: a sum of each one's hash.
                 let (mut sum, mut n) = (0u64, 0u64);
                 while self.peek() == b'"' {
                     let key = self.string();
                     if self.peek() == b':' {
-                        self.i += 1;
+                        self.bump();
                     }
                     let value = self.value(depth + 1);
                     sum = sum.wrapping_add(crate::domain::pick::mix(key ^ value.rotate_left(29)));
                     n += 1;
                     if self.peek() == b',' {
-                        self.i += 1;
+                        self.bump();
                     }
                 }
-                self.i += 1; // `}`
+                self.bump(); // `}`
                 crate::domain::pick::mix(sum ^ crate::domain::pick::mix(n ^ 0x7b))
             }
             b'[' => {
-                self.i += 1;
+                self.bump();
                 let mut h: u64 = 0x5b;
                 while !matches!(self.peek(), b']' | 0) {
                     h = crate::domain::pick::mix(
                         h.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.value(depth + 1),
                     );
                     if self.peek() == b',' {
-                        self.i += 1;
+                        self.bump();
                     }
                 }
-                self.i += 1; // `]`
+                self.bump(); // `]`
                 crate::domain::pick::mix(h)
             }
             b'"' => self.string(),
             b't' | b'f' | b'n' => {
                 let c = self.peek();
-                while self.b.get(self.i).is_some_and(u8::is_ascii_lowercase) {
-                    self.i += 1;
+                while self.r.byte().is_some_and(|b| b.is_ascii_lowercase()) {
+                    self.bump();
                 }
                 Fnv::new(c).done()
             }
@@ -117,16 +152,16 @@ impl Scan<'_> {
     /// writers escape alike: `"`, `\\` and control characters only).
     fn string(&mut self) -> u64 {
         let mut h = Fnv::new(b'"');
-        self.i += 1;
-        while let Some(&c) = self.b.get(self.i) {
-            self.i += 1;
+        self.bump();
+        while let Some(c) = self.r.byte() {
+            self.bump();
             if c == b'"' {
                 break;
             }
             h.byte(c);
             if c == b'\\' {
-                h.byte(self.b.get(self.i).copied().unwrap_or(0));
-                self.i += 1;
+                h.byte(self.at());
+                self.bump();
             }
         }
         h.done()
@@ -136,14 +171,14 @@ impl Scan<'_> {
     /// so that every way of writing one value hashes alike.
     fn number(&mut self) -> u64 {
         let mut h = Fnv::new(b'0');
-        let negative = self.b.get(self.i) == Some(&b'-');
+        let negative = self.r.byte() == Some(b'-');
         if negative {
-            self.i += 1;
+            self.bump();
         }
         // Significant digits; zeros after the last non-zero one are only
         // counted (`pending`), so that trailing zeros move into the exponent.
         let (mut exp, mut pending, mut any, mut point) = (0i64, 0i64, false, false);
-        while let Some(&c) = self.b.get(self.i) {
+        while let Some(c) = self.r.byte() {
             match c {
                 b'.' => point = true,
                 b'0' if !any => exp -= i64::from(point),
@@ -162,19 +197,19 @@ impl Scan<'_> {
                 }
                 _ => break,
             }
-            self.i += 1;
+            self.bump();
         }
         exp += pending;
-        if let Some(b'e' | b'E') = self.b.get(self.i) {
-            self.i += 1;
-            let minus = self.b.get(self.i) == Some(&b'-');
-            if let Some(b'+' | b'-') = self.b.get(self.i) {
-                self.i += 1;
+        if let Some(b'e' | b'E') = self.r.byte() {
+            self.bump();
+            let minus = self.r.byte() == Some(b'-');
+            if let Some(b'+' | b'-') = self.r.byte() {
+                self.bump();
             }
             let mut e = 0i64;
-            while let Some(d @ b'0'..=b'9') = self.b.get(self.i) {
+            while let Some(d @ b'0'..=b'9') = self.r.byte() {
                 e = (e * 10 + i64::from(d - b'0')).min(1 << 40);
-                self.i += 1;
+                self.bump();
             }
             exp += if minus { -e } else { e };
         }

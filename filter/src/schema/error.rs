@@ -26,6 +26,8 @@ pub enum ConfigErrorKind {
     },
     /// The configuration is empty.
     Empty,
+    /// The host failed to hand over the configuration's bytes (its status).
+    Unreadable(String),
     /// Not valid JSON, a wrong type, or an unknown field.
     Syntax {
         /// Path of the field, e.g. `services[0].http[2].route[1].weight`.
@@ -234,7 +236,9 @@ impl ConfigError {
             ConfigErrorKind::Syntax { path, .. } | ConfigErrorKind::Invalid { path, .. } => {
                 Some(path)
             }
-            ConfigErrorKind::TooLarge { .. } | ConfigErrorKind::Empty => None,
+            ConfigErrorKind::TooLarge { .. }
+            | ConfigErrorKind::Empty
+            | ConfigErrorKind::Unreadable(_) => None,
         }
     }
 }
@@ -271,6 +275,9 @@ impl fmt::Display for ConfigErrorKind {
                 )
             }
             ConfigErrorKind::Empty => f.write_str("configuration is empty"),
+            ConfigErrorKind::Unreadable(status) => {
+                write!(f, "cannot read the configuration: {status}")
+            }
             ConfigErrorKind::Syntax { path, message } if path.is_empty() || path == "." => {
                 f.write_str(message)
             }

@@ -437,7 +437,7 @@ fn configure_time_failures_leave_a_working_filter_or_a_clear_rejection() {
         assert!(!vm.configure(config(false).as_bytes()).unwrap());
         assert!(vm.failure().is_none());
         assert!(!vm
-            .logs_containing("cannot read the plugin configuration")
+            .logs_containing("cannot read the configuration")
             .is_empty());
         settle(&vm, &mut t, "proxy_get_buffer_bytes");
     }

@@ -16,6 +16,8 @@ mod entry;
 #[cfg(target_arch = "wasm32")]
 mod guard_host;
 #[cfg(target_arch = "wasm32")]
+mod host_buffer;
+#[cfg(target_arch = "wasm32")]
 mod http;
 #[cfg(target_arch = "wasm32")]
 mod metrics;

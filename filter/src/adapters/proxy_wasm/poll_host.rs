@@ -57,7 +57,7 @@ impl PollHost for Host<'_> {
     }
 
     fn response_body(&mut self, size: usize) -> Result<Vec<u8>, String> {
-        hostcalls::buffer(Buffer::HttpCallResponseBody, size)
+        hostcalls::buffer(Buffer::HttpCallResponseBody, 0, size)
             .map(|b| b.as_slice().to_vec())
             .map_err(|s| s.to_string())
     }

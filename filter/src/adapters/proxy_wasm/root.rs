@@ -5,7 +5,7 @@ use alloc::string::String;
 
 use alloc::rc::Rc;
 
-use crate::domain::plugin::{self, Plugin, Rules};
+use crate::domain::plugin::{self, Plugin, Rules, Source};
 use crate::domain::poll::Poller;
 
 use filter_runtime::proxy_wasm::exports::RootContext;
@@ -13,6 +13,7 @@ use filter_runtime::proxy_wasm::hostcalls::{self, Buffer};
 use filter_runtime::proxy_wasm::logger;
 
 use super::active::Active;
+use super::host_buffer::HostBuffer;
 use super::http::{random, Filter};
 use super::metrics::{bump, Global};
 use super::node::Node;
@@ -94,9 +95,9 @@ impl Root {
             .clone()
     }
 
-    fn configure(&mut self, bytes: &[u8]) -> Result<(), crate::ConfigError> {
+    fn configure(&mut self, src: &mut dyn Source) -> Result<(), crate::ConfigError> {
         let node = &mut self.node;
-        let Plugin { settings, rules } = Plugin::read(bytes, &mut |keys| node.workload(keys))?;
+        let Plugin { settings, rules } = Plugin::read(src, &mut |keys| node.workload(keys))?;
         let settings = Rc::new(settings);
         let global = self.global();
         match &rules {
@@ -203,7 +204,9 @@ impl RootContext for Root {
             global: &active.global,
         };
         let fetched = poller.on_response(&mut host, token, num_headers, body_size, &mut |bytes| {
-            plugin::read_rule_file(bytes, &active.settings, &mut |keys| node.workload(keys))
+            plugin::read_rule_file(&mut { bytes }, &active.settings, &mut |keys| {
+                node.workload(keys)
+            })
         });
         if let Some(rules) = fetched {
             self.install(rules, true);
@@ -221,26 +224,15 @@ impl RootContext for Root {
         true
     }
 
+    /// Reads the configuration from the host a piece at a time, as often
+    /// as it is read (see [`Plugin::read`]): an oversized one is refused
+    /// before any is read, a host error while reading refuses it.
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let result = if plugin_configuration_size > crate::schema::limits::MAX_CONFIG_BYTES {
-            Err(crate::ConfigErrorKind::TooLarge {
-                size: plugin_configuration_size,
-                limit: crate::schema::limits::MAX_CONFIG_BYTES,
-            }
-            .into())
-        } else {
-            match hostcalls::buffer(Buffer::PluginConfiguration, plugin_configuration_size) {
-                Ok(bytes) => self.configure(bytes.as_slice()),
-                Err(s) => {
-                    logger::error!(
-                        "#{} cannot read the plugin configuration: {s}",
-                        self.context_id
-                    );
-                    return false;
-                }
-            }
+        let mut src = HostBuffer {
+            buffer: Buffer::PluginConfiguration,
+            size: plugin_configuration_size,
         };
-        match result {
+        match self.configure(&mut src) {
             Ok(()) => true,
             Err(e) => {
                 bump(self.global().config_rejected);
@@ -273,7 +265,9 @@ impl RootContext for Root {
             global: &active.global,
         };
         let adopted = poller.tick(&mut host, &mut |bytes| {
-            plugin::read_rule_file(bytes, &active.settings, &mut |keys| node.workload(keys))
+            plugin::read_rule_file(&mut { bytes }, &active.settings, &mut |keys| {
+                node.workload(keys)
+            })
         });
         if let Some(rules) = adopted {
             self.install(rules, false);
