@@ -29,8 +29,7 @@ pub enum StringMatcher {
     PathPrefixNoCase(Box<[u8]>),
     /// The whole value (as UTF-8, at most `MAX_REGEX_INPUT_BYTES`) matches the regex.
     /// (Boxed: a compiled regex with its match scratch is about 70 bytes,
-    /// four times any other matcher, and a match entry holds four
-    /// matchers inline.)
+    /// six times any other matcher.)
     Regex(Box<Regex>),
 }
 

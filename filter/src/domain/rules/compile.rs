@@ -14,8 +14,8 @@ use crate::schema::limits;
 use filter_runtime::map::Map;
 
 use super::{
-    CompileOptions, Destination, MatchEntry, Ramped, Route, Rule, RuleIndex, RuleSet, Service,
-    StickyKey, Via, INDEX_MIN_RULES,
+    CompileOptions, Condition, Destination, MatchEntry, Ramped, Route, Rule, RuleIndex, RuleSet,
+    Service, StickyKey, Via, INDEX_MIN_RULES,
 };
 
 // ---------------------------------------------------------------------------
@@ -349,7 +349,6 @@ fn compile_rule(
 /// Compiles one match entry; `None` when its source conditions rule it out
 /// on this sidecar.
 #[inline(never)]
-#[allow(clippy::field_reassign_with_default)] // see `entry` below
 fn compile_match(
     m: &config::MatchRequest,
     path: &str,
@@ -371,28 +370,49 @@ fn compile_match(
         ));
     }
     let ignore_case = m.ignore_uri_case.unwrap_or(false);
-    // Filled in field by field, not as one struct expression: an error
-    // then drops one `MatchEntry`, rather than each field compiled so far
-    // with its own inlined drop code.
-    let mut entry = MatchEntry::default();
-    entry.uri = single(path, "uri", &m.uri, ignore_case)?;
-    entry.scheme = single(path, "scheme", &m.scheme, false)?;
-    entry.method = single(path, "method", &m.method, false)?;
-    entry.authority = single(path, "authority", &m.authority, false)?;
-    entry.headers = header_matchers(
+    // Room for exactly the conditions the entry names: the list is then
+    // boxed without a copy.
+    let singles = [&m.uri, &m.scheme, &m.method, &m.authority];
+    let count = singles.iter().filter(|s| s.is_some()).count()
+        + conditions[0]
+        + conditions[1]
+        + conditions[2]
+        + usize::from(m.port.is_some());
+    let mut out = Vec::with_capacity(count);
+    let kinds: [(&str, Wrap); 4] = [
+        ("uri", Condition::Uri),
+        ("scheme", Condition::Scheme),
+        ("method", Condition::Method),
+        ("authority", Condition::Authority),
+    ];
+    for ((field, wrap), sm) in kinds.into_iter().zip(singles) {
+        if let Some(c) = single(path, field, sm, ignore_case && field == "uri")? {
+            out.push(wrap(c));
+        }
+    }
+    header_matchers(
         m.headers.as_ref(),
         &field_path(path, "headers"),
         Field::Present,
+        &mut out,
     )?;
-    entry.without_headers = header_matchers(
+    header_matchers(
         m.without_headers.as_ref(),
         &field_path(path, "withoutHeaders"),
         Field::Without,
+        &mut out,
     )?;
     if let Some(p) = m.port {
-        entry.port = Some(port(p).map_err(|r| ConfigError::at(path, "port", r))?);
+        out.push(Condition::Port(
+            port(p).map_err(|r| ConfigError::at(path, "port", r))?,
+        ));
     }
-    entry.query = query_matchers(m.query_params.as_ref(), &field_path(path, "queryParams"))?;
+    query_matchers(
+        m.query_params.as_ref(),
+        &field_path(path, "queryParams"),
+        &mut out,
+    )?;
+    let entry = MatchEntry(out.into_boxed_slice());
     if let Some(ns) = &m.source_namespace {
         if ns.is_empty() {
             return Err(ConfigError::at(
@@ -417,6 +437,9 @@ fn compile_match(
     }
     Ok(Some(entry))
 }
+
+/// How a compiled `uri`, `scheme`, `method` or `authority` becomes its condition.
+type Wrap = fn(StringMatcher) -> Condition;
 
 /// The StringMatch `field` of a match entry at `path` (`uri`, `scheme`,
 /// `method`, `authority`), if given.
@@ -451,48 +474,50 @@ fn join(path: &str, field: &str, sub: &str) -> String {
     }
 }
 
-type Matchers<K> = Vec<(K, StringMatcher)>;
-
+/// Compiles the `headers` (`field` [`Field::Present`]) or `withoutHeaders`
+/// ([`Field::Without`]) conditions at `path` into `out`.
 #[inline(never)]
 fn header_matchers(
     map: Option<&Map<config::StringMatch>>,
     path: &str,
     field: Field,
-) -> Result<Matchers<Box<str>>, ConfigError> {
+    out: &mut Vec<Condition>,
+) -> Result<(), ConfigError> {
     let Some(map) = map else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    // A loop, not `collect::<Result<…>>()`: the same list, without
-    // an iterator adapter instantiated for each element type.
-    let mut out = Vec::with_capacity(map.len());
     for (name, sm) in map.iter() {
         let lower = header_name(name).map_err(|r| ConfigError::at(path, name, r))?;
-        let lower = as_envoy_names(lower);
+        let lower = as_envoy_names(lower).into();
         let m = StringMatcher::compile(sm, field, false)
             .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
-        out.push((lower.into(), m));
+        out.push(match field {
+            Field::Without => Condition::WithoutHeader(lower, m),
+            _ => Condition::Header(lower, m),
+        });
     }
-    Ok(out)
+    Ok(())
 }
 
+/// Compiles the `queryParams` conditions at `path` into `out`.
 #[inline(never)]
 fn query_matchers(
     map: Option<&Map<config::StringMatch>>,
     path: &str,
-) -> Result<Matchers<Box<[u8]>>, ConfigError> {
+    out: &mut Vec<Condition>,
+) -> Result<(), ConfigError> {
     let Some(map) = map else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let mut out = Vec::with_capacity(map.len());
     for (name, sm) in map.iter() {
         if name.is_empty() {
             return Err(ConfigError::invalid(path, Reason::EmptyString));
         }
         let m = StringMatcher::compile(sm, Field::Present, false)
             .map_err(|(sub, r)| ConfigError::invalid(join(path, name, sub), r))?;
-        out.push((name.as_bytes().into(), m));
+        out.push(Condition::Query(name.as_bytes().into(), m));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Envoy keeps HTTP/1's `Host` as `:authority`, and its header matchers

@@ -7,8 +7,8 @@ use crate::domain::matcher::StringMatcher;
 use crate::domain::pick::{hash_key, Weights};
 
 use super::{
-    Decision, Destination, MatchEntry, Outcome, RequestView, Route, Rule, RuleSet, Service,
-    StickyKey,
+    Condition, Decision, Destination, MatchEntry, Outcome, RequestView, Route, Rule, RuleSet,
+    Service, StickyKey,
 };
 
 impl RuleSet {
@@ -158,35 +158,31 @@ impl Rule {
     }
 }
 
-/// Whether an optional matcher accepts a value, looked up only if there is a matcher.
-#[inline]
-fn opt_matches<'v>(m: &Option<StringMatcher>, value: impl FnOnce() -> Option<&'v [u8]>) -> bool {
-    match m {
-        None => true,
-        Some(m) => value().is_some_and(|v| m.matches(v)),
-    }
-}
-
 impl MatchEntry {
     #[inline]
     pub(super) fn matches<R: RequestView>(&self, r: &RequestParts<'_, R>) -> bool {
-        opt_matches(&self.uri, || Some(r.path))
-            && opt_matches(&self.method, || r.req.header(":method"))
-            && opt_matches(&self.scheme, || r.req.header(":scheme"))
-            && opt_matches(&self.authority, || Some(r.authority))
-            && self.port.is_none_or(|p| r.req.local_port() == Some(p))
-            && self
-                .headers
-                .iter()
-                .all(|(name, m)| r.req.any_header_value(name, |v| m.matches(v)) == Some(true))
-            && self
-                .without_headers
-                .iter()
-                .all(|(name, m)| without_header(r.req, name, m))
-            && self
-                .query
-                .iter()
-                .all(|(name, m)| r.query_param(name).is_some_and(|v| m.matches(v)))
+        self.0.iter().all(|c| c.holds(r))
+    }
+}
+
+impl Condition {
+    /// Whether the request meets this condition: the conditions on one
+    /// value find it first, and share one `StringMatcher::matches`.
+    #[inline]
+    fn holds<R: RequestView>(&self, r: &RequestParts<'_, R>) -> bool {
+        let (m, value) = match self {
+            Condition::Uri(m) => (m, Some(r.path)),
+            Condition::Scheme(m) => (m, r.req.header(":scheme")),
+            Condition::Method(m) => (m, r.req.header(":method")),
+            Condition::Authority(m) => (m, Some(r.authority)),
+            Condition::Query(name, m) => (m, r.query_param(name)),
+            Condition::Header(name, m) => {
+                return r.req.any_header_value(name, |v| m.matches(v)) == Some(true)
+            }
+            Condition::WithoutHeader(name, m) => return without_header(r.req, name, m),
+            Condition::Port(p) => return r.req.local_port() == Some(*p),
+        };
+        value.is_some_and(|v| m.matches(v))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::domain::matcher::StringMatcher;
 use filter_runtime::fnv::FnvBuild;
 
 use super::decide::RequestParts;
-use super::{MatchEntry, RequestView, Rule, Service};
+use super::{Condition, MatchEntry, RequestView, Rule, Service};
 
 /// At most this many distinct header names are indexed in a service; rules
 /// on further names are tested for every request, like unindexed rules.
@@ -236,23 +236,19 @@ impl MatchEntry {
     /// What this entry is filed under: its first exact header condition, else
     /// a case-sensitive path prefix. A request without it cannot match.
     fn index_key(&self) -> Option<IndexKey<'_>> {
-        if let Some((name, value)) = self.exact_header() {
-            return Some(IndexKey::Header(name, value));
-        }
-        match &self.uri {
-            Some(
-                StringMatcher::Prefix(p) | StringMatcher::Exact(p) | StringMatcher::PathPrefix(p),
-            ) => Some(IndexKey::PathPrefix(p)),
+        let exact_header = self.0.iter().find_map(|c| match c {
+            Condition::Header(name, StringMatcher::Exact(v)) => Some(IndexKey::Header(name, v)),
             _ => None,
-        }
-    }
-
-    /// The first exact header condition, `(name, value)`: a request without
-    /// that value cannot match this entry.
-    fn exact_header(&self) -> Option<(&str, &[u8])> {
-        self.headers.iter().find_map(|(name, m)| match m {
-            StringMatcher::Exact(v) => Some((&**name, &**v)),
-            _ => None,
+        });
+        exact_header.or_else(|| {
+            self.0.iter().find_map(|c| match c {
+                Condition::Uri(
+                    StringMatcher::Prefix(p)
+                    | StringMatcher::Exact(p)
+                    | StringMatcher::PathPrefix(p),
+                ) => Some(IndexKey::PathPrefix(p)),
+                _ => None,
+            })
         })
     }
 }

@@ -223,16 +223,31 @@ pub enum StickyKey {
     SourceIp,
 }
 
-#[derive(Debug, Clone, Default)]
-struct MatchEntry {
-    uri: Option<StringMatcher>,
-    scheme: Option<StringMatcher>,
-    method: Option<StringMatcher>,
-    authority: Option<StringMatcher>,
-    headers: Vec<(Box<str>, StringMatcher)>,
-    without_headers: Vec<(Box<str>, StringMatcher)>,
-    port: Option<u16>,
-    query: Vec<(Box<[u8]>, StringMatcher)>,
+/// A match entry: every one of its conditions holds (none: every request).
+/// It holds only the conditions the entry names, in the order they are
+/// tested (most entries name one).
+#[derive(Debug, Clone)]
+struct MatchEntry(Box<[Condition]>);
+
+/// One condition of a match entry.
+#[derive(Debug, Clone)]
+enum Condition {
+    /// `uri`: the path, without its query.
+    Uri(StringMatcher),
+    /// `scheme`: `:scheme`.
+    Scheme(StringMatcher),
+    /// `method`: `:method`.
+    Method(StringMatcher),
+    /// `authority`: `:authority`.
+    Authority(StringMatcher),
+    /// `headers`: a value of the header (lower-case name) matches.
+    Header(Box<str>, StringMatcher),
+    /// `withoutHeaders`: no value of the header matches.
+    WithoutHeader(Box<str>, StringMatcher),
+    /// `port`: the port the request arrived on.
+    Port(u16),
+    /// `queryParams`: the parameter's first value matches.
+    Query(Box<[u8]>, StringMatcher),
 }
 
 /// What the filter needs to know of a request. Header names are lower-case;
