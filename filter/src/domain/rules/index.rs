@@ -3,10 +3,12 @@
 
 use alloc::{boxed::Box, vec::Vec};
 
+use core::hash::{BuildHasherDefault, Hasher};
+
 use hashbrown::HashMap;
 
 use crate::domain::matcher::StringMatcher;
-use filter_runtime::fnv::FnvBuild;
+use crate::domain::pick::hash_key;
 
 use super::decide::RequestParts;
 use super::{Condition, MatchEntry, RequestView, Rule, Service};
@@ -19,7 +21,30 @@ pub const MAX_INDEXED_HEADERS: usize = 64;
 /// with fewer, a plain scan is as fast.
 pub const INDEX_MIN_RULES: usize = 8;
 
-type ValueMap = HashMap<Box<[u8]>, Vec<u32>, FnvBuild>;
+/// A value's hash ([`hash_key`]) → the range of [`RuleIndex::lists`] that
+/// holds the rules filed under it. The index keeps no copy of the values:
+/// two values with one hash share their rules, and every candidate is
+/// tested whole anyway ([`Rule::matches`]), so a collision costs a test,
+/// never a wrong answer.
+type ValueMap = HashMap<u64, (u32, u32), BuildHasherDefault<Prehashed>>;
+
+/// The hasher of a [`ValueMap`]: its keys are hashes already.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Which rules can match a request. A rule whose every match entry requires
 /// an exact header value (`headers: {x-user: {exact: ...}}`, the usual
@@ -32,7 +57,7 @@ type ValueMap = HashMap<Box<[u8]>, Vec<u32>, FnvBuild>;
 /// header rules there are.
 #[derive(Debug, Clone)]
 pub(super) struct RuleIndex {
-    /// Header name → (value → indices of the rules filed there, ascending).
+    /// Header name → (value → the rules filed there, in `lists`).
     /// At most [`MAX_INDEXED_HEADERS`] names, so that one `u64` can mark the
     /// names a request has already shown.
     pub(super) by_header: Vec<(Box<str>, ValueMap)>,
@@ -43,8 +68,11 @@ pub(super) struct RuleIndex {
     pub(super) slots_by_len: Box<[u64; 64]>,
     /// Bit `n` set when `slots_by_len[n]` is not empty.
     pub(super) name_lens: u64,
-    /// Path prefix → indices of the rules filed there, ascending.
+    /// Path prefix → the rules filed there, in `lists`.
     pub(super) by_prefix: ValueMap,
+    /// The indices of the rules filed under each value, ascending, one
+    /// range per value (a value's range may end before the next one starts).
+    lists: Box<[u32]>,
     /// The distinct lengths of the filed prefixes, ascending.
     pub(super) prefix_lens: Vec<usize>,
     /// Indices of the rules that are not filed (ascending).
@@ -64,44 +92,75 @@ impl RuleIndex {
         let mut by_prefix = ValueMap::default();
         let mut always = Vec::new();
         let mut filed = 0;
-        for (i, rule) in rules.iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            if !rule.reachable {
-                continue;
+        // Each rule's keys: (slot, hash of the value, its length), `None`
+        // when the rule is tested for every request.
+        let keys_of = |rule: &Rule| -> Option<Vec<(Option<usize>, u64, usize)>> {
+            if rule.matches.is_empty() {
+                return None;
             }
-            let keys: Option<Vec<(Option<usize>, &[u8])>> = if rule.matches.is_empty() {
-                None
-            } else {
-                rule.matches
-                    .iter()
-                    .map(|m| match m.index_key()? {
-                        IndexKey::Header(name, value) => {
-                            Some((Some(names.iter().position(|n| *n == name)?), value))
-                        }
-                        IndexKey::PathPrefix(prefix) => Some((None, prefix)),
-                    })
-                    .collect()
-            };
-            let Some(keys) = keys else {
-                always.push(i);
-                continue;
-            };
-            filed += 1;
-            for (slot, key) in keys {
-                let map = match slot {
-                    Some(slot) => by_header.get_mut(slot),
-                    None => Some(&mut by_prefix),
-                };
-                if let Some(map) = map {
-                    // Room for one: most values file one rule, and a list
-                    // grown from four leaves its first block behind.
-                    let list = map
-                        .entry(Box::from(key))
-                        .or_insert_with(|| Vec::with_capacity(1));
-                    if list.last() != Some(&i) {
-                        list.push(i);
-                    }
+            rule.matches
+                .iter()
+                .map(|m| match m.index_key()? {
+                    IndexKey::Header(name, value) => Some((
+                        Some(names.iter().position(|n| *n == name)?),
+                        hash_key(value),
+                        value.len(),
+                    )),
+                    IndexKey::PathPrefix(prefix) => Some((None, hash_key(prefix), prefix.len())),
+                })
+                .collect()
+        };
+        // Two passes: count the rules of each value (room for each of a
+        // rule's keys, even those it shares), then lay the lists out one
+        // after the other and fill them.
+        let mut lists: Vec<u32> = Vec::new();
+        let mut prefix_lens: Vec<usize> = Vec::new();
+        for pass in 0..2 {
+            for (i, rule) in rules.iter().enumerate() {
+                let i = u32::try_from(i).unwrap_or(u32::MAX);
+                if !rule.reachable {
+                    continue;
                 }
+                let Some(keys) = keys_of(rule) else {
+                    if pass == 0 {
+                        always.push(i);
+                    }
+                    continue;
+                };
+                filed += usize::from(pass == 0);
+                for (slot, hash, len) in keys {
+                    let map = match slot {
+                        Some(slot) => by_header.get_mut(slot),
+                        None => {
+                            if let Err(at) = prefix_lens.binary_search(&len) {
+                                prefix_lens.insert(at, len);
+                            }
+                            Some(&mut by_prefix)
+                        }
+                    };
+                    let Some(map) = map else { continue };
+                    let (start, end) = map.entry(hash).or_insert((0, 0));
+                    let last = end.checked_sub(1).filter(|l| *l >= *start);
+                    if pass == 1 && last.and_then(|l| lists.get(l as usize)) == Some(&i) {
+                        continue;
+                    }
+                    if let Some(at) = lists.get_mut(*end as usize) {
+                        *at = i;
+                    }
+                    *end += 1;
+                }
+            }
+            if pass == 0 {
+                // Counted: each value's range starts where the one before
+                // it ends, empty until filled.
+                let mut next = 0;
+                let ranges = by_header.iter_mut().chain([&mut by_prefix]);
+                for range in ranges.flat_map(|m| m.values_mut()) {
+                    let count = range.1;
+                    *range = (next, next);
+                    next += count;
+                }
+                lists = alloc::vec![0; next as usize];
             }
         }
         let mut slots_by_len = Box::new([0u64; 64]);
@@ -111,14 +170,7 @@ impl RuleIndex {
             }
         }
         for map in by_header.iter_mut().chain([&mut by_prefix]) {
-            map.values_mut().for_each(Vec::shrink_to_fit);
             map.shrink_to_fit();
-        }
-        let mut prefix_lens: Vec<usize> = Vec::new();
-        for len in by_prefix.keys().map(|p| p.len()) {
-            if let Err(at) = prefix_lens.binary_search(&len) {
-                prefix_lens.insert(at, len);
-            }
         }
         RuleIndex {
             name_lens: (0..64)
@@ -128,9 +180,18 @@ impl RuleIndex {
             by_header: names.into_iter().map(Box::from).zip(by_header).collect(),
             prefix_lens,
             by_prefix,
+            lists: lists.into(),
             always,
             filed,
         }
+    }
+
+    /// The rules filed under `value` in `map` (one of this index's), ascending.
+    #[inline]
+    pub(super) fn filed_under(&self, map: &ValueMap, value: &[u8]) -> &[u32] {
+        map.get(&hash_key(value))
+            .and_then(|&(start, end)| self.lists.get(start as usize..end as usize))
+            .unwrap_or_default()
     }
 }
 
@@ -201,9 +262,7 @@ impl Service {
                         // first byte (`x-` headers against pseudo-headers and
                         // standard ones): no call to compare them.
                         if n.as_bytes().first() == name.first() && n.as_bytes() == name {
-                            if let Some(list) = values.get(value) {
-                                scan(list, &mut best);
-                            }
+                            scan(index.filed_under(values, value), &mut best);
                             return;
                         }
                     }
@@ -211,9 +270,7 @@ impl Service {
             if !walked {
                 for (name, values) in index.by_header.iter() {
                     parts.req.any_header_value(name, |v| {
-                        if let Some(list) = values.get(v) {
-                            scan(list, &mut best);
-                        }
+                        scan(index.filed_under(values, v), &mut best);
                         false
                     });
                 }
@@ -223,9 +280,7 @@ impl Service {
             let Some(head) = parts.path.get(..len) else {
                 break;
             };
-            if let Some(list) = index.by_prefix.get(head) {
-                scan(list, &mut best);
-            }
+            scan(index.filed_under(&index.by_prefix, head), &mut best);
         }
         scan(&index.always, &mut best);
         (best != usize::MAX).then_some(best)

@@ -200,18 +200,19 @@ fn small_services_are_scanned_and_exact_header_rules_are_filed() {
     assert_eq!(&*index.always, &[3, 7, 10, 11, 16]);
     // 2 (carol: a header or /carol), 14, 15 (/api/v2 or bob), 17
     // (pathPrefix /carol) and 18 are filed by path.
-    let prefix = |p: &str| index.by_prefix.get(p.as_bytes()).map(|l| l.to_vec());
-    assert_eq!(prefix("/carol"), Some(vec![2, 17]));
-    assert_eq!(prefix("/api"), Some(vec![14]));
-    assert_eq!(prefix("/api/v2"), Some(vec![15]));
-    assert_eq!(prefix("/"), Some(vec![18]));
+    let prefix = |p: &str| index.filed_under(&index.by_prefix, p.as_bytes()).to_vec();
+    assert_eq!(prefix("/carol"), vec![2, 17]);
+    assert_eq!(prefix("/api"), vec![14]);
+    assert_eq!(prefix("/api/v2"), vec![15]);
+    assert_eq!(prefix("/"), vec![18]);
+    assert_eq!(prefix("/nowhere"), Vec::<u32>::new());
     assert_eq!(&*index.prefix_lens, &[1, 4, 6, 7]);
     // The names in the order the rules first use them.
     let names: Vec<&str> = index.by_header.iter().map(|(n, _)| &**n).collect();
     assert_eq!(names, ["x-user", "x-tenant", "x-region", "x-build"]);
     let user = &index.by_header[0].1;
-    assert_eq!(user.get(&b"alice"[..]).map(|l| &**l), Some(&[0u32][..]));
-    assert_eq!(user.get(&b"zed"[..]).map(|l| &**l), Some(&[12u32][..]));
+    assert_eq!(index.filed_under(user, b"alice"), &[0u32]);
+    assert_eq!(index.filed_under(user, b"zed"), &[12u32]);
     let tenant = &index.by_header[1].1;
-    assert_eq!(tenant.get(&b"t1"[..]).map(|l| &**l), Some(&[1u32, 6][..]));
+    assert_eq!(index.filed_under(tenant, b"t1"), &[1u32, 6]);
 }
