@@ -321,7 +321,7 @@ fn default_cluster_of(set: &RuleSet, headers: &[(String, String)], port: u16) ->
         .get(service)?
         .rules
         .iter()
-        .flat_map(|r| &r.route.destinations)
+        .flat_map(|r| set.dests(&r.route))
         .find(|d| d.via == Via::DefaultRoute)
         .map(|d| d.cluster.with_port(port))
 }
@@ -475,10 +475,9 @@ fn ramps_at(set: &RuleSet, at_ms: u64) -> Vec<RampAt> {
             out.push(RampAt {
                 service: s.name.to_string(),
                 rule: r.name.to_string(),
-                canary: r
-                    .route
-                    .destinations
-                    .get(ramp.schedule.canary)
+                canary: set
+                    .dests(&r.route)
+                    .nth(ramp.schedule.canary)
                     .map(|d| d.label.to_string())
                     .unwrap_or_default(),
                 steps_done: phase.map_or(0, |p| p.steps_done),
@@ -546,16 +545,14 @@ fn results(
         for rule in &svc.rules {
             // The weights in force (a ramp's step at --at).
             let total_w: u64 = rule.route.total_weight();
-            let dests: Vec<DestResult> = rule
-                .route
-                .destinations
-                .iter()
+            let dests: Vec<DestResult> = set
+                .dests(&rule.route)
                 .zip(rule.route.weights().each())
                 .map(|(d, weight)| {
                     let key = (
                         stats::tag_value(&svc.name),
                         stats::tag_value(&rule.name),
-                        stats::tag_value(&d.label),
+                        stats::tag_value(d.label),
                     );
                     let count = by_rule.get(&key).copied().unwrap_or(0);
                     DestResult {
@@ -737,12 +734,7 @@ fn expected_by_cluster(
             .and_then(|s| s.rules.get(d.rule))
         {
             let total: u64 = rule.route.total_weight();
-            for (dest, weight) in rule
-                .route
-                .destinations
-                .iter()
-                .zip(rule.route.weights().each())
-            {
+            for (dest, weight) in set.dests(&rule.route).zip(rule.route.weights().each()) {
                 *out.entry(dest.cluster.with_port(port)).or_insert(0.0) +=
                     bars::share(weight, total);
             }

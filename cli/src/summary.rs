@@ -221,11 +221,11 @@ pub fn describe_rules(set: &RuleSet) -> String {
             };
             let _ = writeln!(s, "    rule {}{sticky}{reach}", rule.name);
             if let Some(ramp) = rule.route.ramp() {
-                let _ = writeln!(s, "      {}", ramp_text(ramp, rule));
+                let _ = writeln!(s, "      {}", ramp_text(ramp, set, rule));
             }
             // The route's own weights (a ramp's steps are described above).
             let total: u64 = rule.route.own_weights().total();
-            for d in &rule.route.destinations {
+            for d in set.dests(&rule.route) {
                 let share = if total == 0 {
                     0.0
                 } else {
@@ -248,7 +248,7 @@ pub fn describe_rules(set: &RuleSet) -> String {
                     d.label, d.weight, d.cluster
                 );
                 if let Some(g) = &d.guard {
-                    let _ = writeln!(s, "        {}", guard_text(g, rule, d));
+                    let _ = writeln!(s, "        {}", guard_text(g, set, rule, &d));
                 }
             }
         }
@@ -259,13 +259,13 @@ pub fn describe_rules(set: &RuleSet) -> String {
 /// What a rule's ramp does, in words: each step's share and moment.
 fn ramp_text(
     ramp: &canary_router::domain::rules::Ramped,
+    set: &RuleSet,
     rule: &canary_router::domain::rules::Rule,
 ) -> String {
-    let canary = rule
-        .route
-        .destinations
-        .get(ramp.schedule.canary)
-        .map_or("?", |d| &*d.label);
+    let canary = set
+        .dests(&rule.route)
+        .nth(ramp.schedule.canary)
+        .map_or("?", |d| d.label);
     let steps: Vec<String> = ramp
         .schedule
         .phases
@@ -291,6 +291,7 @@ fn ramp_text(
 /// What a destination's guard does, in words.
 fn guard_text(
     g: &canary_router::domain::guard::Spec,
+    set: &RuleSet,
     rule: &canary_router::domain::rules::Rule,
     d: &canary_router::domain::rules::Destination,
 ) -> String {
@@ -314,11 +315,10 @@ fn guard_text(
         max_latency_ratio,
     } = g.judge
     {
-        let baseline = rule
-            .route
-            .destinations
-            .get(slot as usize)
-            .map_or("?", |d| &*d.label);
+        let baseline = set
+            .dests(&rule.route)
+            .nth(slot as usize)
+            .map_or("?", |d| d.label);
         let latency = if max_latency_ratio > 0.0 {
             format!(", or its p90 response time is over {max_latency_ratio} times {baseline}'s")
         } else {

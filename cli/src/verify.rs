@@ -140,12 +140,7 @@ pub fn expected_of(set: &RuleSet, revision: u64) -> Expected {
             rules.push(RuleExpect {
                 service: s.name.to_string(),
                 rule: r.name.to_string(),
-                destinations: r
-                    .route
-                    .destinations
-                    .iter()
-                    .map(|d| d.label.to_string())
-                    .collect(),
+                destinations: set.dests(&r.route).map(|d| d.label.to_string()).collect(),
                 phases,
                 steps,
             });

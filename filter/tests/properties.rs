@@ -332,7 +332,7 @@ proptest! {
                     let rule = &set.services[service][d.rule];
                     let (c, w) = rule.dests[d.destination];
                     let expected = cluster(c);
-                    prop_assert_eq!(d.target.cluster.to_string(), expected.clone());
+                    prop_assert_eq!(d.cluster.to_string(), expected.clone());
                     prop_assert!(w > 0, "weight 0 chosen: {:?}", rule.dests);
                     prop_assert_eq!(d.target.weight, w);
                 }
@@ -380,12 +380,12 @@ proptest! {
         if let Some(first) = first.filter(|d| d.sticky) {
             for r in &draws[1..] {
                 let again = *compiled.decide(&req, || *r).decision().unwrap();
-                prop_assert_eq!(again.target.cluster.clone(), first.target.cluster.clone());
+                prop_assert_eq!(again.cluster.clone(), first.cluster.clone());
             }
             // And on a rule set compiled again from the same text.
             let recompiled = set.compile();
             let again = *recompiled.decide(&req, random_source()).decision().unwrap();
-            prop_assert_eq!(again.target.cluster.clone(), first.target.cluster.clone());
+            prop_assert_eq!(again.cluster.clone(), first.cluster.clone());
         }
     }
 
@@ -486,8 +486,8 @@ proptest! {
         let buf = serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())));
         let pairs = Pairs::parse(&buf).unwrap();
         prop_assert_eq!(pairs.len(), headers.len());
-        let direct = compiled.decide(&req, || random).decision().map(|d| d.target.cluster.clone());
-        let via_pairs = compiled.decide(&pairs, || random).decision().map(|d| d.target.cluster.clone());
+        let direct = compiled.decide(&req, || random).decision().map(|d| d.cluster.clone());
+        let via_pairs = compiled.decide(&pairs, || random).decision().map(|d| d.cluster.clone());
         if req.source.is_none() {
             prop_assert_eq!(direct, via_pairs);
         }
@@ -521,7 +521,7 @@ fn every_generated_destination_is_counted() {
             .decide(&Req::to("alpha"), &mut random)
             .decision()
             .unwrap();
-        *seen.entry(d.target.cluster.to_string()).or_default() += 1;
+        *seen.entry(d.cluster.to_string()).or_default() += 1;
     }
     assert!(!seen.contains_key("cluster-5"), "{seen:?}");
     assert_eq!(seen.len(), 2, "{seen:?}");

@@ -23,7 +23,7 @@ fn split(
     let mut counts = HashMap::new();
     for i in 0..n {
         if let Outcome::Routed(d) = rules.decide(&req(i), || rng.next_u64()) {
-            *counts.entry(d.target.cluster.to_string()).or_insert(0) += 1;
+            *counts.entry(d.cluster.to_string()).or_insert(0) += 1;
         }
     }
     counts
@@ -99,7 +99,7 @@ fn sticky_by_header_cookie_and_source_ip() {
             for _ in 0..5 {
                 let mut rng = Rng::new(k ^ 0xabc);
                 let again = match rules.decide(&req(k), || rng.next_u64()) {
-                    Outcome::Routed(d) => d.target.cluster.to_string(),
+                    Outcome::Routed(d) => d.cluster.to_string(),
                     _ => panic!("unrouted"),
                 };
                 assert_eq!(first, again, "{sticky}: user {k} moved");

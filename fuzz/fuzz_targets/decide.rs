@@ -79,7 +79,7 @@ fn check(rules: &RuleSet, req: Req, random: u64) {
         if d.sticky {
             let again = rules.decide(&req, || !random.rotate_left(17));
             let again = again.decision().expect("a sticky request is routed again");
-            assert_eq!(again.target.cluster, d.target.cluster, "sticky pick moved");
+            assert_eq!(again.cluster, d.cluster, "sticky pick moved");
         }
     }
     if req.source.is_none() {
@@ -91,8 +91,8 @@ fn check(rules: &RuleSet, req: Req, random: u64) {
         let pairs = Pairs::parse(&buf).expect("a serialized map parses");
         let via = rules.decide(&pairs, || random);
         assert_eq!(
-            via.decision().map(|d| &d.target.cluster),
-            outcome.decision().map(|d| &d.target.cluster),
+            via.decision().map(|d| &d.cluster),
+            outcome.decision().map(|d| &d.cluster),
             "pairs and direct reads disagree"
         );
     }

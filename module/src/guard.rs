@@ -168,7 +168,7 @@ impl Guards {
                 }
                 Slot {
                     stat_index: d.stat_index,
-                    label: d.label.clone(),
+                    label: d.label.into(),
                     name: format!(
                         "service {}, rule {}, destination {}",
                         s.name, r.name, d.label
@@ -177,7 +177,7 @@ impl Guards {
                     pending: Mutex::new(Tally::default()),
                     every: AtomicU32::new(1),
                     left: AtomicU32::new(0),
-                    metrics: metrics(&s.name, &r.name, &d.label),
+                    metrics: metrics(&s.name, &r.name, d.label),
                 }
             },
             |g| {

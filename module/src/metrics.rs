@@ -160,8 +160,8 @@ pub fn destinations(
 ) -> Box<[Option<Metric>]> {
     set.all_destinations()
         .map(|(s, r, d)| match by_label {
-            Some(id) => Some(labelled(id, &[&s.name, &r.name, &d.label])),
-            None => define(&tagged(kind, &s.name, &r.name, Some(&d.label))).map(Metric::plain),
+            Some(id) => Some(labelled(id, &[&s.name, &r.name, d.label])),
+            None => define(&tagged(kind, &s.name, &r.name, Some(d.label))).map(Metric::plain),
         })
         .collect()
 }

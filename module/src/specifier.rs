@@ -145,7 +145,6 @@ impl SpecifierConfig {
         let mut built = Built::default();
         let chosen = match outcome {
             Outcome::Routed(d) => d
-                .target
                 .cluster
                 .resolve(|| view.local_port(), &mut built)
                 .map(|name| (d.target.stat_index, name)),

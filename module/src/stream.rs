@@ -266,14 +266,12 @@ impl StreamFilter {
         if let Outcome::Routed(d) = outcome {
             match d.target.via {
                 Via::DefaultRoute => target = Some((d.target.stat_index, None)),
-                Via::RouteHeader => {
-                    match d.target.cluster.resolve(|| view.local_port(), &mut built) {
-                        Some(name) => target = Some((d.target.stat_index, Some(name))),
-                        None => log::debug!(
-                            "destination.port unknown: the request stays on Envoy's route"
-                        ),
+                Via::RouteHeader => match d.cluster.resolve(|| view.local_port(), &mut built) {
+                    Some(name) => target = Some((d.target.stat_index, Some(name))),
+                    None => {
+                        log::debug!("destination.port unknown: the request stays on Envoy's route")
                     }
-                }
+                },
             }
         }
         let over_http = matches!(&outcome, Outcome::Routed(d) if d.issued.is_some())

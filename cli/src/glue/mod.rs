@@ -149,10 +149,10 @@ pub fn glue_routes(
             for (ri, rule) in svc.rules.iter().enumerate() {
                 let rule_json = &svc_json["http"][ri];
                 if !policy::has_policy(rule_json) {
-                    for d in &rule.route.destinations {
+                    for d in set.dests(&rule.route) {
                         let plain = matches!(&d.cluster, ClusterName::Fixed(n) if !n.starts_with("outbound|"));
-                        if !plain && !values.contains(&&d.cluster) {
-                            values.push(&d.cluster);
+                        if !plain && !values.contains(&d.cluster) {
+                            values.push(d.cluster);
                         }
                     }
                     continue;
@@ -162,10 +162,10 @@ pub fn glue_routes(
                     mirror_cluster(d, p, &exp, service_port.unwrap_or(port))
                 };
                 let suffix = format!(";{}", rule.name);
-                for (di, d) in rule.route.destinations.iter().enumerate() {
+                for (di, d) in set.dests(&rule.route).enumerate() {
                     let fields =
                         policy::rule_fields(rule_json, &path, di, opts.mesh, &mirror_cluster)?;
-                    let (value, target) = header_value(&d.cluster, port);
+                    let (value, target) = header_value(d.cluster, port);
                     match carried.get(&(port, value.clone())) {
                         Some((other, at)) if *other != fields => {
                             return Err(PolicyError {

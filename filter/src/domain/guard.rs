@@ -604,9 +604,11 @@ fn repick<'a, R: RequestView>(
         None => (route.weights().pick_random_except(random(), skip)?, false),
     };
     let target = route.destinations.get(index)?;
+    let cluster = set.cluster(target)?;
     (!is_ejected(target.stat_index)).then_some(Decision {
         destination: index,
         target,
+        cluster,
         sticky,
         ..d
     })

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use crate::domain::guard::{Judge, Shape, Spec, Tripped};
 use crate::domain::judge::{Side, Verdict};
-use crate::domain::rules::{Destination, Route, Rule, RuleSet, Service};
+use crate::domain::rules::{Dest, Route, Rule, RuleSet, Service};
 
 /// One rule with at least one guarded destination, as [`for_each`] finds it.
 pub struct Guarded<S> {
@@ -36,7 +36,7 @@ pub struct Guarded<S> {
 #[inline]
 pub fn for_each<'a, S>(
     set: &'a RuleSet,
-    mut slot: impl FnMut(u32, u32, &'a Service, &'a Rule, &'a Destination) -> S,
+    mut slot: impl FnMut(u32, u32, &'a Service, &'a Rule, Dest<'a>) -> S,
     mut rule: impl FnMut(Guarded<S>),
 ) {
     let mut ordinal = 0;
@@ -85,10 +85,11 @@ pub fn for_each<'a, S>(
                         None => continue,
                     },
                 };
+                let Some(dest) = set.dest(d) else { continue };
                 specs.push(spec);
                 // A ramp's canary: weight 0 before its start, more later.
                 live.push(d.weight > 0 || ramp.is_some_and(|p| p.schedule.canary == di));
-                slots.push(slot(ordinal, slots.len() as u32, s, r, d));
+                slots.push(slot(ordinal, slots.len() as u32, s, r, dest));
             }
             let timed = Spec::timed(&specs);
             let ramp_canary = ramp

@@ -98,7 +98,7 @@ pub fn cluster(rules: &RuleSet, req: &Req) -> Option<String> {
         // request's, and stays on Envoy's route if that is unknown.
         Outcome::Routed(d) => {
             let mut built = canary_router::domain::cluster::Built::default();
-            let name = d.target.cluster.resolve(|| req.port, &mut built)?;
+            let name = d.cluster.resolve(|| req.port, &mut built)?;
             Some(String::from_utf8_lossy(name).into_owned())
         }
         _ => None,

@@ -91,7 +91,7 @@ fn native(file: &str, cookie: &str) -> String {
     let plugin = Plugin::from_bytes(&rules(file), &Workload::default()).unwrap();
     let set = plugin.rules.unwrap().set;
     match set.decide(&Req(cookie.into()), || 0) {
-        Outcome::Routed(d) => d.target.cluster.key().to_string(),
+        Outcome::Routed(d) => d.cluster.key().to_string(),
         other => panic!("{other:?}"),
     }
 }

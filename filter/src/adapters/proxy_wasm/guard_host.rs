@@ -90,11 +90,11 @@ impl Guards {
                     *e = (ordinal, slot);
                 }
                 let tags =
-                    |kind| crate::domain::stats::guard_metric(kind, &s.name, &r.name, &d.label);
+                    |kind| crate::domain::stats::guard_metric(kind, &s.name, &r.name, d.label);
                 let gauge = |kind| define(MetricKind::Gauge, &tags(kind));
                 Slot {
                     stat_index: d.stat_index,
-                    label: d.label.clone(),
+                    label: d.label.into(),
                     name: format!(
                         "service {}, rule {}, destination {}",
                         s.name, r.name, d.label

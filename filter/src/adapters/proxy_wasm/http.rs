@@ -303,11 +303,7 @@ fn route(active: &Active) -> (Option<u32>, Option<Issued>) {
             Via::DefaultRoute => served = Some(d.target.stat_index),
             Via::RouteHeader => {
                 let mut built = Built::default();
-                match d
-                    .target
-                    .cluster
-                    .resolve(|| request.local_port(), &mut built)
-                {
+                match d.cluster.resolve(|| request.local_port(), &mut built) {
                     // The port is unknown: Envoy's own route serves it
                     // (counted as passed through).
                     None => {

@@ -93,8 +93,8 @@ impl RuleSetStats {
         for s in rules.services() {
             for r in &s.rules {
                 let tagged = |kind, d| crate::domain::stats::tagged(kind, &s.name, &r.name, d);
-                for d in &r.route.destinations {
-                    let label = Some(&*d.label);
+                for d in rules.dests(&r.route) {
+                    let label = Some(d.label);
                     out.counters
                         .push(define(MetricKind::Counter, &tagged("requests", label)));
                     out.weights

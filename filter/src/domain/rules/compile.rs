@@ -15,7 +15,7 @@ use filter_runtime::map::Map;
 
 use super::{
     CompileOptions, Condition, Destination, MatchEntry, Ramped, Route, Rule, RuleIndex, RuleSet,
-    Service, StickyKey, Via, INDEX_MIN_RULES,
+    Service, StickyKey, Target, Via, INDEX_MIN_RULES,
 };
 
 // ---------------------------------------------------------------------------
@@ -62,6 +62,7 @@ pub struct Compiler<'a> {
     claimed: hosts::HostMap<u32>,
     claim_paths: Vec<String>,
     aliases: Vec<(String, u32)>,
+    targets: Targets,
     /// The service whose rules come now.
     open: Option<Open<'a>>,
     /// The index of the next service to open.
@@ -114,6 +115,7 @@ impl<'a> Compiler<'a> {
             claimed: Default::default(),
             claim_paths: Vec::new(),
             aliases: Vec::new(),
+            targets: Targets::default(),
             open: None,
             next: 0,
         })
@@ -138,7 +140,7 @@ impl<'a> Compiler<'a> {
             ri,
             (&o.exp, o.portless),
             self.opts,
-            &mut self.set.destinations,
+            &mut self.targets,
         )?;
         o.rules.push(rule);
         Ok(())
@@ -153,6 +155,8 @@ impl<'a> Compiler<'a> {
         for (alias, index) in core::mem::take(&mut self.aliases) {
             self.set.hosts.insert(&alias, index);
         }
+        self.set.destinations = self.targets.next_stat;
+        self.set.targets = self.targets.list;
         Ok(self.set)
     }
 
@@ -271,7 +275,14 @@ impl<'a> Compiler<'a> {
             .and_then(|s| s.default_destination.as_ref())
         {
             let dpath = field_path(&o.path, "defaultDestination");
-            mark_default_route(&mut rules, d, &dpath, &o.exp, o.portless)?;
+            mark_default_route(
+                &mut rules,
+                &self.targets.list,
+                d,
+                &dpath,
+                &o.exp,
+                o.portless,
+            )?;
         }
         let index = Some(RuleIndex::build(&rules)).filter(|i| i.filed >= INDEX_MIN_RULES);
         self.set.services.push(Service {
@@ -283,6 +294,44 @@ impl<'a> Compiler<'a> {
     }
 }
 
+/// The rule set's targets as they are compiled: each distinct cluster name
+/// and label once, and the next destination's `stat_index`.
+#[derive(Default)]
+struct Targets {
+    list: Vec<Target>,
+    /// Each target's key (its name's kind, name, a space and its label;
+    /// neither holds a space) → its index in `list`.
+    at: hosts::HostMap<u32>,
+    next_stat: u32,
+}
+
+impl Targets {
+    /// The index of the target `(cluster, label)`, added if new.
+    #[inline(never)]
+    fn intern(&mut self, cluster: ClusterName, label: String) -> u32 {
+        let (kind, name) = match &cluster {
+            ClusterName::Fixed(n) => ('f', n),
+            ClusterName::RequestPort(n) => ('r', n),
+            ClusterName::GluePort(n) => ('g', n),
+        };
+        let mut key = String::with_capacity(name.len() + label.len() + 2);
+        key.push(kind);
+        key.push_str(name);
+        key.push(' ');
+        key.push_str(&label);
+        if let Some(at) = self.at.get(key.as_str()) {
+            return *at;
+        }
+        let at = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
+        self.list.push(Target {
+            cluster,
+            label: label.into(),
+        });
+        self.at.insert(key.into(), at);
+        at
+    }
+}
+
 #[inline(never)]
 fn compile_rule(
     rule: &config::HttpRoute,
@@ -290,7 +339,7 @@ fn compile_rule(
     index: usize,
     (exp, portless): (&Expansion<'_>, PortlessAs),
     opts: &CompileOptions<'_>,
-    next_stat: &mut u32,
+    targets: &mut Targets,
 ) -> Result<Rule, ConfigError> {
     let name = match &rule.name {
         Some(n) if n.is_empty() => return Err(ConfigError::at(path, "name", Reason::EmptyString)),
@@ -330,14 +379,7 @@ fn compile_rule(
         true => Some(plain_value(&name).map_err(|r| ConfigError::at(path, "name", r))?),
         false => None,
     };
-    let route = compile_route(
-        rule,
-        path,
-        exp,
-        portless,
-        policy.map(|()| &*name),
-        next_stat,
-    )?;
+    let route = compile_route(rule, path, exp, portless, policy.map(|()| &*name), targets)?;
     Ok(Rule {
         name: name.into(),
         matches,
@@ -560,7 +602,7 @@ fn compile_route(
     exp: &Expansion<'_>,
     portless: PortlessAs,
     policy: Option<&str>,
-    next_stat: &mut u32,
+    targets: &mut Targets,
 ) -> Result<Route, ConfigError> {
     let rpath = field_path(path, "route");
     if rule.route.is_empty() {
@@ -613,19 +655,18 @@ fn compile_route(
             cluster.for_rule(rule);
         }
         destinations.push(Destination {
-            cluster,
-            label: label.into(),
+            target: targets.intern(cluster, label),
             weight,
-            stat_index: *next_stat,
+            stat_index: targets.next_stat,
             via: Via::RouteHeader,
             guard: guard.map(alloc::boxed::Box::new),
         });
-        *next_stat = next_stat.saturating_add(1);
+        targets.next_stat = targets.next_stat.saturating_add(1);
     }
     if weights.iter().all(|w| *w == 0) {
         return Err(ConfigError::invalid(rpath, Reason::AllZeroWeights));
     }
-    baselines(rule, &rpath, &mut destinations)?;
+    baselines(rule, &rpath, &mut destinations, &targets.list)?;
     // Only a sticky pick reads the seeds: the weights of other rules keep
     // none (16 bytes a destination).
     if rule.sticky.is_none() {
@@ -637,6 +678,7 @@ fn compile_route(
             r,
             &field_path(path, "ramp"),
             &destinations,
+            &targets.list,
             &weights,
             &seeds,
         )?),
@@ -672,8 +714,14 @@ fn compile_route(
 
 /// The index of the destination `name` names (its label: the subset, the
 /// host's FQDN, or the cluster); exactly one must match.
-fn destination_named(ds: &[Destination], name: &str, path: &str) -> Result<usize, ConfigError> {
-    let mut found = ds.iter().enumerate().filter(|(_, d)| &*d.label == name);
+fn destination_named(
+    ds: &[Destination],
+    targets: &[Target],
+    name: &str,
+    path: &str,
+) -> Result<usize, ConfigError> {
+    let named = |d: &Destination| targets.get(d.target as usize).map(|t| &*t.label) == Some(name);
+    let mut found = ds.iter().enumerate().filter(|(_, d)| named(d));
     match (found.next(), found.next()) {
         (Some((i, _)), None) => Ok(i),
         _ => Err(ConfigError::invalid(
@@ -692,6 +740,7 @@ fn baselines(
     rule: &config::HttpRoute,
     rpath: &str,
     destinations: &mut [Destination],
+    targets: &[Target],
 ) -> Result<(), ConfigError> {
     let (mut interval, mut mismatch, mut compared) = (None, None, false);
     for (di, rd) in rule.route.iter().enumerate() {
@@ -704,7 +753,8 @@ fn baselines(
             }
             None => None,
             Some(name) => {
-                let b = destination_named(destinations, name, &field_path(&gpath, "baseline"))?;
+                let bpath = field_path(&gpath, "baseline");
+                let b = destination_named(destinations, targets, name, &bpath)?;
                 compared = true;
                 if let Some(spec) = destinations.get_mut(di).and_then(|d| d.guard.as_mut()) {
                     spec.judge = crate::domain::guard::Judge::Baseline {
@@ -749,10 +799,12 @@ fn compile_ramp(
     r: &config::Ramp,
     path: &str,
     destinations: &[Destination],
+    targets: &[Target],
     own: &[u32],
     seeds: &[u64],
 ) -> Result<Box<Ramped>, ConfigError> {
-    let canary = destination_named(destinations, &r.canary, &field_path(path, "canary"))?;
+    let cpath = field_path(path, "canary");
+    let canary = destination_named(destinations, targets, &r.canary, &cpath)?;
     let schedule = crate::domain::ramp::compile(r, path, canary, own)?;
     let mut weights: Vec<Weights> = schedule
         .phases
@@ -783,6 +835,7 @@ fn compile_ramp(
 #[inline(never)]
 fn mark_default_route(
     rules: &mut [Rule],
+    targets: &[Target],
     default: &config::Destination,
     path: &str,
     exp: &Expansion<'_>,
@@ -792,7 +845,11 @@ fn mark_default_route(
     rules
         .iter_mut()
         .flat_map(|r| r.route.destinations.iter_mut())
-        .filter(|d| d.cluster == cluster)
+        .filter(|d| {
+            targets
+                .get(d.target as usize)
+                .is_some_and(|t| t.cluster == cluster)
+        })
         .for_each(|d| d.via = Via::DefaultRoute);
     Ok(())
 }

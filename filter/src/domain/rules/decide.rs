@@ -1,13 +1,14 @@
 //! The request path: the service of a request, its first matching rule and
 //! the destination picked, by weight or by a sticky key.
 
+use crate::domain::cluster::ClusterName;
 use crate::domain::cookie::{self, Issuer, Key};
 use crate::domain::hosts::{self};
 use crate::domain::matcher::StringMatcher;
 use crate::domain::pick::{hash_key, Weights};
 
 use super::{
-    Condition, Decision, Destination, MatchEntry, Outcome, RequestView, Route, Rule, RuleSet,
+    Condition, Decision, Dest, Destination, MatchEntry, Outcome, RequestView, Route, Rule, RuleSet,
     Service, StickyKey,
 };
 
@@ -40,11 +41,36 @@ impl RuleSet {
     }
 
     /// Every destination with its service and rule, in `stat_index` order.
-    pub fn all_destinations(&self) -> impl Iterator<Item = (&Service, &Rule, &Destination)> {
-        self.services.iter().flat_map(|s| {
+    pub fn all_destinations(&self) -> impl Iterator<Item = (&Service, &Rule, Dest<'_>)> {
+        self.services.iter().flat_map(move |s| {
             s.rules
                 .iter()
-                .flat_map(move |r| r.route.destinations.iter().map(move |d| (s, r, d)))
+                .flat_map(move |r| self.dests(&r.route).map(move |d| (s, r, d)))
+        })
+    }
+
+    /// The destinations of `route` (one of this rule set's) with their
+    /// cluster names and labels, in order.
+    pub fn dests<'a>(&'a self, route: &'a Route) -> impl Iterator<Item = Dest<'a>> {
+        route.destinations.iter().filter_map(|d| self.dest(d))
+    }
+
+    /// The cluster of a destination of this rule set (`None` only for a
+    /// destination of another rule set).
+    #[inline]
+    pub fn cluster(&self, d: &Destination) -> Option<&ClusterName> {
+        self.targets.get(d.target as usize).map(|t| &t.cluster)
+    }
+
+    /// A destination of this rule set with its cluster name and label
+    /// (`None` only for a destination of another rule set).
+    #[inline]
+    pub fn dest<'a>(&'a self, d: &'a Destination) -> Option<Dest<'a>> {
+        let t = self.targets.get(d.target as usize)?;
+        Some(Dest {
+            cluster: &t.cluster,
+            label: &t.label,
+            destination: d,
         })
     }
 
@@ -90,12 +116,14 @@ impl RuleSet {
             return Outcome::NoRule { service: index };
         };
         let (destination, sticky, issued) = rule.route.pick(req, random, fresh);
-        match rule.route.destinations.get(destination) {
-            Some(target) => Outcome::Routed(Decision {
+        let target = rule.route.destinations.get(destination);
+        match target.and_then(|d| Some((d, self.cluster(d)?))) {
+            Some((target, cluster)) => Outcome::Routed(Decision {
                 service: index,
                 rule: rule_index,
                 destination,
                 target,
+                cluster,
                 sticky,
                 issued,
             }),

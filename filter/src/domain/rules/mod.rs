@@ -62,6 +62,38 @@ pub struct RuleSet {
     services: Vec<Service>,
     hosts: HostIndex,
     destinations: u32,
+    /// Each distinct cluster name and label the destinations name, once:
+    /// most destinations of a rule set name one of a few clusters.
+    targets: Vec<Target>,
+}
+
+/// A cluster name and the label that goes with it, held once by a rule set
+/// however many destinations name them ([`Destination`] holds its index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The Envoy cluster requests are sent to (some take the request's port).
+    pub cluster: ClusterName,
+    /// A short label for stats and the debug header (the subset, or the cluster).
+    pub label: Box<str>,
+}
+
+/// A destination with the cluster name and label its rule set holds for
+/// it; derefs to the [`Destination`].
+#[derive(Debug, Clone, Copy)]
+pub struct Dest<'a> {
+    /// The Envoy cluster requests are sent to.
+    pub cluster: &'a ClusterName,
+    /// Its label (the subset, or the cluster).
+    pub label: &'a str,
+    /// The destination.
+    pub destination: &'a Destination,
+}
+
+impl core::ops::Deref for Dest<'_> {
+    type Target = Destination;
+    fn deref(&self) -> &Destination {
+        self.destination
+    }
 }
 
 /// A compiled service.
@@ -187,10 +219,9 @@ impl Ramped {
 /// One destination of a route.
 #[derive(Debug, Clone)]
 pub struct Destination {
-    /// The Envoy cluster requests are sent to (some take the request's port).
-    pub cluster: ClusterName,
-    /// A short label for stats and the debug header (the subset, or the cluster).
-    pub label: Box<str>,
+    /// Its cluster name and label: an index into its rule set's targets
+    /// ([`RuleSet::dest`] reads them).
+    target: u32,
     /// The relative weight.
     pub weight: u32,
     /// Index of this destination across the whole rule set, for stats.
@@ -309,6 +340,8 @@ pub struct Decision<'a> {
     pub destination: usize,
     /// The chosen destination.
     pub target: &'a Destination,
+    /// Its cluster.
+    pub cluster: &'a ClusterName,
     /// Whether the pick was by a sticky key (false: random).
     pub sticky: bool,
     /// The fresh key this request was routed by, for the cookie its

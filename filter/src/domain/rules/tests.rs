@@ -216,3 +216,56 @@ fn small_services_are_scanned_and_exact_header_rules_are_filed() {
     let tenant = &index.by_header[1].1;
     assert_eq!(index.filed_under(tenant, b"t1"), &[1u32, 6]);
 }
+
+#[test]
+fn a_rule_set_holds_each_cluster_and_label_once() {
+    let host = |subset: &str| serde_json::json!({ "destination": { "host": "backend", "subset": subset, "port": { "number": 80 } } });
+    let split = |w1: u32, w2: u32| {
+        let (mut a, mut b) = (host("v1"), host("v2"));
+        a["weight"] = w1.into();
+        b["weight"] = w2.into();
+        serde_json::json!([a, b])
+    };
+    let v1 = "outbound|80|v1|backend.default.svc.cluster.local";
+    let config = serde_json::json!({ "services": [{ "hosts": ["backend"], "http": [
+        { "name": "a", "match": [{ "headers": { "x-user": { "exact": "a" } } }], "route": split(90, 10) },
+        { "name": "b", "match": [{ "headers": { "x-user": { "exact": "b" } } }], "route": split(50, 50) },
+        // The same cluster named in full: another label, so another target.
+        { "name": "c", "match": [{ "headers": { "x-user": { "exact": "c" } } }], "route": [{ "destination": { "cluster": v1 } }] },
+        // A route policy: the rule's own cluster value.
+        { "name": "d", "match": [{ "headers": { "x-user": { "exact": "d" } } }], "route": [host("v2")], "timeout": "5s" },
+        { "name": "split", "route": [host("v1")] },
+    ] }] });
+    let set = Plugin::from_bytes(config.to_string().as_bytes(), &Workload::default())
+        .unwrap()
+        .rules
+        .unwrap()
+        .set;
+    let targets: Vec<(String, &str)> = set
+        .targets
+        .iter()
+        .map(|t| (t.cluster.to_string(), &*t.label))
+        .collect();
+    let v2 = "outbound|80|v2|backend.default.svc.cluster.local";
+    assert_eq!(
+        targets,
+        [
+            (v1.to_string(), "v1"),
+            (v2.to_string(), "v2"),
+            (v1.to_string(), v1),
+            (format!("{v2};d"), "v2"),
+        ]
+    );
+    // Every destination reads its own name and label through the table.
+    let seen: Vec<(String, String, &str)> = set
+        .all_destinations()
+        .map(|(_, r, d)| (r.name.to_string(), d.cluster.to_string(), d.label))
+        .collect();
+    let (a, b) = ("a".to_string(), "b".to_string());
+    assert_eq!(seen[0], (a.clone(), v1.to_string(), "v1"));
+    assert_eq!(seen[1], (a, v2.to_string(), "v2"));
+    assert_eq!(seen[3], (b, v2.to_string(), "v2"));
+    assert_eq!(seen[4], ("c".to_string(), v1.to_string(), v1));
+    assert_eq!(seen[5], ("d".to_string(), format!("{v2};d"), "v2"));
+    assert_eq!(seen[6], ("split".to_string(), v1.to_string(), "v1"));
+}
