@@ -2,7 +2,7 @@
 //! hash of the user's key that never moves a user off a destination whose
 //! weight only grew.
 
-use alloc::vec::Vec;
+use alloc::boxed::Box;
 
 /// A small, fast PRNG (wyrand). Seeded from the host's randomness once per
 /// VM; never a fixed seed in the filter.
@@ -48,11 +48,11 @@ pub fn mix(mut z: u64) -> u64 {
 /// Weights of a route's destinations, prepared for both kinds of pick.
 #[derive(Debug, Clone)]
 pub struct Weights {
-    /// Running totals of the weights, for the random pick.
-    cumulative: Vec<u64>,
+    /// Running totals of the weights, for the random pick (the last is the
+    /// sum).
+    cumulative: Box<[u64]>,
     /// Weight and hash seed of each destination, for the sticky pick.
-    sticky: Vec<(f64, u64)>,
-    total: u64,
+    sticky: Box<[(f64, u64)]>,
 }
 
 impl Weights {
@@ -73,16 +73,12 @@ impl Weights {
             .zip(seeds)
             .map(|(w, s)| (*w as f64, *s))
             .collect();
-        Weights {
-            cumulative,
-            sticky,
-            total,
-        }
+        Weights { cumulative, sticky }
     }
 
     /// Sum of the weights.
     pub fn total(&self) -> u64 {
-        self.total
+        self.cumulative.last().copied().unwrap_or(0)
     }
 
     /// The weight of destination `i` (0 past the last), without an
@@ -112,7 +108,7 @@ impl Weights {
             return 0;
         }
         // Multiply-shift maps 64 random bits onto 0..total (bias < total/2^64).
-        let r = ((u128::from(random) * u128::from(self.total)) >> 64) as u64;
+        let r = ((u128::from(random) * u128::from(self.total())) >> 64) as u64;
         self.cumulative.partition_point(|c| *c <= r)
     }
 

@@ -15,7 +15,7 @@ use filter_runtime::map::Map;
 
 use super::{
     CompileOptions, Condition, Destination, MatchEntry, Ramped, Route, Rule, RuleIndex, RuleSet,
-    Service, StickyKey, Target, Via, INDEX_MIN_RULES,
+    Service, Sticky, StickyKey, Target, Via, INDEX_MIN_RULES,
 };
 
 // ---------------------------------------------------------------------------
@@ -382,7 +382,7 @@ fn compile_rule(
     let route = compile_route(rule, path, exp, portless, policy.map(|()| &*name), targets)?;
     Ok(Rule {
         name: name.into(),
-        matches,
+        matches: matches.into(),
         reachable,
         route,
     })
@@ -683,8 +683,8 @@ fn compile_route(
             &seeds,
         )?),
     };
-    let (sticky, issuer) = match &rule.sticky {
-        None => (None, None),
+    let sticky = match &rule.sticky {
+        None => None,
         Some(s) => {
             let spath = field_path(path, "sticky");
             let key = sticky_key(s, &spath)?;
@@ -699,15 +699,14 @@ fn compile_route(
                     ))
                 }
             };
-            (Some(key), issuer)
+            Some(Box::new(Sticky { key, issuer }))
         }
     };
     let own: Vec<u64> = weights.iter().map(|w| u64::from(*w)).collect();
     Ok(Route {
         weights: Weights::new(&own, &seeds),
-        destinations,
+        destinations: destinations.into(),
         sticky,
-        issuer,
         ramp,
     })
 }

@@ -237,13 +237,13 @@ impl Route {
         random: impl FnOnce() -> u64,
         fresh: impl FnOnce() -> Option<[u8; 16]>,
     ) -> (usize, bool, Option<Key>) {
-        if self.issuer.is_some() {
+        if self.issuer().is_some() {
             return self.pick_issuing(req, random, fresh);
         }
         if self.destinations.len() == 1 {
             return (0, self.sticky.is_some(), None);
         }
-        if let Some(key) = self.sticky.as_ref().and_then(|k| sticky_value(k, req)) {
+        if let Some(key) = self.sticky().and_then(|k| sticky_value(k, req)) {
             return (self.weights().pick_sticky(hash_key(key)), true, None);
         }
         (self.weights().pick_random(random()), false, None)
@@ -257,7 +257,7 @@ impl Route {
         random: impl FnOnce() -> u64,
         fresh: impl FnOnce() -> Option<[u8; 16]>,
     ) -> (usize, bool, Option<Key>) {
-        let brought = self.sticky.as_ref().and_then(|k| sticky_value(k, req));
+        let brought = self.sticky().and_then(|k| sticky_value(k, req));
         if let Some(key) = brought.filter(|k| cookie::usable(k)) {
             return (self.weights().pick_sticky(hash_key(key)), true, None);
         }
@@ -283,7 +283,7 @@ impl Route {
     /// The hash a sticky pick of this request uses, if the route is sticky
     /// and the request carries the key.
     pub fn sticky_hash<R: RequestView>(&self, req: &R) -> Option<u64> {
-        let key = self.sticky.as_ref()?;
+        let key = self.sticky()?;
         sticky_value(key, req).map(hash_key)
     }
 
@@ -309,12 +309,12 @@ impl Route {
 
     /// How this route keeps users sticky, if it does.
     pub fn sticky(&self) -> Option<&StickyKey> {
-        self.sticky.as_ref()
+        self.sticky.as_deref().map(|s| &s.key)
     }
 
     /// The cookie this route issues to requests that bring none, if it does.
     pub fn issuer(&self) -> Option<&Issuer> {
-        self.issuer.as_deref()
+        self.sticky.as_deref()?.issuer.as_deref()
     }
 }
 

@@ -114,7 +114,7 @@ pub struct Rule {
     /// The rule's name, or `http-<index>`.
     pub name: Box<str>,
     /// Match entries (ORed). Empty with `always` means every request.
-    matches: Vec<MatchEntry>,
+    matches: Box<[MatchEntry]>,
     /// False when every match entry was ruled out at compile time (its source
     /// labels or namespace are not this sidecar's).
     reachable: bool,
@@ -126,11 +126,10 @@ pub struct Rule {
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The destinations.
-    pub destinations: Vec<Destination>,
+    pub destinations: Box<[Destination]>,
     weights: Weights,
-    sticky: Option<StickyKey>,
-    /// The cookie issued to requests that bring none (`sticky.setCookie`).
-    issuer: Option<Box<Issuer>>,
+    /// How a sticky rule keeps its users (most rules are not sticky).
+    sticky: Option<Box<Sticky>>,
     /// The scheduled ramp, if the rule has one: then its weights replace
     /// `weights`.
     ramp: Option<Box<Ramped>>,
@@ -241,6 +240,15 @@ pub enum Via {
     /// The destination is the service's `defaultDestination`: Envoy's own
     /// route already sends the request there, so the filter leaves it alone.
     DefaultRoute,
+}
+
+/// How a sticky route keeps its users.
+#[derive(Debug, Clone)]
+struct Sticky {
+    /// What a pick hashes.
+    key: StickyKey,
+    /// The cookie issued to requests that bring none (`sticky.setCookie`).
+    issuer: Option<Box<Issuer>>,
 }
 
 /// What a sticky pick hashes.
