@@ -93,10 +93,16 @@ impl Active {
                     define(Kind::Gauge, n)
                 }),
                 metrics::ramps(&r.set, &global, |n| define(Kind::Gauge, n)),
-                r.set
-                    .all_destinations()
-                    .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
-                    .collect(),
+                // Written only with `debugHeader`: none kept without (about
+                // 50 bytes a destination).
+                match settings.debug_header {
+                    None => Box::default(),
+                    Some(_) => r
+                        .set
+                        .all_destinations()
+                        .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
+                        .collect(),
+                },
             ),
             None => Default::default(),
         };

@@ -21,7 +21,8 @@ pub struct Active {
     pub rules: Option<Rules>,
     /// The rule set's counters and gauges.
     pub stats: RuleSetStats,
-    /// `service/rule/destination` per destination, for the debug header.
+    /// `service/rule/destination` per destination, for the debug header
+    /// (empty without one).
     pub debug_values: Box<[Box<str>]>,
     pub global: Rc<Global>,
     /// The guards, if a destination has one.
@@ -47,10 +48,16 @@ impl Active {
         let (stats, debug_values) = match &rules {
             Some(r) => (
                 RuleSetStats::define(&r.set),
-                r.set
-                    .all_destinations()
-                    .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
-                    .collect(),
+                // Written only with `debugHeader`: none kept without (about
+                // 50 bytes a destination).
+                match settings.debug_header {
+                    None => Box::default(),
+                    Some(_) => r
+                        .set
+                        .all_destinations()
+                        .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
+                        .collect(),
+                },
             ),
             None => Default::default(),
         };
