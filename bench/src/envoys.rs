@@ -1,7 +1,8 @@
 //! Starting the Envoys of a run: the upstream, and the Envoys under test,
 //! each a fresh process, pinned to its core.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use envoy_runner::{Build, Envoy, EnvoyConfig, EnvoyOptions, WasmModule};
 
@@ -30,6 +31,9 @@ pub struct Starter<'a> {
     pin_cores: bool,
     /// Worker threads of each Envoy under test (`--concurrency`).
     workers: usize,
+    /// What runs the Envoys under test instead of Envoy itself (a script
+    /// that starts Envoy under valgrind), if anything.
+    wrapper: Option<PathBuf>,
 }
 
 fn options(wasm: Option<&Path>, extra: Vec<String>, workers: usize) -> EnvoyOptions {
@@ -76,7 +80,15 @@ impl<'a> Starter<'a> {
             modules,
             pin_cores,
             workers: 1,
+            wrapper: None,
         })
+    }
+
+    /// Envoys under test are started by `wrapper` (given Envoy's arguments)
+    /// instead of Envoy, and may take minutes to be ready (valgrind).
+    pub fn with_wrapper(mut self, wrapper: PathBuf) -> Self {
+        self.wrapper = Some(wrapper);
+        self
     }
 
     /// Envoys under test run this many workers (default 1).
@@ -129,9 +141,13 @@ impl<'a> Starter<'a> {
             Kind::CanaryRouterModule { .. } | Kind::CanaryRouterModuleSticky => Build::Module,
             _ => Build::Wasm,
         };
-        let o = options(wasm, vec!["--config-yaml".into(), clusters], self.workers)
+        let mut o = options(wasm, vec!["--config-yaml".into(), clusters], self.workers)
             .bind_port(configs::LISTENER_PORT, port)
             .build(build);
+        if let Some(w) = &self.wrapper {
+            o = o.envoy_bin(w);
+            o.ready_timeout = Duration::from_secs(300);
+        }
         let cfg = EnvoyConfig::from_yaml_str(&yaml, kind.name()).map_err(|e| e.to_string())?;
         let envoy = Envoy::start(cfg, &o).map_err(|e| format!("{}: {e}", kind.name()))?;
         if self.pin_cores {

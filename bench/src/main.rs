@@ -7,6 +7,7 @@ mod alternate;
 mod configs;
 mod decide;
 mod envoys;
+mod instructions;
 mod load;
 mod memory;
 mod report;
@@ -48,6 +49,7 @@ enum Sub {
     Compare(alternate::CompareArgs),
     CompareModule(alternate::CompareModuleArgs),
     Memory(memory::MemoryArgs),
+    Instructions(instructions::InstructionsArgs),
     Rules(RulesArgs),
     /// Runs `decide` in a loop, what `callgrind` counts (the benchmark runs it).
     #[command(hide = true)]
@@ -190,6 +192,9 @@ fn main() {
         }
         Some(Sub::Compare(a)) => return subcommand("compare", alternate::compare(&a)),
         Some(Sub::Memory(a)) => return subcommand("memory", memory::memory(&a)),
+        Some(Sub::Instructions(a)) => {
+            return subcommand("instructions", instructions::instructions(&a))
+        }
         Some(Sub::Rules(a)) => {
             println!("{}", configs::rules_json_with(a.n as usize, a.filler));
             return;
