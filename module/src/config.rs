@@ -23,7 +23,7 @@ use crate::abi::ConfigHandle;
 use crate::guard::{Guards, Sink};
 use crate::metrics::{self, Global, Kind, Metric};
 use crate::source::{Answer, Host, Ticker, TICK};
-use crate::stream::StreamFilter;
+use crate::stream::{NewStream, StreamFilter};
 use canary_router::domain::stats;
 
 /// The only `filter_name` this module answers to.
@@ -53,6 +53,9 @@ pub struct Active {
     /// The warning for a `Secure` cookie issued over plain HTTP was logged
     /// (once per configuration).
     pub warned_secure_over_http: std::sync::atomic::AtomicBool,
+    /// A stream's response has work: a guard counts it, a rule issues
+    /// sticky cookies, or the debug header is added.
+    pub response_work: bool,
 }
 
 impl std::fmt::Debug for Active {
@@ -106,7 +109,15 @@ impl Active {
             ),
             None => Default::default(),
         };
+        let issues_cookies = rules.as_ref().is_some_and(|r| {
+            r.set
+                .services()
+                .iter()
+                .any(|s| s.rules.iter().any(|r| r.route.issuer().is_some()))
+        });
+        let response_work = guard.is_some() || issues_cookies || settings.debug_header.is_some();
         let active = Active {
+            response_work,
             settings,
             rules,
             dest_metrics,
@@ -397,9 +408,14 @@ impl FilterConfig {
             .clone()
     }
 
-    /// The filter of a new stream.
-    pub fn new_stream(&self) -> StreamFilter {
-        StreamFilter::new(self.active())
+    /// The state of a new stream.
+    pub fn new_stream(&self) -> NewStream {
+        let active = self.active();
+        if active.response_work {
+            NewStream::Filter(Box::new(StreamFilter::new(active)))
+        } else {
+            NewStream::RoutingOnly(active)
+        }
     }
 
     /// A scheduled event, on the main thread: a tick moves the ramps to

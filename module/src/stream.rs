@@ -12,6 +12,7 @@ use canary_router::domain::cookie::{Key, MAX_SET_COOKIE_LEN};
 use canary_router::domain::pick::Rng;
 use canary_router::domain::rules::{Outcome, RequestView, Via};
 
+use crate::abi::HeaderList;
 use crate::config::Active;
 use crate::metrics::Metric;
 
@@ -61,13 +62,15 @@ pub fn for_each_header_of_len(
 /// What a stream of Envoy's offers the filter (the ABI's stream, or a fake
 /// in tests).
 pub trait Host {
-    /// Every request header, in order (repeated names repeatedly); `None`
-    /// if Envoy cannot list them.
-    fn request_headers(&self) -> Option<Vec<Header<'_>>>;
+    /// Appends every request header to `list`, in order (repeated names
+    /// repeatedly); false if Envoy cannot list them.
+    fn request_headers<'s>(&'s self, list: &mut HeaderList<'s>) -> bool;
     /// The first value of a response header (`:status` among them).
     fn response_header(&self, name: &str) -> Option<&[u8]>;
     /// Sets a request header (replacing every value); false if refused.
     fn set_request_header(&mut self, name: &str, value: &[u8]) -> bool;
+    /// Adds a request header (other values of it stay).
+    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool;
     /// Removes a request header.
     fn remove_request_header(&mut self, name: &str) -> bool;
     /// Sets a response header (replacing every value).
@@ -216,6 +219,138 @@ impl<H: Host> RequestView for View<'_, H> {
     }
 }
 
+/// A new stream's state, as Envoy holds it for the stream's hooks.
+pub enum NewStream {
+    /// The whole filter: the response has work (see [`Active::response_work`]).
+    Filter(Box<StreamFilter>),
+    /// Only the rules the request is routed by: the response has nothing
+    /// to do, so nothing of the stream is kept (no allocation per stream).
+    RoutingOnly(Arc<Active>),
+}
+
+/// What a routed request's response needs: the destination that served
+/// it, whether the guards count its answer, the cookie it was issued.
+#[derive(Default)]
+pub struct Routed {
+    served: Option<u32>,
+    counted: Option<bool>,
+    cookie: Option<Issued>,
+}
+
+/// Routes a request by `active`'s rules: decides, writes the route header
+/// (removing a client's copy), asks Envoy to select the route again, counts.
+pub fn route(active: &Active, stream: &mut impl Host) -> Routed {
+    let header = &*active.settings.route_header;
+    let mut headers = HeaderList::default();
+    if !stream.request_headers(&mut headers) {
+        // Unreadable: a client's copy of the route header cannot be
+        // seen either, so remove it blindly (never steered by a client).
+        stream.bump(active.global.host_call_errors.as_ref());
+        if stream.remove_request_header(header) {
+            stream.clear_route_cache();
+        }
+        stream.bump(active.global.passthrough.as_ref());
+        return Routed::default();
+    }
+    let spoofed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
+    let view = View {
+        headers: &headers,
+        stream,
+        source: OnceCell::new(),
+        port: OnceCell::new(),
+    };
+    let outcome = match &active.rules {
+        Some(rules) => {
+            let outcome = rules.set.decide_issuing(&view, random, fresh_bits);
+            match &active.guard {
+                Some(g) => g.adjust(&rules.set, outcome, &view, random),
+                None => outcome,
+            }
+        }
+        None => Outcome::NoService,
+    };
+    // Where a port-less destination's name is built: filled only for a
+    // request that leaves the default route.
+    let mut built: Built;
+    let mut target: Option<(u32, Option<&[u8]>)> = None;
+    if let Outcome::Routed(d) = outcome {
+        match d.target.via {
+            Via::DefaultRoute => target = Some((d.target.stat_index, None)),
+            Via::RouteHeader => {
+                built = Built::default();
+                match d.cluster.resolve(|| view.local_port(), &mut built) {
+                    Some(name) => target = Some((d.target.stat_index, Some(name))),
+                    None => {
+                        log::debug!("destination.port unknown: the request stays on Envoy's route")
+                    }
+                }
+            }
+        }
+    }
+    let over_http = matches!(&outcome, Outcome::Routed(d) if d.issued.is_some())
+        && view.header(":scheme") == Some(b"http");
+    // The header slices borrow the stream: they end here, before the writes.
+    drop(headers);
+    let mut served = None;
+    let mut modified = false;
+    match target {
+        Some((index, None)) => served = Some(index),
+        Some((index, Some(name))) => {
+            // Without a client's copy to replace, adding the header is
+            // setting it, and spares Envoy a search of the header map.
+            let written = if spoofed {
+                stream.set_request_header(header, name)
+            } else {
+                stream.add_request_header(header, name)
+            };
+            if written {
+                served = Some(index);
+                modified = true;
+            } else {
+                stream.bump(active.global.host_call_errors.as_ref());
+            }
+        }
+        None => {}
+    }
+    if spoofed {
+        stream.bump(active.global.spoofed_header_removed.as_ref());
+        if !modified {
+            if stream.remove_request_header(header) {
+                modified = true;
+            } else {
+                stream.bump(active.global.host_call_errors.as_ref());
+            }
+        }
+    }
+    if modified {
+        stream.clear_route_cache();
+    }
+    match served {
+        Some(i) => stream.bump(active.dest_metrics.get(i as usize).and_then(Option::as_ref)),
+        None => stream.bump(active.global.passthrough.as_ref()),
+    }
+    let counted = match (&active.guard, served) {
+        (Some(g), Some(i)) => g.sample(i),
+        _ => None,
+    };
+    let cookie = match (served, outcome) {
+        (Some(_), Outcome::Routed(d)) => d.issued.map(|key| Issued {
+            service: d.service,
+            rule: d.rule,
+            key,
+            over_http,
+        }),
+        _ => None,
+    };
+    Routed {
+        served,
+        counted,
+        cookie,
+    }
+}
+
 impl StreamFilter {
     /// A stream routed by `active`.
     pub fn new(active: Arc<Active>) -> Self {
@@ -230,98 +365,10 @@ impl StreamFilter {
 
     /// Routes the request.
     pub fn on_request_headers(&mut self, stream: &mut impl Host) {
-        let active = self.active.clone();
-        let header = &*active.settings.route_header;
-        let Some(headers) = stream.request_headers() else {
-            // Unreadable: a client's copy of the route header cannot be
-            // seen either, so remove it blindly (never steered by a client).
-            stream.bump(active.global.host_call_errors.as_ref());
-            if stream.remove_request_header(header) {
-                stream.clear_route_cache();
-            }
-            stream.bump(active.global.passthrough.as_ref());
-            return;
-        };
-        let spoofed = headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
-        let view = View {
-            headers: &headers,
-            stream,
-            source: OnceCell::new(),
-            port: OnceCell::new(),
-        };
-        let outcome = match &active.rules {
-            Some(rules) => {
-                let outcome = rules.set.decide_issuing(&view, random, fresh_bits);
-                match &active.guard {
-                    Some(g) => g.adjust(&rules.set, outcome, &view, random),
-                    None => outcome,
-                }
-            }
-            None => Outcome::NoService,
-        };
-        let mut built = Built::default();
-        let mut target: Option<(u32, Option<&[u8]>)> = None;
-        if let Outcome::Routed(d) = outcome {
-            match d.target.via {
-                Via::DefaultRoute => target = Some((d.target.stat_index, None)),
-                Via::RouteHeader => match d.cluster.resolve(|| view.local_port(), &mut built) {
-                    Some(name) => target = Some((d.target.stat_index, Some(name))),
-                    None => {
-                        log::debug!("destination.port unknown: the request stays on Envoy's route")
-                    }
-                },
-            }
-        }
-        let over_http = matches!(&outcome, Outcome::Routed(d) if d.issued.is_some())
-            && view.header(":scheme") == Some(b"http");
-        // The header slices borrow the stream: they end here, before the writes.
-        drop(headers);
-        let mut served = None;
-        let mut modified = false;
-        match target {
-            Some((index, None)) => served = Some(index),
-            Some((index, Some(name))) => {
-                if stream.set_request_header(header, name) {
-                    served = Some(index);
-                    modified = true;
-                } else {
-                    stream.bump(active.global.host_call_errors.as_ref());
-                }
-            }
-            None => {}
-        }
-        if spoofed {
-            stream.bump(active.global.spoofed_header_removed.as_ref());
-            if !modified {
-                if stream.remove_request_header(header) {
-                    modified = true;
-                } else {
-                    stream.bump(active.global.host_call_errors.as_ref());
-                }
-            }
-        }
-        if modified {
-            stream.clear_route_cache();
-        }
-        match served {
-            Some(i) => stream.bump(active.dest_metrics.get(i as usize).and_then(Option::as_ref)),
-            None => stream.bump(active.global.passthrough.as_ref()),
-        }
-        self.served = served;
-        if let (Some(g), Some(i)) = (&active.guard, served) {
-            self.counted = g.sample(i);
-        }
-        self.cookie = match (served, outcome) {
-            (Some(_), Outcome::Routed(d)) => d.issued.map(|key| Issued {
-                service: d.service,
-                rule: d.rule,
-                key,
-                over_http,
-            }),
-            _ => None,
-        };
+        let routed = route(&self.active, stream);
+        self.served = routed.served;
+        self.counted = routed.counted;
+        self.cookie = routed.cookie;
     }
 
     /// The issued cookie, the guard's count and the debug header.
@@ -410,13 +457,14 @@ mod tests {
     }
 
     impl Host for Fake {
-        fn request_headers(&self) -> Option<Vec<Header<'_>>> {
-            (!self.unreadable).then(|| {
-                self.request
-                    .iter()
-                    .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
-                    .collect()
-            })
+        fn request_headers<'s>(&'s self, list: &mut HeaderList<'s>) -> bool {
+            if self.unreadable {
+                return false;
+            }
+            for (k, v) in &self.request {
+                list.push((k.as_bytes(), v.as_bytes()));
+            }
+            true
         }
         fn response_header(&self, name: &str) -> Option<&[u8]> {
             match name {
@@ -433,6 +481,14 @@ mod tests {
                 return false;
             }
             self.request.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            self.request
+                .push((name.into(), String::from_utf8(value.to_vec()).unwrap()));
+            true
+        }
+        fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+            if self.refuse_writes {
+                return false;
+            }
             self.request
                 .push((name.into(), String::from_utf8(value.to_vec()).unwrap()));
             true
@@ -705,6 +761,27 @@ mod tests {
             assert!(again.response.iter().all(|(k, _)| k != "set-cookie"));
             assert_eq!(again.get("x-canary-upstream").map(str::to_string), upstream);
         }
+    }
+
+    #[test]
+    fn only_a_response_with_work_keeps_the_stream() {
+        let without_debug = |name: &str| {
+            let text = example(name);
+            let line = "\"debugHeader\": \"x-canary-route\",";
+            assert!(text.contains(line), "{name}");
+            text.replace(line, "")
+        };
+        // Weights alone: the response has nothing to do.
+        assert!(!active(&without_debug("native-module/rules.json")).response_work);
+        assert!(!active(&without_debug("default-destination/rules.json")).response_work);
+        // The debug header, an issued cookie, a guard: it has.
+        assert!(active(&example("native-module/rules.json")).response_work);
+        assert!(active(&without_debug("sticky/rules-cookie.json")).response_work);
+        let guarded = r#"{"services":[{"hosts":["backend"],"http":[{"name":"g","route":[
+            {"destination":{"host":"backend","subset":"v1","port":{"number":80}},"weight":50},
+            {"destination":{"host":"backend","subset":"v2","port":{"number":80}},"weight":50,
+             "guard":{"maxErrorRate":0.5,"minRequests":10,"interval":"30s"}}]}]}]}"#;
+        assert!(active(guarded).response_work);
     }
 
     #[test]

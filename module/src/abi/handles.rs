@@ -2,10 +2,12 @@
 //! main-thread scheduler of it ([`Scheduler`]) and a stream ([`Stream`]).
 
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
 
+use super::headers::{HeaderList, INLINE};
 use super::*;
 use crate::metrics::Metric;
-use crate::stream::{Header, Host};
+use crate::stream::Host;
 
 /// Envoy's configuration object (`DynamicModuleHttpFilterConfig*`), valid
 /// from `on_http_filter_config_new` until the module's configuration is
@@ -243,36 +245,43 @@ impl Host for Stream {
     /// Every request header, in order (repeated names repeatedly); `None`
     /// if Envoy cannot list them. The slices live as long as the borrow of
     /// the stream: a header write needs `&mut self`, so none outlives one.
-    fn request_headers(&self) -> Option<Vec<Header<'_>>> {
+    fn request_headers<'s>(&'s self, list: &mut HeaderList<'s>) -> bool {
         // SAFETY: `self.ptr` is the stream Envoy passed to the running hook.
         let n = unsafe {
             envoy_dynamic_module_callback_http_get_headers_size(self.ptr, REQUEST_HEADERS)
         };
-        let mut raw: Vec<EnvoyHeader> = Vec::with_capacity(n);
+        // Envoy writes into `raw`: in place for the usual few headers.
+        let mut inline = [const { MaybeUninit::<EnvoyHeader>::uninit() }; INLINE];
+        let mut heap: Vec<MaybeUninit<EnvoyHeader>> = Vec::new();
+        let raw: &mut [MaybeUninit<EnvoyHeader>] = match inline.get_mut(..n) {
+            Some(raw) => raw,
+            None => {
+                heap.resize_with(n, MaybeUninit::uninit);
+                &mut heap
+            }
+        };
         // SAFETY: Envoy writes exactly `n` headers (the size it just
-        // reported, unchanged within this hook) into the spare capacity.
+        // reported, unchanged within this hook) into `raw`, which holds `n`.
         let ok = unsafe {
             envoy_dynamic_module_callback_http_get_headers(
                 self.ptr,
                 REQUEST_HEADERS,
-                raw.as_mut_ptr(),
+                raw.as_mut_ptr().cast::<EnvoyHeader>(),
             )
         };
         if !ok {
-            return None;
+            return false;
         }
-        // SAFETY: the `n` elements were initialised by the call above.
-        unsafe { raw.set_len(n) };
-        Some(
-            raw.iter()
-                .map(|h| {
-                    // SAFETY: Envoy's header map owns these bytes and keeps
-                    // them until the hook returns or a header is written;
-                    // the returned borrow of `self` ends before either.
-                    unsafe { (bytes(h.key_ptr, h.key_len), bytes(h.value_ptr, h.value_len)) }
-                })
-                .collect(),
-        )
+        list.extend_with(raw, |h| {
+            // SAFETY: written by the call above. Envoy's header map owns the
+            // bytes and keeps them until the hook returns or a header is
+            // written; the list's borrow of `self` ends before either.
+            unsafe {
+                let h = h.assume_init_ref();
+                (bytes(h.key_ptr, h.key_len), bytes(h.value_ptr, h.value_len))
+            }
+        });
+        true
     }
 
     fn response_header(&self, name: &str) -> Option<&[u8]> {
@@ -303,6 +312,10 @@ impl Host for Stream {
 
     fn set_request_header(&mut self, name: &str, value: &[u8]) -> bool {
         self.write(REQUEST_HEADERS, name, Some(value), false)
+    }
+
+    fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+        self.write(REQUEST_HEADERS, name, Some(value), true)
     }
 
     fn remove_request_header(&mut self, name: &str) -> bool {

@@ -2,11 +2,12 @@
 //! delegates to safe code under `shielded`.
 
 use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 
 use super::*;
-use crate::config::FilterConfig;
+use crate::config::{Active, FilterConfig};
 use crate::source::Answer;
-use crate::stream::StreamFilter;
+use crate::stream::{route, NewStream, StreamFilter};
 
 /// Called once when Envoy loads the module: the ABI version, or null when
 /// this Envoy lacks a callback the module needs (another ABI).
@@ -151,7 +152,9 @@ extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
 extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(_config: *const c_void) {
 }
 
-/// A new stream.
+/// A new stream. Its pointer is a boxed [`StreamFilter`], or, tagged
+/// with bit 0 (both are aligned to 8), the `Arc<Active>` of a stream whose
+/// response has nothing to do ([`NewStream::RoutingOnly`]).
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_on_http_filter_new(
     config: *const c_void,
@@ -160,21 +163,41 @@ extern "C" fn envoy_dynamic_module_on_http_filter_new(
     shielded("on_http_filter_new", std::ptr::null(), || {
         // SAFETY: a configuration made by config_new, alive while Envoy
         // creates streams from it.
-        match unsafe { config_ref(config) } {
-            Some(cfg) => Box::into_raw(Box::new(cfg.new_stream())) as *const c_void,
+        match unsafe { config_ref(config) }.map(FilterConfig::new_stream) {
+            Some(NewStream::Filter(f)) => Box::into_raw(f) as *const c_void,
+            Some(NewStream::RoutingOnly(a)) => {
+                (Arc::into_raw(a) as *const c_void).map_addr(|p| p | ROUTING_ONLY)
+            }
             None => std::ptr::null(),
         }
     })
 }
 
-/// Borrows the module's stream filter.
+/// The tag of a [`NewStream::RoutingOnly`] stream's pointer.
+const ROUTING_ONLY: usize = 1;
+
+/// A stream's state, borrowed for one hook.
+enum StreamRef<'a> {
+    Filter(&'a mut StreamFilter),
+    RoutingOnly(&'a Active),
+}
+
+/// Borrows the module's stream state.
 ///
 /// # Safety
 /// `filter` must be a pointer made by `on_http_filter_new` and not yet
 /// destroyed; Envoy calls a stream's hooks one at a time, on its worker.
-unsafe fn filter_mut<'a>(filter: *const c_void) -> Option<&'a mut StreamFilter> {
-    // SAFETY: the caller's contract.
-    unsafe { (filter as *mut StreamFilter).as_mut() }
+unsafe fn stream_ref<'a>(filter: *const c_void) -> Option<StreamRef<'a>> {
+    if filter.addr() & ROUTING_ONLY != 0 {
+        let active = filter.map_addr(|p| p & !ROUTING_ONLY) as *const Active;
+        // SAFETY: made by `Arc::into_raw` in filter_new (the caller's
+        // contract); the stream's reference keeps it alive until destroy.
+        unsafe { active.as_ref() }.map(StreamRef::RoutingOnly)
+    } else {
+        // SAFETY: made by `Box::into_raw` in filter_new (the caller's
+        // contract), used by one hook at a time.
+        unsafe { (filter as *mut StreamFilter).as_mut() }.map(StreamRef::Filter)
+    }
 }
 
 #[no_mangle]
@@ -184,9 +207,14 @@ extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     _end_of_stream: bool,
 ) -> u32 {
     shielded("on_http_filter_request_headers", 0, || {
+        let mut stream = Stream { ptr: filter_envoy };
         // SAFETY: Envoy passes the stream's own filter pointer.
-        if let Some(f) = unsafe { filter_mut(filter) } {
-            f.on_request_headers(&mut Stream { ptr: filter_envoy });
+        match unsafe { stream_ref(filter) } {
+            Some(StreamRef::Filter(f)) => f.on_request_headers(&mut stream),
+            Some(StreamRef::RoutingOnly(active)) => {
+                route(active, &mut stream);
+            }
+            None => {}
         }
         0 // Continue
     })
@@ -216,8 +244,9 @@ extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     _end_of_stream: bool,
 ) -> u32 {
     shielded("on_http_filter_response_headers", 0, || {
-        // SAFETY: Envoy passes the stream's own filter pointer.
-        if let Some(f) = unsafe { filter_mut(filter) } {
+        // SAFETY: Envoy passes the stream's own filter pointer. A
+        // routing-only stream's response has nothing to do.
+        if let Some(StreamRef::Filter(f)) = unsafe { stream_ref(filter) } {
             f.on_response_headers(&mut Stream { ptr: filter_envoy });
         }
         0 // Continue
@@ -252,7 +281,14 @@ extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void) {
     shielded("on_http_filter_destroy", (), || {
-        if !filter.is_null() {
+        if filter.is_null() {
+            return;
+        }
+        if filter.addr() & ROUTING_ONLY != 0 {
+            let active = filter.map_addr(|p| p & !ROUTING_ONLY) as *const Active;
+            // SAFETY: made by `Arc::into_raw` in filter_new; destroyed once.
+            drop(unsafe { Arc::from_raw(active) });
+        } else {
             // SAFETY: made by `Box::into_raw` in filter_new; destroyed once.
             drop(unsafe { Box::from_raw(filter as *mut StreamFilter) });
         }

@@ -7,6 +7,7 @@
 //! - here: the ABI's types and the callbacks Envoy exports, declared;
 //! - [`handles`]: safe handles on Envoy's objects (a stream, a
 //!   configuration, a main-thread scheduler);
+//! - [`headers`]: a request's headers listed in the hook's stack frame;
 //! - [`hooks`]: the event hooks Envoy calls, each converting pointers and
 //!   delegating to safe code.
 //!
@@ -22,6 +23,7 @@
 #![allow(unsafe_code)]
 
 mod handles;
+mod headers;
 mod hooks;
 #[cfg(feature = "cluster-specifier")]
 mod specifier;
@@ -30,6 +32,7 @@ use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use handles::{CalloutError, ConfigHandle, Scheduler, Stream};
+pub use headers::HeaderList;
 
 /// `envoy_dynamic_module_type_envoy_buffer`: bytes owned by Envoy.
 #[repr(C)]
