@@ -35,7 +35,7 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use envoy_runner::{check_binomial, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request};
+use envoy_runner::{check_binomial, Build, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request};
 use serde_json::{json, Value};
 use support::rule_server::RuleServer;
 
@@ -43,6 +43,13 @@ const SERVICE: &str = "backend.default.svc.cluster.local";
 
 fn or_panic<T>(r: Result<T, impl std::fmt::Display>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Builds the filter under test (once per process) before a test takes
+/// the time its schedule starts from, so that a build on a busy machine
+/// does not eat the schedule's first step.
+fn built() {
+    or_panic(Build::from_env().prebuild());
 }
 
 fn now_ms() -> u64 {
@@ -222,6 +229,7 @@ fn visit(c: &mut HttpClient, user: Option<&str>, browser: Option<&mut Browser>) 
 
 #[test]
 fn two_envoys_walk_the_schedule_together_and_sticky_users_stay_on_the_canary() {
+    built();
     // Steps of 6 s from a start far enough ahead for both Envoys to be up.
     let launched = now_ms();
     let start_ms = launched + 20_000;
@@ -344,6 +352,7 @@ fn half_then_all(start_ms: u64, pause: &str) -> Value {
 
 #[test]
 fn a_failing_canary_is_ejected_by_its_baseline_and_the_ramp_stops() {
+    built();
     // 50% now, 100% in 15 s (after the ejection, whenever the Envoy is up).
     let start_ms = now_ms();
     let envoy = start(
@@ -489,6 +498,7 @@ impl Drop for StopOnDrop<'_> {
 
 #[test]
 fn the_self_driving_example_ramps_backend_and_catches_reviews() {
+    built();
     // What run.sh does: the files' start (2026-12-07T10:00:00Z) moved ahead;
     // here the 20 s pauses are 5 s too.
     let mut cfg = or_panic(EnvoyConfig::from_example("self-driving"));
@@ -580,6 +590,7 @@ fn the_self_driving_example_ramps_backend_and_catches_reviews() {
 
 #[test]
 fn a_ramp_from_the_rule_source_walks_its_steps_and_shows_them() {
+    built();
     let envoy = or_panic(Envoy::start(
         or_panic(EnvoyConfig::from_example("configmap-poll")),
         &EnvoyOptions::default()
