@@ -96,16 +96,7 @@ impl Active {
                     define(Kind::Gauge, n)
                 }),
                 metrics::ramps(&r.set, &global, |n| define(Kind::Gauge, n)),
-                // Written only with `debugHeader`: none kept without (about
-                // 50 bytes a destination).
-                match settings.debug_header {
-                    None => Box::default(),
-                    Some(_) => r
-                        .set
-                        .all_destinations()
-                        .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
-                        .collect(),
-                },
+                settings.debug_values(&r.set),
             ),
             None => Default::default(),
         };

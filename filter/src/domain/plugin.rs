@@ -328,6 +328,20 @@ pub fn content_version(bytes: &[u8]) -> u64 {
 }
 
 impl Settings {
+    /// What the debug header says of each destination of `set`,
+    /// `service/rule/destination`, in `stat_index` order; nothing without a
+    /// debug header, where no request reads them (they cost about 50 bytes a
+    /// destination).
+    pub fn debug_values(&self, set: &RuleSet) -> Box<[Box<str>]> {
+        match self.debug_header {
+            None => Box::default(),
+            Some(_) => set
+                .all_destinations()
+                .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
+                .collect(),
+        }
+    }
+
     /// Validates the settings part of a plugin configuration.
     pub fn from_config(cfg: &PluginConfig) -> Result<Self, ConfigError> {
         let route_header = header(cfg.route_header.as_deref(), "routeHeader")?

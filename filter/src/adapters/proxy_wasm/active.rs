@@ -3,7 +3,7 @@
 //! which ticks move); a reload builds a new one, which new streams take
 //! while streams under way keep theirs.
 
-use alloc::{boxed::Box, format};
+use alloc::boxed::Box;
 
 use alloc::rc::Rc;
 use core::cell::Cell;
@@ -46,19 +46,7 @@ impl Active {
             p.stats.zero();
         }
         let (stats, debug_values) = match &rules {
-            Some(r) => (
-                RuleSetStats::define(&r.set),
-                // Written only with `debugHeader`: none kept without (about
-                // 50 bytes a destination).
-                match settings.debug_header {
-                    None => Box::default(),
-                    Some(_) => r
-                        .set
-                        .all_destinations()
-                        .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
-                        .collect(),
-                },
-            ),
+            Some(r) => (RuleSetStats::define(&r.set), settings.debug_values(&r.set)),
             None => Default::default(),
         };
         if let Some(r) = &rules {
