@@ -14,12 +14,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use canary_router::{Plugin, Workload};
-use envoy_runner::{example_dir, Envoy, EnvoyOptions, Request, Stats};
+use envoy_runner::{example_dir, Envoy, EnvoyOptions, Request};
 use serde_json::{json, Value};
 use support::ecds::{ecds_config, install_ecds_bytes, temp_dir};
+use support::stats::wait_stats;
 
 const ECDS_STATS: &str = "extension_config_discovery.http_filter.canary-router";
 const RULES: usize = 700;
@@ -88,22 +89,6 @@ fn resource(version: &str, json: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn wait_stats(envoy: &Envoy, what: &str, ok: impl Fn(&Stats) -> bool) -> Stats {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let stats = or_panic(envoy.stats());
-        if ok(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            envoy.failure_report()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Sends `x-user: user-<i>` and checks that rule `user-<i>` routed it, to its version.
 fn check(envoy: &Envoy, i: usize) {
     let mut client = or_panic(envoy.client(10000));
@@ -157,7 +142,7 @@ fn a_configuration_many_pieces_long_routes_and_its_errors_say_where() {
     );
     let log_mark = std::fs::metadata(envoy.log_path()).map_or(0, |m| m.len());
     install_ecds_bytes(&dir, &resource("broken", &bad));
-    let stats = wait_stats(&envoy, "the refused update", |s| {
+    let stats = wait_stats(&envoy, "the refused update", Duration::from_secs(20), |s| {
         s.get(&format!("{ECDS_STATS}.update_rejected")) == 1
     });
     assert_eq!(stats.get(&format!("{ECDS_STATS}.update_success")), 1);

@@ -18,6 +18,7 @@ use envoy_runner::{check_binomial, example_dir, Envoy, EnvoyConfig, EnvoyOptions
 use support::ecds::{ecds_config, install_ecds, temp_dir};
 use support::load::{count, failures, Load, Sample};
 use support::rule_server::{Mode, RuleServer};
+use support::stats::wait_stats;
 
 fn or_panic<T>(r: Result<T, impl std::fmt::Display>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -33,23 +34,6 @@ fn options() -> EnvoyOptions {
 
 fn backend() -> Request {
     Request::get("/").host("backend")
-}
-
-/// Polls `/stats` until `ok` holds; returns the stats that satisfied it.
-fn wait_stats(envoy: &Envoy, what: &str, timeout: Duration, ok: impl Fn(&Stats) -> bool) -> Stats {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let stats = or_panic(envoy.stats());
-        if ok(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            envoy.failure_report()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Lines of Envoy's log written since byte `from` (after waiting for a

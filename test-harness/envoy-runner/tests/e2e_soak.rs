@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use envoy_runner::{
     check_binomial, count_split, example_dir, Envoy, EnvoyConfig, EnvoyOptions, Request, SplitKey,
-    Stats,
 };
 use support::ecds::{ecds_config, install_ecds, install_ecds_bytes, temp_dir};
 use support::rule_server::{Mode, RuleServer};
+use support::stats::wait_stats;
 
 fn or_panic<T>(r: Result<T, impl std::fmt::Display>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -172,18 +172,6 @@ fn assert_clean(w: &Wrk, envoy: &Envoy, what: &str) {
         0,
         "{what}"
     );
-}
-
-fn wait_stats(envoy: &Envoy, what: &str, timeout: Duration, ok: impl Fn(&Stats) -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok(&or_panic(envoy.stats())) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            envoy.failure_report()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The v2 weight of step `i`: a walk over 0..=100 that never repeats the previous one.

@@ -4,3 +4,4 @@
 pub mod ecds;
 pub mod load;
 pub mod rule_server;
+pub mod stats;
