@@ -395,19 +395,8 @@ impl Guards {
         if let (Some(m), Some(slot), Some(spec)) =
             (&tripped, rule.slots.get(si), rule.specs.get(si))
         {
-            let baseline = match spec.judge {
-                Judge::Baseline { slot, .. } => rule.slots.get(slot as usize).map(|s| &*s.label),
-                _ => None,
-            };
-            log::warn!(
-                "{}",
-                guarded::Ejection {
-                    name: &slot.name,
-                    spec,
-                    tripped: m,
-                    baseline
-                }
-            );
+            let label = |i: usize| rule.slots.get(i).map(|s| &*s.label);
+            log::warn!("{}", guarded::Ejection::new(&slot.name, spec, m, label));
         }
         for (i, slot) in rule.slots.iter().enumerate() {
             if ejected & (1u64 << (i % 64)) == 0 {

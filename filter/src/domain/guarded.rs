@@ -162,6 +162,29 @@ pub struct Ejection<'a> {
     pub baseline: Option<&'a str>,
 }
 
+impl<'a> Ejection<'a> {
+    /// The line for destination `name`, ejected by `spec` after judging
+    /// `tripped`; `label` gives a slot's label, for the baseline of a guard
+    /// that judges against one.
+    pub fn new(
+        name: &'a str,
+        spec: &'a Spec,
+        tripped: &'a Tripped,
+        label: impl FnOnce(usize) -> Option<&'a str>,
+    ) -> Self {
+        let baseline = match spec.judge {
+            Judge::Baseline { slot, .. } => label(slot as usize),
+            _ => None,
+        };
+        Ejection {
+            name,
+            spec,
+            tripped,
+            baseline,
+        }
+    }
+}
+
 impl core::fmt::Display for Ejection<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let Ejection {

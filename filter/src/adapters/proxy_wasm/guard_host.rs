@@ -352,17 +352,6 @@ impl Guards {
 
 /// The one line an ejection logs: why, with the figures judged.
 fn log_ejection(rule: &Rule, slot: &Slot, spec: &Spec, m: &Tripped) {
-    let baseline = match spec.judge {
-        Judge::Baseline { slot, .. } => rule.slots.get(slot as usize).map(|s| &*s.label),
-        _ => None,
-    };
-    logger::warn!(
-        "{}",
-        guarded::Ejection {
-            name: &slot.name,
-            spec,
-            tripped: m,
-            baseline
-        }
-    );
+    let label = |i: usize| rule.slots.get(i).map(|s| &*s.label);
+    logger::warn!("{}", guarded::Ejection::new(&slot.name, spec, m, label));
 }
