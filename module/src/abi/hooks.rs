@@ -176,6 +176,13 @@ extern "C" fn envoy_dynamic_module_on_http_filter_new(
 /// The tag of a [`NewStream::RoutingOnly`] stream's pointer.
 const ROUTING_ONLY: usize = 1;
 
+/// The `Arc<Active>` a stream's pointer holds, untagged, if it is a
+/// [`NewStream::RoutingOnly`] stream's; `None` for a boxed filter.
+fn routing_only(filter: *const c_void) -> Option<*const Active> {
+    (filter.addr() & ROUTING_ONLY != 0)
+        .then(|| filter.map_addr(|p| p & !ROUTING_ONLY) as *const Active)
+}
+
 /// A stream's state, borrowed for one hook.
 enum StreamRef<'a> {
     Filter(&'a mut StreamFilter),
@@ -188,8 +195,7 @@ enum StreamRef<'a> {
 /// `filter` must be a pointer made by `on_http_filter_new` and not yet
 /// destroyed; Envoy calls a stream's hooks one at a time, on its worker.
 unsafe fn stream_ref<'a>(filter: *const c_void) -> Option<StreamRef<'a>> {
-    if filter.addr() & ROUTING_ONLY != 0 {
-        let active = filter.map_addr(|p| p & !ROUTING_ONLY) as *const Active;
+    if let Some(active) = routing_only(filter) {
         // SAFETY: made by `Arc::into_raw` in filter_new (the caller's
         // contract); the stream's reference keeps it alive until destroy.
         unsafe { active.as_ref() }.map(StreamRef::RoutingOnly)
@@ -284,8 +290,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void)
         if filter.is_null() {
             return;
         }
-        if filter.addr() & ROUTING_ONLY != 0 {
-            let active = filter.map_addr(|p| p & !ROUTING_ONLY) as *const Active;
+        if let Some(active) = routing_only(filter) {
             // SAFETY: made by `Arc::into_raw` in filter_new; destroyed once.
             drop(unsafe { Arc::from_raw(active) });
         } else {
