@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::configs::{Kind, LISTENER_PORT};
+use crate::configs::{Kind, StickyUser, LISTENER_PORT};
 use crate::envoys::Starter;
 use crate::load::{Load, Proto, Sample, DEFAULT_H2_CONNECTIONS, DEFAULT_IN_FLIGHT};
 use crate::report::{self, AbResult};
@@ -214,10 +214,11 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
 /// a route's cluster specifier (the experiment, built with the module's
 /// `cluster-specifier` feature) over native; `placement`, the cluster
 /// specifier over the HTTP filter; `sticky`, the module split sticky by
-/// x-user-id (route header written for every request) over native
-/// weighted_clusters with use_hash_policy on the same header, every request
-/// carrying one user's x-user-id; `rules`, the module with 1000 rules over
-/// the module with 1.
+/// x-user-id over native weighted_clusters with use_hash_policy on the
+/// same header, twice: every request carrying the x-user-id of a user the
+/// module keeps on v1 (its default route), then of one it sends to v2
+/// (route header and second route selection), and what a population split
+/// 90/10 costs; `rules`, the module with 1000 rules over the module with 1.
 #[derive(Debug, clap::Args)]
 pub struct CompareModuleArgs {
     /// The comparisons to run, comma-separated [default: all].
@@ -230,32 +231,31 @@ pub struct CompareModuleArgs {
 /// `canary-bench compare-module`: the dynamic module over native routing.
 pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
     let (alt, pin_cores) = args.pairs.alternation();
-    let all: [(&str, [Kind; 2]); 5] = [
+    let sticky =
+        StickyUser::BOTH.map(|u| [Kind::NativeSticky(u), Kind::CanaryRouterModuleSticky(u)]);
+    let all: [(&str, Vec<[Kind; 2]>); 5] = [
         (
             "filter",
-            [Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
+            vec![[Kind::Native, Kind::CanaryRouterModule { rules: 2 }]],
         ),
         (
             "specifier",
-            [Kind::Native, Kind::CanaryRouterModuleSpecifier],
+            vec![[Kind::Native, Kind::CanaryRouterModuleSpecifier]],
         ),
         (
             "placement",
-            [
+            vec![[
                 Kind::CanaryRouterModule { rules: 2 },
                 Kind::CanaryRouterModuleSpecifier,
-            ],
+            ]],
         ),
-        (
-            "sticky",
-            [Kind::NativeSticky, Kind::CanaryRouterModuleSticky],
-        ),
+        ("sticky", sticky.to_vec()),
         (
             "rules",
-            [
+            vec![[
                 Kind::CanaryRouterModule { rules: 1 },
                 Kind::CanaryRouterModule { rules: 1000 },
-            ],
+            ]],
         ),
     ];
     if let Some(bad) = args
@@ -269,7 +269,7 @@ pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
             names.join(", ")
         ));
     }
-    let chosen: Vec<&(&str, [Kind; 2])> = all
+    let chosen: Vec<&(&str, Vec<[Kind; 2]>)> = all
         .iter()
         .filter(|(n, _)| args.only.is_empty() || args.only.iter().any(|x| x.trim() == *n))
         .collect();
@@ -280,7 +280,8 @@ pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
         .to_path_buf();
     let specifier = if chosen
         .iter()
-        .any(|(_, k)| k.contains(&Kind::CanaryRouterModuleSpecifier))
+        .flat_map(|(_, pairs)| pairs.iter())
+        .any(|k| k.contains(&Kind::CanaryRouterModuleSpecifier))
     {
         crate::progress("building the dynamic module's cluster-specifier experiment");
         Some(crate::build_specifier_module()?)
@@ -294,25 +295,33 @@ pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
     };
     let load = load_generator(DEFAULT_IN_FLIGHT, DEFAULT_H2_CONNECTIONS, pin_cores);
     let load_before = crate::load::loadavg();
-    for (name, kinds) in chosen {
-        let results = in_scratch("canary-compare-module", |scratch| {
-            let starter = Starter::new(Some(&modules), pin_cores)?;
-            for kind in kinds {
-                let envoy = starter.start(kind)?;
-                let seen = crate::verify(kind, &envoy, 2000, 100)?;
-                crate::progress(format!("{}: {seen}", kind.name()));
-            }
-            alternate(&starter, &load, scratch, kinds, &alt)
-        })?;
-        let table = format!(
-            "{name}: {} over {} ({} pairs of fresh Envoys per protocol, {} s runs):\n\n{}",
-            kinds[1].name(),
-            kinds[0].name(),
-            alt.pairs,
-            alt.run.as_secs(),
-            report::ab_table(&results, "base")
-        );
-        println!("{table}");
+    for (name, pairs) in chosen {
+        let mut all_results = Vec::new();
+        for kinds in pairs {
+            let results = in_scratch("canary-compare-module", |scratch| {
+                let starter = Starter::new(Some(&modules), pin_cores)?;
+                for kind in kinds {
+                    let envoy = starter.start(kind)?;
+                    let seen = crate::verify(kind, &envoy, 2000, 100)?;
+                    crate::progress(format!("{}: {seen}", kind.name()));
+                }
+                alternate(&starter, &load, scratch, kinds, &alt)
+            })?;
+            let table = format!(
+                "{name}: {} over {} ({} pairs of fresh Envoys per protocol, {} s runs):\n\n{}",
+                kinds[1].name(),
+                kinds[0].name(),
+                alt.pairs,
+                alt.run.as_secs(),
+                report::ab_table(&results, "base")
+            );
+            println!("{table}");
+            all_results.extend(results);
+        }
+        let mix = report::sticky_mix_text(&all_results);
+        if !mix.is_empty() {
+            println!("{mix}");
+        }
     }
     println!(
         "load average (1 min): {load_before:.2} at start, {:.2} at end\n",

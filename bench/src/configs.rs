@@ -24,9 +24,9 @@ pub const V2_SHARE: f64 = 0.10;
 /// Listener port of the Envoy under test, as written (the runner remaps it).
 pub const LISTENER_PORT: u16 = 10000;
 /// The sticky rows' key: every request of their load carries this header
-/// with one value (one user's requests), so that both the native hash
-/// policy and canary-router hash a key on every request.
-pub const STICKY_HEADER: (&str, &str) = ("x-user-id", "user-0042");
+/// with one user's value ([`StickyUser::key`]), so that both the native
+/// hash policy and canary-router hash a key on every request.
+pub const STICKY_HEADER: &str = "x-user-id";
 /// Listener ports of the upstream Envoy, as written.
 pub const UPSTREAM_PORTS: [(u16, &str); 2] = [(10101, "v1"), (10102, "v2")];
 
@@ -89,15 +89,15 @@ pub enum Kind {
     /// the runner's `Build::Module` (the wasm filter rewritten into a
     /// `DynamicModuleFilter` with the same rule JSON).
     CanaryRouterModule { rules: usize },
-    /// Envoy's native sticky weighted split: the header route, then
-    /// `weighted_clusters` 90/10 with `use_hash_policy` and a header hash
-    /// policy on [`STICKY_HEADER`]'s name (Envoy 1.36+). The sticky anchor.
-    NativeSticky,
-    /// The dynamic module with the 2 rules, the split sticky by
-    /// [`STICKY_HEADER`]'s name and without `defaultDestination`: every
-    /// request hashes its key and gets the route header and a route
-    /// re-selection (the dearest path; see [`rules_json_sticky`]).
-    CanaryRouterModuleSticky,
+    /// Envoy's native sticky weighted split: the routes of [`Kind::Native`]
+    /// (istiod's route action included), the split's `weighted_clusters`
+    /// with `use_hash_policy` and a header hash policy on [`STICKY_HEADER`]
+    /// (Envoy 1.36+). The sticky anchor; its load is this user's.
+    NativeSticky(StickyUser),
+    /// The dynamic module with the 2 rules of [`Kind::CanaryRouterModule`],
+    /// the split sticky by [`STICKY_HEADER`] ([`rules_json_sticky`]); its
+    /// load is this user's.
+    CanaryRouterModuleSticky(StickyUser),
     /// The experiment: the same decision at a route's cluster specifier
     /// (`module/src/specifier.rs`, the module built with its
     /// `cluster-specifier` feature): the route selects the cluster while it
@@ -137,8 +137,10 @@ impl Kind {
             Kind::CanaryRouterModule { rules } => {
                 format!("canary-router, dynamic module, {rules} rules")
             }
-            Kind::NativeSticky => "native, sticky (use_hash_policy)".into(),
-            Kind::CanaryRouterModuleSticky => "canary-router, dynamic module, sticky".into(),
+            Kind::NativeSticky(u) => format!("native, sticky (use_hash_policy), {}", u.name()),
+            Kind::CanaryRouterModuleSticky(u) => {
+                format!("canary-router, dynamic module, sticky, {}", u.name())
+            }
             Kind::CanaryRouterModuleSpecifier => {
                 "canary-router, dynamic module, cluster specifier".into()
             }
@@ -151,14 +153,19 @@ impl Kind {
         matches!(
             self,
             Kind::CanaryRouterModule { .. }
-                | Kind::CanaryRouterModuleSticky
+                | Kind::CanaryRouterModuleSticky(_)
                 | Kind::CanaryRouterModuleSpecifier
         )
     }
 
     /// A header every request of this configuration's load carries.
     pub fn load_header(&self) -> Option<(&'static str, &'static str)> {
-        matches!(self, Kind::NativeSticky | Kind::CanaryRouterModuleSticky).then_some(STICKY_HEADER)
+        match self {
+            Kind::NativeSticky(u) | Kind::CanaryRouterModuleSticky(u) => {
+                Some((STICKY_HEADER, u.key()))
+            }
+            _ => None,
+        }
     }
 
     /// Whether the configuration has the `x-canary: always` rule (canary-router
@@ -180,6 +187,85 @@ impl Kind {
     pub fn splits(&self) -> bool {
         !matches!(self, Kind::WasmEmpty | Kind::WasmReadOnly)
     }
+}
+
+/// Which user a sticky row's load is: every request carries one user's
+/// key, so each row measures one of the two paths a sticky split's users
+/// take; a population split 90/10 costs the mix of the two
+/// ([`StickyUser::share`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StickyUser {
+    /// A user the module's split keeps on v1, the `defaultDestination`:
+    /// the filter writes nothing and Envoy's first route selection stands.
+    Stable,
+    /// A user the split sends to v2: the route header is written and the
+    /// route selected again (the dearest path).
+    Canary,
+}
+
+impl StickyUser {
+    /// Both, the stable one first.
+    pub const BOTH: [StickyUser; 2] = [StickyUser::Stable, StickyUser::Canary];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            StickyUser::Stable => "a user on v1",
+            StickyUser::Canary => "a user on v2",
+        }
+    }
+
+    /// The share of a population's users this one stands for (the split's
+    /// weights).
+    pub fn share(self) -> f64 {
+        match self {
+            StickyUser::Stable => 1.0 - V2_SHARE,
+            StickyUser::Canary => V2_SHARE,
+        }
+    }
+
+    /// The user's key: the first `user-NNNN` the module's sticky split
+    /// ([`rules_json_sticky`], decided by the core itself) sends to this
+    /// user's version.
+    pub fn key(self) -> &'static str {
+        static KEYS: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+        let keys = KEYS.get_or_init(|| {
+            let find = |want: usize| {
+                (0..10_000)
+                    .map(|i| format!("user-{i:04}"))
+                    .find(|key| sticky_destination(key) == Some(want))
+                    .unwrap_or_default()
+            };
+            [find(0), find(1)]
+        });
+        &keys[self as usize]
+    }
+}
+
+/// The index (0: v1, 1: v2) of the destination the module's sticky split
+/// sends a request with this key to.
+fn sticky_destination(key: &str) -> Option<usize> {
+    use canary_router::adapters::proxy_wasm::pairs::{serialize, Pairs};
+    let json = rules_json_sticky();
+    let set = canary_router::Plugin::from_bytes(json.as_bytes(), &Default::default())
+        .ok()?
+        .rules?
+        .set;
+    let buf = serialize(vec![
+        (&b":authority"[..], HOST.as_bytes()),
+        (b":path", b"/"),
+        (STICKY_HEADER.as_bytes(), key.as_bytes()),
+    ]);
+    let pairs = Pairs::parse(&buf)?;
+    let mut random = 0u64;
+    let outcome = set.decide(&pairs, || {
+        random = random.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        random
+    });
+    outcome
+        .decision()
+        .filter(|d| d.sticky)
+        .map(|d| d.destination)
 }
 
 const HCM: &str =
@@ -332,19 +418,17 @@ pub fn rules_json_every_request(n: usize) -> String {
     rules_json_inner(n, Filler::Header, false)
 }
 
-/// [`rules_json_every_request`] (2 rules) with the split sticky by
-/// [`STICKY_HEADER`]'s name: the module writes the route header and
-/// re-selects the route for every request, whichever destination the key
-/// hashes to, so a fixed key measures the dearest path, not the cheap one
-/// a `defaultDestination` would give most users.
+/// [`rules_json`] (2 rules, v1 the `defaultDestination`) with the split
+/// sticky by [`STICKY_HEADER`]: a user the split keeps on v1 costs the
+/// filter no header and no second route selection; a user it sends to v2
+/// costs both ([`StickyUser`]).
 pub fn rules_json_sticky() -> String {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&rules_json_every_request(2)).unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_str(&rules_json(2)).unwrap_or_default();
     if let Some(split) = v["services"][0]["http"]
         .as_array_mut()
         .and_then(|h| h.last_mut())
     {
-        split["sticky"] = serde_json::json!({ "header": STICKY_HEADER.0 });
+        split["sticky"] = serde_json::json!({ "header": STICKY_HEADER });
     }
     v.to_string()
 }
@@ -492,21 +576,16 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
         ),
         // Envoy's sticky weighted split: the same routes, the split hashed on
         // the user's header (WeightedCluster.use_hash_policy).
-        Kind::NativeSticky => format!(
+        Kind::NativeSticky(_) => format!(
             r#"
               - name: canary-header
                 match: {{ prefix: /, headers: [{{ name: {name}, string_match: {{ exact: {value} }} }}] }}
-                route: {{ cluster: "{V2}" }}
+                route: {{ cluster: "{V2}", {ISTIOD_ACTION} }}
+                decorator: {{ operation: "{HOST}:80/*" }}
               - name: split
                 match: {{ prefix: / }}
-                route:
-                  hash_policy: [{{ header: {{ header_name: {sticky} }} }}]
-                  weighted_clusters:
-                    use_hash_policy: true
-                    clusters:
-                    - {{ name: "{V1}", weight: {w1} }}
-                    - {{ name: "{V2}", weight: {w2} }}"#,
-            sticky = STICKY_HEADER.0,
+                route: {{ hash_policy: [{{ header: {{ header_name: {STICKY_HEADER} }} }}], weighted_clusters: {{ use_hash_policy: true, clusters: [{{ name: "{V1}", weight: {w1} }}, {{ name: "{V2}", weight: {w2} }}] }}, {ISTIOD_ACTION} }}
+                decorator: {{ operation: "backend:80/*" }}"#,
             w1 = (100.0 * (1.0 - V2_SHARE)).round() as u32,
             w2 = (100.0 * V2_SHARE).round() as u32,
         ),
@@ -568,7 +647,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
     };
     let wasm_path = wasm.map(|p| p.display().to_string()).unwrap_or_default();
     let filter = match kind {
-        Kind::Native | Kind::NativeSticky | Kind::CanaryRouterModuleSpecifier => String::new(),
+        Kind::Native | Kind::NativeSticky(_) | Kind::CanaryRouterModuleSpecifier => String::new(),
         Kind::Lua | Kind::LuaDefaultRoute => {
             let script: String = lua_script(*kind == Kind::Lua)
                 .lines()
@@ -601,7 +680,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
             wasm_filter("canary-router", &wasm_path, &rules_json_portless(2, false))
         }
         Kind::CanaryRouterGuard => wasm_filter("canary-router", &wasm_path, &rules_json_guard()),
-        Kind::CanaryRouterModuleSticky => {
+        Kind::CanaryRouterModuleSticky(_) => {
             wasm_filter("canary-router", &wasm_path, &rules_json_sticky())
         }
         Kind::CanaryRouterRamp => wasm_filter("canary-router", &wasm_path, &rules_json_ramp()),
@@ -684,6 +763,13 @@ mod tests {
             json.contains(r#""sticky":{"header":"x-user-id"}"#),
             "{json}"
         );
+        // Each sticky user's key goes where its name says, and the rules
+        // leave v1 to the default route (its requests write nothing).
+        assert!(json.contains(r#""defaultDestination""#), "{json}");
+        let keys = StickyUser::BOTH.map(StickyUser::key);
+        assert!(keys.iter().all(|k| k.starts_with("user-")), "{keys:?}");
+        assert_eq!(sticky_destination(keys[0]), Some(0));
+        assert_eq!(sticky_destination(keys[1]), Some(1));
         let json = rules_json_guard();
         let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
         let set = plugin.rules.unwrap().set;
@@ -724,8 +810,8 @@ mod tests {
             Kind::CanaryRouterPortless,
             Kind::CanaryRouterPortlessRequestPort,
             Kind::CanaryRouterGuard,
-            Kind::NativeSticky,
-            Kind::CanaryRouterModuleSticky,
+            Kind::NativeSticky(StickyUser::Stable),
+            Kind::CanaryRouterModuleSticky(StickyUser::Canary),
             Kind::CanaryRouterModuleSpecifier,
             Kind::CanaryRouterRamp,
             Kind::CanaryRouterBaseline,

@@ -105,7 +105,7 @@ impl<'a> Starter<'a> {
                 .ok_or_else(|| format!("{}: no module given", kind.name()))
         };
         match kind {
-            Kind::Native | Kind::NativeSticky | Kind::Lua | Kind::LuaDefaultRoute => Ok(None),
+            Kind::Native | Kind::NativeSticky(_) | Kind::Lua | Kind::LuaDefaultRoute => Ok(None),
             Kind::CanaryRouterModuleSpecifier => self
                 .modules
                 .and_then(|m| m.specifier)
@@ -120,7 +120,7 @@ impl<'a> Starter<'a> {
             | Kind::CanaryRouterPortless
             | Kind::CanaryRouterPortlessRequestPort
             | Kind::CanaryRouterGuard
-            | Kind::CanaryRouterModuleSticky
+            | Kind::CanaryRouterModuleSticky(_)
             | Kind::CanaryRouterRamp
             | Kind::CanaryRouterBaseline => from(|m| m.filter),
             Kind::Module { path, .. } => Ok(Some(path.as_path())),
@@ -138,7 +138,7 @@ impl<'a> Starter<'a> {
         let clusters = configs::clusters_json(port, v1, v2);
         let yaml = configs::under_test_yaml(kind, wasm, port);
         let build = match kind {
-            Kind::CanaryRouterModule { .. } | Kind::CanaryRouterModuleSticky => Build::Module,
+            Kind::CanaryRouterModule { .. } | Kind::CanaryRouterModuleSticky(_) => Build::Module,
             _ => Build::Wasm,
         };
         let mut o = options(wasm, vec!["--config-yaml".into(), clusters], self.workers)

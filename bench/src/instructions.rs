@@ -11,15 +11,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::configs::{Kind, HOST, LISTENER_PORT};
+use crate::configs::{Kind, StickyUser, HOST, LISTENER_PORT};
 use crate::envoys::{Modules, Starter};
 use crate::load::parse_h2load;
 use crate::progress;
 
 /// Counts Envoy's instructions per request under callgrind for native
 /// weighted routing, the dynamic module (HTTP filter), native
-/// `use_hash_policy` and the module sticky by header; prints a table and
-/// each module over its native anchor.
+/// `use_hash_policy` and the module sticky by header (a user on v1 and a
+/// user on v2); prints a table, each module over its native anchor, and
+/// what a population of sticky users split 90/10 costs.
 #[derive(Debug, clap::Args)]
 pub struct InstructionsArgs {
     /// Requests of the shorter counted run (the longer sends twice as many).
@@ -31,7 +32,8 @@ pub struct InstructionsArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     rounds: usize,
     /// The comparisons to count, comma-separated: `filter` (native, module),
-    /// `sticky` (native use_hash_policy, module sticky) [default: both].
+    /// `sticky` (native use_hash_policy and the module sticky, for a user on
+    /// v1 and a user on v2) [default: both].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
     /// HTTP/1.1 only (default: HTTP/1.1 and HTTP/2).
@@ -247,22 +249,27 @@ fn count(
 fn kind_tag(kind: &Kind) -> &'static str {
     match kind {
         Kind::Native => "native",
-        Kind::NativeSticky => "native-sticky",
-        Kind::CanaryRouterModuleSticky => "module-sticky",
+        Kind::NativeSticky(StickyUser::Stable) => "native-sticky-v1",
+        Kind::NativeSticky(StickyUser::Canary) => "native-sticky-v2",
+        Kind::CanaryRouterModuleSticky(StickyUser::Stable) => "module-sticky-v1",
+        Kind::CanaryRouterModuleSticky(StickyUser::Canary) => "module-sticky-v2",
         _ => "module",
     }
 }
 
 /// `canary-bench instructions`: prints the table, or returns an error.
 pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
-    let comparisons: [(&str, [Kind; 2]); 2] = [
+    let comparisons: [(&str, Vec<Kind>); 2] = [
         (
             "filter",
-            [Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
+            vec![Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
         ),
         (
             "sticky",
-            [Kind::NativeSticky, Kind::CanaryRouterModuleSticky],
+            StickyUser::BOTH
+                .into_iter()
+                .flat_map(|u| [Kind::NativeSticky(u), Kind::CanaryRouterModuleSticky(u)])
+                .collect(),
         ),
     ];
     if let Some(bad) = args
@@ -303,7 +310,7 @@ pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
         floor: &wasm,
         specifier: None,
     };
-    let chosen: Vec<&(&str, [Kind; 2])> = comparisons
+    let chosen: Vec<&(&str, Vec<Kind>)> = comparisons
         .iter()
         .filter(|(n, _)| args.only.is_empty() || args.only.iter().any(|x| x.trim() == *n))
         .collect();
@@ -369,5 +376,39 @@ pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
             );
         }
     }
+    print_sticky_mix(&rows);
     Ok(())
+}
+
+/// What a population of sticky users costs, each user's path weighted by
+/// its share of the split (90% of users on v1, 10% on v2): the module over
+/// `use_hash_policy`, from the medians of the four sticky rows.
+fn print_sticky_mix(rows: &[Row]) {
+    let find = |kind: Kind| rows.iter().find(|r| r.kind == kind);
+    let users = StickyUser::BOTH.map(|u| {
+        (
+            u.share(),
+            find(Kind::NativeSticky(u)),
+            find(Kind::CanaryRouterModuleSticky(u)),
+        )
+    });
+    if users.iter().any(|(_, n, m)| n.is_none() || m.is_none()) {
+        return;
+    }
+    for (i, (proto, _)) in rows[0].per_proto.iter().enumerate() {
+        let (mut native, mut module) = (0.0, 0.0);
+        for (share, n, m) in &users {
+            native += share * n.map_or(f64::NAN, |r| median(&r.per_proto[i].1));
+            module += share * m.map_or(f64::NAN, |r| median(&r.per_proto[i].1));
+        }
+        println!(
+            "sticky users split {:.0}/{:.0} (each user's path by its share), module over \
+             use_hash_policy, {}: {:.3} ({:+.0} instructions per request)",
+            100.0 * StickyUser::Stable.share(),
+            100.0 * StickyUser::Canary.share(),
+            proto.label(),
+            module / native,
+            module - native
+        );
+    }
 }

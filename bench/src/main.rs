@@ -25,7 +25,7 @@ use envoy_runner::{
 };
 
 use alternate::{alternate, Alternation};
-use configs::{Filler, Kind, CANARY_HEADER, HOST, LISTENER_PORT, V1, V2, V2_SHARE};
+use configs::{Filler, Kind, StickyUser, CANARY_HEADER, HOST, LISTENER_PORT, V1, V2, V2_SHARE};
 use envoys::{Modules, Starter};
 use load::{Load, Proto};
 use report::{ConfigResult, DecideRow, OptRow, Report};
@@ -475,8 +475,10 @@ fn envoy_runs(
         (Kind::CanaryRouter { rules: 1000 }, h1),
         (Kind::CanaryRouterModule { rules: 2 }, all),
         (Kind::CanaryRouterModuleSpecifier, both),
-        (Kind::NativeSticky, both),
-        (Kind::CanaryRouterModuleSticky, both),
+        (Kind::NativeSticky(StickyUser::Stable), both),
+        (Kind::CanaryRouterModuleSticky(StickyUser::Stable), both),
+        (Kind::NativeSticky(StickyUser::Canary), both),
+        (Kind::CanaryRouterModuleSticky(StickyUser::Canary), both),
         (Kind::CanaryRouterModule { rules: 1 }, h1),
         (Kind::CanaryRouterModule { rules: 1000 }, h1),
     ];
@@ -607,7 +609,14 @@ fn envoy_runs(
         for pair_kinds in [
             [Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
             [Kind::Native, Kind::CanaryRouterModuleSpecifier],
-            [Kind::NativeSticky, Kind::CanaryRouterModuleSticky],
+            [
+                Kind::NativeSticky(StickyUser::Stable),
+                Kind::CanaryRouterModuleSticky(StickyUser::Stable),
+            ],
+            [
+                Kind::NativeSticky(StickyUser::Canary),
+                Kind::CanaryRouterModuleSticky(StickyUser::Canary),
+            ],
         ] {
             let ab = Alternation {
                 protos: vec![Proto::H1, Proto::H2],
