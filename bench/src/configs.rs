@@ -596,17 +596,12 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
                 r#"
               - name: canary-router
                 match: {{ prefix: / }}
-                route:
-                  inline_cluster_specifier_plugin:
-                    extension:
-                      name: canary-router
-                      typed_config:
-                        "@type": type.googleapis.com/envoy.extensions.router.cluster_specifiers.dynamic_modules.v3.DynamicModuleClusterSpecifier
-                        dynamic_module_config: {{ module: {{ local: {{ filename: "{path}" }} }} }}
-                        specifier_name: canary-router
-                        specifier_config:
-                          "@type": type.googleapis.com/google.protobuf.StringValue
-                          value: {config}"#,
+                decorator: {{ operation: "{HOST}:80/*" }}
+                route: {{ {ISTIOD_ACTION}, inline_cluster_specifier_plugin: {{ extension: {{ name: canary-router, typed_config: {{
+                  "@type": type.googleapis.com/envoy.extensions.router.cluster_specifiers.dynamic_modules.v3.DynamicModuleClusterSpecifier,
+                  dynamic_module_config: {{ module: {{ local: {{ filename: "{path}" }} }} }},
+                  specifier_name: canary-router,
+                  specifier_config: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: {config} }} }} }} }} }}"#,
                 path = wasm.map(|p| p.display().to_string()).unwrap_or_default(),
             )
         }
