@@ -224,6 +224,15 @@ impl StickyUser {
         }
     }
 
+    /// What a population of users split as the weights makes of a per-user
+    /// value: the sum of each user's value times its share; none unless
+    /// every user has one.
+    pub fn population(value: impl Fn(StickyUser) -> Option<f64>) -> Option<f64> {
+        StickyUser::BOTH
+            .iter()
+            .try_fold(0.0, |sum, &u| Some(sum + u.share() * value(u)?))
+    }
+
     /// The user's key: the first `user-NNNN` the module's sticky split
     /// ([`rules_json_sticky`], decided by the core itself) sends to this
     /// user's version.

@@ -384,23 +384,24 @@ pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
 /// its share of the split (90% of users on v1, 10% on v2): the module over
 /// `use_hash_policy`, from the medians of the four sticky rows.
 fn print_sticky_mix(rows: &[Row]) {
-    let find = |kind: Kind| rows.iter().find(|r| r.kind == kind);
-    let users = StickyUser::BOTH.map(|u| {
-        (
-            u.share(),
-            find(Kind::NativeSticky(u)),
-            find(Kind::CanaryRouterModuleSticky(u)),
-        )
-    });
-    if users.iter().any(|(_, n, m)| n.is_none() || m.is_none()) {
-        return;
-    }
-    for (i, (proto, _)) in rows[0].per_proto.iter().enumerate() {
-        let (mut native, mut module) = (0.0, 0.0);
-        for (share, n, m) in &users {
-            native += share * n.map_or(f64::NAN, |r| median(&r.per_proto[i].1));
-            module += share * m.map_or(f64::NAN, |r| median(&r.per_proto[i].1));
-        }
+    for (i, (proto, _)) in rows
+        .first()
+        .map_or(&[][..], |r| &r.per_proto[..])
+        .iter()
+        .enumerate()
+    {
+        let cost = |kind: fn(StickyUser) -> Kind| {
+            StickyUser::population(|u| {
+                let row = rows.iter().find(|r| r.kind == kind(u))?;
+                Some(median(&row.per_proto[i].1))
+            })
+        };
+        let (Some(native), Some(module)) = (
+            cost(Kind::NativeSticky),
+            cost(Kind::CanaryRouterModuleSticky),
+        ) else {
+            return;
+        };
         println!(
             "sticky users split {:.0}/{:.0} (each user's path by its share), module over \
              use_hash_policy, {}: {:.3} ({:+.0} instructions per request)",

@@ -224,17 +224,17 @@ pub fn ab_table(results: &[AbResult], base: &str) -> String {
 /// ratio is the weighted mean of the users' ratios and its throughput ratio
 /// their weighted harmonic mean. None unless both users were measured.
 pub fn sticky_mix(ab: &[AbResult], proto: Proto) -> Option<(f64, f64)> {
-    let (mut cpu, mut inverse_rps) = (0.0, 0.0);
-    for user in StickyUser::BOTH {
-        let r = ab
-            .iter()
-            .find(|a| a.proto == proto && a.other == Kind::CanaryRouterModuleSticky(user))?;
-        let (c, _, _) = quartiles(&r.values(|n, m| cpu_ratio(m, n)));
-        let (t, _, _) = quartiles(&r.values(|n, m| m.rps / n.rps));
-        cpu += user.share() * c;
-        inverse_rps += user.share() / t;
-    }
-    (cpu.is_finite() && inverse_rps.is_finite()).then(|| (cpu, 1.0 / inverse_rps))
+    let user = |u: StickyUser| {
+        ab.iter()
+            .find(|a| a.proto == proto && a.other == Kind::CanaryRouterModuleSticky(u))
+    };
+    let median_of = |u, f: fn(&Sample, &Sample) -> f64| {
+        let (m, _, _) = quartiles(&user(u)?.values(f));
+        m.is_finite().then_some(m)
+    };
+    let cpu = StickyUser::population(|u| median_of(u, |n, m| cpu_ratio(m, n)))?;
+    let inverse_rps = StickyUser::population(|u| Some(1.0 / median_of(u, |n, m| m.rps / n.rps)?))?;
+    Some((cpu, 1.0 / inverse_rps))
 }
 
 /// [`sticky_mix`] as a line of text per protocol measured.
@@ -984,5 +984,44 @@ mod tests {
         assert!(report
             .markdown()
             .contains("## canary-router against the wasm floor, alternating"));
+    }
+
+    #[test]
+    fn sticky_users_are_judged_as_a_population_split_as_the_weights() {
+        let sample = |rps: f64, cpu: f64| Sample {
+            rps,
+            envoy_cpu_us: Some(cpu),
+            ..Sample::default()
+        };
+        // A user on v1 costs the module 2% more CPU and 2% less throughput,
+        // a user on v2 31% more and 30% less: 90% of users on v1 make a
+        // population at 1.049 x CPU (met) and 1 / (0.9 / 0.98 + 0.1 / 0.7)
+        // = 0.942 x req/s (missed).
+        let ab = |user, cpu: f64, rps: f64| AbResult {
+            other: Kind::CanaryRouterModuleSticky(user),
+            proto: Proto::H2,
+            run: std::time::Duration::from_secs(2),
+            pairs: vec![(sample(1000.0, 10.0), sample(1000.0 * rps, 10.0 * cpu)); 3],
+        };
+        let report = Report {
+            protos: vec![Proto::H2],
+            ab: vec![
+                ab(StickyUser::Stable, 1.02, 0.98),
+                ab(StickyUser::Canary, 1.31, 0.70),
+            ],
+            ..Report::default()
+        };
+        let (cpu, rps) = sticky_mix(&report.ab, Proto::H2).unwrap();
+        assert!((cpu - 1.049).abs() < 1e-9, "{cpu}");
+        assert!((rps - 1.0 / (0.9 / 0.98 + 0.1 / 0.7)).abs() < 1e-9, "{rps}");
+        assert_eq!(sticky_mix(&report.ab, Proto::H1), None);
+        assert_eq!(sticky_mix(&report.ab[..1], Proto::H2), None);
+        let targets = report.targets();
+        let judged: Vec<_> = targets
+            .iter()
+            .filter(|t| t.what.contains("sticky users split 90/10"))
+            .map(|t| t.met)
+            .collect();
+        assert_eq!(judged, [Some(true), Some(false)]);
     }
 }
