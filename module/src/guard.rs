@@ -402,16 +402,25 @@ impl Guards {
             if ejected & (1u64 << (i % 64)) == 0 {
                 continue;
             }
+            // The flush that ejected says so (after its `guard ejected`
+            // line); a configuration that learns it, at debug level.
+            let made_here = tripped.is_some() && i == si;
             let flag = self.ejected.get(slot.stat_index as usize);
             if flag.is_none_or(|f| f.swap(true, Ordering::AcqRel)) {
+                // Another worker's flush read the record this one wrote and
+                // stopped the ramp first, at debug level: the line is still
+                // this flush's to say.
+                if made_here && rule.ramp == Some(i as u32) {
+                    if let Some(line) = guarded::stopped_ramp(set, rule.at, &slot.name) {
+                        log::warn!("{line}");
+                    }
+                }
                 continue;
             }
             self.sink.set(slot.metrics.ejected.as_ref(), 1);
             learned = true;
             if rule.ramp == Some(i as u32) {
-                // The flush that ejected says so (after its `guard ejected`
-                // line); a configuration that learns it, at debug level.
-                let level = if tripped.is_some() && i == si {
+                let level = if made_here {
                     log::Level::Warn
                 } else {
                     log::Level::Debug
@@ -603,5 +612,64 @@ mod tests {
         let (other, other_digest) = guarded("join-other", 0.5, 20, false);
         let third = Guards::new(&other, other_digest, Arc::new(fake), metrics_by_label()).unwrap();
         assert!(!third.is_ejected(1));
+    }
+
+    /// Every log line at warn or above, for the test that reads them.
+    struct Warnings(Mutex<Vec<String>>);
+
+    impl log::Log for Warnings {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                self.0.lock().unwrap().push(r.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    static WARNINGS: Warnings = Warnings(Mutex::new(Vec::new()));
+
+    #[test]
+    fn the_flush_that_ejects_says_the_ramp_stopped_though_another_worker_stopped_it_first() {
+        let _ = log::set_logger(&WARNINGS);
+        log::set_max_level(log::LevelFilter::Warn);
+        let now = 5_000_000;
+        let start = canary_router::domain::ramp::format_time(now - 1_000);
+        let json = format!(
+            r#"{{"services":[{{"hosts":["backend"],"http":[{{"name":"raced",
+            "ramp":{{"canary":"v2","start":"{start}","steps":[{{"setWeight":50}},{{"pause":{{"duration":"24h"}}}},{{"setWeight":100}}]}},
+            "route":[
+            {{"destination":{{"host":"backend","subset":"v1","port":{{"number":80}}}},"weight":50}},
+            {{"destination":{{"host":"backend","subset":"v2","port":{{"number":80}}}},"weight":50,
+              "guard":{{"maxErrorRate":0.5,"minRequests":20,"interval":"10s"}}}}]}}]}}]}}"#
+        );
+        let rules = Plugin::from_bytes(json.as_bytes(), &Workload::default())
+            .unwrap()
+            .rules
+            .unwrap();
+        let (set, digest) = (rules.set, rules.digest);
+        let fake = Fake::default();
+        fake.now.store(now, Ordering::SeqCst);
+        let g = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
+        // Another worker read the record this flush is about to write and
+        // got there first: it marked v2 ejected and stopped the ramp.
+        g.ejected[1].store(true, Ordering::SeqCst);
+        assert!(set.services()[0].rules[0].route.ramp().unwrap().abort());
+        for _ in 0..20 {
+            g.on_response(&set, 1, Some(503), None);
+        }
+        let said: Vec<String> = WARNINGS
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("rule raced"))
+            .cloned()
+            .collect();
+        assert_eq!(said.len(), 2, "{said:#?}");
+        assert!(said[0].contains("guard ejected"), "{said:#?}");
+        assert!(said[1].contains("stopped at step"), "{said:#?}");
     }
 }

@@ -227,12 +227,31 @@ impl core::fmt::Display for Ejection<'_> {
 /// where it was learned), unless it was stopped already.
 #[inline]
 pub fn stop_ramp<'a>(set: &RuleSet, at: (u32, u32), name: &'a str) -> Option<RampStopped<'a>> {
+    ramp_line(set, at, name, true)
+}
+
+/// The line of the ramp of the rule at `at`, stopped already (where
+/// threads share one rule set, another may have learned the ejection and
+/// stopped the ramp before the flush that made it says so); none unless
+/// it is stopped.
+#[inline]
+pub fn stopped_ramp<'a>(set: &RuleSet, at: (u32, u32), name: &'a str) -> Option<RampStopped<'a>> {
+    ramp_line(set, at, name, false)
+}
+
+#[inline]
+fn ramp_line<'a>(
+    set: &RuleSet,
+    at: (u32, u32),
+    name: &'a str,
+    stop: bool,
+) -> Option<RampStopped<'a>> {
     let ramp = set
         .services()
         .get(at.0 as usize)
         .and_then(|s| s.rules.get(at.1 as usize))
         .and_then(|r| r.route.ramp())
-        .filter(|p| p.abort())?;
+        .filter(|p| if stop { p.abort() } else { p.is_aborted() })?;
     Some(RampStopped {
         name,
         step: ramp
