@@ -239,10 +239,15 @@ impl StickyUser {
     pub fn key(self) -> &'static str {
         static KEYS: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
         let keys = KEYS.get_or_init(|| {
+            let json = rules_json_sticky();
+            let set = canary_router::Plugin::from_bytes(json.as_bytes(), &Default::default())
+                .ok()
+                .and_then(|p| p.rules)
+                .map(|r| r.set);
             let find = |want: usize| {
                 (0..10_000)
                     .map(|i| format!("user-{i:04}"))
-                    .find(|key| sticky_destination(key) == Some(want))
+                    .find(|key| set.as_ref().and_then(|s| sticky_destination(s, key)) == Some(want))
                     .unwrap_or_default()
             };
             [find(0), find(1)]
@@ -251,15 +256,10 @@ impl StickyUser {
     }
 }
 
-/// The index (0: v1, 1: v2) of the destination the module's sticky split
-/// sends a request with this key to.
-fn sticky_destination(key: &str) -> Option<usize> {
+/// The index (0: v1, 1: v2) of the destination the sticky split of `set`
+/// ([`rules_json_sticky`], compiled) sends a request with this key to.
+fn sticky_destination(set: &canary_router::RuleSet, key: &str) -> Option<usize> {
     use canary_router::adapters::proxy_wasm::pairs::{serialize, Pairs};
-    let json = rules_json_sticky();
-    let set = canary_router::Plugin::from_bytes(json.as_bytes(), &Default::default())
-        .ok()?
-        .rules?
-        .set;
     let buf = serialize(vec![
         (&b":authority"[..], HOST.as_bytes()),
         (b":path", b"/"),
@@ -772,8 +772,8 @@ mod tests {
         assert!(json.contains(r#""defaultDestination""#), "{json}");
         let keys = StickyUser::BOTH.map(StickyUser::key);
         assert!(keys.iter().all(|k| k.starts_with("user-")), "{keys:?}");
-        assert_eq!(sticky_destination(keys[0]), Some(0));
-        assert_eq!(sticky_destination(keys[1]), Some(1));
+        assert_eq!(sticky_destination(&set, keys[0]), Some(0));
+        assert_eq!(sticky_destination(&set, keys[1]), Some(1));
         let json = rules_json_guard();
         let plugin = Plugin::from_bytes(json.as_bytes(), &Workload::default()).unwrap();
         let set = plugin.rules.unwrap().set;
