@@ -224,6 +224,16 @@ impl StickyUser {
         }
     }
 
+    /// The population's split as the weights give it, `"90/10"`: the stable
+    /// user's share, then the canary user's, in percent.
+    pub fn split_label() -> String {
+        format!(
+            "{:.0}/{:.0}",
+            100.0 * StickyUser::Stable.share(),
+            100.0 * StickyUser::Canary.share()
+        )
+    }
+
     /// What a population of users split as the weights makes of a per-user
     /// value: the sum of each user's value times its share; none unless
     /// every user has one.

@@ -244,10 +244,9 @@ pub fn sticky_mix_text(ab: &[AbResult]) -> String {
         if let Some((cpu, rps)) = sticky_mix(ab, proto) {
             let _ = writeln!(
                 out,
-                "sticky users split {:.0}/{:.0}, module over use_hash_policy, {}: Envoy CPU per \
+                "sticky users split {}, module over use_hash_policy, {}: Envoy CPU per \
                  request {cpu:.3} ×, req/s {rps:.3} × (each user's median weighted by its share)",
-                100.0 * StickyUser::Stable.share(),
-                100.0 * StickyUser::Canary.share(),
+                StickyUser::split_label(),
                 proto.label()
             );
         }
@@ -392,12 +391,13 @@ impl Report {
                 }
             }
         }
+        let split = StickyUser::split_label();
         for proto in [Proto::H1, Proto::H2] {
             if let Some((cpu, rps)) = sticky_mix(&self.ab, proto) {
                 let p = proto.label();
                 out.push(Target {
                     what: format!(
-                        "{p}: sticky users split 90/10, module Envoy CPU per request ≤ 1.05 × \
+                        "{p}: sticky users split {split}, module Envoy CPU per request ≤ 1.05 × \
                          use_hash_policy"
                     ),
                     measured: format!("{cpu:.3} × (each user's median weighted by its share)"),
@@ -405,7 +405,7 @@ impl Report {
                 });
                 out.push(Target {
                     what: format!(
-                        "{p}: sticky users split 90/10, module throughput ≥ 0.95 × use_hash_policy"
+                        "{p}: sticky users split {split}, module throughput ≥ 0.95 × use_hash_policy"
                     ),
                     measured: format!("{rps:.3} × (each user's median weighted by its share)"),
                     met: Some(rps >= 0.95),

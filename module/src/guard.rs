@@ -471,6 +471,17 @@ mod tests {
     /// distinct `tag` makes a distinct rule set (digest), so that tests do
     /// not share records in the process-wide store.
     fn guarded(tag: &str, rate: f64, min: u32, v1_guarded: bool) -> (RuleSet, u64) {
+        guarded_ramp(tag, rate, min, v1_guarded, "")
+    }
+
+    /// [`guarded`], the rule walking `ramp` (a `"ramp":{...},` member, or "").
+    fn guarded_ramp(
+        tag: &str,
+        rate: f64,
+        min: u32,
+        v1_guarded: bool,
+        ramp: &str,
+    ) -> (RuleSet, u64) {
         let g = format!(r#"{{"maxErrorRate":{rate},"minRequests":{min},"interval":"10s"}}"#);
         let v1 = if v1_guarded {
             format!(r#","guard":{g}"#)
@@ -478,7 +489,7 @@ mod tests {
             String::new()
         };
         let json = format!(
-            r#"{{"services":[{{"hosts":["backend"],"http":[{{"name":"{tag}","route":[
+            r#"{{"services":[{{"hosts":["backend"],"http":[{{"name":"{tag}",{ramp}"route":[
             {{"destination":{{"host":"backend","subset":"v1","port":{{"number":80}}}},"weight":50{v1}}},
             {{"destination":{{"host":"backend","subset":"v2","port":{{"number":80}}}},"weight":50,"guard":{g}}}]}}]}}]}}"#
         );
@@ -637,19 +648,10 @@ mod tests {
         log::set_max_level(log::LevelFilter::Warn);
         let now = 5_000_000;
         let start = canary_router::domain::ramp::format_time(now - 1_000);
-        let json = format!(
-            r#"{{"services":[{{"hosts":["backend"],"http":[{{"name":"raced",
-            "ramp":{{"canary":"v2","start":"{start}","steps":[{{"setWeight":50}},{{"pause":{{"duration":"24h"}}}},{{"setWeight":100}}]}},
-            "route":[
-            {{"destination":{{"host":"backend","subset":"v1","port":{{"number":80}}}},"weight":50}},
-            {{"destination":{{"host":"backend","subset":"v2","port":{{"number":80}}}},"weight":50,
-              "guard":{{"maxErrorRate":0.5,"minRequests":20,"interval":"10s"}}}}]}}]}}]}}"#
+        let ramp = format!(
+            r#""ramp":{{"canary":"v2","start":"{start}","steps":[{{"setWeight":50}},{{"pause":{{"duration":"24h"}}}},{{"setWeight":100}}]}},"#
         );
-        let rules = Plugin::from_bytes(json.as_bytes(), &Workload::default())
-            .unwrap()
-            .rules
-            .unwrap();
-        let (set, digest) = (rules.set, rules.digest);
+        let (set, digest) = guarded_ramp("raced", 0.5, 20, false, &ramp);
         let fake = Fake::default();
         fake.now.store(now, Ordering::SeqCst);
         let g = Guards::new(&set, digest, Arc::new(fake.clone()), metrics_by_label()).unwrap();
