@@ -151,10 +151,14 @@ impl Active {
     }
 
     /// Sets every gauge of the rule set to 0 (it is being replaced: a
-    /// rule or destination no longer there shows no weight).
+    /// rule or destination no longer there shows no weight, no ejection
+    /// and no window).
     fn zero(&self) {
         for g in self.weights.iter().chain(self.ramps.iter().flatten()) {
             self.sink.set(g.as_ref(), 0);
+        }
+        if let Some(g) = &self.guard {
+            g.zero();
         }
     }
 }
@@ -572,5 +576,20 @@ mod tests {
             set.services()[0].rules[0].route.weights().each().nth(1),
             Some(0)
         );
+        // Replaced by rules without it: the rule shows no weight, no
+        // ramp, no ejection and no window.
+        active.zero();
+        for (kind, dest) in [
+            ("weight", Some("v1")),
+            ("weight", Some("v2")),
+            ("ramp_aborted", None),
+            ("ramp_step", None),
+            ("guard.ejected", Some("v2")),
+            ("guard.window_requests", Some("v2")),
+            ("guard.window_errors", Some("v2")),
+            ("guard.window_requests", Some("v1")),
+        ] {
+            assert_eq!(gauge(kind, dest), Some(0), "{kind} {dest:?}");
+        }
     }
 }

@@ -222,6 +222,18 @@ impl Guards {
         Some(guards)
     }
 
+    /// Sets every guard gauge to 0 (the rule set is being replaced: a rule
+    /// or destination no longer there shows nothing ejected and an empty
+    /// window; the rules that follow set their own).
+    pub fn zero(&self) {
+        for slot in self.rules.iter().flat_map(|r| r.slots.iter()) {
+            let m = &slot.metrics;
+            for g in std::iter::once(&m.ejected).chain(&m.window) {
+                self.sink.set(g.as_ref(), 0);
+            }
+        }
+    }
+
     /// Whether destination `stat_index` is ejected.
     #[inline]
     pub fn is_ejected(&self, stat_index: u32) -> bool {

@@ -11,7 +11,8 @@
 //! - a failing destination that is a rule's only one keeps its traffic;
 //! - a new rule set (a listener update, so every worker configures again)
 //!   resets the guard, and round after round, both workers racing under
-//!   load, there is exactly one ejection per rule set.
+//!   load, there is exactly one ejection per rule set; rules without the
+//!   guarded rule show it ejected no more.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -215,6 +216,23 @@ fn a_failing_canary_is_ejected_under_load_once_per_rule_set() {
         let after = concurrent(&envoy, 4, 50);
         assert!(after.iter().all(|v| v == "v1"), "round {round}: {after:?}");
     }
+    // Rules without the rule `split`: nothing of it shows ejected or weighted
+    // (the wasm filter's new configuration sets it to 0; the module's old
+    // configuration takes its stats with it once its listener drained).
+    let renamed = fifty_fifty(4).replace(r#""name":"split""#, r#""name":"other""#);
+    or_panic(envoy.reload_rules(&renamed));
+    let weight_v1 = GAUGE
+        .replace("guard.ejected", "weight")
+        .replace("destination=v2", "destination=v1");
+    let shown = || {
+        let stats = or_panic(envoy.stats());
+        (stats.get(GAUGE), stats.get(&weight_v1))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while shown() != (0, 0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(shown(), (0, 0), "a dropped rule's ejection and weight");
 }
 
 #[test]

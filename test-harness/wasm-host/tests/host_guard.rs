@@ -345,6 +345,32 @@ fn a_new_rule_set_resets_the_guard_and_the_same_one_does_not() {
 }
 
 #[test]
+fn a_rule_set_without_the_guarded_rule_leaves_no_ejection_or_window_shown() {
+    let window_v2 = GAUGE_V2.replace(".ejected.", ".window_requests.");
+    let mut envoy = Envoy::new(2, &fifty_fifty(1));
+    while envoy.ejections() == 0 {
+        one(&mut envoy.vms[0], None, v2_fails);
+        one(&mut envoy.vms[1], None, v2_fails);
+    }
+    envoy.clock.advance(Duration::from_secs(1));
+    for vm in &mut envoy.vms {
+        vm.tick().unwrap();
+    }
+    assert_eq!(envoy.metric(GAUGE_V2), 1);
+    assert!(envoy.metric(&window_v2) > 0, "the window is shown");
+    // The rule `split` is gone: nothing of it is ejected or counted now.
+    let renamed = serde_json::to_vec(&json!({
+        "version": 2,
+        "services": [{"hosts": ["backend"], "http": [{"name": "other", "route": [
+            dest("v1", 50, None), dest("v2", 50, guard(0.5, 20, "10s"))]}]}]
+    }))
+    .unwrap();
+    envoy.configure(&renamed);
+    assert_eq!(envoy.metric(GAUGE_V2), 0);
+    assert_eq!(envoy.metric(&window_v2), 0);
+}
+
+#[test]
 fn a_lost_compare_and_swap_is_retried_and_counted_once() {
     let mut envoy = Envoy::new(2, &fifty_fifty(1));
     let mut v2 = 0u64;

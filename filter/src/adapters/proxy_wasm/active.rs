@@ -4,15 +4,32 @@
 //! while streams under way keep theirs.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 
-use alloc::rc::Rc;
+use alloc::rc::{Rc, Weak};
 use core::cell::Cell;
 
 use crate::domain::plugin::{Rules, Settings};
 use filter_runtime::proxy_wasm::hostcalls;
+use filter_runtime::Single;
 
 use super::guard_host::Guards;
 use super::metrics::{record, Global, RuleSetStats};
+
+/// The rule set last built in this VM, by root id (its FNV-1a hash): the
+/// next one of the same root id sets its gauges to 0 before it shows its
+/// own. That next one may come to the same root context (a new
+/// configuration, rules from the rule source) or to a new root context of
+/// the same plugin, which is what a listener or ECDS update makes while
+/// the old context drains; gauge ids are the VM's, the same for a name in
+/// both.
+static SHOWN: Single<Cell<Vec<Shown>>> = Single(Cell::new(Vec::new()));
+
+/// One root id's entry in [`SHOWN`].
+struct Shown {
+    key: u32,
+    active: Weak<Active>,
+}
 
 /// Everything a request needs, immutable once built (but for the ramps'
 /// phases, which ticks move); a reload builds a new one.
@@ -33,17 +50,29 @@ pub struct Active {
 }
 
 impl Active {
-    /// What `rules` need; `previous`'s gauges of the rule set it replaces
-    /// go to 0 first (a rule or destination no longer there shows no weight).
+    /// What `rules` need. The gauges of the rule set it replaces go to 0
+    /// first, so that a rule or destination no longer there shows no
+    /// weight, ramp, ejection or window ([`SHOWN`]).
+    #[inline(never)]
     pub fn new(
         settings: Rc<Settings>,
         rules: Option<Rules>,
         global: Rc<Global>,
         root_id: &str,
-        previous: Option<&Active>,
-    ) -> Self {
-        if let Some(p) = previous {
+    ) -> Rc<Self> {
+        let key = root_id.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let mut shown = SHOWN.0.take();
+        if let Some(p) = shown
+            .iter()
+            .find(|s| s.key == key)
+            .and_then(|s| s.active.upgrade())
+        {
             p.stats.zero();
+            if let Some(g) = &p.guard {
+                g.zero();
+            }
         }
         let (stats, debug_values) = match &rules {
             Some(r) => (RuleSetStats::define(&r.set), settings.debug_values(&r.set)),
@@ -67,6 +96,13 @@ impl Active {
             warned_secure_over_http: Cell::new(false),
         };
         active.show_weights();
+        let active = Rc::new(active);
+        let weak = Rc::downgrade(&active);
+        match shown.iter_mut().find(|s| s.key == key) {
+            Some(s) => s.active = weak,
+            None => shown.push(Shown { key, active: weak }),
+        }
+        SHOWN.0.set(shown);
         active
     }
 

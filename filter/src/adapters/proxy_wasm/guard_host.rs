@@ -140,13 +140,21 @@ impl Guards {
             ejected: (0..n).map(|_| Cell::new(false)).collect(),
             tick_ms: bucket.clamp(100, 1000) as u32,
         };
-        for rule in guards.rules.iter() {
-            for slot in rule.slots.iter() {
-                record(slot.ejected_gauge, 0);
-            }
-        }
+        guards.zero();
         guards.tick(set);
         Some(guards)
+    }
+
+    /// Sets every guard gauge to 0 (the rule set is being replaced).
+    pub fn zero(&self) {
+        for rule in &self.rules {
+            for slot in &rule.slots {
+                record(slot.ejected_gauge, 0);
+                for id in slot.window {
+                    record(id, 0);
+                }
+            }
+        }
     }
 
     /// Whether destination `stat_index` is ejected, as this VM knows.

@@ -114,13 +114,7 @@ impl Root {
             ),
         }
         let root_id = self.root_id();
-        self.active = Some(Rc::new(Active::new(
-            settings.clone(),
-            rules,
-            global,
-            &root_id,
-            self.active.as_deref(),
-        )));
+        self.active = Some(Active::new(settings.clone(), rules, global, &root_id));
         self.poller = settings.source.clone().map(|s| Poller::new(s, random()));
         self.ramp_due = self.ramp_due();
         self.set_ticks();
@@ -162,13 +156,7 @@ impl Root {
         );
         let (settings, global) = (active.settings.clone(), active.global.clone());
         let root_id = self.root_id();
-        self.active = Some(Rc::new(Active::new(
-            settings,
-            Some(rules),
-            global,
-            &root_id,
-            self.active.as_deref(),
-        )));
+        self.active = Some(Active::new(settings, Some(rules), global, &root_id));
         self.ramp_due = self.ramp_due();
         self.set_ticks();
     }
