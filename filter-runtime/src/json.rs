@@ -506,11 +506,10 @@ impl<'a> Reader<'a> {
         }
         let from = start - self.base;
         let text = self.buf.get(from..self.i).unwrap_or_default();
-        let text = core::str::from_utf8(text).unwrap_or_default();
         if !float {
             // The magnitude, if a u64 holds it.
             let mut magnitude = Some(0u64);
-            for d in text.trim_start_matches('-').bytes() {
+            for &d in text.get(usize::from(negative)..).unwrap_or_default() {
                 magnitude =
                     magnitude.and_then(|m| m.checked_mul(10)?.checked_add(u64::from(d - b'0')));
             }
@@ -523,9 +522,12 @@ impl<'a> Reader<'a> {
                 _ => {}
             }
         }
-        let Some(value) = serde_f64(text) else {
-            let at = exponent_overflow(text).map_or(self.base + self.i, |k| start + k);
-            return Err(self.fail_at("number out of range", at));
+        let value = match serde_f64(text) {
+            Ok(value) => value,
+            Err(at) => {
+                let at = at.map_or(self.base + self.i, |k| start + k);
+                return Err(self.fail_at("number out of range", at));
+            }
         };
         Ok(Num::F(from, self.i, value))
     }
@@ -906,27 +908,32 @@ fn pow10(k: u32) -> f64 {
     top as f64 * f64::from_bits(((e + shift as i32 + 1023) as u64) << 52)
 }
 
-/// The value serde_json gives a number's (valid JSON) text, or `None` where
-/// it says `number out of range`: its own algorithm (without the
-/// `float_roundtrip` feature), step for step, so that both agree on every
-/// document, near `f64::MAX` too. The digits go into a `u64` while they
-/// fit (an integer digit that does not only raises the exponent, fraction
-/// digits after the first that does not are dropped); an exponent over
-/// `i32::MAX` is out of range, or zero if negative or the digits are; then
-/// the `u64`, as `f64`, times or divided by 10^|e| from the table, which
-/// is out of range if infinite or if `e` > 308.
-fn serde_f64(text: &str) -> Option<f64> {
-    let negative = text.starts_with('-');
-    let text = text.trim_start_matches('-');
-    let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(e) => (text.get(..e).unwrap_or(""), text.get(e + 1..)),
-        None => (text, None),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+/// The value serde_json gives a number's (valid JSON) text, or where it
+/// says `number out of range`: `Err(Some(k))` just after the digit `k` of
+/// an exponent over `i32::MAX` (where serde_json stops), `Err(None)` at the
+/// end. serde_json's own algorithm (without the `float_roundtrip`
+/// feature), step for step, so that both agree on every document, near
+/// `f64::MAX` too. The digits go into a `u64` while they fit (an integer
+/// digit that does not only raises the exponent, fraction digits after the
+/// first that does not are dropped); an exponent over `i32::MAX` is out of
+/// range, or zero if negative or the digits are; then the `u64`, as `f64`,
+/// times or divided by 10^|e| from the table, which is out of range if
+/// infinite or if `e` > 308. Walks the bytes once (no `str` searches: each
+/// pattern type is code of its own in the module).
+fn serde_f64(text: &[u8]) -> Result<f64, Option<usize>> {
+    let negative = text.first() == Some(&b'-');
+    let mut i = usize::from(negative);
     let (mut sig, mut e) = (0u64, 0i32);
-    for (part, point) in [(int, false), (frac, true)] {
+    for point in [false, true] {
+        if point {
+            if text.get(i) != Some(&b'.') {
+                break;
+            }
+            i += 1;
+        }
         let mut full = false;
-        for d in part.bytes() {
+        while let Some(&d @ b'0'..=b'9') = text.get(i) {
+            i += 1;
             match sig
                 .checked_mul(10)
                 .and_then(|s| s.checked_add(u64::from(d - b'0')))
@@ -942,17 +949,22 @@ fn serde_f64(text: &str) -> Option<f64> {
             }
         }
     }
-    if let Some(exp) = exp {
-        let minus = exp.starts_with('-');
+    if let Some(b'e' | b'E') = text.get(i) {
+        i += 1;
+        let minus = text.get(i) == Some(&b'-');
+        if let Some(b'+' | b'-') = text.get(i) {
+            i += 1;
+        }
         let mut x: i32 = 0;
-        for d in exp.trim_start_matches(['+', '-']).bytes() {
+        while let Some(&d) = text.get(i) {
+            i += 1;
             match x
                 .checked_mul(10)
                 .and_then(|x| x.checked_add(i32::from(d - b'0')))
             {
                 Some(v) => x = v,
-                None if sig != 0 && !minus => return None,
-                None => return Some(if negative { -0.0 } else { 0.0 }),
+                None if sig != 0 && !minus => return Err(Some(i)),
+                None => return Ok(if negative { -0.0 } else { 0.0 }),
             }
         }
         e = if minus {
@@ -968,7 +980,7 @@ fn serde_f64(text: &str) -> Option<f64> {
                 if e >= 0 {
                     f *= pow10(k);
                     if f.is_infinite() {
-                        return None;
+                        return Err(None);
                     }
                 } else {
                     f /= pow10(k);
@@ -976,37 +988,14 @@ fn serde_f64(text: &str) -> Option<f64> {
                 break;
             }
             _ if f == 0.0 => break,
-            _ if e >= 0 => return None,
+            _ if e >= 0 => return Err(None),
             _ => {
                 f /= pow10(308);
                 e += 308;
             }
         }
     }
-    Some(if negative { -f } else { f })
-}
-
-/// Where serde_json stops on a positive exponent over `i32::MAX`: just after
-/// the digit that overflows (an offset into `text`).
-fn exponent_overflow(text: &str) -> Option<usize> {
-    let e = text.find(['e', 'E'])?;
-    let digits = text.get(e + 1..)?;
-    let (skip, digits) = match digits.strip_prefix('+') {
-        Some(rest) => (e + 2, rest),
-        None if digits.starts_with('-') => return None,
-        None => (e + 1, digits),
-    };
-    let mut exp: i32 = 0;
-    for (k, d) in digits.bytes().enumerate() {
-        match exp
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i32::from(d - b'0')))
-        {
-            Some(v) => exp = v,
-            None => return Some(skip + k + 1),
-        }
-    }
-    None
+    Ok(if negative { -f } else { f })
 }
 
 /// The strings of `parts`, one after another: `[&str]::concat`, whose
@@ -1067,19 +1056,17 @@ fn describe(out: &mut String, n: &Num, window: &[u8]) {
         }
         Num::F(from, to, _) => {
             let t = window.get(from..to).unwrap_or_default();
-            let t = core::str::from_utf8(t).unwrap_or_default();
             // serde prints the shortest form: `1.50` as `1.5`, `2.0` as `2.0`.
-            let t = match t.find(['e', 'E']) {
-                None if t.contains('.') => {
-                    let trimmed = t.trim_end_matches('0');
-                    if trimmed.ends_with('.') {
-                        t.get(..trimmed.len() + 1).unwrap_or(t)
-                    } else {
-                        trimmed
-                    }
+            let mut end = t.len();
+            if t.contains(&b'.') && !t.iter().any(|&b| b == b'e' || b == b'E') {
+                while t.get(end - 1) == Some(&b'0') {
+                    end -= 1;
                 }
-                _ => t,
-            };
+                if t.get(end - 1) == Some(&b'.') {
+                    end += 1;
+                }
+            }
+            let t = core::str::from_utf8(t.get(..end).unwrap_or(t)).unwrap_or_default();
             out.push_str("floating point `");
             out.push_str(t);
         }
@@ -1205,7 +1192,8 @@ mod tests {
         }
     }
 
-    /// serde_f64 is serde_json's value (or its `number out of range`) for
+    /// serde_f64 is serde_json's value (or its `number out of range`, at
+    /// the same column) for
     /// seeded numbers of every form, half of them within a few units in
     /// the 17th digit of `f64::MAX` (where the reader once disagreed with
     /// serde_json in both directions), and a few written out.
@@ -1277,10 +1265,12 @@ mod tests {
         }
         for s in &cases {
             let theirs = serde_json::from_str::<f64>(s);
-            match (serde_f64(s), theirs) {
-                (Some(a), Ok(b)) => assert_eq!(a.to_bits(), b.to_bits(), "{s}: {a} against {b}"),
-                (None, Err(e)) => {
-                    assert!(e.to_string().starts_with("number out of range"), "{s}: {e}")
+            match (serde_f64(s.as_bytes()), theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a.to_bits(), b.to_bits(), "{s}: {a} against {b}"),
+                (Err(at), Err(e)) => {
+                    assert!(e.to_string().starts_with("number out of range"), "{s}: {e}");
+                    // Where serde_json stopped: in the exponent, or at the end.
+                    assert_eq!(at.unwrap_or(s.len()), e.column(), "{s}: {e}");
                 }
                 (a, b) => panic!("{s}: ours {a:?}, serde_json {b:?}"),
             }
