@@ -62,7 +62,10 @@ pub fn aliases(fqdn: &str, cluster_domain: &str, client_namespace: Option<&str>)
     let Some(name_ns) = svc.strip_suffix(".svc") else {
         return out;
     };
-    let Some((name, ns)) = name_ns.split_once('.') else {
+    let Some(dot) = name_ns.bytes().position(|b| b == b'.') else {
+        return out;
+    };
+    let (Some(name), Some(ns)) = (name_ns.get(..dot), name_ns.get(dot + 1..)) else {
         return out;
     };
     if ns.contains('.') || name.is_empty() || ns.is_empty() {

@@ -21,3 +21,4 @@ pub mod revision;
 pub mod rules;
 pub mod shared;
 pub mod stats;
+pub mod text;

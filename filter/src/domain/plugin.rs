@@ -464,25 +464,19 @@ fn header(name: Option<&str>, field: &str) -> Result<Option<Box<str>>, ConfigErr
 /// `:<port>` unless it is 80), so the rule server sees the Service's name;
 /// for any other cluster, the cluster name.
 pub fn default_authority(cluster: &str) -> String {
-    let mut parts = cluster.split('|');
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some("outbound"), Some(port), Some(_subset), Some(host), None)
-            if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) =>
-        {
-            if port == "80" {
+    let mut parts = [""; 4];
+    if crate::domain::text::split_exact(cluster, b'|', &mut parts) {
+        let [kind, port, _subset, host] = parts;
+        let port_number = crate::domain::text::parse_u64(port.as_bytes(), 10);
+        if kind == "outbound" && !host.is_empty() && matches!(port_number, Some(1..=65535)) {
+            return if port == "80" {
                 host.to_string()
             } else {
                 format!("{host}:{port}")
-            }
+            };
         }
-        _ => cluster.to_string(),
     }
+    cluster.to_string()
 }
 
 fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {

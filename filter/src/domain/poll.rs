@@ -32,6 +32,7 @@ use core::time::Duration;
 use crate::domain::pick::hash_key;
 use crate::domain::plugin::{Rules, SourceSettings};
 use crate::domain::shared::{CasMismatch, SharedStore};
+use crate::domain::text;
 use crate::schema::error::ConfigError;
 use crate::schema::limits;
 
@@ -98,14 +99,16 @@ impl Lease {
     /// Parses `owner:next_fetch_ms:failures`.
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         let s = core::str::from_utf8(bytes).ok()?;
-        let mut parts = s.split(':');
-        let owner = parts.next()?.to_owned();
-        let lease = Lease {
-            owner,
-            next_fetch_ms: parts.next()?.parse().ok()?,
-            failures: parts.next()?.parse().ok()?,
-        };
-        parts.next().is_none().then_some(lease)
+        let mut parts = [""; 3];
+        if !text::split_exact(s, b':', &mut parts) {
+            return None;
+        }
+        let [owner, next, failures] = parts;
+        Some(Lease {
+            owner: owner.to_owned(),
+            next_fetch_ms: text::parse_u64(next.as_bytes(), 10)?,
+            failures: u32::try_from(text::parse_u64(failures.as_bytes(), 10)?).ok()?,
+        })
     }
 
     /// `owner:next_fetch_ms:failures`.
@@ -122,8 +125,7 @@ pub fn digest(body: &[u8]) -> u64 {
 /// Parses `…/head`: `<digest hex> <etag>` (the ETag may be empty).
 pub fn parse_head(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let sp = bytes.iter().position(|b| *b == b' ')?;
-    let hex = core::str::from_utf8(bytes.get(..sp)?).ok()?;
-    let digest = u64::from_str_radix(hex, 16).ok()?;
+    let digest = text::parse_u64(bytes.get(..sp)?, 16)?;
     Some((digest, bytes.get(sp + 1..)?))
 }
 
@@ -165,10 +167,19 @@ pub fn show_ms(ms: u64) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    let frac = format!("{:03}", ms % 1000);
-    let frac = frac.trim_end_matches('0');
-    let dot = if frac.is_empty() { "" } else { "." };
-    format!("{}{dot}{frac}s", ms / 1000)
+    let mut out = format!("{}", ms / 1000);
+    // The thousandths, without trailing zeros.
+    let frac = ms % 1000;
+    let digits = [frac / 100, frac / 10 % 10, frac % 10];
+    let keep = digits.iter().rposition(|d| *d != 0).map_or(0, |i| i + 1);
+    if keep > 0 {
+        out.push('.');
+    }
+    for d in digits.iter().take(keep) {
+        out.push(char::from(b'0' + *d as u8));
+    }
+    out.push('s');
+    out
 }
 
 /// How much of an error answer's body is logged.
@@ -184,7 +195,7 @@ fn printable(bytes: &[u8]) -> String {
             out.push(c);
         }
     });
-    out.trim_end().to_string()
+    text::trim_end(&out).to_string()
 }
 
 /// The characters `String::from_utf8_lossy(bytes)` holds, one by one: each
@@ -474,7 +485,8 @@ impl Poller {
         let status = host
             .response_header(":status")
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.trim().parse::<u16>().ok());
+            .and_then(|s| text::parse_u64(text::trim(&s).as_bytes(), 10))
+            .and_then(|s| u16::try_from(s).ok());
         match status {
             Some(304) => return Outcome::Unchanged,
             Some(200) => {}
