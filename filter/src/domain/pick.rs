@@ -2,7 +2,7 @@
 //! hash of the user's key that never moves a user off a destination whose
 //! weight only grew.
 
-use alloc::boxed::Box;
+use alloc::{boxed::Box, vec::Vec};
 
 /// A small, fast PRNG (wyrand). Seeded from the host's randomness once per
 /// VM; never a fixed seed in the filter.
@@ -60,20 +60,22 @@ impl Weights {
     /// (a hash of the cluster name, so reordering destinations moves no user).
     /// The caller guarantees at least one weight is above zero.
     pub fn new(weights: &[u64], seeds: &[u64]) -> Self {
+        // Plain loops: an iterator chain collected is three generic
+        // functions of its own in the module.
         let mut total = 0u64;
-        let cumulative = weights
-            .iter()
-            .map(|w| {
-                total += *w;
-                total
-            })
-            .collect();
-        let sticky = weights
-            .iter()
-            .zip(seeds)
-            .map(|(w, s)| (*w as f64, *s))
-            .collect();
-        Weights { cumulative, sticky }
+        let mut cumulative = Vec::with_capacity(weights.len());
+        for w in weights {
+            total += *w;
+            cumulative.push(total);
+        }
+        let mut sticky = Vec::with_capacity(weights.len().min(seeds.len()));
+        for (w, s) in weights.iter().zip(seeds) {
+            sticky.push((*w as f64, *s));
+        }
+        Weights {
+            cumulative: cumulative.into_boxed_slice(),
+            sticky: sticky.into_boxed_slice(),
+        }
     }
 
     /// Sum of the weights.

@@ -335,10 +335,13 @@ impl Settings {
     pub fn debug_values(&self, set: &RuleSet) -> Box<[Box<str>]> {
         match self.debug_header {
             None => Box::default(),
-            Some(_) => set
-                .all_destinations()
-                .map(|(s, r, d)| format!("{}/{}/{}", s.name, r.name, d.label).into())
-                .collect(),
+            Some(_) => {
+                let mut values = Vec::with_capacity(set.destination_count() as usize);
+                for (s, r, d) in set.all_destinations() {
+                    values.push(format!("{}/{}/{}", s.name, r.name, d.label).into());
+                }
+                values.into_boxed_slice()
+            }
         }
     }
 

@@ -182,10 +182,13 @@ fn percent_bp(w: f64) -> Option<u32> {
 /// of the traffic and the others share the rest in proportion to `own`.
 /// Exact: the total is `10000 × W`, `W` the others' own weights' sum.
 pub fn weights_at(own: &[u32], canary: usize, bp: u32) -> Vec<u64> {
-    let all: u64 = own.iter().map(|w| u64::from(*w)).sum();
-    let others = all - own.get(canary).map_or(0, |w| u64::from(*w));
     let rest = u64::from(WHOLE_BP.saturating_sub(bp));
-    let mut out: Vec<u64> = own.iter().map(|w| rest * u64::from(*w)).collect();
+    let (mut all, mut out) = (0u64, Vec::with_capacity(own.len()));
+    for w in own {
+        all += u64::from(*w);
+        out.push(rest * u64::from(*w));
+    }
+    let others = all - own.get(canary).map_or(0, |w| u64::from(*w));
     if let Some(c) = out.get_mut(canary) {
         *c = u64::from(bp) * others;
     }

@@ -137,7 +137,11 @@ impl Guards {
         let guards = Guards {
             rules,
             of_stat,
-            ejected: (0..n).map(|_| Cell::new(false)).collect(),
+            ejected: {
+                let mut ejected = Vec::with_capacity(n);
+                ejected.resize_with(n, || Cell::new(false));
+                ejected
+            },
             tick_ms: bucket.clamp(100, 1000) as u32,
         };
         guards.zero();

@@ -28,7 +28,9 @@ fn read(path_tail: &[&str]) -> Option<String> {
 
 fn read_under(prefixes: &[&[&str]], path_tail: &[&str]) -> Option<String> {
     for prefix in prefixes {
-        let path: Vec<&str> = prefix.iter().chain(path_tail).copied().collect();
+        let mut path: Vec<&str> = Vec::with_capacity(prefix.len() + path_tail.len());
+        path.extend_from_slice(prefix);
+        path.extend_from_slice(path_tail);
         match hostcalls::property(&path) {
             Ok(bytes) if !bytes.as_slice().is_empty() => {
                 logger::debug!(

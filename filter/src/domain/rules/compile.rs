@@ -36,7 +36,10 @@ pub fn compile(
     path: &str,
     opts: &CompileOptions<'_>,
 ) -> Result<RuleSet, ConfigError> {
-    let counts: Vec<usize> = services.iter().map(|s| s.http.len()).collect();
+    let mut counts = Vec::with_capacity(services.len());
+    for s in services {
+        counts.push(s.http.len());
+    }
     let mut c = Compiler::new(services, &counts, path, opts)?;
     for (si, svc) in services.iter().enumerate() {
         for (ri, rule) in svc.http.iter().enumerate() {
@@ -702,13 +705,22 @@ fn compile_route(
             Some(Box::new(Sticky { key, issuer }))
         }
     };
-    let own: Vec<u64> = weights.iter().map(|w| u64::from(*w)).collect();
+    let own = widen(&weights);
     Ok(Route {
         weights: Weights::new(&own, &seeds),
         destinations: destinations.into(),
         sticky,
         ramp,
     })
+}
+
+/// The weights as `u64`s, as [`Weights::new`] takes them.
+fn widen(weights: &[u32]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(weights.len());
+    for w in weights {
+        out.push(u64::from(*w));
+    }
+    out
 }
 
 /// The index of the destination `name` names (its label: the subset, the
@@ -805,17 +817,14 @@ fn compile_ramp(
     let cpath = field_path(path, "canary");
     let canary = destination_named(destinations, targets, &r.canary, &cpath)?;
     let schedule = crate::domain::ramp::compile(r, path, canary, own)?;
-    let mut weights: Vec<Weights> = schedule
-        .phases
-        .iter()
-        .map(|p| {
-            let w = match p.canary_bp {
-                None => own.iter().map(|w| u64::from(*w)).collect(),
-                Some(bp) => crate::domain::ramp::weights_at(own, canary, bp),
-            };
-            Weights::new(&w, seeds)
-        })
-        .collect();
+    let mut weights = Vec::with_capacity(schedule.phases.len() + 1);
+    for p in schedule.phases.iter() {
+        let w = match p.canary_bp {
+            None => widen(own),
+            Some(bp) => crate::domain::ramp::weights_at(own, canary, bp),
+        };
+        weights.push(Weights::new(&w, seeds));
+    }
     weights.push(Weights::new(
         &crate::domain::ramp::weights_at(own, canary, 0),
         seeds,

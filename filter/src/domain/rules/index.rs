@@ -88,7 +88,10 @@ impl RuleIndex {
         let names = indexed_names(rules);
         // Slot `n` of `by_header` is `names[n]`: the names in the order the
         // rules first use them.
-        let mut by_header: Vec<ValueMap> = names.iter().map(|_| ValueMap::default()).collect();
+        let mut by_header: Vec<ValueMap> = Vec::with_capacity(names.len());
+        for _ in &names {
+            by_header.push(ValueMap::default());
+        }
         let mut by_prefix = ValueMap::default();
         let mut always = Vec::new();
         let mut filed = 0;
@@ -98,17 +101,18 @@ impl RuleIndex {
             if rule.matches.is_empty() {
                 return None;
             }
-            rule.matches
-                .iter()
-                .map(|m| match m.index_key()? {
-                    IndexKey::Header(name, value) => Some((
+            let mut keys = Vec::with_capacity(rule.matches.len());
+            for m in rule.matches.iter() {
+                keys.push(match m.index_key()? {
+                    IndexKey::Header(name, value) => (
                         Some(names.iter().position(|n| *n == name)?),
                         hash_key(value),
                         value.len(),
-                    )),
-                    IndexKey::PathPrefix(prefix) => Some((None, hash_key(prefix), prefix.len())),
-                })
-                .collect()
+                    ),
+                    IndexKey::PathPrefix(prefix) => (None, hash_key(prefix), prefix.len()),
+                });
+            }
+            Some(keys)
         };
         // Two passes: count the rules of each value (room for each of a
         // rule's keys, even those it shares), then lay the lists out one
@@ -172,12 +176,16 @@ impl RuleIndex {
         for map in by_header.iter_mut().chain([&mut by_prefix]) {
             map.shrink_to_fit();
         }
+        let mut named = Vec::with_capacity(names.len());
+        for (name, map) in names.into_iter().zip(by_header) {
+            named.push((Box::from(name), map));
+        }
         RuleIndex {
             name_lens: (0..64)
                 .filter(|&n| slots_by_len.get(n).is_some_and(|&s| s != 0))
                 .fold(0, |lens, n| lens | 1u64 << n),
             slots_by_len,
-            by_header: names.into_iter().map(Box::from).zip(by_header).collect(),
+            by_header: named,
             prefix_lens,
             by_prefix,
             lists: lists.into(),
