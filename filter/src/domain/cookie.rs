@@ -140,7 +140,9 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
     t.push_str(name);
     t.push('=');
     let key_at = t.len();
-    t.extend(core::iter::repeat_n('A', KEY_LEN));
+    for _ in 0..KEY_LEN {
+        t.push('A');
+    }
     if let Some(age) = c.max_age {
         if !(1..=MAX_COOKIE_AGE_SECS).contains(&age) {
             return Err(ConfigError::at(

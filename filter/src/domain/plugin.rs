@@ -259,14 +259,11 @@ fn compile_streamed(
 
 /// Adds the source label keys `rule` asks about to `keys` (sorted, once each).
 fn label_keys(rule: &HttpRoute, keys: &mut Vec<String>) {
-    let all = rule
-        .matches
-        .iter()
-        .filter_map(|m| m.source_labels.as_ref())
-        .flat_map(|l| l.keys());
-    for key in all {
-        if let Err(at) = keys.binary_search(key) {
-            keys.insert(at, key.clone());
+    for labels in rule.matches.iter().filter_map(|m| m.source_labels.as_ref()) {
+        for key in labels.keys() {
+            if let Err(at) = keys.binary_search(key) {
+                keys.insert(at, key.clone());
+            }
         }
     }
 }
@@ -306,8 +303,10 @@ fn rule_route_header(
             ("headers", &m.headers),
             ("withoutHeaders", &m.without_headers),
         ] {
-            if let Some(name) = map.iter().flat_map(|h| h.keys()).find(|n| is_route(n)) {
-                return refuse(format!("match[{mi}].{field}.{name}"));
+            for name in map.iter().flat_map(|h| h.keys()) {
+                if is_route(name) {
+                    return refuse(format!("match[{mi}].{field}.{name}"));
+                }
             }
         }
     }

@@ -82,7 +82,10 @@ pub fn compile(
 ) -> Result<Schedule, ConfigError> {
     let start = parse_time(&ramp.start)
         .ok_or_else(|| ConfigError::at(path, "start", Reason::Fault(Fault::BadStart)))?;
-    let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+    let mut total = 0u64;
+    for w in weights {
+        total += u64::from(*w);
+    }
     let own = weights.get(canary).map_or(0, |w| u64::from(*w));
     if total == own {
         return Err(ConfigError::invalid(

@@ -35,7 +35,9 @@ pub fn tagged(kind: &str, service: &str, rule: &str, destination: Option<&str>) 
 /// Appends `{name}{value};`, the value made safe by [`tag_value`]'s rule.
 fn push_tag(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
-    out.extend(value.chars().map(tag_char));
+    for c in value.chars() {
+        out.push(tag_char(c));
+    }
     out.push(';');
 }
 

@@ -128,12 +128,12 @@ impl Guards {
             },
         );
         guard::install(&mut SharedData, &prefix, &digest, &keys);
-        let bucket = rules
-            .iter()
-            .flat_map(|r| r.specs.iter())
-            .map(Spec::bucket_ms)
-            .min()
-            .unwrap_or(1000);
+        let mut bucket = None;
+        for spec in rules.iter().flat_map(|r| r.specs.iter()) {
+            let ms = spec.bucket_ms();
+            bucket = Some(bucket.map_or(ms, |b: u64| b.min(ms)));
+        }
+        let bucket = bucket.unwrap_or(1000);
         let guards = Guards {
             rules,
             of_stat,

@@ -100,7 +100,11 @@ impl<'a> Compiler<'a> {
                 },
             ));
         }
-        if counts.iter().sum::<usize>() > limits::MAX_RULES {
+        let mut rules = 0usize;
+        for n in counts {
+            rules += n;
+        }
+        if rules > limits::MAX_RULES {
             return Err(ConfigError::invalid(
                 path,
                 Reason::TooMany {
@@ -239,7 +243,9 @@ impl<'a> Compiler<'a> {
             if let Some(primary) = names.next() {
                 self.set.hosts.insert(&primary, index);
             }
-            self.aliases.extend(names.map(|a| (a, index)));
+            for alias in names {
+                self.aliases.push((alias, index));
+            }
         }
         let http_path = field_path(&spath, "http");
         let count = self.counts.get(si).copied().unwrap_or(0);
@@ -405,7 +411,9 @@ fn compile_match(
         m.query_params.as_ref().map_or(0, Map::len),
         m.source_labels.as_ref().map_or(0, Map::len),
     ];
-    if conditions.iter().sum::<usize>() > limits::MAX_CONDITIONS_PER_MATCH {
+    if conditions[0] + conditions[1] + conditions[2] + conditions[3]
+        > limits::MAX_CONDITIONS_PER_MATCH
+    {
         return Err(ConfigError::invalid(
             path,
             Reason::TooMany {
@@ -850,15 +858,16 @@ fn mark_default_route(
     portless: PortlessAs,
 ) -> Result<(), ConfigError> {
     let (cluster, _) = cluster_name(default, path, exp, portless)?;
-    rules
-        .iter_mut()
-        .flat_map(|r| r.route.destinations.iter_mut())
-        .filter(|d| {
-            targets
+    for rule in rules.iter_mut() {
+        for d in rule.route.destinations.iter_mut() {
+            if targets
                 .get(d.target as usize)
                 .is_some_and(|t| t.cluster == cluster)
-        })
-        .for_each(|d| d.via = Via::DefaultRoute);
+            {
+                d.via = Via::DefaultRoute;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -158,11 +158,12 @@ impl RuleIndex {
                 // Counted: each value's range starts where the one before
                 // it ends, empty until filled.
                 let mut next = 0;
-                let ranges = by_header.iter_mut().chain([&mut by_prefix]);
-                for range in ranges.flat_map(|m| m.values_mut()) {
-                    let count = range.1;
-                    *range = (next, next);
-                    next += count;
+                for map in by_header.iter_mut().chain([&mut by_prefix]) {
+                    for range in map.values_mut() {
+                        let count = range.1;
+                        *range = (next, next);
+                        next += count;
+                    }
                 }
                 lists = alloc::vec![0; next as usize];
             }
@@ -176,14 +177,18 @@ impl RuleIndex {
         for map in by_header.iter_mut().chain([&mut by_prefix]) {
             map.shrink_to_fit();
         }
+        let mut name_lens = 0u64;
+        for (n, slots) in slots_by_len.iter().enumerate() {
+            if *slots != 0 {
+                name_lens |= 1u64 << n;
+            }
+        }
         let mut named = Vec::with_capacity(names.len());
         for (name, map) in names.into_iter().zip(by_header) {
             named.push((Box::from(name), map));
         }
         RuleIndex {
-            name_lens: (0..64)
-                .filter(|&n| slots_by_len.get(n).is_some_and(|&s| s != 0))
-                .fold(0, |lens, n| lens | 1u64 << n),
+            name_lens,
             slots_by_len,
             by_header: named,
             prefix_lens,
