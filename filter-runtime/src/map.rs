@@ -56,20 +56,47 @@ pub fn sort_by<T>(v: &mut [T], less: &dyn Fn(&T, &T) -> bool) {
     }
 }
 
+/// The positions of the entries a map of `keys` keeps, in key order: of
+/// equal keys the last.
+fn kept_order(keys: &[&str]) -> Vec<usize> {
+    let key = |i: usize| keys.get(i).copied().unwrap_or_default();
+    let mut order: Vec<usize> = Vec::with_capacity(keys.len());
+    for i in 0..keys.len() {
+        order.push(i);
+    }
+    // By key, then by position: of equal keys the last comes last.
+    sort_by(&mut order, &|&i, &j| (key(i), i) < (key(j), j));
+    let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+    for i in order {
+        match kept.last_mut() {
+            Some(last) if key(*last) == key(i) => *last = i,
+            _ => kept.push(i),
+        }
+    }
+    kept
+}
+
 impl<V> Map<V> {
     /// The map of `entries`: sorted by key, the last of equal keys kept.
     pub fn from_entries(entries: Vec<(String, V)>) -> Self {
         if entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
             return Map(entries);
         }
-        // By key, then by position: of equal keys the last comes last.
-        let mut numbered: Vec<(usize, (String, V))> = entries.into_iter().enumerate().collect();
-        sort_by(&mut numbered, &|(i, (a, _)), (j, (b, _))| (a, i) < (b, j));
-        let mut out: Vec<(String, V)> = Vec::with_capacity(numbered.len());
-        for (_, entry) in numbered {
-            match out.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => out.push(entry),
+        // The order is found over the keys alone, by code that is not
+        // generic: only moving the entries into it is, per value type.
+        let mut keys: Vec<&str> = Vec::with_capacity(entries.len());
+        for (k, _) in &entries {
+            keys.push(k);
+        }
+        let order = kept_order(&keys);
+        let mut slots: Vec<Option<(String, V)>> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            slots.push(Some(entry));
+        }
+        let mut out: Vec<(String, V)> = Vec::with_capacity(order.len());
+        for i in order {
+            if let Some(entry) = slots.get_mut(i).and_then(Option::take) {
+                out.push(entry);
             }
         }
         Map(out)
@@ -153,6 +180,34 @@ mod tests {
         assert_eq!(ours.get("a"), Some(&4));
         assert_eq!(ours.get("z"), None);
         assert_eq!(ours.get(""), Some(&6));
+    }
+
+    /// Lists of every length to 40 with keys that repeat, in random
+    /// orders: the map a `BTreeMap` built one insert at a time is.
+    #[test]
+    fn from_entries_is_a_btreemap_of_them() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..40 {
+            for _ in 0..50 {
+                let entries: Vec<(String, u32)> = (0..n)
+                    .map(|v| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        (
+                            ["", "a", "b", "ab", "ba", "c"][(seed % 6) as usize].to_string(),
+                            v,
+                        )
+                    })
+                    .collect();
+                let ours = Map::from_entries(entries.clone());
+                let theirs: std::collections::BTreeMap<String, u32> = entries.into_iter().collect();
+                assert_eq!(
+                    ours.iter().collect::<Vec<_>>(),
+                    theirs.iter().collect::<Vec<_>>()
+                );
+            }
+        }
     }
 
     #[test]
