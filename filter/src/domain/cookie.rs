@@ -120,9 +120,9 @@ impl Issuer {
 /// but the separators.
 pub fn is_token(name: &str) -> bool {
     !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        && crate::domain::text::all_bytes(name, |b| {
+            b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+        })
 }
 
 /// Checks `setCookie` of a rule sticky by cookie `name` and renders its
@@ -173,9 +173,7 @@ pub fn compile(name: &str, c: &config::SetCookie, path: &str) -> Result<Issuer, 
     let cookie_path = c.path.as_deref().unwrap_or("/");
     if !cookie_path.starts_with('/')
         || cookie_path.len() > MAX_NAME_LEN
-        || cookie_path
-            .bytes()
-            .any(|b| b.is_ascii_control() || b == b';')
+        || !crate::domain::text::all_bytes(cookie_path, |b| !b.is_ascii_control() && b != b';')
     {
         return Err(ConfigError::at(
             path,

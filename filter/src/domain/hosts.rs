@@ -27,9 +27,9 @@ pub fn valid_host(host: &str) -> bool {
     host == "*"
         || (!name.is_empty()
             && name.len() <= MAX_HOST_LEN
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            && crate::domain::text::all_bytes(name, |b| {
+                b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'
+            })
             && !name.starts_with('.')
             && !name.ends_with('.')
             // Bytes, not a `&str` pattern: that links core's two-way searcher.
@@ -62,7 +62,7 @@ pub fn aliases(fqdn: &str, cluster_domain: &str, client_namespace: Option<&str>)
     let Some(name_ns) = svc.strip_suffix(".svc") else {
         return out;
     };
-    let Some(dot) = name_ns.bytes().position(|b| b == b'.') else {
+    let Some(dot) = crate::domain::text::find_byte(name_ns, b'.') else {
         return out;
     };
     let (Some(name), Some(ns)) = (name_ns.get(..dot), name_ns.get(dot + 1..)) else {

@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use crate::domain::cluster::PortlessMode;
 use crate::domain::rules::{self, CompileOptions, Compiler, RuleSet, Workload};
+use crate::domain::text;
 use crate::schema::config::{self, HttpRoute, PluginConfig, RuleFile};
 use crate::schema::decode::FromJson;
 use crate::schema::error::{ConfigError, Reason};
@@ -467,9 +468,9 @@ fn header(name: Option<&str>, field: &str) -> Result<Option<Box<str>>, ConfigErr
 /// for any other cluster, the cluster name.
 pub fn default_authority(cluster: &str) -> String {
     let mut parts = [""; 4];
-    if crate::domain::text::split_exact(cluster, b'|', &mut parts) {
+    if text::split_exact(cluster, b'|', &mut parts) {
         let [kind, port, _subset, host] = parts;
-        let port_number = crate::domain::text::parse_u64(port.as_bytes(), 10);
+        let port_number = text::parse_u64(port.as_bytes(), 10);
         if kind == "outbound" && !host.is_empty() && matches!(port_number, Some(1..=65535)) {
             return if port == "80" {
                 host.to_string()
@@ -488,7 +489,7 @@ fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
             Reason::EmptyString,
         ));
     }
-    if !s.path.starts_with('/') || s.path.bytes().any(|b| !b.is_ascii_graphic()) {
+    if !s.path.starts_with('/') || !text::all_bytes(&s.path, |b| b.is_ascii_graphic()) {
         return Err(ConfigError::invalid(
             "ruleSource.path",
             Reason::BadCharacters(s.path.clone()),
@@ -498,7 +499,7 @@ fn source(s: &config::RuleSource) -> Result<SourceSettings, ConfigError> {
         .authority
         .clone()
         .unwrap_or_else(|| default_authority(&s.cluster));
-    if authority.is_empty() || authority.bytes().any(|b| !b.is_ascii_graphic()) {
+    if authority.is_empty() || !text::all_bytes(&authority, |b| b.is_ascii_graphic()) {
         return Err(ConfigError::invalid(
             "ruleSource.authority",
             Reason::BadCharacters(authority),

@@ -36,7 +36,7 @@ pub fn split_exact<'a>(s: &'a str, sep: u8, fields: &mut [&'a str]) -> bool {
     let mut rest = s;
     for (k, slot) in fields.iter_mut().enumerate() {
         let last = k + 1 == count;
-        match (rest.bytes().position(|b| b == sep), last) {
+        match (find_byte(rest, sep), last) {
             (Some(i), false) => {
                 let (Some(field), Some(tail)) = (rest.get(..i), rest.get(i + 1..)) else {
                     return false;
@@ -52,6 +52,28 @@ pub fn split_exact<'a>(s: &'a str, sep: u8, fields: &mut [&'a str]) -> bool {
         }
     }
     false
+}
+
+/// Whether every byte of `s` passes `ok` (`s.bytes().all(ok)`): one loop
+/// for the configuration's many checks of a value's characters, where each
+/// closure given to `all` or `any` would be a function of its own.
+pub fn all_bytes(s: &str, ok: fn(u8) -> bool) -> bool {
+    for b in s.bytes() {
+        if !ok(b) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Where the first `byte` is in `s` (`s.bytes().position(|b| b == byte)`).
+pub fn find_byte(s: &str, byte: u8) -> Option<usize> {
+    for (i, b) in s.bytes().enumerate() {
+        if b == byte {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// The number `s` writes in `radix` (at most 16), as
@@ -109,7 +131,13 @@ mod tests {
         for s in &all {
             assert_eq!(trim(s), s.trim(), "{s:?}");
             assert_eq!(trim_end(s), s.trim_end(), "{s:?}");
+            let graphic: fn(u8) -> bool = |b| b.is_ascii_graphic();
+            let digit: fn(u8) -> bool = |b| b.is_ascii_digit();
+            for ok in [graphic, digit] {
+                assert_eq!(all_bytes(s, ok), s.bytes().all(ok), "{s:?}");
+            }
             for sep in [b'|', b':'] {
+                assert_eq!(find_byte(s, sep), s.bytes().position(|b| b == sep));
                 let theirs: Vec<&str> = s.split(char::from(sep)).collect();
                 for n in 1..=5 {
                     let mut fields = vec![""; n];

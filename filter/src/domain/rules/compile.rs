@@ -589,9 +589,9 @@ pub fn header_name(name: &str) -> Result<String, Reason> {
     let token = name.strip_prefix(':').unwrap_or(name);
     let ok = !token.is_empty()
         && name.len() <= limits::MAX_NAME_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        && crate::domain::text::all_bytes(token, |b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        });
     if ok {
         Ok(name.to_ascii_lowercase())
     } else {
@@ -942,7 +942,7 @@ fn plain_value(v: &str) -> Result<(), Reason> {
             limit: limits::MAX_NAME_LEN,
         });
     }
-    if v.bytes().any(|b| !b.is_ascii_graphic()) {
+    if !crate::domain::text::all_bytes(v, |b| b.is_ascii_graphic()) {
         return Err(Reason::BadCharacters(v.to_string()));
     }
     Ok(())
@@ -965,8 +965,9 @@ fn sticky_key(s: &config::Sticky, path: &str) -> Result<StickyKey, ConfigError> 
     }
     if let Some(c) = &s.cookie {
         if c.is_empty()
-            || c.bytes()
-                .any(|b| !b.is_ascii_graphic() || b == b';' || b == b'=')
+            || !crate::domain::text::all_bytes(c, |b| {
+                b.is_ascii_graphic() && b != b';' && b != b'='
+            })
         {
             return Err(ConfigError::at(
                 path,
