@@ -1,7 +1,8 @@
 //! # canary-router-module
 //!
 //! canary-router as an Envoy dynamic module: a native shared object
-//! (`libcanary_router_module.so`) that Envoy 1.40 loads as an HTTP filter.
+//! (`libcanary_router_module.so`) that Envoy 1.40 loads as an HTTP filter
+//! or as a route's cluster specifier.
 //! The rules, their JSON, the errors, the limits, the decisions and the
 //! stat names are the filter crate's ([`canary_router`]), shared and not
 //! copied; this crate is only the adapter to Envoy's dynamic-module ABI.
@@ -10,6 +11,7 @@
 //! - [`version`]: the ABI version and the check that refuses another Envoy;
 //! - [`config`]: a filter configuration (the rule JSON → compiled rules, stats);
 //! - [`stream`]: one request: decide, write the route header, re-select the route;
+//! - [`specifier`]: the cluster specifier: one service's route, a cluster for every request;
 //! - [`guard`]: the destinations' guards, counted by every worker together;
 //! - [`metrics`]: the stats, by the wasm filter's names;
 //! - [`source`]: the polled rule file, ticked by a thread of the module's own;
@@ -30,7 +32,6 @@ pub mod guard;
 pub mod logger;
 pub mod metrics;
 pub mod source;
-#[cfg(feature = "cluster-specifier")]
 pub mod specifier;
 pub mod store;
 pub mod stream;

@@ -47,6 +47,15 @@ pub const REQUIRED: &[&CStr] = &[
     // New in v0.2.0 (Envoy 1.40): absent from v0.1.0 (Envoy 1.39).
     c"envoy_dynamic_module_callback_cluster_specifier_set_cluster_name",
     c"envoy_dynamic_module_callback_http_get_typed_metadata",
+    // The cluster specifier's.
+    c"envoy_dynamic_module_callback_cluster_specifier_get_request_headers_size",
+    c"envoy_dynamic_module_callback_cluster_specifier_get_request_headers",
+    c"envoy_dynamic_module_callback_cluster_specifier_get_attribute_string",
+    c"envoy_dynamic_module_callback_cluster_specifier_get_attribute_int",
+    c"envoy_dynamic_module_callback_cluster_specifier_config_define_counter",
+    c"envoy_dynamic_module_callback_cluster_specifier_config_define_gauge",
+    c"envoy_dynamic_module_callback_cluster_specifier_config_increment_counter",
+    c"envoy_dynamic_module_callback_cluster_specifier_config_set_gauge",
 ];
 
 /// The first of [`REQUIRED`] that `exported` says the process lacks.

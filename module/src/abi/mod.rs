@@ -25,7 +25,6 @@
 mod handles;
 mod headers;
 mod hooks;
-#[cfg(feature = "cluster-specifier")]
 mod specifier;
 
 use std::ffi::{c_char, c_void};

@@ -1,12 +1,13 @@
-//! The cluster-specifier experiment's part of the ABI (feature
-//! `cluster-specifier`): its callbacks, its selection context and its hooks.
+//! The cluster specifier's part of the ABI: its callbacks, its selection
+//! context and its hooks.
 
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
 
+use super::headers::{HeaderList, INLINE};
 use super::*;
-use crate::metrics::Metric;
+use crate::metrics::{Kind, Metric};
 use crate::specifier::{SelectHost, SpecifierConfig};
-use crate::stream::Header;
 
 extern "C" {
     fn envoy_dynamic_module_callback_cluster_specifier_get_request_headers_size(
@@ -37,6 +38,20 @@ extern "C" {
         label_count: usize,
         id: *mut usize,
     ) -> u32;
+    fn envoy_dynamic_module_callback_cluster_specifier_config_define_gauge(
+        config: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_count: usize,
+        id: *mut usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_cluster_specifier_config_set_gauge(
+        config: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_count: usize,
+        value: u64,
+    ) -> u32;
     fn envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
         config: *mut c_void,
         id: usize,
@@ -46,7 +61,7 @@ extern "C" {
     ) -> u32;
 }
 
-/// The experiment's configuration and Envoy's object behind it.
+/// A cluster specifier's configuration and Envoy's object behind it.
 struct Specifier {
     config: SpecifierConfig,
     envoy: *mut c_void,
@@ -60,30 +75,43 @@ struct Select<'a> {
 }
 
 impl SelectHost for Select<'_> {
-    fn request_headers(&self) -> Option<Vec<Header<'_>>> {
+    fn request_headers<'s>(&'s self, list: &mut HeaderList<'s>) -> bool {
         // SAFETY: the context Envoy passed to the running hook.
         let n = unsafe {
             envoy_dynamic_module_callback_cluster_specifier_get_request_headers_size(self.ctx)
         };
-        let mut raw: Vec<EnvoyHeader> = Vec::with_capacity(n);
-        // SAFETY: Envoy writes exactly the `n` headers it reported.
+        // Envoy writes into `raw`: in place for the usual few headers.
+        let mut inline = [const { MaybeUninit::<EnvoyHeader>::uninit() }; INLINE];
+        let mut heap: Vec<MaybeUninit<EnvoyHeader>> = Vec::new();
+        let raw: &mut [MaybeUninit<EnvoyHeader>] = match inline.get_mut(..n) {
+            Some(raw) => raw,
+            None => {
+                heap.resize_with(n, MaybeUninit::uninit);
+                &mut heap
+            }
+        };
+        // SAFETY: Envoy writes exactly `n` headers (the size it just
+        // reported, unchanged within this hook) into `raw`, which holds `n`.
         let ok = unsafe {
             envoy_dynamic_module_callback_cluster_specifier_get_request_headers(
                 self.ctx,
-                raw.as_mut_ptr(),
+                raw.as_mut_ptr().cast::<EnvoyHeader>(),
             )
         };
         if !ok {
-            return None;
+            return false;
         }
-        // SAFETY: initialised by the call above.
-        unsafe { raw.set_len(n) };
-        Some(
-            raw.iter()
-                // SAFETY: Envoy's header map, unchanged for this hook.
-                .map(|h| unsafe { (bytes(h.key_ptr, h.key_len), bytes(h.value_ptr, h.value_len)) })
-                .collect(),
-        )
+        list.extend_with(raw, |h| {
+            // SAFETY: written by the call above. Envoy's header map owns the
+            // bytes and keeps them for the whole hook, in which nothing
+            // writes a header; the list's borrow of `self` ends before the
+            // hook returns.
+            unsafe {
+                let h = h.assume_init_ref();
+                (bytes(h.key_ptr, h.key_len), bytes(h.value_ptr, h.value_len))
+            }
+        });
+        true
     }
 
     fn source_address(&self) -> Option<&[u8]> {
@@ -144,36 +172,88 @@ impl SelectHost for Select<'_> {
     }
 }
 
-/// A route's cluster-specifier configuration: the rule JSON; null refuses it.
+/// A route's cluster-specifier configuration: the rule JSON of its
+/// `specifier_config`; null refuses it (logged, counted), and Envoy rejects
+/// the route configuration that holds it.
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_on_cluster_specifier_config_new(
     config_envoy: *mut c_void,
-    _name: EnvoyBuffer,
+    name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> *const c_void {
     shielded("on_cluster_specifier_config_new", std::ptr::null(), || {
-        // SAFETY: Envoy's buffer, alive for this call.
-        let bytes = unsafe { bytes(config.ptr, config.len) };
-        let define = |name: &str| {
+        // SAFETY: Envoy's buffers, alive for this call.
+        let (name, bytes) = unsafe { (bytes(name.ptr, name.len), bytes(config.ptr, config.len)) };
+        let define = |kind: Kind, name: &str| {
             let mut id = 0usize;
-            // SAFETY: Envoy's live configuration object, during its creation.
+            let name = ModuleBuffer::of(name.as_bytes());
+            // SAFETY: Envoy's live configuration object, during its
+            // creation; no label names; `id` is valid for writes.
             let r = unsafe {
-                envoy_dynamic_module_callback_cluster_specifier_config_define_counter(
-                    config_envoy,
-                    ModuleBuffer::of(name.as_bytes()),
-                    std::ptr::null(),
-                    0,
-                    &mut id,
-                )
+                match kind {
+                    Kind::Counter => {
+                        envoy_dynamic_module_callback_cluster_specifier_config_define_counter(
+                            config_envoy,
+                            name,
+                            std::ptr::null(),
+                            0,
+                            &mut id,
+                        )
+                    }
+                    Kind::Gauge => {
+                        envoy_dynamic_module_callback_cluster_specifier_config_define_gauge(
+                            config_envoy,
+                            name,
+                            std::ptr::null(),
+                            0,
+                            &mut id,
+                        )
+                    }
+                }
             };
             (r == METRICS_SUCCESS).then_some(id)
         };
-        match SpecifierConfig::compile(bytes, define) {
-            Ok(config) => Box::into_raw(Box::new(Specifier {
-                config,
-                envoy: config_envoy,
-            })) as *const c_void,
+        let set = |gauge: &Metric, value: u64| {
+            // SAFETY: a gauge defined on this live configuration, without labels.
+            unsafe {
+                envoy_dynamic_module_callback_cluster_specifier_config_set_gauge(
+                    config_envoy,
+                    gauge.id,
+                    std::ptr::null(),
+                    0,
+                    value,
+                );
+            }
+        };
+        let workload = crate::workload::from_env();
+        match SpecifierConfig::new(name, bytes, &workload, define, set) {
+            Ok(config) => {
+                log(
+                    Level::Info,
+                    &format!(
+                        "canary-router: cluster specifier configured: {} destinations, rules version {}",
+                        config.rules().set.destination_count(),
+                        config.rules().version
+                    ),
+                );
+                Box::into_raw(Box::new(Specifier {
+                    config,
+                    envoy: config_envoy,
+                })) as *const c_void
+            }
             Err(why) => {
+                if let Some(id) = define(Kind::Counter, "canary_router.config_rejected") {
+                    // SAFETY: a counter defined on this live configuration, without labels.
+                    unsafe {
+                        envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
+                            config_envoy,
+                            id,
+                            std::ptr::null(),
+                            0,
+                            1,
+                        );
+                    }
+                }
                 log(
                     Level::Error,
                     &format!("canary-router: cluster specifier configuration rejected: {why}"),

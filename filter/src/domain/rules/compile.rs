@@ -252,16 +252,7 @@ impl<'a> Compiler<'a> {
         if count == 0 {
             return Err(ConfigError::invalid(http_path, Reason::EmptyList));
         }
-        let portless = match svc.destination_port {
-            Some(p) => PortlessAs::Port(
-                port(p).map_err(|r| ConfigError::at(&spath, "destinationPort", r))?,
-            ),
-            None => match opts.portless {
-                PortlessMode::Glue => PortlessAs::Glue,
-                PortlessMode::RequestPort if opts.workload.gateway => PortlessAs::Refused,
-                PortlessMode::RequestPort => PortlessAs::RequestPort,
-            },
-        };
+        let portless = portless_as(svc, &spath, opts)?;
         self.open = Some(Open {
             index: si,
             path: spath,
@@ -301,6 +292,47 @@ impl<'a> Compiler<'a> {
         });
         Ok(())
     }
+}
+
+/// What a destination of `svc` without a port becomes (`spath` is the
+/// service's JSON path).
+fn portless_as(
+    svc: &config::Service,
+    spath: &str,
+    opts: &CompileOptions<'_>,
+) -> Result<PortlessAs, ConfigError> {
+    Ok(match svc.destination_port {
+        Some(p) => {
+            PortlessAs::Port(port(p).map_err(|r| ConfigError::at(spath, "destinationPort", r))?)
+        }
+        None => match opts.portless {
+            PortlessMode::Glue => PortlessAs::Glue,
+            PortlessMode::RequestPort if opts.workload.gateway => PortlessAs::Refused,
+            PortlessMode::RequestPort => PortlessAs::RequestPort,
+        },
+    })
+}
+
+/// The cluster of `svc`'s `defaultDestination`, if it names one, compiled
+/// as a rule's destination is (`spath` is the service's JSON path). The
+/// filter never sends a request there itself: Envoy's own route does. A
+/// placement that sets the cluster of every request of the service (the
+/// dynamic module's cluster specifier) sends there what no rule routes.
+pub fn default_cluster(
+    svc: &config::Service,
+    spath: &str,
+    opts: &CompileOptions<'_>,
+) -> Result<Option<ClusterName>, ConfigError> {
+    let Some(d) = &svc.default_destination else {
+        return Ok(None);
+    };
+    let exp = Expansion {
+        namespace: svc.namespace.as_deref().unwrap_or(opts.namespace),
+        cluster_domain: opts.cluster_domain,
+    };
+    let portless = portless_as(svc, spath, opts)?;
+    let path = field_path(spath, "defaultDestination");
+    cluster_name(d, &path, &exp, portless).map(|(name, _)| Some(name))
 }
 
 /// The rule set's targets as they are compiled: each distinct cluster name

@@ -13,7 +13,7 @@ mod index;
 #[cfg(test)]
 mod tests;
 
-pub use compile::{compile, header_name, Compiler};
+pub use compile::{compile, default_cluster, header_name, Compiler};
 pub use decide::cookie;
 pub use index::{INDEX_MIN_RULES, MAX_INDEXED_HEADERS};
 
