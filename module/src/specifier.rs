@@ -8,10 +8,11 @@
 //! A cluster specifier replaces the route's cluster outright: a request it
 //! gives no cluster gets Envoy's 503 (`no_cluster`). So the rules name
 //! exactly one service, the route's, with a `defaultDestination` (the
-//! route's own destination as istiod built it), and every request the rules
-//! do not route goes there: no rule matched, or an authority no host of the
-//! service names (a request on this route is for this service whatever its
-//! authority, e.g. the service's cluster IP).
+//! route's own destination as istiod built it), and every request no rule
+//! routes goes there. Every request on the route is the service's, whatever
+//! its authority (Envoy chose the virtual host: a short name, the service's
+//! cluster IP), so the service's rules decide all of them, as istiod's
+//! routes apply to every request of their virtual host.
 //!
 //! What this extension point cannot do is refused at configure, naming the
 //! field ([`refusal`]): it sees no response (`sticky.setCookie`, `guard`,
@@ -304,7 +305,7 @@ impl SpecifierConfig {
                 host: &*host,
             };
             let routed = match listed {
-                true => match self.rules.set.decide(&view, random) {
+                true => match self.rules.set.decide_service(0, &view, random) {
                     Outcome::Routed(d) => Some(d),
                     Outcome::NoRule { .. } | Outcome::NoService => None,
                 },
@@ -553,12 +554,13 @@ mod tests {
         assert_eq!(select(&c, tester).as_deref(), Some(V2));
         // No rule matches (the split takes /api only): the default destination.
         assert_eq!(select(&c, get("backend", "/", &[])).as_deref(), Some(V1));
-        // An authority no host names (the service's cluster IP): the default.
-        assert_eq!(
-            select(&c, get("10.96.0.12", "/", &[("canary", "canary-tester")])).as_deref(),
-            Some(V1)
-        );
-        // No authority at all, or headers Envoy could not list: the default.
+        // An authority no host names (the service's cluster IP): the
+        // service's rules all the same.
+        let by_ip = get("10.96.0.12", "/", &[("canary", "canary-tester")]);
+        assert_eq!(select(&c, by_ip).as_deref(), Some(V2));
+        assert_eq!(select(&c, get("10.96.0.12", "/", &[])).as_deref(), Some(V1));
+        // No authority at all, or headers Envoy could not list: the rules,
+        // or the default.
         assert_eq!(
             select(&c, Fake::new(&[(":path", "/")])).as_deref(),
             Some(V1)

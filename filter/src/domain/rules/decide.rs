@@ -104,7 +104,34 @@ impl RuleSet {
         let Some(index) = self.hosts.lookup(host) else {
             return Outcome::NoService;
         };
-        let index = index as usize;
+        self.decide_at(index as usize, authority, req, random, fresh)
+    }
+
+    /// Decides where a request for service `index` goes, whatever its
+    /// authority: for a placement where Envoy's route has already chosen
+    /// the service (the dynamic module's cluster specifier, on one
+    /// service's route, as istiod's routes apply to every request of their
+    /// virtual host). Rules that issue cookies get no fresh keys.
+    #[inline]
+    pub fn decide_service<R: RequestView>(
+        &self,
+        index: usize,
+        req: &R,
+        random: impl FnOnce() -> u64,
+    ) -> Outcome<'_> {
+        let authority = req.header(":authority").unwrap_or_default();
+        self.decide_at(index, authority, req, random, || None)
+    }
+
+    #[inline(always)]
+    fn decide_at<R: RequestView>(
+        &self,
+        index: usize,
+        authority: &[u8],
+        req: &R,
+        random: impl FnOnce() -> u64,
+        fresh: impl FnOnce() -> Option<[u8; 16]>,
+    ) -> Outcome<'_> {
         let Some(service) = self.services.get(index) else {
             return Outcome::NoService;
         };

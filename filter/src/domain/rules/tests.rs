@@ -269,3 +269,69 @@ fn a_rule_set_holds_each_cluster_and_label_once() {
     assert_eq!(seen[5], ("d".to_string(), format!("{v2};d"), "v2"));
     assert_eq!(seen[6], ("split".to_string(), v1.to_string(), "v1"));
 }
+
+/// A service's `defaultDestination` compiles to the cluster a rule sending
+/// to the same destination gets (the service's port and namespace, the
+/// port-less modes, a gateway's refusal): `default_cluster` and
+/// `Compiler::begin` give one answer.
+#[test]
+fn a_default_destination_compiles_to_the_cluster_of_the_same_destination_in_a_rule() {
+    use crate::schema::config::PluginConfig;
+    let cases = [
+        (
+            r#"{"host": "backend", "subset": "v1", "port": {"number": 80}}"#,
+            "",
+            "",
+        ),
+        (r#"{"host": "backend", "subset": "v1"}"#, "", ""),
+        (r#"{"host": "backend"}"#, r#""destinationPort": 9080,"#, ""),
+        (
+            r#"{"host": "backend", "subset": "v1"}"#,
+            r#""namespace": "shop","#,
+            "",
+        ),
+        (
+            r#"{"host": "backend", "subset": "v1"}"#,
+            "",
+            r#""portlessDestinations": "glue","#,
+        ),
+        (r#"{"cluster": "plain"}"#, "", ""),
+    ];
+    for gateway in [false, true] {
+        let workload = Workload {
+            gateway,
+            ..Workload::default()
+        };
+        for (dest, svc, top) in cases {
+            let json = format!(
+                r#"{{ {top} "services": [{{ "hosts": ["backend"], {svc}
+                  "defaultDestination": {dest},
+                  "http": [{{ "route": [{{ "destination": {dest} }}] }}] }}] }}"#
+            );
+            let compiled = Plugin::from_bytes(json.as_bytes(), &workload);
+            let cfg: PluginConfig = crate::domain::plugin::parse(json.as_bytes()).unwrap();
+            let settings = crate::domain::plugin::Settings::from_config(&cfg).unwrap();
+            let svc0 = &cfg.services.as_ref().unwrap()[0];
+            let default =
+                default_cluster(svc0, "services[0]", &settings.compile_options(&workload));
+            match compiled {
+                Ok(p) => {
+                    let set = p.rules.unwrap().set;
+                    let d = &set.services()[0].rules[0].route.destinations[0];
+                    assert_eq!(default.unwrap().as_ref(), set.cluster(d), "{json}");
+                }
+                Err(e) => {
+                    let d = default.unwrap_err();
+                    // The rule's destination is refused first; the default
+                    // for the same reason.
+                    assert_eq!(
+                        d.to_string()
+                            .replace("defaultDestination", "http[0].route[0].destination"),
+                        e.to_string(),
+                        "{json}"
+                    );
+                }
+            }
+        }
+    }
+}
