@@ -211,8 +211,8 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
 /// and middle half). The comparisons: `filter`, the module (HTTP filter,
 /// the canary-router row's 2 rules) over native weighted routing (a header
 /// route, then weighted_clusters 90/10); `specifier`, the same decision at
-/// a route's cluster specifier (the experiment, built with the module's
-/// `cluster-specifier` feature) over native; `placement`, the cluster
+/// a route's cluster specifier (the module's second placement, the same
+/// `.so`) over native; `placement`, the cluster
 /// specifier over the HTTP filter; `sticky`, the module split sticky by
 /// x-user-id over native weighted_clusters with use_hash_policy on the
 /// same header, twice: every request carrying the x-user-id of a user the
@@ -283,8 +283,12 @@ pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
         .flat_map(|(_, pairs)| pairs.iter())
         .any(|k| k.contains(&Kind::CanaryRouterModuleSpecifier))
     {
-        crate::progress("building the dynamic module's cluster-specifier experiment");
-        Some(crate::build_specifier_module()?)
+        crate::progress("building the dynamic module");
+        Some(
+            envoy_runner::build_filter_module()
+                .map_err(|e| e.to_string())?
+                .to_path_buf(),
+        )
     } else {
         None
     };

@@ -98,10 +98,11 @@ pub enum Kind {
     /// the split sticky by [`STICKY_HEADER`] ([`rules_json_sticky`]); its
     /// load is this user's.
     CanaryRouterModuleSticky(StickyUser),
-    /// The experiment: the same decision at a route's cluster specifier
-    /// (`module/src/specifier.rs`, the module built with its
-    /// `cluster-specifier` feature): the route selects the cluster while it
-    /// is resolved, with no filter, no header and no re-selection.
+    /// The module's second placement: the same decision at a route's
+    /// cluster specifier (`module/src/specifier.rs`, in the shipped `.so`),
+    /// with the rules of [`Kind::CanaryRouterModule`] (2 rules, v1 the
+    /// `defaultDestination`): the route selects the cluster while it is
+    /// resolved, with no filter, no header and no re-selection.
     CanaryRouterModuleSpecifier,
     /// Any module, with its plugin configuration (`canary-bench compare`);
     /// routed by the cluster header like canary-router.
@@ -610,7 +611,7 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
         ),
         // The module's decision at the route's cluster specifier.
         Kind::CanaryRouterModuleSpecifier => {
-            let config = serde_json::to_string(&rules_json_every_request(2)).unwrap_or_default();
+            let config = serde_json::to_string(&rules_json(2)).unwrap_or_default();
             format!(
                 r#"
               - name: canary-router

@@ -16,7 +16,8 @@ pub struct Modules<'a> {
     /// The wasm floor, its exports trimmed to the callbacks it implements
     /// (as canary-router exports only those).
     pub floor: &'a Path,
-    /// The dynamic module built with its cluster-specifier experiment, for
+    /// The dynamic module (`libcanary_router_module.so`, as
+    /// scripts/build-module.sh builds it), for
     /// [`Kind::CanaryRouterModuleSpecifier`].
     pub specifier: Option<&'a Path>,
 }
@@ -110,7 +111,7 @@ impl<'a> Starter<'a> {
                 .modules
                 .and_then(|m| m.specifier)
                 .map(Some)
-                .ok_or_else(|| format!("{}: the experiment's .so was not built", kind.name())),
+                .ok_or_else(|| format!("{}: the module's .so was not built", kind.name())),
             Kind::WasmEmpty | Kind::WasmReadOnly | Kind::WasmNoRead | Kind::WasmFloor => {
                 from(|m| m.floor)
             }

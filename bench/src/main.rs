@@ -329,8 +329,10 @@ fn run_in(
     }
 
     let version = if opts.envoy {
-        progress("building the dynamic module's cluster-specifier experiment");
-        let specifier = build_specifier_module()?;
+        progress("building the dynamic module");
+        let specifier = envoy_runner::build_filter_module()
+            .map_err(|e| e.to_string())?
+            .to_path_buf();
         let modules = Modules {
             filter: &filter,
             floor: &floor,
@@ -729,36 +731,6 @@ fn cargo_wasm(package: &str, target_dir: &Path, opt_level: Option<&str>) -> Resu
             String::from_utf8_lossy(&out.stderr)
         ))
     }
-}
-
-/// The dynamic module with its cluster-specifier experiment (the feature
-/// `cluster-specifier`), in a target directory of its own so that it never
-/// replaces the shipped `.so`.
-fn build_specifier_module() -> Result<PathBuf, String> {
-    let dir = repo_root().join("target/module-specifier");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(repo_root())
-        .env("CARGO_TARGET_DIR", &dir)
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "module",
-            "-p",
-            "canary-router-module",
-            "--features",
-            "cluster-specifier",
-        ])
-        .output()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building the cluster-specifier experiment failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(dir.join("module/libcanary_router_module.so"))
 }
 
 fn build_floor(target_dir: &Path, opt_level: Option<&str>) -> Result<PathBuf, String> {
