@@ -207,10 +207,15 @@ extern "C" {
 
 /// Whether this process exports `name` (looked up with `dlsym`).
 fn exported(name: &std::ffi::CStr) -> bool {
+    symbol(name).is_some()
+}
+
+/// The address of `name` in this process, if it exports it.
+fn symbol(name: &std::ffi::CStr) -> Option<*mut c_void> {
     // SAFETY: `dlsym` with RTLD_DEFAULT (a null handle on glibc) and a
     // NUL-terminated name only looks the symbol up; it reads nothing else.
     let found = unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
-    !found.is_null()
+    (!found.is_null()).then_some(found)
 }
 
 /// Logs through Envoy (its `dynamic_modules` logger).

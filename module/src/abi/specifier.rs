@@ -9,77 +9,103 @@ use super::*;
 use crate::metrics::{Kind, Metric};
 use crate::specifier::{SelectHost, SpecifierConfig};
 
-extern "C" {
-    fn envoy_dynamic_module_callback_cluster_specifier_get_request_headers_size(
-        ctx: *mut c_void,
-    ) -> usize;
-    fn envoy_dynamic_module_callback_cluster_specifier_get_request_headers(
-        ctx: *mut c_void,
-        out: *mut EnvoyHeader,
-    ) -> bool;
-    fn envoy_dynamic_module_callback_cluster_specifier_get_attribute_string(
-        ctx: *mut c_void,
-        id: u32,
-        out: *mut EnvoyBuffer,
-    ) -> bool;
-    fn envoy_dynamic_module_callback_cluster_specifier_get_attribute_int(
-        ctx: *mut c_void,
-        id: u32,
-        out: *mut u64,
-    ) -> bool;
-    fn envoy_dynamic_module_callback_cluster_specifier_set_cluster_name(
-        ctx: *mut c_void,
-        name: ModuleBuffer,
-    );
-    fn envoy_dynamic_module_callback_cluster_specifier_config_define_counter(
-        config: *mut c_void,
-        name: ModuleBuffer,
-        label_names: *const ModuleBuffer,
-        label_count: usize,
-        id: *mut usize,
-    ) -> u32;
-    fn envoy_dynamic_module_callback_cluster_specifier_config_define_gauge(
-        config: *mut c_void,
-        name: ModuleBuffer,
-        label_names: *const ModuleBuffer,
-        label_count: usize,
-        id: *mut usize,
-    ) -> u32;
-    fn envoy_dynamic_module_callback_cluster_specifier_config_set_gauge(
-        config: *mut c_void,
-        id: usize,
-        label_values: *const ModuleBuffer,
-        label_count: usize,
-        value: u64,
-    ) -> u32;
-    fn envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
-        config: *mut c_void,
-        id: usize,
-        label_values: *const ModuleBuffer,
-        label_count: usize,
-        value: u64,
-    ) -> u32;
+type DefineFn =
+    unsafe extern "C" fn(*mut c_void, ModuleBuffer, *const ModuleBuffer, usize, *mut usize) -> u32;
+type UpdateFn = unsafe extern "C" fn(*mut c_void, usize, *const ModuleBuffer, usize, u64) -> u32;
+
+/// The cluster specifier's callbacks, looked up in the Envoy process when
+/// the first configuration is made instead of linked: linked, an Envoy of
+/// the previous ABI (which has none of them) would fail `dlopen` on the
+/// first, before [`crate::version`]'s check could say which ABI the module
+/// needs. That check requires them all at load, so they are found here.
+struct Callbacks {
+    headers_size: unsafe extern "C" fn(*mut c_void) -> usize,
+    headers: unsafe extern "C" fn(*mut c_void, *mut EnvoyHeader) -> bool,
+    attribute_string: unsafe extern "C" fn(*mut c_void, u32, *mut EnvoyBuffer) -> bool,
+    attribute_int: unsafe extern "C" fn(*mut c_void, u32, *mut u64) -> bool,
+    set_cluster_name: unsafe extern "C" fn(*mut c_void, ModuleBuffer),
+    define_counter: DefineFn,
+    define_gauge: DefineFn,
+    increment_counter: UpdateFn,
+    set_gauge: UpdateFn,
+}
+
+/// Looks `name` up in the process as a function of type `F`.
+///
+/// # Safety
+/// `F` must be the type of the function Envoy exports as `name`, as
+/// declared by the ABI header of [`crate::version::ABI_VERSION`].
+unsafe fn function<F: Copy>(name: &std::ffi::CStr) -> Option<F> {
+    let p = symbol(name)?;
+    debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>());
+    // SAFETY: a non-null address of the exported function `name`, whose
+    // type the caller guarantees is `F` (a function pointer, pointer-sized).
+    Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) })
+}
+
+impl Callbacks {
+    fn find() -> Option<Self> {
+        // SAFETY: each type is the ABI header's (v0.2.0) for that callback,
+        // as the declarations of the HTTP filter's callbacks in `super` are.
+        unsafe {
+            Some(Callbacks {
+                headers_size: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_get_request_headers_size",
+                )?,
+                headers: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_get_request_headers",
+                )?,
+                attribute_string: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_get_attribute_string",
+                )?,
+                attribute_int: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_get_attribute_int",
+                )?,
+                set_cluster_name: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_set_cluster_name",
+                )?,
+                define_counter: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_config_define_counter",
+                )?,
+                define_gauge: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_config_define_gauge",
+                )?,
+                increment_counter: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_config_increment_counter",
+                )?,
+                set_gauge: function(
+                    c"envoy_dynamic_module_callback_cluster_specifier_config_set_gauge",
+                )?,
+            })
+        }
+    }
+}
+
+/// The callbacks, found once.
+fn callbacks() -> Option<&'static Callbacks> {
+    static FOUND: std::sync::OnceLock<Option<Callbacks>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(Callbacks::find).as_ref()
 }
 
 /// A cluster specifier's configuration and Envoy's object behind it.
 struct Specifier {
     config: SpecifierConfig,
     envoy: *mut c_void,
+    cb: &'static Callbacks,
 }
 
 /// One selection: Envoy's context, valid for the `select` hook only.
 struct Select<'a> {
     ctx: *mut c_void,
     config_envoy: *mut c_void,
+    cb: &'static Callbacks,
     _hook: std::marker::PhantomData<&'a ()>,
 }
 
 impl SelectHost for Select<'_> {
     fn request_headers<'s>(&'s self, list: &mut HeaderList<'s>) -> bool {
         // SAFETY: the context Envoy passed to the running hook.
-        let n = unsafe {
-            envoy_dynamic_module_callback_cluster_specifier_get_request_headers_size(self.ctx)
-        };
+        let n = unsafe { (self.cb.headers_size)(self.ctx) };
         // Envoy writes into `raw`: in place for the usual few headers.
         let mut inline = [const { MaybeUninit::<EnvoyHeader>::uninit() }; INLINE];
         let mut heap: Vec<MaybeUninit<EnvoyHeader>> = Vec::new();
@@ -92,12 +118,7 @@ impl SelectHost for Select<'_> {
         };
         // SAFETY: Envoy writes exactly `n` headers (the size it just
         // reported, unchanged within this hook) into `raw`, which holds `n`.
-        let ok = unsafe {
-            envoy_dynamic_module_callback_cluster_specifier_get_request_headers(
-                self.ctx,
-                raw.as_mut_ptr().cast::<EnvoyHeader>(),
-            )
-        };
+        let ok = unsafe { (self.cb.headers)(self.ctx, raw.as_mut_ptr().cast::<EnvoyHeader>()) };
         if !ok {
             return false;
         }
@@ -120,13 +141,8 @@ impl SelectHost for Select<'_> {
             len: 0,
         };
         // SAFETY: live context; `out` is valid for writes.
-        let ok = unsafe {
-            envoy_dynamic_module_callback_cluster_specifier_get_attribute_string(
-                self.ctx,
-                ATTRIBUTE_SOURCE_ADDRESS,
-                &mut out,
-            )
-        };
+        let ok =
+            unsafe { (self.cb.attribute_string)(self.ctx, ATTRIBUTE_SOURCE_ADDRESS, &mut out) };
         // SAFETY: Envoy's bytes, alive for the hook.
         (ok && !out.ptr.is_null()).then(|| unsafe { bytes(out.ptr, out.len) })
     }
@@ -134,13 +150,7 @@ impl SelectHost for Select<'_> {
     fn local_port(&self) -> Option<u16> {
         let mut out = 0u64;
         // SAFETY: live context; `out` is valid for writes.
-        let ok = unsafe {
-            envoy_dynamic_module_callback_cluster_specifier_get_attribute_int(
-                self.ctx,
-                ATTRIBUTE_DESTINATION_PORT,
-                &mut out,
-            )
-        };
+        let ok = unsafe { (self.cb.attribute_int)(self.ctx, ATTRIBUTE_DESTINATION_PORT, &mut out) };
         ok.then(|| u16::try_from(out).ok())
             .flatten()
             .filter(|p| *p > 0)
@@ -148,25 +158,14 @@ impl SelectHost for Select<'_> {
 
     fn set_cluster(&mut self, name: &[u8]) {
         // SAFETY: live context; Envoy copies the name.
-        unsafe {
-            envoy_dynamic_module_callback_cluster_specifier_set_cluster_name(
-                self.ctx,
-                ModuleBuffer::of(name),
-            )
-        }
+        unsafe { (self.cb.set_cluster_name)(self.ctx, ModuleBuffer::of(name)) }
     }
 
     fn bump(&self, metric: Option<&Metric>) {
         if let Some(m) = metric {
             // SAFETY: the id was defined on this live configuration, without labels.
             unsafe {
-                envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
-                    self.config_envoy,
-                    m.id,
-                    std::ptr::null(),
-                    0,
-                    1,
-                );
+                (self.cb.increment_counter)(self.config_envoy, m.id, std::ptr::null(), 0, 1);
             }
         }
     }
@@ -182,6 +181,13 @@ extern "C" fn envoy_dynamic_module_on_cluster_specifier_config_new(
     config: EnvoyBuffer,
 ) -> *const c_void {
     shielded("on_cluster_specifier_config_new", std::ptr::null(), || {
+        let Some(cb) = callbacks() else {
+            log(
+                Level::Error,
+                "canary-router: cluster specifier configuration rejected: this Envoy lacks the cluster specifier's callbacks",
+            );
+            return std::ptr::null();
+        };
         // SAFETY: Envoy's buffers, alive for this call.
         let (name, bytes) = unsafe { (bytes(name.ptr, name.len), bytes(config.ptr, config.len)) };
         let define = |kind: Kind, name: &str| {
@@ -192,22 +198,10 @@ extern "C" fn envoy_dynamic_module_on_cluster_specifier_config_new(
             let r = unsafe {
                 match kind {
                     Kind::Counter => {
-                        envoy_dynamic_module_callback_cluster_specifier_config_define_counter(
-                            config_envoy,
-                            name,
-                            std::ptr::null(),
-                            0,
-                            &mut id,
-                        )
+                        (cb.define_counter)(config_envoy, name, std::ptr::null(), 0, &mut id)
                     }
                     Kind::Gauge => {
-                        envoy_dynamic_module_callback_cluster_specifier_config_define_gauge(
-                            config_envoy,
-                            name,
-                            std::ptr::null(),
-                            0,
-                            &mut id,
-                        )
+                        (cb.define_gauge)(config_envoy, name, std::ptr::null(), 0, &mut id)
                     }
                 }
             };
@@ -216,13 +210,7 @@ extern "C" fn envoy_dynamic_module_on_cluster_specifier_config_new(
         let set = |gauge: &Metric, value: u64| {
             // SAFETY: a gauge defined on this live configuration, without labels.
             unsafe {
-                envoy_dynamic_module_callback_cluster_specifier_config_set_gauge(
-                    config_envoy,
-                    gauge.id,
-                    std::ptr::null(),
-                    0,
-                    value,
-                );
+                (cb.set_gauge)(config_envoy, gauge.id, std::ptr::null(), 0, value);
             }
         };
         let workload = crate::workload::from_env();
@@ -239,19 +227,14 @@ extern "C" fn envoy_dynamic_module_on_cluster_specifier_config_new(
                 Box::into_raw(Box::new(Specifier {
                     config,
                     envoy: config_envoy,
+                    cb,
                 })) as *const c_void
             }
             Err(why) => {
                 if let Some(id) = define(Kind::Counter, "canary_router.config_rejected") {
                     // SAFETY: a counter defined on this live configuration, without labels.
                     unsafe {
-                        envoy_dynamic_module_callback_cluster_specifier_config_increment_counter(
-                            config_envoy,
-                            id,
-                            std::ptr::null(),
-                            0,
-                            1,
-                        );
+                        (cb.increment_counter)(config_envoy, id, std::ptr::null(), 0, 1);
                     }
                 }
                 log(
@@ -288,6 +271,7 @@ extern "C" fn envoy_dynamic_module_on_cluster_specifier_select(
         s.config.select(&mut Select {
             ctx,
             config_envoy: s.envoy,
+            cb: s.cb,
             _hook: std::marker::PhantomData,
         })
     })

@@ -742,6 +742,93 @@ fn native_module_example_runs_as_is() {
     assert_no_5xx(&envoy);
 }
 
+/// examples/native-module/envoy-specifier.yaml runs as is: the module as
+/// the cluster specifier of istiod's route (no filter, no route header),
+/// with rules.json's 90/10 split, testers and sticky users, and v1 as the
+/// defaultDestination; the route keeps istiod's timeout and retry policy.
+#[test]
+fn native_module_specifier_example_runs_as_is() {
+    let path = example_dir(NATIVE).join("envoy-specifier.yaml");
+    let mut config = or_panic(EnvoyConfig::from_file(&path));
+    let text = config.value().to_string();
+    assert!(
+        !text.contains(MODULE_FILTER_TYPE),
+        "{path:?}: an HTTP filter"
+    );
+    assert!(!text.contains(WASM_FILTER_TYPE), "{path:?}: a wasm filter");
+    assert!(
+        text.contains(FILTER_MODULE_RELATIVE),
+        "{path:?}: loads {FILTER_MODULE_RELATIVE}"
+    );
+    let route = config.value()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+        [0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+        .clone();
+    assert_eq!(route["timeout"], "0s", "{route}");
+    assert_eq!(route["retry_policy"]["num_retries"], 2, "{route}");
+    assert!(route.get("cluster").is_none(), "{route}");
+    // Its rules are rules.json's for the route's one service, with v1 as
+    // the defaultDestination and no debug header.
+    let inline = route["inline_cluster_specifier_plugin"]["extension"]["typed_config"]
+        ["specifier_config"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut inline: Value = or_panic(serde_json::from_str(&inline));
+    let mut want = rules_json(NATIVE, "rules.json");
+    if let Some(w) = want.as_object_mut() {
+        w.remove("routeHeader");
+        w.remove("debugHeader");
+    }
+    let default = inline["services"][0]
+        .as_object_mut()
+        .and_then(|s| s.remove("defaultDestination"));
+    assert_eq!(inline, want, "{path:?}: the rules differ from rules.json's");
+    assert_eq!(
+        default,
+        Some(serde_json::json!({ "host": FQDN, "subset": "v1", "port": { "number": 80 } }))
+    );
+    let so = or_panic(envoy_runner::build_filter_module());
+    config.for_each_object_mut(|obj| {
+        if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
+            obj.insert(
+                "filename".into(),
+                Value::from(so.to_string_lossy().into_owned()),
+            );
+        }
+    });
+    let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
+
+    let before = or_panic(envoy.stats());
+    let split = send(&envoy, N, &backend(), None);
+    assert_share(&split, N, 0.1, "specifier 90/10");
+    let mid = or_panic(envoy.stats());
+    assert_counted(&before, &mid, "split", &split);
+    let testers = send(
+        &envoy,
+        200,
+        &backend().header("canary", "canary-tester"),
+        None,
+    );
+    assert_eq!(testers.count("v2"), 200, "testers: {testers}");
+    let after = or_panic(envoy.stats());
+    assert_eq!(delta(&mid, &after, &counter("testers", "v2")), 200);
+
+    let mut client = or_panic(envoy.client(10000));
+    let mut users = Split::default();
+    for u in 0..300 {
+        let req = backend().header("x-user-id", format!("user-{u}"));
+        let first = or_panic(version_of(&or_panic(client.send(&req)), None));
+        for _ in 0..3 {
+            let again = or_panic(version_of(&or_panic(client.send(&req)), None));
+            assert_eq!(again, first, "user-{u} moved");
+        }
+        users.add(first);
+    }
+    assert_share(&users, 300, 0.1, "specifier sticky users");
+    assert_no_5xx(&envoy);
+    assert_eq!(after.get(&format!("{HCM}.no_cluster")), 0);
+}
+
 // ---------------------------------------------------------------------------
 // sticky
 
