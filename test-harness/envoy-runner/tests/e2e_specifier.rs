@@ -18,7 +18,8 @@
 //! The cases: the same requests reach the same versions through both (the
 //! tester, the split, what no rule routes, the cluster IP as authority);
 //! a 503 from the upstream is retried as the native route retries it;
-//! sticky users by header; hostile requests never get a 5xx; every refusal
+//! sticky users by header and by a cookie the client has; a source-label
+//! rule of this sidecar's labels; hostile requests never get a 5xx; every refusal
 //! of the extension point rejects the configuration, naming the field in
 //! Envoy's log (at start-up, and over RDS, where the last good rules keep
 //! serving); and an RDS update swaps the rules. These run against the
@@ -260,7 +261,10 @@ fn bootstrap(dir: &std::path::Path) -> EnvoyConfig {
         }));
     }
     let doc = json!({
-        "node": { "id": "sidecar~127.0.0.1~frontend-v1.default~default.svc.cluster.local", "cluster": "frontend.default" },
+        // The module reads the workload from the environment, which the
+        // runner sets from this metadata (Build::Module).
+        "node": { "id": "sidecar~127.0.0.1~frontend-v2.default~default.svc.cluster.local", "cluster": "frontend.default",
+                  "metadata": { "NAMESPACE": "default", "LABELS": { "app": "frontend", "version": "v2" } } },
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 9901 } } },
         "static_resources": { "listeners": listeners, "clusters": clusters }
     });
@@ -275,7 +279,7 @@ fn options() -> EnvoyOptions {
         ready_timeout: Duration::from_secs(30),
         ..EnvoyOptions::default()
     }
-    .build(Build::Wasm)
+    .build(Build::Module)
     .without_access_logs()
     .args(["--file-flush-interval-msec", "50"])
 }
@@ -489,6 +493,41 @@ fn sticky_users_keep_one_version_and_split_ninety_ten() {
         split(&mut c, &tester, 20),
         BTreeMap::from([("v2".to_string(), 20)])
     );
+}
+
+#[test]
+fn sticky_by_a_cookie_the_client_has_and_source_labels_work() {
+    let mut http = canary_rules();
+    http[2]["sticky"] = json!({ "cookie": "user" });
+    // This sidecar is app=frontend, version=v2: the first rule is not its,
+    // the second is.
+    let mut all = vec![
+        json!({ "name": "from-v1", "match": [{ "sourceLabels": { "version": "v1" } }],
+                "route": [{ "destination": destination("v1") }] }),
+        json!({ "name": "from-v2", "match": [{ "sourceLabels": { "app": "frontend", "version": "v2" }, "headers": { "x-from": { "exact": "1" } } }],
+                "route": [{ "destination": destination("v2") }] }),
+    ];
+    all.extend(http.as_array().cloned().unwrap_or_default());
+    let s = start(&specifier_rules(&Value::Array(all)));
+    let mut c = s.client(SPECIFIER);
+    let mut users = BTreeMap::new();
+    for u in 0..300 {
+        let req = get("backend").header("cookie", format!("a=1; user=u-{u}; b=2"));
+        let seen: BTreeSet<String> = (0..3).map(|_| version(&or_panic(c.send(&req)))).collect();
+        assert_eq!(seen.len(), 1, "u-{u} saw {seen:?}");
+        *users
+            .entry(seen.into_iter().next().unwrap_or_default())
+            .or_insert(0) += 1;
+    }
+    assert_share(&users, 0.1, "cookie users per version");
+    assert_eq!(
+        split(&mut c, &get("backend").header("x-from", "1"), 50),
+        BTreeMap::from([("v2".to_string(), 50)]),
+        "the rule of this sidecar's labels"
+    );
+    let stats = or_panic(s.envoy.stats());
+    assert_eq!(stats.get(&counter("from-v1", "v1")), 0);
+    assert_eq!(stats.get(&counter("from-v2", "v2")), 50);
 }
 
 #[test]
