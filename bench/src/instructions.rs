@@ -17,10 +17,11 @@ use crate::load::parse_h2load;
 use crate::progress;
 
 /// Counts Envoy's instructions per request under callgrind for native
-/// weighted routing, the dynamic module (HTTP filter), native
-/// `use_hash_policy` and the module sticky by header (a user on v1 and a
-/// user on v2); prints a table, each module over its native anchor, and
-/// what a population of sticky users split 90/10 costs.
+/// weighted routing, the dynamic module (HTTP filter, and the route's
+/// cluster specifier), native `use_hash_policy` and the module sticky by
+/// header (a user on v1 and a user on v2), and the module with 1 and 1000
+/// rules; prints a table, each configuration over its anchor, and what a
+/// population of sticky users split 90/10 costs.
 #[derive(Debug, clap::Args)]
 pub struct InstructionsArgs {
     /// Requests of the shorter counted run (the longer sends twice as many).
@@ -31,9 +32,11 @@ pub struct InstructionsArgs {
     /// (hash seeds, allocator state); the rounds show by how much.
     #[arg(long, value_name = "N", default_value_t = 3)]
     rounds: usize,
-    /// The comparisons to count, comma-separated: `filter` (native, module),
-    /// `sticky` (native use_hash_policy and the module sticky, for a user on
-    /// v1 and a user on v2) [default: both].
+    /// The comparisons to count, comma-separated: `filter` (native, the
+    /// module as an HTTP filter), `specifier` (native, the module as the
+    /// route's cluster specifier), `sticky` (native use_hash_policy and the
+    /// module sticky, for a user on v1 and a user on v2), `rules` (the
+    /// module with 1 rule and with 1000) [default: all].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
     /// HTTP/1.1 only (default: HTTP/1.1 and HTTP/2).
@@ -253,32 +256,45 @@ fn kind_tag(kind: &Kind) -> &'static str {
         Kind::NativeSticky(StickyUser::Canary) => "native-sticky-v2",
         Kind::CanaryRouterModuleSticky(StickyUser::Stable) => "module-sticky-v1",
         Kind::CanaryRouterModuleSticky(StickyUser::Canary) => "module-sticky-v2",
+        Kind::CanaryRouterModuleSpecifier => "specifier",
+        Kind::CanaryRouterModule { rules: 1 } => "module-1-rule",
+        Kind::CanaryRouterModule { rules: 1000 } => "module-1000-rules",
         _ => "module",
     }
 }
 
 /// `canary-bench instructions`: prints the table, or returns an error.
 pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
-    let comparisons: [(&str, Vec<Kind>); 2] = [
+    // Each comparison: pairs of (anchor, configuration over it).
+    let comparisons: [(&str, Vec<[Kind; 2]>); 4] = [
         (
             "filter",
-            vec![Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
+            vec![[Kind::Native, Kind::CanaryRouterModule { rules: 2 }]],
+        ),
+        (
+            "specifier",
+            vec![[Kind::Native, Kind::CanaryRouterModuleSpecifier]],
         ),
         (
             "sticky",
             StickyUser::BOTH
                 .into_iter()
-                .flat_map(|u| [Kind::NativeSticky(u), Kind::CanaryRouterModuleSticky(u)])
+                .map(|u| [Kind::NativeSticky(u), Kind::CanaryRouterModuleSticky(u)])
                 .collect(),
         ),
+        (
+            "rules",
+            vec![[
+                Kind::CanaryRouterModule { rules: 1 },
+                Kind::CanaryRouterModule { rules: 1000 },
+            ]],
+        ),
     ];
-    if let Some(bad) = args
-        .only
-        .iter()
-        .find(|o| !comparisons.iter().any(|(n, _)| n == &o.trim()))
-    {
+    let names: Vec<&str> = comparisons.iter().map(|(n, _)| *n).collect();
+    if let Some(bad) = args.only.iter().find(|o| !names.contains(&o.trim())) {
         return Err(format!(
-            "--only: no comparison {bad:?} (there are filter, sticky)"
+            "--only: no comparison {bad:?} (there are {})",
+            names.join(", ")
         ));
     }
     for tool in ["valgrind", "callgrind_control", "h2load"] {
@@ -302,26 +318,33 @@ pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
     };
     // The module kinds are the wasm filter's configuration rewritten by the
     // runner (Build::Module): the .wasm path only fills the filter's place.
+    // The cluster specifier's route loads the same .so by its path.
     let wasm = envoy_runner::build_filter_wasm()
+        .map_err(|e| e.to_string())?
+        .to_path_buf();
+    let so = envoy_runner::build_filter_module()
         .map_err(|e| e.to_string())?
         .to_path_buf();
     let modules = Modules {
         filter: &wasm,
         floor: &wasm,
-        specifier: None,
+        specifier: Some(&so),
     };
-    let chosen: Vec<&(&str, Vec<Kind>)> = comparisons
+    let pairs: Vec<&[Kind; 2]> = comparisons
         .iter()
         .filter(|(n, _)| args.only.is_empty() || args.only.iter().any(|x| x.trim() == *n))
+        .flat_map(|(_, pairs)| pairs.iter())
         .collect();
-    let kinds: Vec<&Kind> = chosen.iter().flat_map(|(_, k)| k.iter()).collect();
-    let mut rows: Vec<Row> = kinds
-        .iter()
-        .map(|k| Row {
-            kind: (*k).clone(),
-            per_proto: protos.iter().map(|p| (*p, Vec::new())).collect(),
-        })
-        .collect();
+    // Each configuration is counted once, however many pairs it is in.
+    let mut rows: Vec<Row> = Vec::new();
+    for kind in pairs.iter().flat_map(|p| p.iter()) {
+        if !rows.iter().any(|r| r.kind == *kind) {
+            rows.push(Row {
+                kind: kind.clone(),
+                per_proto: protos.iter().map(|p| (*p, Vec::new())).collect(),
+            });
+        }
+    }
     crate::in_scratch("canary-instructions", |scratch| {
         for round in 0..args.rounds.max(1) {
             for row in rows.iter_mut() {
@@ -356,8 +379,11 @@ pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
         }
     }
     println!();
-    for pair in rows.chunks(2) {
-        let [base, other] = pair else { continue };
+    let row = |kind: &Kind| rows.iter().find(|r| r.kind == *kind);
+    for [base, other] in pairs {
+        let (Some(base), Some(other)) = (row(base), row(other)) else {
+            continue;
+        };
         for ((proto, b), (_, o)) in base.per_proto.iter().zip(&other.per_proto) {
             let ratios: Vec<String> = b
                 .iter()
@@ -403,10 +429,9 @@ fn print_sticky_mix(rows: &[Row]) {
             return;
         };
         println!(
-            "sticky users split {:.0}/{:.0} (each user's path by its share), module over \
+            "sticky users split {} (each user's path by its share), module over \
              use_hash_policy, {}: {:.3} ({:+.0} instructions per request)",
-            100.0 * StickyUser::Stable.share(),
-            100.0 * StickyUser::Canary.share(),
+            StickyUser::split_label(),
             proto.label(),
             module / native,
             module - native
