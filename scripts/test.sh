@@ -5,7 +5,8 @@
 # the dynamic module (CANARY_ROUTER_BUILD=module: the runner rewrites the
 # wasm filters into the module's and the ECDS files the tests install).
 # e2e_fail_policy is the wasm filter's (failure_policy, a VM that dies); the
-# module's own failure cases are e2e_module, in the first run. The module's
+# module's own failure cases are e2e_module, and its cluster specifier's
+# cases e2e_specifier, both in the first run. The module's
 # soak runs 20 s per test instead of 60.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
