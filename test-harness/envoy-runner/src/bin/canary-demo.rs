@@ -1,9 +1,10 @@
 //! The demo: runs each example in a real Envoy and prints the split it saw.
 //!
 //! `scripts/demo.sh` builds the filter and runs this. Every number printed is
-//! counted from real responses of the upstream versions (`x-version`). The
-//! last step runs the dynamic module (built here unless
-//! `$CANARY_ROUTER_MODULE` names one), with cargo's progress shown.
+//! counted from real responses of the upstream versions (`x-version`). Step
+//! 7 runs the dynamic module (built here unless
+//! `$CANARY_ROUTER_MODULE` names one), with cargo's progress shown, as an
+//! HTTP filter and as the route's cluster specifier.
 
 use std::process::ExitCode;
 
@@ -185,53 +186,64 @@ fn module_so() -> Result<PathBuf> {
     Ok(repo_root().join(FILTER_MODULE_RELATIVE))
 }
 
-/// Step 7: the same rules in the dynamic module (examples/native-module).
+/// Step 7: the same rules in the dynamic module (examples/native-module),
+/// in both of its placements: the HTTP filter (`envoy.yaml`) and the
+/// cluster specifier of the route (`envoy-specifier.yaml`).
 fn native_module(opts: &EnvoyOptions, backend: &Request, by_version: &SplitKey) -> Result<()> {
     println!(
         "\n7. the same rules as an Envoy dynamic module, a native .so instead of V8 (examples/native-module)"
     );
     let so = module_so()?;
-    let mut config = EnvoyConfig::from_example("native-module")?;
-    // The example names the .so relative to the repository root.
-    config.for_each_object_mut(|obj| {
-        if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
-            obj.insert("filename".into(), so.display().to_string().into());
+    for (file, placement) in [
+        (
+            "envoy.yaml",
+            "as an HTTP filter (DynamicModuleFilter: the route header, then the glue route)",
+        ),
+        (
+            "envoy-specifier.yaml",
+            "as the route's cluster specifier (DynamicModuleClusterSpecifier: no header, no glue route)",
+        ),
+    ] {
+        println!("\n   {placement}, {file}");
+        let mut config = EnvoyConfig::from_file(example_dir("native-module").join(file))?;
+        // The example names the .so relative to the repository root.
+        config.for_each_object_mut(|obj| {
+            if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
+                obj.insert("filename".into(), so.display().to_string().into());
+            }
+        });
+        let e = Envoy::start(config, &opts.clone().build(Build::Wasm))?;
+        let mut c = e.client(10000)?;
+        show("90/10", &count_split(&mut c, N, backend, by_version)?);
+        let tester = backend.clone().header("canary", "canary-tester");
+        show(
+            "with `canary: canary-tester`",
+            &count_split(&mut c, N, &tester, by_version)?,
+        );
+        let (mut users, mut stuck) = (Split::default(), 0);
+        for user in 0..200 {
+            let req = backend.clone().header("x-user-id", format!("user-{user}"));
+            let seen = count_split(&mut c, 5, &req, by_version)?;
+            if seen.counts.len() == 1 {
+                stuck += 1;
+            }
+            if let Some(version) = seen.counts.keys().next() {
+                users.add(version.clone());
+            }
         }
-    });
-    let e = Envoy::start(config, &opts.clone().build(Build::Wasm))?;
-    let mut c = e.client(10000)?;
-    show(
-        "90/10, rules.json inline in the DynamicModuleFilter",
-        &count_split(&mut c, N, backend, by_version)?,
-    );
-    let tester = backend.clone().header("canary", "canary-tester");
-    show(
-        "with `canary: canary-tester`",
-        &count_split(&mut c, N, &tester, by_version)?,
-    );
-    let (mut users, mut stuck) = (Split::default(), 0);
-    for user in 0..200 {
-        let req = backend.clone().header("x-user-id", format!("user-{user}"));
-        let seen = count_split(&mut c, 5, &req, by_version)?;
-        if seen.counts.len() == 1 {
-            stuck += 1;
+        show(
+            "sticky by x-user-id: users per version (200 users, 5 requests each)",
+            &users,
+        );
+        println!("     {stuck} of 200 users saw one version only");
+        println!("   its stats, as Prometheus sees them:");
+        let prom = e.admin_get("/stats/prometheus")?;
+        for line in prom
+            .lines()
+            .filter(|l| l.starts_with("canary_router_requests{"))
+        {
+            println!("   {line}");
         }
-        if let Some(version) = seen.counts.keys().next() {
-            users.add(version.clone());
-        }
-    }
-    show(
-        "sticky by x-user-id: users per version (200 users, 5 requests each)",
-        &users,
-    );
-    println!("     {stuck} of 200 users saw one version only");
-    println!("   its stats, as Prometheus sees them:");
-    let prom = e.admin_get("/stats/prometheus")?;
-    for line in prom
-        .lines()
-        .filter(|l| l.starts_with("canary_router_requests{"))
-    {
-        println!("   {line}");
     }
     Ok(())
 }
