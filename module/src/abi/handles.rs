@@ -2,9 +2,8 @@
 //! main-thread scheduler of it ([`Scheduler`]) and a stream ([`Stream`]).
 
 use std::ffi::c_void;
-use std::mem::MaybeUninit;
 
-use super::headers::{HeaderList, INLINE};
+use super::headers::HeaderList;
 use super::*;
 use crate::metrics::Metric;
 use crate::stream::Host;
@@ -250,38 +249,15 @@ impl Host for Stream {
         let n = unsafe {
             envoy_dynamic_module_callback_http_get_headers_size(self.ptr, REQUEST_HEADERS)
         };
-        // Envoy writes into `raw`: in place for the usual few headers.
-        let mut inline = [const { MaybeUninit::<EnvoyHeader>::uninit() }; INLINE];
-        let mut heap: Vec<MaybeUninit<EnvoyHeader>> = Vec::new();
-        let raw: &mut [MaybeUninit<EnvoyHeader>] = match inline.get_mut(..n) {
-            Some(raw) => raw,
-            None => {
-                heap.resize_with(n, MaybeUninit::uninit);
-                &mut heap
-            }
-        };
-        // SAFETY: Envoy writes exactly `n` headers (the size it just
-        // reported, unchanged within this hook) into `raw`, which holds `n`.
-        let ok = unsafe {
-            envoy_dynamic_module_callback_http_get_headers(
-                self.ptr,
-                REQUEST_HEADERS,
-                raw.as_mut_ptr().cast::<EnvoyHeader>(),
-            )
-        };
-        if !ok {
-            return false;
+        // SAFETY: Envoy writes exactly the `n` request headers it just
+        // reported for this stream; its header map owns their bytes and keeps
+        // them until the hook returns or a header is written; the list's
+        // borrow of `self` ends before either.
+        unsafe {
+            list.fill_from(n, |raw| {
+                envoy_dynamic_module_callback_http_get_headers(self.ptr, REQUEST_HEADERS, raw)
+            })
         }
-        list.extend_with(raw, |h| {
-            // SAFETY: written by the call above. Envoy's header map owns the
-            // bytes and keeps them until the hook returns or a header is
-            // written; the list's borrow of `self` ends before either.
-            unsafe {
-                let h = h.assume_init_ref();
-                (bytes(h.key_ptr, h.key_len), bytes(h.value_ptr, h.value_len))
-            }
-        });
-        true
     }
 
     fn response_header(&self, name: &str) -> Option<&[u8]> {

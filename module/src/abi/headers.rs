@@ -5,6 +5,7 @@
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 
+use super::{bytes, EnvoyHeader};
 use crate::stream::Header;
 
 /// Headers kept in place; a request with more is listed on the heap.
@@ -44,6 +45,44 @@ impl<'s> HeaderList<'s> {
             self.heap = heap;
         }
         self.heap.push(header);
+    }
+
+    /// Appends the `n` headers `fill` has Envoy write: the ABI's "size,
+    /// then fill" pair of calls, `n` from the first. Envoy writes into a
+    /// buffer in place for the usual few headers; false when `fill` fails.
+    ///
+    /// # Safety
+    /// `fill` must have Envoy write exactly `n` headers at the pointer it
+    /// is given (`n` is the size Envoy just reported, unchanged within the
+    /// hook), and the bytes they point to must stay alive and unwritten for
+    /// `'s`.
+    #[inline]
+    pub(super) unsafe fn fill_from(
+        &mut self,
+        n: usize,
+        fill: impl FnOnce(*mut EnvoyHeader) -> bool,
+    ) -> bool {
+        let mut inline = [const { MaybeUninit::<EnvoyHeader>::uninit() }; INLINE];
+        let mut heap: Vec<MaybeUninit<EnvoyHeader>> = Vec::new();
+        let raw: &mut [MaybeUninit<EnvoyHeader>] = match inline.get_mut(..n) {
+            Some(raw) => raw,
+            None => {
+                heap.resize_with(n, MaybeUninit::uninit);
+                &mut heap
+            }
+        };
+        if !fill(raw.as_mut_ptr().cast::<EnvoyHeader>()) {
+            return false;
+        }
+        self.extend_with(raw, |h| {
+            // SAFETY: `fill` had Envoy write all `n` (the caller's
+            // contract), and their bytes live and stay unwritten for `'s`.
+            unsafe {
+                let h = h.assume_init_ref();
+                (bytes(h.key_ptr, h.key_len), bytes(h.value_ptr, h.value_len))
+            }
+        });
+        true
     }
 
     /// Appends `raw`'s headers, converted by `f` (one tight loop: a

@@ -2,9 +2,8 @@
 //! context and its hooks.
 
 use std::ffi::c_void;
-use std::mem::MaybeUninit;
 
-use super::headers::{HeaderList, INLINE};
+use super::headers::HeaderList;
 use super::*;
 use crate::metrics::{Kind, Metric};
 use crate::specifier::{SelectHost, SpecifierConfig};
@@ -106,33 +105,11 @@ impl SelectHost for Select<'_> {
     fn request_headers<'s>(&'s self, list: &mut HeaderList<'s>) -> bool {
         // SAFETY: the context Envoy passed to the running hook.
         let n = unsafe { (self.cb.headers_size)(self.ctx) };
-        // Envoy writes into `raw`: in place for the usual few headers.
-        let mut inline = [const { MaybeUninit::<EnvoyHeader>::uninit() }; INLINE];
-        let mut heap: Vec<MaybeUninit<EnvoyHeader>> = Vec::new();
-        let raw: &mut [MaybeUninit<EnvoyHeader>] = match inline.get_mut(..n) {
-            Some(raw) => raw,
-            None => {
-                heap.resize_with(n, MaybeUninit::uninit);
-                &mut heap
-            }
-        };
-        // SAFETY: Envoy writes exactly `n` headers (the size it just
-        // reported, unchanged within this hook) into `raw`, which holds `n`.
-        let ok = unsafe { (self.cb.headers)(self.ctx, raw.as_mut_ptr().cast::<EnvoyHeader>()) };
-        if !ok {
-            return false;
-        }
-        list.extend_with(raw, |h| {
-            // SAFETY: written by the call above. Envoy's header map owns the
-            // bytes and keeps them for the whole hook, in which nothing
-            // writes a header; the list's borrow of `self` ends before the
-            // hook returns.
-            unsafe {
-                let h = h.assume_init_ref();
-                (bytes(h.key_ptr, h.key_len), bytes(h.value_ptr, h.value_len))
-            }
-        });
-        true
+        // SAFETY: Envoy writes exactly the `n` headers it just reported for
+        // this hook's context; its header map owns their bytes and keeps
+        // them for the whole hook, in which nothing writes a header; the
+        // list's borrow of `self` ends before the hook returns.
+        unsafe { list.fill_from(n, |raw| (self.cb.headers)(self.ctx, raw)) }
     }
 
     fn source_address(&self) -> Option<&[u8]> {

@@ -63,6 +63,20 @@ impl EnvoyConfig {
         &self.doc
     }
 
+    /// Points every module the config names by the path
+    /// `scripts/build-module.sh` writes, relative to the repository root
+    /// (as the examples do), at `so` instead.
+    pub fn load_module_from(&mut self, so: &Path) {
+        let so = Value::from(so.to_string_lossy().into_owned());
+        self.for_each_object_mut(|obj| {
+            if obj.get("filename").and_then(Value::as_str)
+                == Some(crate::module::FILTER_MODULE_RELATIVE)
+            {
+                obj.insert("filename".into(), so.clone());
+            }
+        });
+    }
+
     /// Calls `f` on every object of the config tree, depth first (for edits
     /// the typed helpers don't cover).
     pub fn for_each_object_mut(&mut self, mut f: impl FnMut(&mut Map<String, Value>)) {

@@ -700,14 +700,7 @@ fn native_module_example_runs_as_is() {
     // wasm's Auto does the same).
     let mut config = config;
     let so = or_panic(envoy_runner::build_filter_module());
-    config.for_each_object_mut(|obj| {
-        if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
-            obj.insert(
-                "filename".into(),
-                Value::from(so.to_string_lossy().into_owned()),
-            );
-        }
-    });
+    config.load_module_from(so);
     let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
 
     let before = or_panic(envoy.stats());
@@ -788,14 +781,7 @@ fn native_module_specifier_example_runs_as_is() {
         Some(serde_json::json!({ "host": FQDN, "subset": "v1", "port": { "number": 80 } }))
     );
     let so = or_panic(envoy_runner::build_filter_module());
-    config.for_each_object_mut(|obj| {
-        if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
-            obj.insert(
-                "filename".into(),
-                Value::from(so.to_string_lossy().into_owned()),
-            );
-        }
-    });
+    config.load_module_from(so);
     let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
 
     let before = or_panic(envoy.stats());

@@ -14,7 +14,6 @@ use envoy_runner::{
     self, count_split, example_dir, repo_root, Build, Envoy, EnvoyConfig, EnvoyOptions, Request,
     Split, SplitKey, FILTER_MODULE_RELATIVE,
 };
-use serde_json::Value;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -156,6 +155,14 @@ fn run() -> Result<()> {
     }
     show("version, and the route that took it there", &paths);
     println!("\nstats of the last Envoy, as Prometheus sees them:");
+    print_request_counters(&e)?;
+    drop(e);
+    native_module(&opts, &backend, &by_version)?;
+    self_driving()
+}
+
+/// Prints `e`'s `canary_router_requests` lines of `/stats/prometheus`.
+fn print_request_counters(e: &Envoy) -> Result<()> {
     let prom = e.admin_get("/stats/prometheus")?;
     for line in prom
         .lines()
@@ -163,9 +170,7 @@ fn run() -> Result<()> {
     {
         println!("   {line}");
     }
-    drop(e);
-    native_module(&opts, &backend, &by_version)?;
-    self_driving()
+    Ok(())
 }
 
 /// The `.so` of the dynamic module: `$CANARY_ROUTER_MODULE`, or built now
@@ -207,11 +212,7 @@ fn native_module(opts: &EnvoyOptions, backend: &Request, by_version: &SplitKey) 
         println!("\n   {placement}, {file}");
         let mut config = EnvoyConfig::from_file(example_dir("native-module").join(file))?;
         // The example names the .so relative to the repository root.
-        config.for_each_object_mut(|obj| {
-            if obj.get("filename").and_then(Value::as_str) == Some(FILTER_MODULE_RELATIVE) {
-                obj.insert("filename".into(), so.display().to_string().into());
-            }
-        });
+        config.load_module_from(&so);
         let e = Envoy::start(config, &opts.clone().build(Build::Wasm))?;
         let mut c = e.client(10000)?;
         show("90/10", &count_split(&mut c, N, backend, by_version)?);
@@ -237,13 +238,7 @@ fn native_module(opts: &EnvoyOptions, backend: &Request, by_version: &SplitKey) 
         );
         println!("     {stuck} of 200 users saw one version only");
         println!("   its stats, as Prometheus sees them:");
-        let prom = e.admin_get("/stats/prometheus")?;
-        for line in prom
-            .lines()
-            .filter(|l| l.starts_with("canary_router_requests{"))
-        {
-            println!("   {line}");
-        }
+        print_request_counters(&e)?;
     }
     Ok(())
 }
