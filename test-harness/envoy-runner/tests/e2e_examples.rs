@@ -696,43 +696,55 @@ fn native_module_example_runs_as_is() {
         filters.contains(FILTER_MODULE_RELATIVE),
         "{NATIVE}: loads {FILTER_MODULE_RELATIVE}"
     );
-    // The runner's own module build stands in for the relative path (the
-    // wasm's Auto does the same).
-    let mut config = config;
-    let so = or_panic(envoy_runner::build_filter_module());
-    config.load_module_from(so);
+    assert_native_module_routes(config, "native-module", true);
+}
+
+/// Starts an `examples/native-module` Envoy `config` with the built module
+/// (the runner's build stands in for the example's relative path, as the
+/// wasm's Auto does) and checks what both placements route: rules.json's
+/// 90/10 split and its testers, each counted per rule, and 300 sticky
+/// users who each see one version over 4 requests, about 10% of them on
+/// v2, with no 5xx. `debug`: the responses carry the debug header (the
+/// HTTP filter's; a cluster specifier has no response to add it to).
+/// Returns the Envoy and its stats after the testers.
+fn assert_native_module_routes(
+    mut config: EnvoyConfig,
+    label: &str,
+    debug: bool,
+) -> (Envoy, envoy_runner::Stats) {
+    let rule = |name| debug.then_some(name);
+    config.load_module_from(or_panic(envoy_runner::build_filter_module()));
     let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
 
     let before = or_panic(envoy.stats());
-    let split = send(&envoy, N, &backend(), Some("split"));
-    assert_share(&split, N, 0.1, "native-module 90/10");
+    let split = send(&envoy, N, &backend(), rule("split"));
+    assert_share(&split, N, 0.1, &format!("{label} 90/10"));
     let mid = or_panic(envoy.stats());
     assert_counted(&before, &mid, "split", &split);
     let testers = send(
         &envoy,
         200,
         &backend().header("canary", "canary-tester"),
-        Some("testers"),
+        rule("testers"),
     );
-    assert_eq!(testers.count("v2"), 200, "testers: {testers}");
+    assert_eq!(testers.count("v2"), 200, "{label} testers: {testers}");
     let after = or_panic(envoy.stats());
     assert_eq!(delta(&mid, &after, &counter("testers", "v2")), 200);
 
-    // Sticky: each of 300 users sees one version over 4 requests; about
-    // 10% of users are on v2.
     let mut client = or_panic(envoy.client(10000));
     let mut users = Split::default();
     for u in 0..300 {
         let req = backend().header("x-user-id", format!("user-{u}"));
-        let first = or_panic(version_of(&or_panic(client.send(&req)), Some("split")));
+        let first = or_panic(version_of(&or_panic(client.send(&req)), rule("split")));
         for _ in 0..3 {
-            let again = or_panic(version_of(&or_panic(client.send(&req)), Some("split")));
-            assert_eq!(again, first, "user-{u} moved");
+            let again = or_panic(version_of(&or_panic(client.send(&req)), rule("split")));
+            assert_eq!(again, first, "{label}: user-{u} moved");
         }
         users.add(first);
     }
-    assert_share(&users, 300, 0.1, "native-module sticky users");
+    assert_share(&users, 300, 0.1, &format!("{label} sticky users"));
     assert_no_5xx(&envoy);
+    (envoy, after)
 }
 
 /// examples/native-module/envoy-specifier.yaml runs as is: the module as
@@ -742,7 +754,7 @@ fn native_module_example_runs_as_is() {
 #[test]
 fn native_module_specifier_example_runs_as_is() {
     let path = example_dir(NATIVE).join("envoy-specifier.yaml");
-    let mut config = or_panic(EnvoyConfig::from_file(&path));
+    let config = or_panic(EnvoyConfig::from_file(&path));
     let text = config.value().to_string();
     assert!(
         !text.contains(MODULE_FILTER_TYPE),
@@ -780,38 +792,7 @@ fn native_module_specifier_example_runs_as_is() {
         default,
         Some(serde_json::json!({ "host": FQDN, "subset": "v1", "port": { "number": 80 } }))
     );
-    let so = or_panic(envoy_runner::build_filter_module());
-    config.load_module_from(so);
-    let envoy = or_panic(Envoy::start(config, &EnvoyOptions::default()));
-
-    let before = or_panic(envoy.stats());
-    let split = send(&envoy, N, &backend(), None);
-    assert_share(&split, N, 0.1, "specifier 90/10");
-    let mid = or_panic(envoy.stats());
-    assert_counted(&before, &mid, "split", &split);
-    let testers = send(
-        &envoy,
-        200,
-        &backend().header("canary", "canary-tester"),
-        None,
-    );
-    assert_eq!(testers.count("v2"), 200, "testers: {testers}");
-    let after = or_panic(envoy.stats());
-    assert_eq!(delta(&mid, &after, &counter("testers", "v2")), 200);
-
-    let mut client = or_panic(envoy.client(10000));
-    let mut users = Split::default();
-    for u in 0..300 {
-        let req = backend().header("x-user-id", format!("user-{u}"));
-        let first = or_panic(version_of(&or_panic(client.send(&req)), None));
-        for _ in 0..3 {
-            let again = or_panic(version_of(&or_panic(client.send(&req)), None));
-            assert_eq!(again, first, "user-{u} moved");
-        }
-        users.add(first);
-    }
-    assert_share(&users, 300, 0.1, "specifier sticky users");
-    assert_no_5xx(&envoy);
+    let (_envoy, after) = assert_native_module_routes(config, "specifier", false);
     assert_eq!(after.get(&format!("{HCM}.no_cluster")), 0);
 }
 
