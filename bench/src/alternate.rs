@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::configs::{Kind, StickyUser, LISTENER_PORT};
+use crate::configs::{sticky_pairs, Kind, LISTENER_PORT};
 use crate::envoys::Starter;
 use crate::load::{Load, Proto, Sample, DEFAULT_H2_CONNECTIONS, DEFAULT_IN_FLIGHT};
 use crate::report::{self, AbResult};
@@ -215,10 +215,10 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
 /// `.so`) over native; `placement`, the cluster
 /// specifier over the HTTP filter; `sticky`, the module split sticky by
 /// x-user-id over native weighted_clusters with use_hash_policy on the
-/// same header, twice: every request carrying the x-user-id of a user the
-/// module keeps on v1 (its default route), then of one it sends to v2
-/// (route header and second route selection), and what a population split
-/// 90/10 costs; `rules`, the module with 1000 rules over the module with 1.
+/// same header, in each placement, twice: every request carrying the
+/// x-user-id of a user the module keeps on v1 (its default route), then of
+/// one it sends to v2 (for the HTTP filter, a route header and a second
+/// route selection), and what a population split 90/10 costs; `rules`, the module with 1000 rules over the module with 1.
 #[derive(Debug, clap::Args)]
 pub struct CompareModuleArgs {
     /// The comparisons to run, comma-separated [default: all].
@@ -231,8 +231,6 @@ pub struct CompareModuleArgs {
 /// `canary-bench compare-module`: the dynamic module over native routing.
 pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
     let (alt, pin_cores) = args.pairs.alternation();
-    let sticky =
-        StickyUser::BOTH.map(|u| [Kind::NativeSticky(u), Kind::CanaryRouterModuleSticky(u)]);
     let all: [(&str, Vec<[Kind; 2]>); 5] = [
         (
             "filter",
@@ -249,7 +247,7 @@ pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
                 Kind::CanaryRouterModuleSpecifier,
             ]],
         ),
-        ("sticky", sticky.to_vec()),
+        ("sticky", sticky_pairs()),
         (
             "rules",
             vec![[
@@ -281,7 +279,7 @@ pub fn compare_module(args: &CompareModuleArgs) -> Result<(), String> {
     let specifier = if chosen
         .iter()
         .flat_map(|(_, pairs)| pairs.iter())
-        .any(|k| k.contains(&Kind::CanaryRouterModuleSpecifier))
+        .any(|k| k.iter().any(Kind::is_specifier))
     {
         crate::progress("building the dynamic module");
         Some(

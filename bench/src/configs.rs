@@ -104,6 +104,11 @@ pub enum Kind {
     /// `defaultDestination`): the route selects the cluster while it is
     /// resolved, with no filter, no header and no re-selection.
     CanaryRouterModuleSpecifier,
+    /// The cluster specifier with the sticky rules of
+    /// [`Kind::CanaryRouterModuleSticky`] ([`rules_json_sticky`]); its load
+    /// is this user's. Both users cost it one decision and no re-selection:
+    /// the user only changes the cluster it names.
+    CanaryRouterModuleSpecifierSticky(StickyUser),
     /// Any module, with its plugin configuration (`canary-bench compare`);
     /// routed by the cluster header like canary-router.
     Module {
@@ -145,6 +150,12 @@ impl Kind {
             Kind::CanaryRouterModuleSpecifier => {
                 "canary-router, dynamic module, cluster specifier".into()
             }
+            Kind::CanaryRouterModuleSpecifierSticky(u) => {
+                format!(
+                    "canary-router, dynamic module, cluster specifier, sticky, {}",
+                    u.name()
+                )
+            }
             Kind::Module { name, .. } => name.clone(),
         }
     }
@@ -156,15 +167,25 @@ impl Kind {
             Kind::CanaryRouterModule { .. }
                 | Kind::CanaryRouterModuleSticky(_)
                 | Kind::CanaryRouterModuleSpecifier
+                | Kind::CanaryRouterModuleSpecifierSticky(_)
+        )
+    }
+
+    /// Whether the module sits at the route's cluster specifier (its route
+    /// loads the `.so` by path).
+    pub fn is_specifier(&self) -> bool {
+        matches!(
+            self,
+            Kind::CanaryRouterModuleSpecifier | Kind::CanaryRouterModuleSpecifierSticky(_)
         )
     }
 
     /// A header every request of this configuration's load carries.
     pub fn load_header(&self) -> Option<(&'static str, &'static str)> {
         match self {
-            Kind::NativeSticky(u) | Kind::CanaryRouterModuleSticky(u) => {
-                Some((STICKY_HEADER, u.key()))
-            }
+            Kind::NativeSticky(u)
+            | Kind::CanaryRouterModuleSticky(u)
+            | Kind::CanaryRouterModuleSpecifierSticky(u) => Some((STICKY_HEADER, u.key())),
             _ => None,
         }
     }
@@ -189,6 +210,24 @@ impl Kind {
         !matches!(self, Kind::WasmEmpty | Kind::WasmReadOnly)
     }
 }
+
+/// The sticky comparison's pairs: `use_hash_policy` under each user, then
+/// each placement of the module under the same user.
+pub fn sticky_pairs() -> Vec<[Kind; 2]> {
+    STICKY_PLACEMENTS
+        .iter()
+        .flat_map(|(_, module)| StickyUser::BOTH.map(|u| [Kind::NativeSticky(u), module(u)]))
+        .collect()
+}
+
+/// A sticky row's kind for a given user.
+pub type StickyKind = fn(StickyUser) -> Kind;
+
+/// The module's two placements with the split sticky by header, each named.
+pub const STICKY_PLACEMENTS: [(&str, StickyKind); 2] = [
+    ("HTTP filter", Kind::CanaryRouterModuleSticky),
+    ("cluster specifier", Kind::CanaryRouterModuleSpecifierSticky),
+];
 
 /// Which user a sticky row's load is: every request carries one user's
 /// key, so each row measures one of the two paths a sticky split's users
@@ -610,21 +649,8 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
             w2 = (100.0 * V2_SHARE).round() as u32,
         ),
         // The module's decision at the route's cluster specifier.
-        Kind::CanaryRouterModuleSpecifier => {
-            let config = serde_json::to_string(&rules_json(2)).unwrap_or_default();
-            format!(
-                r#"
-              - name: canary-router
-                match: {{ prefix: / }}
-                decorator: {{ operation: "{HOST}:80/*" }}
-                route: {{ {ISTIOD_ACTION}, inline_cluster_specifier_plugin: {{ extension: {{ name: canary-router, typed_config: {{
-                  "@type": type.googleapis.com/envoy.extensions.router.cluster_specifiers.dynamic_modules.v3.DynamicModuleClusterSpecifier,
-                  dynamic_module_config: {{ module: {{ local: {{ filename: "{path}" }} }} }},
-                  specifier_name: canary-router,
-                  specifier_config: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: {config} }} }} }} }} }}"#,
-                path = wasm.map(|p| p.display().to_string()).unwrap_or_default(),
-            )
-        }
+        Kind::CanaryRouterModuleSpecifier => specifier_route(&rules_json(2), wasm),
+        Kind::CanaryRouterModuleSpecifierSticky(_) => specifier_route(&rules_json_sticky(), wasm),
         // What `canaryctl render --glue` inserts for port-less rules: one
         // route per value, to the cluster of this listener's port.
         Kind::CanaryRouterPortless => {
@@ -662,7 +688,10 @@ pub fn under_test_yaml(kind: &Kind, wasm: Option<&Path>, listener_port: u16) -> 
     };
     let wasm_path = wasm.map(|p| p.display().to_string()).unwrap_or_default();
     let filter = match kind {
-        Kind::Native | Kind::NativeSticky(_) | Kind::CanaryRouterModuleSpecifier => String::new(),
+        Kind::Native
+        | Kind::NativeSticky(_)
+        | Kind::CanaryRouterModuleSpecifier
+        | Kind::CanaryRouterModuleSpecifierSticky(_) => String::new(),
         Kind::Lua | Kind::LuaDefaultRoute => {
             let script: String = lua_script(*kind == Kind::Lua)
                 .lines()
@@ -731,6 +760,24 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config: {{ "@type": {ROUTER} }}
 "#
+    )
+}
+
+/// The one route of the cluster specifier's rows: istiod's route action,
+/// its cluster chosen by the module (`so`) with these rules.
+fn specifier_route(rules: &str, so: Option<&Path>) -> String {
+    let config = serde_json::to_string(rules).unwrap_or_default();
+    format!(
+        r#"
+              - name: canary-router
+                match: {{ prefix: / }}
+                decorator: {{ operation: "{HOST}:80/*" }}
+                route: {{ {ISTIOD_ACTION}, inline_cluster_specifier_plugin: {{ extension: {{ name: canary-router, typed_config: {{
+                  "@type": type.googleapis.com/envoy.extensions.router.cluster_specifiers.dynamic_modules.v3.DynamicModuleClusterSpecifier,
+                  dynamic_module_config: {{ module: {{ local: {{ filename: "{path}" }} }} }},
+                  specifier_name: canary-router,
+                  specifier_config: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: {config} }} }} }} }} }}"#,
+        path = so.map(|p| p.display().to_string()).unwrap_or_default(),
     )
 }
 
@@ -828,6 +875,7 @@ mod tests {
             Kind::NativeSticky(StickyUser::Stable),
             Kind::CanaryRouterModuleSticky(StickyUser::Canary),
             Kind::CanaryRouterModuleSpecifier,
+            Kind::CanaryRouterModuleSpecifierSticky(StickyUser::Stable),
             Kind::CanaryRouterRamp,
             Kind::CanaryRouterBaseline,
         ] {

@@ -18,7 +18,7 @@ pub struct Modules<'a> {
     pub floor: &'a Path,
     /// The dynamic module (`libcanary_router_module.so`, as
     /// scripts/build-module.sh builds it), for
-    /// [`Kind::CanaryRouterModuleSpecifier`].
+    /// the cluster specifier's rows ([`Kind::is_specifier`]).
     pub specifier: Option<&'a Path>,
 }
 
@@ -107,7 +107,7 @@ impl<'a> Starter<'a> {
         };
         match kind {
             Kind::Native | Kind::NativeSticky(_) | Kind::Lua | Kind::LuaDefaultRoute => Ok(None),
-            Kind::CanaryRouterModuleSpecifier => self
+            Kind::CanaryRouterModuleSpecifier | Kind::CanaryRouterModuleSpecifierSticky(_) => self
                 .modules
                 .and_then(|m| m.specifier)
                 .map(Some)

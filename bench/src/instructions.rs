@@ -11,15 +11,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::configs::{Kind, StickyUser, HOST, LISTENER_PORT};
+use crate::configs::{
+    sticky_pairs, Kind, StickyKind, StickyUser, HOST, LISTENER_PORT, STICKY_PLACEMENTS,
+};
 use crate::envoys::{Modules, Starter};
 use crate::load::parse_h2load;
 use crate::progress;
 
 /// Counts Envoy's instructions per request under callgrind for native
 /// weighted routing, the dynamic module (HTTP filter, and the route's
-/// cluster specifier), native `use_hash_policy` and the module sticky by
-/// header (a user on v1 and a user on v2), and the module with 1 and 1000
+/// cluster specifier), native `use_hash_policy` and the module in both
+/// placements sticky by header (a user on v1 and a user on v2), and the
+/// module with 1 and 1000
 /// rules; prints a table, each configuration over its anchor, and what a
 /// population of sticky users split 90/10 costs.
 #[derive(Debug, clap::Args)]
@@ -35,7 +38,8 @@ pub struct InstructionsArgs {
     /// The comparisons to count, comma-separated: `filter` (native, the
     /// module as an HTTP filter), `specifier` (native, the module as the
     /// route's cluster specifier), `sticky` (native use_hash_policy and the
-    /// module sticky, for a user on v1 and a user on v2), `rules` (the
+    /// module sticky in both placements, for a user on v1 and a user on
+    /// v2), `rules` (the
     /// module with 1 rule and with 1000) [default: all].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
@@ -257,6 +261,8 @@ fn kind_tag(kind: &Kind) -> &'static str {
         Kind::CanaryRouterModuleSticky(StickyUser::Stable) => "module-sticky-v1",
         Kind::CanaryRouterModuleSticky(StickyUser::Canary) => "module-sticky-v2",
         Kind::CanaryRouterModuleSpecifier => "specifier",
+        Kind::CanaryRouterModuleSpecifierSticky(StickyUser::Stable) => "specifier-sticky-v1",
+        Kind::CanaryRouterModuleSpecifierSticky(StickyUser::Canary) => "specifier-sticky-v2",
         Kind::CanaryRouterModule { rules: 1 } => "module-1-rule",
         Kind::CanaryRouterModule { rules: 1000 } => "module-1000-rules",
         _ => "module",
@@ -275,13 +281,7 @@ pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
             "specifier",
             vec![[Kind::Native, Kind::CanaryRouterModuleSpecifier]],
         ),
-        (
-            "sticky",
-            StickyUser::BOTH
-                .into_iter()
-                .map(|u| [Kind::NativeSticky(u), Kind::CanaryRouterModuleSticky(u)])
-                .collect(),
-        ),
+        ("sticky", sticky_pairs()),
         (
             "rules",
             vec![[
@@ -407,8 +407,9 @@ pub fn instructions(args: &InstructionsArgs) -> Result<(), String> {
 }
 
 /// What a population of sticky users costs, each user's path weighted by
-/// its share of the split (90% of users on v1, 10% on v2): the module over
-/// `use_hash_policy`, from the medians of the four sticky rows.
+/// its share of the split (90% of users on v1, 10% on v2): each placement
+/// of the module over `use_hash_policy`, from the medians of the sticky
+/// rows.
 fn print_sticky_mix(rows: &[Row]) {
     for (i, (proto, _)) in rows
         .first()
@@ -416,25 +417,26 @@ fn print_sticky_mix(rows: &[Row]) {
         .iter()
         .enumerate()
     {
-        let cost = |kind: fn(StickyUser) -> Kind| {
+        let cost = |kind: StickyKind| {
             StickyUser::population(|u| {
                 let row = rows.iter().find(|r| r.kind == kind(u))?;
                 Some(median(&row.per_proto[i].1))
             })
         };
-        let (Some(native), Some(module)) = (
-            cost(Kind::NativeSticky),
-            cost(Kind::CanaryRouterModuleSticky),
-        ) else {
+        let Some(native) = cost(Kind::NativeSticky) else {
             return;
         };
-        println!(
-            "sticky users split {} (each user's path by its share), module over \
-             use_hash_policy, {}: {:.3} ({:+.0} instructions per request)",
-            StickyUser::split_label(),
-            proto.label(),
-            module / native,
-            module - native
-        );
+        for (placement, kind) in STICKY_PLACEMENTS {
+            if let Some(module) = cost(kind) {
+                println!(
+                    "sticky users split {} (each user's path by its share), module as {placement} \
+                     over use_hash_policy, {}: {:.3} ({:+.0} instructions per request)",
+                    StickyUser::split_label(),
+                    proto.label(),
+                    module / native,
+                    module - native
+                );
+            }
+        }
     }
 }

@@ -481,6 +481,14 @@ fn envoy_runs(
         (Kind::CanaryRouterModuleSticky(StickyUser::Stable), both),
         (Kind::NativeSticky(StickyUser::Canary), both),
         (Kind::CanaryRouterModuleSticky(StickyUser::Canary), both),
+        (
+            Kind::CanaryRouterModuleSpecifierSticky(StickyUser::Stable),
+            both,
+        ),
+        (
+            Kind::CanaryRouterModuleSpecifierSticky(StickyUser::Canary),
+            both,
+        ),
         (Kind::CanaryRouterModule { rules: 1 }, h1),
         (Kind::CanaryRouterModule { rules: 1000 }, h1),
     ];
@@ -608,18 +616,11 @@ fn envoy_runs(
         }
         // The dynamic module against native routing, as its targets ask.
         progress("alternating native routing and the dynamic module");
-        for pair_kinds in [
+        let placements = [
             [Kind::Native, Kind::CanaryRouterModule { rules: 2 }],
             [Kind::Native, Kind::CanaryRouterModuleSpecifier],
-            [
-                Kind::NativeSticky(StickyUser::Stable),
-                Kind::CanaryRouterModuleSticky(StickyUser::Stable),
-            ],
-            [
-                Kind::NativeSticky(StickyUser::Canary),
-                Kind::CanaryRouterModuleSticky(StickyUser::Canary),
-            ],
-        ] {
+        ];
+        for pair_kinds in placements.into_iter().chain(configs::sticky_pairs()) {
             let ab = Alternation {
                 protos: vec![Proto::H1, Proto::H2],
                 ..opts.ab.clone()

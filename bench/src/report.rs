@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::configs::{Kind, StickyUser};
+use crate::configs::{sticky_pairs, Kind, StickyKind, StickyUser, STICKY_PLACEMENTS};
 use crate::load::{Proto, Sample};
 
 /// One Envoy under test and what was measured on it.
@@ -216,18 +216,16 @@ pub fn ab_table(results: &[AbResult], base: &str) -> String {
     md
 }
 
-/// What a population of sticky users split 90/10 costs, module over
-/// `use_hash_policy`, on `proto`: each user's median ratio of the pairs
+/// What a population of sticky users split 90/10 costs, the module placed
+/// as `module` makes its rows over `use_hash_policy`, on `proto`: each
+/// user's median ratio of the pairs
 /// ([`StickyUser`]: a user on v1, a user on v2) weighted by the user's
 /// share, as (Envoy CPU per request, req/s). Native's cost does not depend
 /// on the user (the same weighted pick by a hash), so the population's CPU
 /// ratio is the weighted mean of the users' ratios and its throughput ratio
 /// their weighted harmonic mean. None unless both users were measured.
-pub fn sticky_mix(ab: &[AbResult], proto: Proto) -> Option<(f64, f64)> {
-    let user = |u: StickyUser| {
-        ab.iter()
-            .find(|a| a.proto == proto && a.other == Kind::CanaryRouterModuleSticky(u))
-    };
+pub fn sticky_mix(ab: &[AbResult], module: StickyKind, proto: Proto) -> Option<(f64, f64)> {
+    let user = |u: StickyUser| ab.iter().find(|a| a.proto == proto && a.other == module(u));
     let median_of = |u, f: fn(&Sample, &Sample) -> f64| {
         let (m, _, _) = quartiles(&user(u)?.values(f));
         m.is_finite().then_some(m)
@@ -240,15 +238,18 @@ pub fn sticky_mix(ab: &[AbResult], proto: Proto) -> Option<(f64, f64)> {
 /// [`sticky_mix`] as a line of text per protocol measured.
 pub fn sticky_mix_text(ab: &[AbResult]) -> String {
     let mut out = String::new();
-    for proto in [Proto::H1, Proto::H2] {
-        if let Some((cpu, rps)) = sticky_mix(ab, proto) {
-            let _ = writeln!(
-                out,
-                "sticky users split {}, module over use_hash_policy, {}: Envoy CPU per \
-                 request {cpu:.3} ×, req/s {rps:.3} × (each user's median weighted by its share)",
-                StickyUser::split_label(),
-                proto.label()
-            );
+    for (placement, module) in STICKY_PLACEMENTS {
+        for proto in [Proto::H1, Proto::H2] {
+            if let Some((cpu, rps)) = sticky_mix(ab, module, proto) {
+                let _ = writeln!(
+                    out,
+                    "sticky users split {}, module as {placement} over use_hash_policy, {}: \
+                     Envoy CPU per request {cpu:.3} ×, req/s {rps:.3} × (each user's median \
+                     weighted by its share)",
+                    StickyUser::split_label(),
+                    proto.label()
+                );
+            }
         }
     }
     out
@@ -372,13 +373,7 @@ impl Report {
         // Issue 28: the dynamic module against Envoy's native routing, and
         // sticky by header against the native sticky split: each user's
         // path shown, the population of users judged.
-        let sticky = StickyUser::BOTH.map(|u| {
-            (
-                Kind::NativeSticky(u),
-                Kind::CanaryRouterModuleSticky(u),
-                false,
-            )
-        });
+        let sticky = sticky_pairs().into_iter().map(|[n, m]| (n, m, false));
         // Both placements of the module are judged: the HTTP filter (every
         // feature) and the route's cluster specifier (no response path).
         let placements = [
@@ -395,24 +390,27 @@ impl Report {
             }
         }
         let split = StickyUser::split_label();
-        for proto in [Proto::H1, Proto::H2] {
-            if let Some((cpu, rps)) = sticky_mix(&self.ab, proto) {
-                let p = proto.label();
-                out.push(Target {
-                    what: format!(
-                        "{p}: sticky users split {split}, module Envoy CPU per request ≤ 1.05 × \
-                         use_hash_policy"
-                    ),
-                    measured: format!("{cpu:.3} × (each user's median weighted by its share)"),
-                    met: Some(cpu <= 1.05),
-                });
-                out.push(Target {
-                    what: format!(
-                        "{p}: sticky users split {split}, module throughput ≥ 0.95 × use_hash_policy"
-                    ),
-                    measured: format!("{rps:.3} × (each user's median weighted by its share)"),
-                    met: Some(rps >= 0.95),
-                });
+        for (placement, module) in STICKY_PLACEMENTS {
+            for proto in [Proto::H1, Proto::H2] {
+                if let Some((cpu, rps)) = sticky_mix(&self.ab, module, proto) {
+                    let p = proto.label();
+                    out.push(Target {
+                        what: format!(
+                            "{p}: sticky users split {split}, module as {placement} Envoy CPU \
+                             per request ≤ 1.05 × use_hash_policy"
+                        ),
+                        measured: format!("{cpu:.3} × (each user's median weighted by its share)"),
+                        met: Some(cpu <= 1.05),
+                    });
+                    out.push(Target {
+                        what: format!(
+                            "{p}: sticky users split {split}, module as {placement} throughput \
+                             ≥ 0.95 × use_hash_policy"
+                        ),
+                        measured: format!("{rps:.3} × (each user's median weighted by its share)"),
+                        met: Some(rps >= 0.95),
+                    });
+                }
             }
         }
         out
@@ -1037,35 +1035,45 @@ mod tests {
             envoy_cpu_us: Some(cpu),
             ..Sample::default()
         };
-        // A user on v1 costs the module 2% more CPU and 2% less throughput,
-        // a user on v2 31% more and 30% less: 90% of users on v1 make a
-        // population at 1.049 x CPU (met) and 1 / (0.9 / 0.98 + 0.1 / 0.7)
-        // = 0.942 x req/s (missed).
-        let ab = |user, cpu: f64, rps: f64| AbResult {
-            other: Kind::CanaryRouterModuleSticky(user),
+        // As the HTTP filter, a user on v1 costs the module 2% more CPU and
+        // 2% less throughput, a user on v2 31% more and 30% less: 90% of
+        // users on v1 make a population at 1.049 x CPU (met) and
+        // 1 / (0.9 / 0.98 + 0.1 / 0.7) = 0.942 x req/s (missed). As the
+        // cluster specifier, 1.01 and 0.99 for both users: both met.
+        let ab = |other, cpu: f64, rps: f64| AbResult {
+            other,
             proto: Proto::H2,
             run: std::time::Duration::from_secs(2),
             pairs: vec![(sample(1000.0, 10.0), sample(1000.0 * rps, 10.0 * cpu)); 3],
         };
+        let filter = Kind::CanaryRouterModuleSticky;
+        let specifier = Kind::CanaryRouterModuleSpecifierSticky;
         let report = Report {
             protos: vec![Proto::H2],
             ab: vec![
-                ab(StickyUser::Stable, 1.02, 0.98),
-                ab(StickyUser::Canary, 1.31, 0.70),
+                ab(filter(StickyUser::Stable), 1.02, 0.98),
+                ab(filter(StickyUser::Canary), 1.31, 0.70),
+                ab(specifier(StickyUser::Stable), 1.01, 0.99),
+                ab(specifier(StickyUser::Canary), 1.01, 0.99),
             ],
             ..Report::default()
         };
-        let (cpu, rps) = sticky_mix(&report.ab, Proto::H2).unwrap();
+        let (cpu, rps) = sticky_mix(&report.ab, filter, Proto::H2).unwrap();
         assert!((cpu - 1.049).abs() < 1e-9, "{cpu}");
         assert!((rps - 1.0 / (0.9 / 0.98 + 0.1 / 0.7)).abs() < 1e-9, "{rps}");
-        assert_eq!(sticky_mix(&report.ab, Proto::H1), None);
-        assert_eq!(sticky_mix(&report.ab[..1], Proto::H2), None);
+        assert_eq!(sticky_mix(&report.ab, filter, Proto::H1), None);
+        assert_eq!(sticky_mix(&report.ab[..1], filter, Proto::H2), None);
+        assert_eq!(sticky_mix(&report.ab[..2], specifier, Proto::H2), None);
         let targets = report.targets();
-        let judged: Vec<_> = targets
-            .iter()
-            .filter(|t| t.what.contains("sticky users split 90/10"))
-            .map(|t| t.met)
-            .collect();
-        assert_eq!(judged, [Some(true), Some(false)]);
+        let judged = |placement: &str| -> Vec<Option<bool>> {
+            let what = format!("sticky users split 90/10, module as {placement} ");
+            targets
+                .iter()
+                .filter(|t| t.what.contains(&what))
+                .map(|t| t.met)
+                .collect()
+        };
+        assert_eq!(judged("HTTP filter"), [Some(true), Some(false)]);
+        assert_eq!(judged("cluster specifier"), [Some(true), Some(true)]);
     }
 }

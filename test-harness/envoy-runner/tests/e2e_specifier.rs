@@ -469,21 +469,37 @@ fn a_503_from_the_upstream_is_retried_as_the_native_route_retries_it() {
     );
 }
 
+/// Sends each of `users` users' request (`request(u)`) `tries` times,
+/// asserts that every user sees one version, and counts users per version.
+fn users_per_version(
+    c: &mut HttpClient,
+    users: usize,
+    tries: usize,
+    request: impl Fn(usize) -> Request,
+) -> BTreeMap<String, u64> {
+    let mut per_version = BTreeMap::new();
+    for u in 0..users {
+        let req = request(u);
+        let seen: BTreeSet<String> = (0..tries)
+            .map(|_| version(&or_panic(c.send(&req))))
+            .collect();
+        assert_eq!(seen.len(), 1, "user {u} saw {seen:?}");
+        *per_version
+            .entry(seen.into_iter().next().unwrap_or_default())
+            .or_insert(0) += 1;
+    }
+    per_version
+}
+
 #[test]
 fn sticky_users_keep_one_version_and_split_ninety_ten() {
     let mut http = canary_rules();
     http[2]["sticky"] = json!({ "header": "x-user-id" });
     let s = start(&specifier_rules(&http));
     let mut c = s.client(SPECIFIER);
-    let mut users = BTreeMap::new();
-    for u in 0..400 {
-        let req = get("backend").header("x-user-id", format!("user-{u}"));
-        let seen: BTreeSet<String> = (0..4).map(|_| version(&or_panic(c.send(&req)))).collect();
-        assert_eq!(seen.len(), 1, "user-{u} saw {seen:?}");
-        *users
-            .entry(seen.into_iter().next().unwrap_or_default())
-            .or_insert(0) += 1;
-    }
+    let users = users_per_version(&mut c, 400, 4, |u| {
+        get("backend").header("x-user-id", format!("user-{u}"))
+    });
     assert_share(&users, 0.1, "users per version");
     // The tester rule comes first, whoever the user is.
     let tester = get("backend")
@@ -510,15 +526,9 @@ fn sticky_by_a_cookie_the_client_has_and_source_labels_work() {
     all.extend(http.as_array().cloned().unwrap_or_default());
     let s = start(&specifier_rules(&Value::Array(all)));
     let mut c = s.client(SPECIFIER);
-    let mut users = BTreeMap::new();
-    for u in 0..300 {
-        let req = get("backend").header("cookie", format!("a=1; user=u-{u}; b=2"));
-        let seen: BTreeSet<String> = (0..3).map(|_| version(&or_panic(c.send(&req)))).collect();
-        assert_eq!(seen.len(), 1, "u-{u} saw {seen:?}");
-        *users
-            .entry(seen.into_iter().next().unwrap_or_default())
-            .or_insert(0) += 1;
-    }
+    let users = users_per_version(&mut c, 300, 3, |u| {
+        get("backend").header("cookie", format!("a=1; user=u-{u}; b=2"))
+    });
     assert_share(&users, 0.1, "cookie users per version");
     assert_eq!(
         split(&mut c, &get("backend").header("x-from", "1"), 50),
