@@ -554,15 +554,24 @@ impl Envoy {
     /// before the reload may still see the old rules while those drain
     /// (`--drain-time-s 1`): use a new client afterwards.
     pub fn reload_rules(&mut self, rules: &str) -> Result<(), Error> {
+        self.reload_listeners(|listeners| {
+            for listener in listeners {
+                set_listener_rules(listener, rules);
+            }
+        })
+    }
+
+    /// Applies `edit` to the listeners of the LDS file that Envoy watches
+    /// (it may add and remove some), rewrites it (atomic rename), and waits
+    /// until Envoy has applied it, as [`Envoy::reload_rules`] does.
+    pub fn reload_listeners(&mut self, edit: impl FnOnce(&mut Vec<Value>)) -> Result<(), Error> {
         let before = self.stats()?;
         let Some(lds) = self.lds.as_mut() else {
             return Err(Error::new(
-                "reload_rules needs EnvoyOptions::reloadable() (listeners served by file LDS)",
+                "reloading needs EnvoyOptions::reloadable() (listeners served by file LDS)",
             ));
         };
-        for listener in &mut lds.listeners {
-            set_listener_rules(listener, rules);
-        }
+        edit(&mut lds.listeners);
         lds.version += 1;
         write_lds(lds)?;
         let success = "listener_manager.lds.update_success";
@@ -573,7 +582,7 @@ impl Envoy {
             let now = self.stats()?;
             if now.get(rejected) > before.get(rejected) {
                 return Err(Error::new(format!(
-                    "Envoy rejected the new rules:\n{}",
+                    "Envoy rejected the new listeners:\n{}",
                     self.log_tail(30)
                 )));
             }
@@ -584,7 +593,7 @@ impl Envoy {
             }
         }
         Err(Error::new(format!(
-            "Envoy did not apply the new rules within 30 s:\n{}",
+            "Envoy did not apply the new listeners within 30 s:\n{}",
             self.log_tail(30)
         )))
     }

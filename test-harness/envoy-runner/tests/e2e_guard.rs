@@ -233,6 +233,106 @@ fn a_failing_canary_is_ejected_under_load_once_per_rule_set() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(shown(), (0, 0), "a dropped rule's ejection and weight");
+    // The old configuration drains (1 s) and its guard ticks meanwhile:
+    // it routes its last streams but shows none of its gauges again.
+    let window = GAUGE.replace("guard.ejected", "guard.window_requests");
+    std::thread::sleep(Duration::from_millis(2500));
+    let stats = or_panic(envoy.stats());
+    assert_eq!(
+        (shown(), stats.get(&window)),
+        ((0, 0), 0),
+        "a dropped rule's gauges after the old configuration drained"
+    );
+    // The filter removed outright: none of its rule's gauges stays shown
+    // (Envoy drops them with the filter's VM).
+    let other = |name: &str| {
+        GAUGE
+            .replace("guard.ejected", name)
+            .replace("rule=split", "rule=other")
+    };
+    let before = or_panic(envoy.stats());
+    assert_eq!(
+        before.get(&other("weight")),
+        5000,
+        "the rule in force shows"
+    );
+    or_panic(envoy.reload_listeners(|listeners| {
+        for listener in listeners {
+            for http in http_filters(listener) {
+                http.retain(|f| f["name"] != "envoy.filters.http.wasm");
+            }
+        }
+    }));
+    std::thread::sleep(Duration::from_millis(2500));
+    let stats = or_panic(envoy.stats());
+    let left: Vec<(String, u64)> = ["weight", "guard.ejected", "guard.window_requests"]
+        .iter()
+        .map(|g| (g.to_string(), stats.get(&other(g))))
+        .filter(|(_, v)| *v != 0)
+        .collect();
+    assert!(left.is_empty(), "a removed filter's gauges: {left:?}");
+}
+
+/// The HTTP filter lists of a listener's filter chains.
+fn http_filters(listener: &mut Value) -> impl Iterator<Item = &mut Vec<Value>> {
+    let chains = listener["filter_chains"]
+        .as_array_mut()
+        .into_iter()
+        .flatten();
+    chains
+        .flat_map(|c| c["filters"].as_array_mut().into_iter().flatten())
+        .filter_map(|f| f["typed_config"]["http_filters"].as_array_mut())
+}
+
+#[test]
+fn a_second_listener_of_the_plugin_shows_its_gauges_until_it_goes() {
+    // The same plugin (vm_id, root_id, code) on a second listener with
+    // other rules: a second root context in each worker's VM, built last.
+    let mut envoy = start(&fifty_fifty(1), 0, true);
+    let weight = |rule: &str| {
+        GAUGE
+            .replace("guard.ejected", "weight")
+            .replace("rule=split", &format!("rule={rule}"))
+    };
+    let shown = |envoy: &Envoy| {
+        let stats = or_panic(envoy.stats());
+        (stats.get(&weight("split")), stats.get(&weight("other")))
+    };
+    assert_eq!(shown(&envoy), (5000, 0));
+    let other = rules(2, vec![dest("v1", 90, None), dest("v2", 10, None)])
+        .replace(r#""name":"split""#, r#""name":"other""#);
+    or_panic(envoy.reload_listeners(|listeners| {
+        let mut second = listeners
+            .iter()
+            .find(|l| l["name"] == "outbound_80")
+            .cloned()
+            .expect("the filter's listener");
+        second["name"] = json!("outbound_81");
+        second["address"]["socket_address"]["port_value"] = json!(0);
+        for http in http_filters(&mut second) {
+            for f in http
+                .iter_mut()
+                .filter(|f| f["name"] == "envoy.filters.http.wasm")
+            {
+                f["typed_config"]["config"]["configuration"]["value"] = json!(other);
+            }
+        }
+        listeners.push(second);
+    }));
+    // Both listeners route with their own rules; the gauges shown are those
+    // of the rules built last (the wasm filter's VM has one gauge per
+    // name), or of both (the module's stats are per configuration).
+    assert_eq!(shown(&envoy).1, 1000, "the second listener's rules show");
+    // The second listener goes: the first one's rules show again.
+    or_panic(envoy.reload_listeners(|listeners| {
+        listeners.retain(|l| l["name"] != "outbound_81");
+    }));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        shown(&envoy),
+        (5000, 0),
+        "after the second listener drained"
+    );
 }
 
 #[test]

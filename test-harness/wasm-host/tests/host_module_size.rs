@@ -6,9 +6,11 @@
 //! needs more says so here, with what it costs in memory.
 
 /// The release `.wasm`'s size, at most: 189,028 bytes after issue 28's cuts
-/// (2026-12-07, 8.6 KB of code less than the 197,900 bytes before them), and
-/// a little room.
-const BUDGET: u64 = 189_200;
+/// (2026-12-07, 8.6 KB of code less than the 197,900 bytes before them);
+/// 189,540 once every rule set still in use is tracked so that only the
+/// newest shows its gauges (541 bytes, all on the configure and tick paths,
+/// for a draining configuration that wrote stale gauges); and a little room.
+const BUDGET: u64 = 189_600;
 
 #[test]
 fn the_release_module_stays_within_its_budget() {

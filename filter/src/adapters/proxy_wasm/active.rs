@@ -16,16 +16,18 @@ use filter_runtime::Single;
 use super::guard_host::Guards;
 use super::metrics::{record, Global, RuleSetStats};
 
-/// The rule set last built in this VM, by root id (its FNV-1a hash): the
-/// next one of the same root id sets its gauges to 0 before it shows its
-/// own. That next one may come to the same root context (a new
-/// configuration, rules from the rule source) or to a new root context of
-/// the same plugin, which is what a listener or ECDS update makes while
-/// the old context drains; gauge ids are the VM's, the same for a name in
-/// both.
+/// The rule sets built in this VM and still in use, oldest first, each
+/// with its root id's FNV-1a hash. Gauge ids are the VM's, one per name,
+/// so only the newest rule set of a root id shows its gauges: a new one
+/// sets its predecessor's to 0 and mutes it, whether it comes to the same
+/// root context (a new configuration, rules from the rule source) or to a
+/// new root context of the same plugin (a listener or ECDS update, while
+/// the old context drains; or another listener of the same plugin). When
+/// the shown one goes and an older one is still in use, that one shows
+/// again; when none is, its gauges go to 0.
 static SHOWN: Single<Cell<Vec<Shown>>> = Single(Cell::new(Vec::new()));
 
-/// One root id's entry in [`SHOWN`].
+/// One entry of [`SHOWN`].
 struct Shown {
     key: u32,
     active: Weak<Active>,
@@ -47,6 +49,11 @@ pub struct Active {
     /// A `Secure` cookie was issued to an `http` request (warned once
     /// per configuration).
     pub warned_secure_over_http: Cell<bool>,
+    /// The root id's hash, its key in [`SHOWN`].
+    key: u32,
+    /// A newer rule set of the root id shows its gauges: this one's ticks
+    /// and ejections move its routing but write no gauge.
+    muted: Cell<bool>,
 }
 
 impl Active {
@@ -64,15 +71,9 @@ impl Active {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
         let mut shown = SHOWN.0.take();
-        if let Some(p) = shown
-            .iter()
-            .find(|s| s.key == key)
-            .and_then(|s| s.active.upgrade())
-        {
-            p.stats.zero();
-            if let Some(g) = &p.guard {
-                g.zero();
-            }
+        shown.retain(|s| s.active.strong_count() > 0);
+        if let Some(p) = newest(&shown, key) {
+            p.mute();
         }
         let (stats, debug_values) = match &rules {
             Some(r) => (RuleSetStats::define(&r.set), settings.debug_values(&r.set)),
@@ -86,7 +87,7 @@ impl Active {
         let guard = rules
             .as_ref()
             .and_then(|r| Guards::new(&r.set, r.digest, root_id));
-        let active = Active {
+        let active = Rc::new(Active {
             settings,
             rules,
             stats,
@@ -94,16 +95,39 @@ impl Active {
             global,
             guard,
             warned_secure_over_http: Cell::new(false),
-        };
+            key,
+            muted: Cell::new(false),
+        });
         active.show_weights();
-        let active = Rc::new(active);
-        let weak = Rc::downgrade(&active);
-        match shown.iter_mut().find(|s| s.key == key) {
-            Some(s) => s.active = weak,
-            None => shown.push(Shown { key, active: weak }),
-        }
+        shown.push(Shown {
+            key,
+            active: Rc::downgrade(&active),
+        });
         SHOWN.0.set(shown);
         active
+    }
+
+    /// Sets this rule set's gauges to 0 and writes none until [`unmute`].
+    ///
+    /// [`unmute`]: Active::unmute
+    #[inline(never)]
+    fn mute(&self) {
+        self.muted.set(true);
+        self.stats.zero();
+        if let Some(g) = &self.guard {
+            g.muted.set(true);
+            g.zero();
+        }
+    }
+
+    /// Shows this rule set's gauges again (the newer one went): its
+    /// weights now, its guards' ejections and windows on their next tick.
+    fn unmute(&self) {
+        self.muted.set(false);
+        if let Some(g) = &self.guard {
+            g.muted.set(false);
+        }
+        self.show_weights();
     }
 
     /// Sets the weight gauges (basis points, ejected destinations at 0)
@@ -113,6 +137,9 @@ impl Active {
         let Some(rules) = &self.rules else { return };
         if let Some(g) = &self.guard {
             g.resample(&rules.set);
+        }
+        if self.muted.get() {
+            return;
         }
         let ejected = |stat: u32| self.guard.as_ref().is_some_and(|g| g.is_ejected(stat));
         crate::domain::stats::show_weights(
@@ -127,5 +154,35 @@ impl Active {
                 }
             },
         );
+    }
+}
+
+/// The newest rule set of `key` still in use.
+fn newest(shown: &[Shown], key: u32) -> Option<Rc<Active>> {
+    for s in shown.iter().rev() {
+        if s.key == key {
+            if let Some(a) = s.active.upgrade() {
+                return Some(a);
+            }
+        }
+    }
+    None
+}
+
+impl Drop for Active {
+    /// The shown rule set is no longer used by any stream or root context:
+    /// its gauges go to 0, and the newest older one of its root id still
+    /// in use, if any, shows its own again.
+    fn drop(&mut self) {
+        if self.muted.get() {
+            return;
+        }
+        self.mute();
+        let shown = SHOWN.0.take();
+        let older = newest(&shown, self.key);
+        SHOWN.0.set(shown);
+        if let Some(a) = older {
+            a.unmute();
+        }
     }
 }

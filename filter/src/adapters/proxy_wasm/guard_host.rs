@@ -65,6 +65,9 @@ pub struct Guards {
     ejected: Vec<Cell<bool>>,
     /// How often ticks should flush.
     pub tick_ms: u32,
+    /// A newer rule set's gauges are shown: ticks and ejections move this
+    /// one's routing but write no gauge ([`super::active`]).
+    pub muted: Cell<bool>,
 }
 
 impl Guards {
@@ -143,6 +146,7 @@ impl Guards {
                 ejected
             },
             tick_ms: bucket.clamp(100, 1000) as u32,
+            muted: Cell::new(false),
         };
         guards.zero();
         guards.tick(set);
@@ -158,6 +162,13 @@ impl Guards {
                     record(id, 0);
                 }
             }
+        }
+    }
+
+    /// Writes a gauge unless [`Guards::muted`].
+    fn show(&self, id: Option<u32>, value: u64) {
+        if !self.muted.get() {
+            record(id, value);
         }
     }
 
@@ -275,9 +286,11 @@ impl Guards {
             for (i, (slot, spec)) in rule.slots.iter().zip(rule.specs.iter()).enumerate() {
                 let side = rec.side(i, spec, now);
                 let [requests, errors, p90] = slot.window;
-                record(requests, side.requests);
-                record(errors, side.errors);
-                record(p90, side.p90_ms as u64);
+                let ejected = self.is_ejected(slot.stat_index);
+                self.show(slot.ejected_gauge, u64::from(ejected));
+                self.show(requests, side.requests);
+                self.show(errors, side.errors);
+                self.show(p90, side.p90_ms as u64);
             }
         }
         learned
@@ -295,7 +308,7 @@ impl Guards {
             if let Some(c) = self.ejected.get(slot.stat_index as usize) {
                 c.set(true);
             }
-            record(slot.ejected_gauge, 1);
+            self.show(slot.ejected_gauge, 1);
             learned = true;
             if rule.ramp == Some(i as u32) {
                 // Every VM stops its own copy; the one that ejected says so
