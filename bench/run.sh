@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark of bench/README.md, by one command. Prints the report and
 # writes it to docs/benchmarks.md (generated: never edit that file by hand).
-#   bench/run.sh             full run (about 40 minutes on 2 cores)
+#   bench/run.sh             full run (about 1 h 45 min on 2 cores; --rounds 3
+#                            --ab-pairs 8 --no-opt-levels: about 50 minutes)
 #   bench/run.sh --smoke     one short round of each configuration; prints only
 #   bench/run.sh --help      every option
 set -euo pipefail
