@@ -218,7 +218,8 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
 /// same header, in each placement, twice: every request carrying the
 /// x-user-id of a user the module keeps on v1 (its default route), then of
 /// one it sends to v2 (for the HTTP filter, a route header and a second
-/// route selection), and what a population split 90/10 costs; `rules`, the module with 1000 rules over the module with 1.
+/// route selection), and what a population split 90/10 costs; `rules`,
+/// the module with 1000 rules over the module with 1.
 #[derive(Debug, clap::Args)]
 pub struct CompareModuleArgs {
     /// The comparisons to run, comma-separated [default: all].
