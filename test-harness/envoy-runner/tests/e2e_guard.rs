@@ -23,6 +23,14 @@ use serde_json::{json, Value};
 const GAUGE: &str = "wasmcustom.canary_router.guard.ejected.service=backend.default.svc.cluster.local;.rule=split;.destination=v2;";
 const ERRORS: &str = "wasmcustom.canary_router.guard.errors.service=backend.default.svc.cluster.local;.rule=split;.destination=v2;";
 
+/// The name of the filter's stat `name` of `rule`'s `destination`, as
+/// [`GAUGE`] is spelled.
+fn stat(name: &str, rule: &str, destination: &str) -> String {
+    format!(
+        "wasmcustom.canary_router.{name}.service=backend.default.svc.cluster.local;.rule={rule};.destination={destination};"
+    )
+}
+
 fn or_panic<T>(r: Result<T, impl std::fmt::Display>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -221,9 +229,7 @@ fn a_failing_canary_is_ejected_under_load_once_per_rule_set() {
     // configuration takes its stats with it once its listener drained).
     let renamed = fifty_fifty(4).replace(r#""name":"split""#, r#""name":"other""#);
     or_panic(envoy.reload_rules(&renamed));
-    let weight_v1 = GAUGE
-        .replace("guard.ejected", "weight")
-        .replace("destination=v2", "destination=v1");
+    let weight_v1 = stat("weight", "split", "v1");
     let shown = || {
         let stats = or_panic(envoy.stats());
         (stats.get(GAUGE), stats.get(&weight_v1))
@@ -235,7 +241,7 @@ fn a_failing_canary_is_ejected_under_load_once_per_rule_set() {
     assert_eq!(shown(), (0, 0), "a dropped rule's ejection and weight");
     // The old configuration drains (1 s) and its guard ticks meanwhile:
     // it routes its last streams but shows none of its gauges again.
-    let window = GAUGE.replace("guard.ejected", "guard.window_requests");
+    let window = stat("guard.window_requests", "split", "v2");
     std::thread::sleep(Duration::from_millis(2500));
     let stats = or_panic(envoy.stats());
     assert_eq!(
@@ -245,11 +251,7 @@ fn a_failing_canary_is_ejected_under_load_once_per_rule_set() {
     );
     // The filter removed outright: none of its rule's gauges stays shown
     // (Envoy drops them with the filter's VM).
-    let other = |name: &str| {
-        GAUGE
-            .replace("guard.ejected", name)
-            .replace("rule=split", "rule=other")
-    };
+    let other = |name: &str| stat(name, "other", "v2");
     let before = or_panic(envoy.stats());
     assert_eq!(
         before.get(&other("weight")),
@@ -289,11 +291,7 @@ fn a_second_listener_of_the_plugin_shows_its_gauges_until_it_goes() {
     // The same plugin (vm_id, root_id, code) on a second listener with
     // other rules: a second root context in each worker's VM, built last.
     let mut envoy = start(&fifty_fifty(1), 0, true);
-    let weight = |rule: &str| {
-        GAUGE
-            .replace("guard.ejected", "weight")
-            .replace("rule=split", &format!("rule={rule}"))
-    };
+    let weight = |rule: &str| stat("weight", rule, "v2");
     let shown = |envoy: &Envoy| {
         let stats = or_panic(envoy.stats());
         (stats.get(&weight("split")), stats.get(&weight("other")))
