@@ -317,8 +317,9 @@ pub fn example_names() -> Vec<String> {
     names
 }
 
-/// Replaces the wasm filters' inline rules in a listener (LDS resource).
-pub(crate) fn set_listener_rules(listener: &mut Value, rules: &str) -> usize {
+/// Replaces the wasm filters' inline rules in a listener (LDS resource);
+/// how many it replaced.
+pub fn set_listener_rules(listener: &mut Value, rules: &str) -> usize {
     let mut found = Vec::new();
     collect_wasm_configs(listener, &mut found);
     for config in found.iter_mut() {

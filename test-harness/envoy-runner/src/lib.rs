@@ -43,7 +43,10 @@ pub use binary::{
     envoy_version, find_envoy, find_envoy_previous_abi, repo_root, HOW_TO_GET_ENVOY,
     PREVIOUS_ABI_ENVOY,
 };
-pub use config::{example_dir, example_names, EnvoyConfig, STRING_VALUE_TYPE, WASM_FILTER_TYPE};
+pub use config::{
+    example_dir, example_names, set_listener_rules, EnvoyConfig, STRING_VALUE_TYPE,
+    WASM_FILTER_TYPE,
+};
 pub use http::{get_once, HttpClient, Request, Response};
 pub use module::{
     bootstrap_to_module, build_filter_module, resource_file_for, wasm_filters_to_module,

@@ -17,14 +17,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use envoy_runner::{Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request};
+use envoy_runner::{set_listener_rules, Envoy, EnvoyConfig, EnvoyOptions, HttpClient, Request};
 use serde_json::{json, Value};
 
-const GAUGE: &str = "wasmcustom.canary_router.guard.ejected.service=backend.default.svc.cluster.local;.rule=split;.destination=v2;";
-const ERRORS: &str = "wasmcustom.canary_router.guard.errors.service=backend.default.svc.cluster.local;.rule=split;.destination=v2;";
-
-/// The name of the filter's stat `name` of `rule`'s `destination`, as
-/// [`GAUGE`] is spelled.
+/// The name of the filter's stat `name` of `rule`'s `destination`.
 fn stat(name: &str, rule: &str, destination: &str) -> String {
     format!(
         "wasmcustom.canary_router.{name}.service=backend.default.svc.cluster.local;.rule={rule};.destination={destination};"
@@ -140,7 +136,7 @@ fn ejection_lines(envoy: &Envoy) -> Vec<String> {
 }
 
 fn gauge(envoy: &Envoy) -> u64 {
-    or_panic(envoy.stats()).get(GAUGE)
+    or_panic(envoy.stats()).get(&stat("guard.ejected", "split", "v2"))
 }
 
 #[test]
@@ -169,7 +165,10 @@ fn a_failing_canary_is_ejected_at_its_threshold_sequentially() {
         envoy.failure_report()
     );
     assert_eq!(gauge(&envoy), 1);
-    assert_eq!(or_panic(envoy.stats()).get(ERRORS), v2);
+    assert_eq!(
+        or_panic(envoy.stats()).get(&stat("guard.errors", "split", "v2")),
+        v2
+    );
     let lines = ejection_lines(&envoy);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
@@ -230,10 +229,7 @@ fn a_failing_canary_is_ejected_under_load_once_per_rule_set() {
     let renamed = fifty_fifty(4).replace(r#""name":"split""#, r#""name":"other""#);
     or_panic(envoy.reload_rules(&renamed));
     let weight_v1 = stat("weight", "split", "v1");
-    let shown = || {
-        let stats = or_panic(envoy.stats());
-        (stats.get(GAUGE), stats.get(&weight_v1))
-    };
+    let shown = || (gauge(&envoy), or_panic(envoy.stats()).get(&weight_v1));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while shown() != (0, 0) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -307,19 +303,12 @@ fn a_second_listener_of_the_plugin_shows_its_gauges_until_it_goes() {
             .expect("the filter's listener");
         second["name"] = json!("outbound_81");
         second["address"]["socket_address"]["port_value"] = json!(0);
-        for http in http_filters(&mut second) {
-            for f in http
-                .iter_mut()
-                .filter(|f| f["name"] == "envoy.filters.http.wasm")
-            {
-                f["typed_config"]["config"]["configuration"]["value"] = json!(other);
-            }
-        }
+        set_listener_rules(&mut second, &other);
         listeners.push(second);
     }));
-    // Both listeners route with their own rules; the gauges shown are those
-    // of the rules built last (the wasm filter's VM has one gauge per
-    // name), or of both (the module's stats are per configuration).
+    // Both listeners route with their own rules, and the second one's show
+    // (in the wasm filter's VM, one gauge per name: the rules built last
+    // write it).
     assert_eq!(shown(&envoy).1, 1000, "the second listener's rules show");
     // The second listener goes: the first one's rules show again.
     or_panic(envoy.reload_listeners(|listeners| {
@@ -343,7 +332,7 @@ fn a_canary_failing_below_its_rate_keeps_its_share() {
     assert!((1800..2200).contains(&v2), "v2 kept its half: {v2} of 4000");
     assert_eq!(gauge(&envoy), 0);
     assert!(ejection_lines(&envoy).is_empty());
-    let errors = or_panic(envoy.stats()).get(ERRORS);
+    let errors = or_panic(envoy.stats()).get(&stat("guard.errors", "split", "v2"));
     assert!(errors > 100, "its failures were counted: {errors}");
 }
 
